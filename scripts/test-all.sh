@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of the project. Installs what it needs, idempotently.
+# Usage: bash scripts/test-all.sh        (FUZZ_SECONDS=20 per fuzz target by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n=== %s\n' "$*"; }
+started=$(date +%s)
+
+step "toolchain"
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
+rustup component add clippy rustfmt >/dev/null 2>&1 || true
+
+step "node test server dependencies (npm ci from the lock file)"
+bash scripts/install-node-deps.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tidings-core has no IO or runtime dependency"
+if cargo tree -p tidings-core -e normal --locked | grep -E '\b(tokio|web-sys|wasm-bindgen|js-sys|serde_json)\b'; then
+  echo "tidings-core must not depend on an IO runtime, web-sys, wasm-bindgen or serde_json" >&2
+  exit 1
+fi
+
+step "tidings-core and its tests build for wasm32-unknown-unknown"
+cargo build -p tidings-core --target wasm32-unknown-unknown --locked
+cargo test -p tidings-core --target wasm32-unknown-unknown --no-run --locked
+
+step "unit, vector, property, harness, integration and doc tests"
+cargo test --workspace --locked
+
+step "fuzz smoke (${FUZZ_SECONDS:-20} s per decoder)"
+bash scripts/fuzz-smoke.sh
+
+echo
+echo "all tests passed in $(( $(date +%s) - started )) s"

@@ -1,0 +1,297 @@
+//! The REST feed fallback: when the socket has been down for a while, poll the application's
+//! event feed and deliver what it returns through the same handlers, de-duplicated.
+//!
+//! # The feed's JSON contract
+//!
+//! `GET {feed}/events?limit=N[&since=CURSOR]` with `Authorization: Bearer <token>` (the `token`
+//! member of the namespace's auth, when it has one) answers `200` with
+//!
+//! ```json
+//! { "events": [ { "id": "evt_1", "event": "task.created", "data": { "...": "..." }, "offset": "42" } ],
+//!   "cursor": "42" }
+//! ```
+//!
+//! - `events` (alias `data`): oldest first. Each has `id` (string or number, required), `event`
+//!   (alias `type`, required), `data` (alias `payload`; the event's single argument, exactly what
+//!   the socket would have delivered; `null` when absent) and an optional `offset`.
+//! - `cursor` (string or number, optional): what to pass as `since` next time. Without it the
+//!   client uses the last event's `offset`, else its `id`. Without `since` the server chooses
+//!   where to start (the reference server starts at the current end of the log).
+//!
+//! After a successful poll with events the client sends `POST {feed}/events/acknowledge` with
+//! `{"eventIds":["evt_1", ...]}`; its answer is ignored.
+//!
+//! Events are de-duplicated against the socket's by `offset` and by `id` (which should equal the
+//! `id` of the envelope the socket delivers), so a handler sees each event once.
+
+use super::{Client, Event, EventSource, FeedStatus, HttpRequest, Method, Output, RequestId, RequestPurpose, ms};
+use crate::args::Args;
+use crate::json::{self, JsonKind};
+use crate::time::Instant;
+
+#[derive(Debug, Default)]
+pub(super) struct Feed {
+    phase: Phase,
+    /// Bearer token for the feed (from the main namespace's auth). Never logged.
+    pub(super) token: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The socket is up, or the feed is not wanted.
+    #[default]
+    Off,
+    /// The socket is down; polling starts at `at`.
+    Armed { at: Instant },
+    /// Polling.
+    Polling { next: Instant, in_flight: Option<RequestId>, interval_ms: u64, failures: u32 },
+    /// Too many failures in a row; waits for the socket to come back and go down again.
+    GaveUp,
+}
+
+impl Feed {
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Armed { at } => Some(at),
+            Phase::Polling { next, in_flight: None, .. } => Some(next),
+            _ => None,
+        }
+    }
+}
+
+/// The `token` string member of an auth object, for the feed's bearer header.
+pub(super) fn token_of(auth: &str) -> Option<String> {
+    let members = json::object_members(auth).ok()?;
+    let (_, r) = members.into_iter().rev().find(|(k, _)| k == "token")?;
+    json::parse_string(auth.get(r)?).ok().map(|t| t.into_owned())
+}
+
+struct FeedEvent {
+    id: String,
+    name: String,
+    data: String,
+    offset: Option<String>,
+}
+
+/// A string or number member as text.
+fn scalar(raw: &str) -> Option<String> {
+    match json::validate(raw).ok()? {
+        JsonKind::String => json::parse_string(raw).ok().map(|s| s.into_owned()),
+        JsonKind::Number => Some(raw.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_feed(body: &str) -> Result<(Vec<FeedEvent>, Option<String>), &'static str> {
+    let members = json::object_members(body).map_err(|_| "the feed answered something that is not a JSON object")?;
+    let mut events = None;
+    let mut cursor = None;
+    for (k, r) in &members {
+        let raw = body.get(r.clone()).unwrap_or_default();
+        match k.as_ref() {
+            "events" => events = Some(raw),
+            "data" if events.is_none() => events = Some(raw),
+            "cursor" => cursor = scalar(raw),
+            _ => {}
+        }
+    }
+    let events = events.ok_or("the feed's answer has no \"events\" array")?;
+    let items = json::array_elements(events).map_err(|_| "the feed's \"events\" is not an array")?;
+    let mut out = Vec::with_capacity(items.len());
+    for r in items {
+        let item = events.get(r).unwrap_or_default();
+        let fields = json::object_members(item).map_err(|_| "a feed event is not an object")?;
+        let (mut id, mut name, mut data, mut offset) = (None, None, None, None);
+        for (k, r) in fields {
+            let raw = item.get(r).unwrap_or_default();
+            match k.as_ref() {
+                "id" => id = scalar(raw),
+                "event" => name = scalar(raw),
+                "type" if name.is_none() => name = scalar(raw),
+                "data" => data = Some(raw.to_string()),
+                "payload" if data.is_none() => data = Some(raw.to_string()),
+                "offset" => offset = scalar(raw),
+                _ => {}
+            }
+        }
+        let id = id.ok_or("a feed event has no id")?;
+        let name = name.ok_or("a feed event has no event name")?;
+        out.push(FeedEvent { id, name, data: data.unwrap_or_else(|| "null".to_string()), offset });
+    }
+    Ok((out, cursor))
+}
+
+impl Client {
+    /// Moves the feed along with the main namespace's state.
+    pub(super) fn update_feed(&mut self) {
+        let Some(cfg) = &self.config.feed else { return };
+        let after = cfg.after;
+        let main = &self.config.url.namespace;
+        let wanted = self.sockets.get(main).is_some_and(|s| s.is_active() && !s.is_connected());
+        match (wanted, self.feed.phase) {
+            (true, Phase::Off) => self.feed.phase = Phase::Armed { at: self.now + after },
+            (false, Phase::Off) => {}
+            (false, phase) => {
+                self.feed.phase = Phase::Off;
+                if let Phase::Polling { in_flight, .. } = phase {
+                    if let Some(id) = in_flight {
+                        self.push(Output::AbortHttp(id));
+                    }
+                    self.push(Output::Feed(FeedStatus::Stopped));
+                }
+            }
+            (true, _) => {}
+        }
+    }
+
+    pub(super) fn feed_timeouts(&mut self) {
+        let Some(cfg) = self.config.feed.clone() else { return };
+        match self.feed.phase {
+            Phase::Armed { at } if self.now >= at => {
+                self.feed.phase = Phase::Polling { next: self.now, in_flight: None, interval_ms: ms(cfg.interval), failures: 0 };
+                self.push(Output::Feed(FeedStatus::Polling));
+                self.feed_poll();
+            }
+            Phase::Polling { next, in_flight: None, .. } if self.now >= next => self.feed_poll(),
+            _ => {}
+        }
+    }
+
+    fn feed_poll(&mut self) {
+        let Some(cfg) = &self.config.feed else { return };
+        let mut url = format!("{}/events?limit={}", cfg.url.trim_end_matches('/'), cfg.limit);
+        if let Some(c) = &self.feed.cursor {
+            url.push_str("&since=");
+            crate::url::encode_component(c, &mut url);
+        }
+        let max_body = cfg.max_body;
+        let id = RequestId(self.next_id());
+        if let Phase::Polling { in_flight, .. } = &mut self.feed.phase {
+            *in_flight = Some(id);
+        }
+        let authorization = self.feed.token.as_ref().map(|t| format!("Bearer {t}"));
+        self.push(Output::Http(HttpRequest {
+            id,
+            purpose: RequestPurpose::FeedPoll,
+            method: Method::Get,
+            url,
+            content_type: None,
+            authorization,
+            body: None,
+            max_body,
+        }));
+    }
+
+    /// Handles the answer to a feed request; false when `id` is not the feed's.
+    pub(super) fn feed_response(&mut self, id: RequestId, response: Option<(u16, &[u8])>, error: Option<&str>) -> bool {
+        let Phase::Polling { in_flight: Some(current), interval_ms, failures, .. } = self.feed.phase else { return false };
+        if current != id {
+            return false;
+        }
+        let Some(cfg) = self.config.feed.clone() else { return true };
+        let parsed = match (response, error) {
+            (Some((200, body)), _) => match std::str::from_utf8(body) {
+                Ok(text) => parse_feed(text).map_err(str::to_string),
+                Err(_) => Err("the feed's answer is not UTF-8".to_string()),
+            },
+            (Some((status, _)), _) => Err(format!("the feed answered HTTP {status}")),
+            (None, e) => Err(format!("the feed request failed: {}", e.unwrap_or("unknown error"))),
+        };
+        match parsed {
+            Ok((events, cursor)) => {
+                let next_cursor = cursor.or_else(|| events.last().map(|e| e.offset.clone().unwrap_or_else(|| e.id.clone())));
+                if next_cursor.is_some() {
+                    self.feed.cursor = next_cursor;
+                }
+                let interval = ms(cfg.interval);
+                self.feed.phase = Phase::Polling { next: self.now.plus_millis(interval), in_flight: None, interval_ms: interval, failures: 0 };
+                self.deliver_feed(&cfg, events);
+            }
+            Err(error) => {
+                let failures = failures + 1;
+                if failures >= cfg.max_failures {
+                    self.feed.phase = Phase::GaveUp;
+                    self.push(Output::Feed(FeedStatus::GaveUp { error }));
+                } else {
+                    let next_ms = (interval_ms.saturating_mul(u64::from(cfg.backoff_percent)) / 100).min(ms(cfg.max_interval));
+                    self.feed.phase =
+                        Phase::Polling { next: self.now.plus_millis(next_ms), in_flight: None, interval_ms: next_ms, failures };
+                }
+            }
+        }
+        true
+    }
+
+    fn deliver_feed(&mut self, cfg: &crate::config::FeedConfig, events: Vec<FeedEvent>) {
+        let main = self.config.url.namespace.clone();
+        let mut ids = Vec::with_capacity(events.len());
+        for e in events {
+            ids.push(e.id.clone());
+            if !self.first_sighting(e.offset.as_deref(), Some(e.id.clone())) {
+                continue;
+            }
+            let Ok(args) = Args::from_json_array(format!("[{}]", e.data), Vec::new()) else { continue };
+            self.push(Output::Event(Event {
+                namespace: main.clone(),
+                name: e.name,
+                args,
+                offset: e.offset,
+                ack: None,
+                source: EventSource::Feed,
+            }));
+        }
+        if ids.is_empty() {
+            return;
+        }
+        let mut body = String::from("{\"eventIds\":[");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            json::write_string(&mut body, id);
+        }
+        body.push_str("]}");
+        let id = RequestId(self.next_id());
+        let authorization = self.feed.token.as_ref().map(|t| format!("Bearer {t}"));
+        self.push(Output::Http(HttpRequest {
+            id,
+            purpose: RequestPurpose::FeedAck,
+            method: Method::Post,
+            url: format!("{}/events/acknowledge", cfg.url.trim_end_matches('/')),
+            content_type: Some("application/json"),
+            authorization,
+            body: Some(body),
+            max_body: 64 << 10,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_contract_and_aliases() {
+        let (ev, cursor) =
+            parse_feed(r#"{"events":[{"id":"e1","event":"task.created","data":{"a":1},"offset":"5"},{"id":2,"type":"x","payload":[1]}],"cursor":"9"}"#)
+                .unwrap();
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[0].name, "task.created");
+        assert_eq!(ev[0].data, r#"{"a":1}"#);
+        assert_eq!(ev[0].offset.as_deref(), Some("5"));
+        assert_eq!(ev[1].id, "2");
+        assert_eq!(ev[1].data, "[1]");
+        assert_eq!(cursor.as_deref(), Some("9"));
+        let (ev, _) = parse_feed(r#"{"data":[{"id":"a","type":"t"}]}"#).unwrap();
+        assert_eq!(ev[0].data, "null");
+        assert!(parse_feed("[]").is_err());
+        assert!(parse_feed(r#"{"events":[{"event":"x"}]}"#).is_err());
+    }
+
+    #[test]
+    fn token_comes_from_auth() {
+        assert_eq!(token_of(r#"{"token":"abc","x":1}"#).as_deref(), Some("abc"));
+        assert_eq!(token_of(r#"{"x":1}"#), None);
+    }
+}

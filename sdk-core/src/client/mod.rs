@@ -1,0 +1,268 @@
+//! The connection state machine: one engine session, any number of namespaces, the feed fallback.
+//!
+//! See the crate documentation for the driving contract.
+
+mod engine;
+mod feed;
+mod socket;
+mod types;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+pub use types::*;
+
+use crate::args::Args;
+use crate::config::{AuthMode, Config, ConfigError};
+use crate::dedup::DedupWindow;
+use crate::rng::Rng;
+use crate::time::Instant;
+
+use engine::Engine;
+use feed::Feed;
+use socket::Socket;
+
+/// The sans-IO Socket.IO client: feed it [`Input`]s and commands, drain [`Output`]s.
+#[derive(Debug)]
+pub struct Client {
+    config: Config,
+    rng: Rng,
+    next_id: u64,
+    engine: Engine,
+    sockets: BTreeMap<String, Socket>,
+    dedup: DedupWindow,
+    feed: Feed,
+    outputs: VecDeque<Output>,
+    online: bool,
+    now: Instant,
+}
+
+impl Client {
+    /// A client for `config`, not yet connecting (call [`Client::connect`]).
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let main = config.url.namespace.clone();
+        let mut sockets = BTreeMap::new();
+        sockets.insert(main.clone(), Socket::new(main, config.auth.clone()));
+        Ok(Self {
+            rng: Rng::new(config.seed),
+            next_id: 1,
+            engine: Engine::default(),
+            dedup: DedupWindow::new(config.dedup_window),
+            feed: Feed::default(),
+            outputs: VecDeque::new(),
+            online: true,
+            now: Instant::default(),
+            sockets,
+            config,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The namespace given by the URL.
+    pub fn main_namespace(&self) -> &str {
+        &self.config.url.namespace
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn push(&mut self, o: Output) {
+        self.outputs.push_back(o);
+    }
+
+    fn tick(&mut self, now: Instant) {
+        // Time never goes backwards for the core, whatever the driver's clock does.
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    /// Opens (or re-opens) `namespace` with `auth`, multiplexed over the same engine session.
+    pub fn open_namespace(&mut self, now: Instant, namespace: &str, auth: AuthMode) -> Result<(), CommandError> {
+        self.tick(now);
+        if !namespace.starts_with('/') {
+            return Err(CommandError::InvalidNamespace(namespace.to_string()));
+        }
+        if let AuthMode::Static(a) = &auth {
+            if crate::json::validate(a) != Ok(crate::json::JsonKind::Object) {
+                return Err(CommandError::InvalidAuth);
+            }
+        }
+        let sock = self.sockets.entry(namespace.to_string()).or_insert_with(|| Socket::new(namespace.to_string(), auth.clone()));
+        sock.auth = auth;
+        self.activate(namespace);
+        Ok(())
+    }
+
+    /// Connects the URL's namespace (and any namespace opened before), like `socket.connect()`.
+    /// Also the way back after "io server disconnect", a CONNECT_ERROR or a client disconnect.
+    pub fn connect(&mut self, now: Instant) {
+        self.tick(now);
+        let main = self.config.url.namespace.clone();
+        self.activate(&main);
+    }
+
+    /// Disconnects one namespace (sends DISCONNECT). The engine closes when no namespace is left.
+    pub fn disconnect_namespace(&mut self, now: Instant, namespace: &str) -> Result<(), CommandError> {
+        self.tick(now);
+        if !self.sockets.contains_key(namespace) {
+            return Err(CommandError::UnknownNamespace(namespace.to_string()));
+        }
+        self.socket_client_disconnect(namespace);
+        self.close_engine_if_unused();
+        self.update_feed();
+        Ok(())
+    }
+
+    /// Disconnects every namespace and closes the engine ("io client disconnect"). No reconnect.
+    pub fn disconnect(&mut self, now: Instant) {
+        self.tick(now);
+        let names: Vec<String> = self.sockets.keys().cloned().collect();
+        for n in names {
+            self.socket_client_disconnect(&n);
+        }
+        self.close_engine_if_unused();
+        self.update_feed();
+    }
+
+    /// Supplies auth (a JSON object, or `None` for no payload) for a pending CONNECT.
+    pub fn provide_auth(&mut self, now: Instant, request: AuthRequestId, auth: Option<String>) -> Result<(), CommandError> {
+        self.tick(now);
+        if let Some(a) = &auth {
+            if crate::json::validate(a) != Ok(crate::json::JsonKind::Object) {
+                return Err(CommandError::InvalidAuth);
+            }
+        }
+        let nsp = self
+            .sockets
+            .values()
+            .find(|s| s.awaiting_auth() == Some(request))
+            .map(|s| s.nsp.clone())
+            .ok_or(CommandError::StaleAuthRequest)?;
+        if nsp == self.config.url.namespace {
+            self.feed.token = auth.as_deref().and_then(feed::token_of);
+        }
+        self.send_connect(&nsp, auth);
+        Ok(())
+    }
+
+    /// Emits an event. Returns at once; the ack (or a later failure) comes as [`Output::Settled`].
+    pub fn emit(&mut self, now: Instant, request: EmitRequest) -> Result<EmitId, EmitError> {
+        self.tick(now);
+        self.check_ping_expiry();
+        self.socket_emit(request)
+    }
+
+    /// Answers a server's ack request ([`Event::ack`]).
+    pub fn ack(&mut self, now: Instant, request: &AckRequest, args: Args) -> Result<(), CommandError> {
+        self.tick(now);
+        args.check_placeholders(self.config.max_attachments).map_err(CommandError::InvalidArgs)?;
+        self.check_ping_expiry();
+        self.socket_send_ack(request, args);
+        Ok(())
+    }
+
+    /// Joins `room` on `namespace`: remembered, sent now if connected, and sent again after every
+    /// reconnect that did not recover the session. The server's ack comes as [`Output::Room`].
+    pub fn join(&mut self, now: Instant, namespace: &str, room: &str) -> Result<(), CommandError> {
+        self.tick(now);
+        self.socket_room(namespace, room, true)
+    }
+
+    /// Leaves `room` on `namespace` and forgets it.
+    pub fn leave(&mut self, now: Instant, namespace: &str, room: &str) -> Result<(), CommandError> {
+        self.tick(now);
+        self.socket_room(namespace, room, false)
+    }
+
+    /// A fresh random idempotency key (for [`EmitRequest::idempotency_key`]).
+    pub fn new_idempotency_key(&mut self) -> String {
+        self.rng.token(20)
+    }
+
+    /// Rooms remembered for `namespace`.
+    pub fn rooms(&self, namespace: &str) -> Vec<String> {
+        self.sockets.get(namespace).map(|s| s.rooms.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Whether `namespace` is connected.
+    pub fn is_connected(&self, namespace: &str) -> bool {
+        self.sockets.get(namespace).is_some_and(Socket::is_connected)
+    }
+
+    /// Feeds one input.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.tick(now);
+        match input {
+            Input::Timeout => self.handle_timeouts(),
+            Input::WsOpened(c) => self.on_ws_opened(c),
+            Input::WsText(c, t) => self.on_ws_text(c, t),
+            Input::WsBinary(c, b) => self.on_ws_binary(c, b),
+            Input::WsClosed { conn, code, error } => self.on_ws_closed(conn, code, error),
+            Input::HttpResponse { id, status, body } => {
+                if !self.feed_response(id, Some((status, body.as_slice())), None) {
+                    self.on_http_response(id, status, body);
+                }
+            }
+            Input::HttpFailed { id, error } => {
+                if !self.feed_response(id, None, Some(&error)) {
+                    self.on_http_failed(id, error);
+                }
+            }
+            Input::Online => {
+                self.online = true;
+                self.retry_now();
+            }
+            Input::Offline => {
+                self.online = false;
+                self.on_offline();
+            }
+            Input::Visible => {
+                self.check_ping_expiry();
+                self.retry_now();
+            }
+            Input::Hidden => {}
+        }
+    }
+
+    /// The next thing to do. Call until it returns [`Output::Wait`], which carries the next deadline.
+    pub fn poll_output(&mut self) -> Output {
+        match self.outputs.pop_front() {
+            Some(o) => o,
+            None => Output::Wait(self.next_deadline()),
+        }
+    }
+
+    fn handle_timeouts(&mut self) {
+        self.check_ping_expiry();
+        self.engine_timeouts();
+        self.socket_timeouts();
+        self.feed_timeouts();
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [self.engine_deadline(), self.sockets_deadline(), self.feed.deadline()].into_iter().flatten().min()
+    }
+
+    /// Memory held in buffers, for tests and metrics: (buffered packets, pending acks, dedup keys).
+    pub fn buffered(&self) -> (usize, usize, usize) {
+        let (mut p, mut a) = (0, 0);
+        for s in self.sockets.values() {
+            p += s.buffered_packets();
+            a += s.pending_acks();
+        }
+        (p + self.engine.queued(), a, self.dedup.len())
+    }
+}
+
+pub(crate) fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

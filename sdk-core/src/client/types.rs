@@ -1,0 +1,488 @@
+//! The vocabulary between a driver and the core: ids, inputs, outputs, states and errors.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::args::{Args, ArgsError};
+use crate::config::TransportKind;
+use crate::engineio::Frame;
+use crate::time::Instant;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub(crate) u64);
+        impl $name {
+            /// The number behind the id (unique per client, never reused).
+            pub fn get(self) -> u64 {
+                self.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A WebSocket the core asked the driver to open. Inputs about a socket that is no longer
+    /// current are ignored (generation id).
+    ConnId
+);
+id_type!(
+    /// An HTTP request the core asked the driver to make.
+    RequestId
+);
+id_type!(
+    /// An emit accepted by [`crate::Client::emit`].
+    EmitId
+);
+id_type!(
+    /// A request for fresh auth ([`Output::NeedAuth`]).
+    AuthRequestId
+);
+
+/// Something that happened, stamped by the driver with the time it happened.
+#[derive(Debug)]
+pub enum Input {
+    /// The WebSocket finished its opening handshake.
+    WsOpened(ConnId),
+    /// A text frame arrived.
+    WsText(ConnId, String),
+    /// A binary frame arrived.
+    WsBinary(ConnId, Vec<u8>),
+    /// The WebSocket closed, failed to open, or failed. `error` is set for failures.
+    WsClosed {
+        /// Which socket.
+        conn: ConnId,
+        /// The close code, if a close frame was received.
+        code: Option<u16>,
+        /// What failed, for failures (not for clean closes).
+        error: Option<String>,
+    },
+    /// An HTTP request completed with a status (any status, including errors).
+    HttpResponse {
+        /// Which request.
+        id: RequestId,
+        /// HTTP status.
+        status: u16,
+        /// Response body (the driver enforces [`HttpRequest::max_body`]).
+        body: Vec<u8>,
+    },
+    /// An HTTP request failed without a response (network error, body too large, aborted).
+    HttpFailed {
+        /// Which request.
+        id: RequestId,
+        /// What failed.
+        error: String,
+    },
+    /// The network came back (`online` event).
+    Online,
+    /// The network went away (`offline` event).
+    Offline,
+    /// The page became visible.
+    Visible,
+    /// The page became hidden.
+    Hidden,
+    /// The driver's timer fired. A spurious timeout is harmless.
+    Timeout,
+}
+
+/// HTTP methods the core uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+}
+
+/// Why a request is made: drivers may treat them differently (e.g. timeouts, credentials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestPurpose {
+    /// Engine.IO long-polling GET (receive).
+    PollReceive,
+    /// Engine.IO long-polling POST (send).
+    PollSend,
+    /// REST feed fallback GET.
+    FeedPoll,
+    /// REST feed acknowledgement POST.
+    FeedAck,
+}
+
+/// An HTTP request the driver must perform and answer with [`Input::HttpResponse`] or [`Input::HttpFailed`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// Generation id to answer with.
+    pub id: RequestId,
+    /// What it is for.
+    pub purpose: RequestPurpose,
+    /// Method.
+    pub method: Method,
+    /// Full URL. Never contains a token.
+    pub url: String,
+    /// `Content-Type` of the body, when there is one.
+    pub content_type: Option<&'static str>,
+    /// `Authorization` header value, when needed (redacted in `Debug`).
+    pub authorization: Option<String>,
+    /// Body text.
+    pub body: Option<String>,
+    /// Largest response body the core will accept; drivers stop reading beyond it and fail the request.
+    pub max_body: usize,
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("id", &self.id)
+            .field("purpose", &self.purpose)
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("content_type", &self.content_type)
+            .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
+            .field("body_len", &self.body.as_ref().map(String::len))
+            .finish()
+    }
+}
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSource {
+    /// The socket.
+    Socket,
+    /// The REST feed fallback.
+    Feed,
+}
+
+/// A server's request that the client acknowledge an event; answer with [`crate::Client::ack`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckRequest {
+    /// Namespace of the event.
+    pub namespace: String,
+    /// The server's ack id.
+    pub id: u64,
+}
+
+/// An event delivered to the application (never twice within the de-duplication window).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Namespace.
+    pub namespace: String,
+    /// Event name (a numeric name is given as its decimal text).
+    pub name: String,
+    /// Arguments, recovery offset removed.
+    pub args: Args,
+    /// The recovery offset the server appended, if any.
+    pub offset: Option<String>,
+    /// Set when the server asked for an ack.
+    pub ack: Option<AckRequest>,
+    /// Socket or feed.
+    pub source: EventSource,
+}
+
+/// socket.io-client's disconnect reasons (exact strings), plus the two terminal cases it reports differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// "io server disconnect": the server sent DISCONNECT. No reconnect.
+    IoServerDisconnect,
+    /// "io client disconnect": the application disconnected. No reconnect.
+    IoClientDisconnect,
+    /// "ping timeout": no ping within pingInterval + pingTimeout.
+    PingTimeout,
+    /// "transport close": the connection was closed (server `conn.close()`, network loss, offline).
+    TransportClose,
+    /// "transport error": the connection failed (HTTP error, WebSocket error).
+    TransportError,
+    /// "parse error": the server sent something undecodable.
+    ParseError,
+    /// "connect error": the namespace refused the connection (CONNECT_ERROR). No reconnect.
+    ConnectError,
+    /// "reconnect failed": reconnection attempts are exhausted.
+    ReconnectFailed,
+}
+
+impl DisconnectReason {
+    /// The exact string socket.io-client uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IoServerDisconnect => "io server disconnect",
+            Self::IoClientDisconnect => "io client disconnect",
+            Self::PingTimeout => "ping timeout",
+            Self::TransportClose => "transport close",
+            Self::TransportError => "transport error",
+            Self::ParseError => "parse error",
+            Self::ConnectError => "connect error",
+            Self::ReconnectFailed => "reconnect failed",
+        }
+    }
+
+    /// Whether the client reconnects by itself after this reason (socket.io-client's rule).
+    pub fn reconnects(self) -> bool {
+        matches!(self, Self::PingTimeout | Self::TransportClose | Self::TransportError | Self::ParseError)
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The connection state of a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Opening the engine or waiting for the CONNECT ack.
+    Connecting,
+    /// Connected.
+    Connected {
+        /// The transport in use (changes to WebSocket after an upgrade, reported again).
+        transport: TransportKind,
+        /// Whether the server restored the previous session (missed events were delivered first).
+        recovered: bool,
+        /// The socket id the server gave.
+        sid: String,
+    },
+    /// Waiting before reconnection attempt `attempt` (from 1).
+    Reconnecting {
+        /// Attempt number.
+        attempt: u32,
+        /// Delay before it.
+        delay: Duration,
+    },
+    /// Disconnected. Terminal unless `reason.reconnects()` (then `Reconnecting` follows).
+    Disconnected {
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+/// The REST feed fallback's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedStatus {
+    /// Polling the feed while the socket is down.
+    Polling,
+    /// Stopped: the socket is back (or the client was disconnected).
+    Stopped,
+    /// Gave up after too many consecutive failures; resumes the next time the socket goes down.
+    GaveUp {
+        /// The last failure.
+        error: String,
+    },
+}
+
+/// A namespace's refusal (CONNECT_ERROR), or a failure to open the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectError {
+    /// The message (`err.message`): the server's, or e.g. "websocket error", "xhr poll error", "timeout".
+    pub message: String,
+    /// The server's `err.data` as JSON text, if any.
+    pub data: Option<String>,
+    /// Whether the client will try again by itself.
+    pub will_retry: bool,
+}
+
+/// Why an emit failed, now or later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmitError {
+    /// The event name is reserved by Socket.IO (`connect`, `disconnect`, ...).
+    ReservedName(String),
+    /// The arguments are invalid.
+    InvalidArgs(ArgsError),
+    /// The namespace is not open on this client.
+    UnknownNamespace(String),
+    /// The send buffer is full (see [`crate::config::SendBufferConfig`]).
+    SendBufferFull,
+    /// A volatile emit could not be written at once, so it was dropped.
+    VolatileDropped,
+    /// No ack within the timeout ("operation has timed out").
+    Timeout,
+    /// The socket disconnected before the ack came ("socket has been disconnected").
+    Disconnected,
+    /// The encoded packet exceeds the server's maxPayload.
+    TooLarge {
+        /// Packet size in bytes.
+        size: usize,
+        /// The server's limit.
+        max: u64,
+    },
+    /// An idempotency key can only be added to an object first argument.
+    IdempotencyKeyNeedsObject,
+}
+
+impl fmt::Display for EmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ReservedName(n) => write!(f, "\"{n}\" is a reserved event name; choose another name"),
+            Self::InvalidArgs(e) => e.fmt(f),
+            Self::UnknownNamespace(n) => write!(f, "namespace {n} is not open on this client; open it first"),
+            Self::SendBufferFull => f.write_str("the send buffer is full while disconnected; wait for the connection or raise the limit"),
+            Self::VolatileDropped => f.write_str("volatile emit dropped: the transport was not writable"),
+            Self::Timeout => f.write_str("operation has timed out"),
+            Self::Disconnected => f.write_str("socket has been disconnected"),
+            Self::TooLarge { size, max } => {
+                write!(f, "packet of {size} bytes exceeds the server's maxPayload of {max} bytes; send less per emit")
+            }
+            Self::IdempotencyKeyNeedsObject => f.write_str("an idempotency key needs an object as first argument"),
+        }
+    }
+}
+
+impl std::error::Error for EmitError {}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// The namespace name must start with `/`.
+    InvalidNamespace(String),
+    /// The namespace is not open on this client.
+    UnknownNamespace(String),
+    /// Auth must be a JSON object.
+    InvalidAuth,
+    /// This auth request is no longer wanted (a newer attempt replaced it).
+    StaleAuthRequest,
+    /// Ack arguments invalid.
+    InvalidArgs(ArgsError),
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidNamespace(n) => write!(f, "invalid namespace {n:?}: it must start with '/'"),
+            Self::UnknownNamespace(n) => write!(f, "namespace {n} is not open on this client"),
+            Self::InvalidAuth => f.write_str("auth must be a JSON object"),
+            Self::StaleAuthRequest => f.write_str("this auth request is no longer current"),
+            Self::InvalidArgs(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// What the core asks the driver to do, or tells the application. Drain with
+/// [`crate::Client::poll_output`] until [`Output::Wait`].
+#[derive(Debug)]
+pub enum Output {
+    /// Open a WebSocket to `url` and report with `WsOpened`/`WsText`/`WsBinary`/`WsClosed`.
+    OpenWebSocket {
+        /// Generation id.
+        conn: ConnId,
+        /// Full URL (`ws(s)://…/socket.io/?EIO=4&transport=websocket…`).
+        url: String,
+    },
+    /// Send one frame.
+    SendWebSocket {
+        /// Which socket.
+        conn: ConnId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// Close the socket with a normal close; no further inputs about it are needed.
+    CloseWebSocket(ConnId),
+    /// Make an HTTP request.
+    Http(HttpRequest),
+    /// Abort a request still in flight; its answer, if it comes, is ignored.
+    AbortHttp(RequestId),
+    /// Supply auth for the next CONNECT of `namespace` with [`crate::Client::provide_auth`].
+    NeedAuth {
+        /// Namespace.
+        namespace: String,
+        /// Answer with this id.
+        request: AuthRequestId,
+    },
+    /// An event for the application.
+    Event(Event),
+    /// The fate of an emit: its ack's arguments, or why it failed.
+    Settled {
+        /// Which emit.
+        emit: EmitId,
+        /// Ack arguments, or the failure.
+        result: Result<Args, EmitError>,
+    },
+    /// A room join or leave was acknowledged (or failed).
+    Room {
+        /// Namespace.
+        namespace: String,
+        /// Room name.
+        room: String,
+        /// Join (true) or leave.
+        join: bool,
+        /// The server's ack arguments, or the failure.
+        result: Result<Args, EmitError>,
+    },
+    /// A namespace's connection state changed.
+    State {
+        /// Namespace.
+        namespace: String,
+        /// New state.
+        state: ConnectionState,
+    },
+    /// A connection attempt failed (`connect_error`).
+    ConnectError {
+        /// Namespace.
+        namespace: String,
+        /// What failed.
+        error: ConnectError,
+    },
+    /// The REST feed fallback changed state.
+    Feed(FeedStatus),
+    /// Nothing more to do until `Some(deadline)` (call `handle_input(Input::Timeout)` then) or the next input.
+    Wait(Option<Instant>),
+}
+
+/// An emit, as handed to [`crate::Client::emit`].
+#[derive(Debug, Clone)]
+pub struct EmitRequest {
+    /// Namespace (`/` by default).
+    pub namespace: String,
+    /// Event name.
+    pub event: String,
+    /// Arguments.
+    pub args: Args,
+    /// Ask the server for an ack.
+    pub ack: bool,
+    /// Ack timeout for this emit (overrides the configured `ack_timeout`).
+    pub timeout: Option<Duration>,
+    /// Drop instead of buffering when not writable; never retried.
+    pub volatile: bool,
+    /// Add `"idempotencyKey": KEY` to the first (object) argument, kept across retries.
+    pub idempotency_key: Option<String>,
+}
+
+impl EmitRequest {
+    /// An emit of `event` with `args` on `/`, no ack.
+    pub fn new(event: impl Into<String>, args: Args) -> Self {
+        Self {
+            namespace: "/".to_string(),
+            event: event.into(),
+            args,
+            ack: false,
+            timeout: None,
+            volatile: false,
+            idempotency_key: None,
+        }
+    }
+    /// On namespace `nsp`.
+    pub fn namespace(mut self, nsp: impl Into<String>) -> Self {
+        self.namespace = nsp.into();
+        self
+    }
+    /// Ask for an ack.
+    pub fn with_ack(mut self) -> Self {
+        self.ack = true;
+        self
+    }
+    /// Ask for an ack within `t`.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.ack = true;
+        self.timeout = Some(t);
+        self
+    }
+    /// Volatile.
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
+        self
+    }
+    /// With an idempotency key.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+}

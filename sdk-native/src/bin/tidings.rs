@@ -1,0 +1,322 @@
+//! `tidings`: listen to and emit Socket.IO events from the command line.
+//!
+//! Events go to stdout as JSON lines, connection states and errors to stderr as JSON lines.
+//! Exit codes: 0 success, 2 usage error, 3 could not connect or CONNECT_ERROR, 4 ack timeout,
+//! 5 listen timed out before `--count` events.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tidings::event_pattern_matches;
+use tidings::{ConnectionState, Error, Notice, Tidings, TransportConfig, TransportKind};
+
+const USAGE: &str = "\
+usage:
+  tidings listen URL [--namespace NS] [--auth JSON | --token T] [--join ROOM]...
+                     [--transport websocket|polling|auto|upgrade] [--event NAME_OR_PREFIX]...
+                     [--count N] [--timeout SECS]
+  tidings emit URL EVENT [JSON_ARG]... [--namespace NS] [--auth JSON | --token T]
+                     [--transport websocket|polling|auto|upgrade] [--ack] [--timeout MS]
+
+Events are printed to stdout as JSON lines; connection states to stderr.
+Exit codes: 0 ok, 2 usage error, 3 could not connect, 4 ack timeout, 5 listen timed out.";
+
+struct Usage(String);
+
+#[derive(Default)]
+struct Common {
+    url: String,
+    namespace: Option<String>,
+    auth: Option<Value>,
+    token: Option<String>,
+    transport: Option<TransportConfig>,
+}
+
+fn take_value(args: &mut std::vec::IntoIter<String>, flag: &str) -> Result<String, Usage> {
+    args.next().ok_or_else(|| Usage(format!("{flag} needs a value")))
+}
+
+fn common_flag(c: &mut Common, flag: &str, args: &mut std::vec::IntoIter<String>) -> Result<bool, Usage> {
+    match flag {
+        "--namespace" | "-n" => c.namespace = Some(take_value(args, flag)?),
+        "--auth" => {
+            let raw = take_value(args, flag)?;
+            let v: Value = serde_json::from_str(&raw).map_err(|e| Usage(format!("--auth is not valid JSON ({e}); pass an object like '{{\"token\":\"…\"}}'")))?;
+            if !v.is_object() {
+                return Err(Usage("--auth must be a JSON object, like '{\"token\":\"…\"}'".into()));
+            }
+            c.auth = Some(v);
+        }
+        "--token" => c.token = Some(take_value(args, flag)?),
+        "--transport" => {
+            c.transport = Some(match take_value(args, flag)?.as_str() {
+                "websocket" => TransportConfig::only(TransportKind::WebSocket),
+                "polling" => TransportConfig::only(TransportKind::Polling),
+                "auto" => TransportConfig::default(),
+                "upgrade" => TransportConfig::polling_first(),
+                other => return Err(Usage(format!("unknown transport {other:?}; use websocket, polling, auto or upgrade"))),
+            })
+        }
+        _ => return Ok(false),
+    }
+    if c.auth.is_some() && c.token.is_some() {
+        return Err(Usage("give either --auth or --token, not both".into()));
+    }
+    Ok(true)
+}
+
+fn builder(c: &Common) -> Result<tidings::ClientBuilder, Usage> {
+    tidings_url_check(&c.url)?;
+    let mut b = Tidings::builder(&c.url);
+    if let Some(ns) = &c.namespace {
+        b = b.namespace(ns);
+    }
+    if let Some(a) = &c.auth {
+        b = b.auth(a.clone());
+    }
+    if let Some(t) = &c.token {
+        b = b.token(t.clone());
+    }
+    if let Some(t) = c.transport {
+        b = b.transports(t);
+    }
+    Ok(b)
+}
+
+fn tidings_url_check(url: &str) -> Result<(), Usage> {
+    tidings_core_url(url).map_err(|e| Usage(format!("{e}; expected something like http://127.0.0.1:3000")))
+}
+
+fn tidings_core_url(url: &str) -> Result<(), String> {
+    tidings::parse_url(url).map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn err_line(v: Value) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{v}");
+}
+
+fn state_json(s: &ConnectionState) -> Value {
+    match s {
+        ConnectionState::Connecting => json!({"state": "connecting"}),
+        ConnectionState::Connected { transport, recovered, sid } => {
+            json!({"state": "connected", "transport": transport.as_str(), "recovered": recovered, "sid": sid})
+        }
+        ConnectionState::Reconnecting { attempt, delay } => {
+            json!({"state": "reconnecting", "attempt": attempt, "delay_ms": delay.as_millis() as u64})
+        }
+        ConnectionState::Disconnected { reason } => json!({"state": "disconnected", "reason": reason.as_str()}),
+    }
+}
+
+fn notice_json(n: &Notice) -> Value {
+    match n {
+        Notice::State(s) => state_json(s),
+        Notice::ConnectError(e) => json!({
+            "connect_error": {
+                "message": e.message,
+                "data": e.data.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
+                "will_retry": e.will_retry,
+            }
+        }),
+        Notice::Feed(f) => json!({"feed": format!("{f:?}")}),
+    }
+}
+
+async fn listen(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage> {
+    let mut c = Common { url: args.next().ok_or_else(|| Usage("listen needs a URL".into()))?, ..Common::default() };
+    let (mut joins, mut patterns, mut count, mut timeout) = (Vec::new(), Vec::new(), None, None);
+    while let Some(flag) = args.next() {
+        if common_flag(&mut c, &flag, &mut args)? {
+            continue;
+        }
+        match flag.as_str() {
+            "--join" => joins.push(take_value(&mut args, &flag)?),
+            "--event" => patterns.push(take_value(&mut args, &flag)?),
+            "--count" => {
+                count = Some(take_value(&mut args, &flag)?.parse::<u64>().map_err(|_| Usage("--count needs a whole number".into()))?)
+            }
+            "--timeout" => {
+                let s = take_value(&mut args, &flag)?.parse::<f64>().map_err(|_| Usage("--timeout needs a number of seconds".into()))?;
+                if !(s.is_finite() && s >= 0.0) {
+                    return Err(Usage("--timeout needs a non-negative number of seconds".into()));
+                }
+                timeout = Some(Duration::from_secs_f64(s));
+            }
+            other => return Err(Usage(format!("unknown option {other:?} for listen"))),
+        }
+    }
+    let client = builder(&c)?.build().map_err(|e| Usage(e.to_string()))?;
+    let mut notices = client.notices();
+    let mut events = client.on_any();
+    for room in &joins {
+        let (client, room) = (client.clone(), room.clone());
+        tokio::spawn(async move {
+            match client.join(&room).await {
+                Ok(p) => err_line(json!({"joined": room, "ack": p.to_values().unwrap_or_default()})),
+                Err(e) => err_line(json!({"join_failed": room, "error": e.to_string()})),
+            }
+        });
+    }
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let sleep = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep);
+    let mut printed = 0u64;
+    let mut ever_connected = false;
+    let ns = client_namespace(&c);
+    if count == Some(0) {
+        client.close().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let code = loop {
+        tokio::select! {
+            n = notices.recv() => match n {
+                Some(n) => {
+                    err_line(notice_json(&n));
+                    match n {
+                        Notice::State(ConnectionState::Connected { .. }) => ever_connected = true,
+                        Notice::ConnectError(e) if !ever_connected || !e.will_retry => {
+                            eprintln!("could not connect to {}: {}{}", c.url, e.message, if e.will_retry { " (is the server running and reachable?)" } else { "" });
+                            break 3;
+                        }
+                        _ => {}
+                    }
+                }
+                None => break 3,
+            },
+            ev = events.next() => match ev {
+                Some(Ok(ev)) => {
+                    if !patterns.is_empty() && !patterns.iter().any(|p| event_pattern_matches(p, &ev.event)) {
+                        continue;
+                    }
+                    let args = ev.data.to_values().unwrap_or_default();
+                    let line = json!({"event": ev.event, "args": args, "namespace": ns, "offset": ev.offset});
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                    printed += 1;
+                    if count.is_some_and(|n| printed >= n) {
+                        break 0;
+                    }
+                }
+                Some(Err(e)) => err_line(json!({"error": e.to_string()})),
+                None => break 3,
+            },
+            () = &mut sleep => {
+                break if count.is_some() {
+                    eprintln!("timed out after {printed} of {} events", count.unwrap_or(0));
+                    5
+                } else { 0 };
+            }
+        }
+    };
+    client.close().await;
+    Ok(ExitCode::from(code))
+}
+
+fn client_namespace(c: &Common) -> String {
+    match &c.namespace {
+        Some(ns) if ns.starts_with('/') => ns.clone(),
+        Some(ns) => format!("/{ns}"),
+        None => tidings::parse_url(&c.url).map(|u| u.namespace).unwrap_or_else(|_| "/".into()),
+    }
+}
+
+async fn emit(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage> {
+    let mut c = Common { url: args.next().ok_or_else(|| Usage("emit needs a URL and an EVENT".into()))?, ..Common::default() };
+    let event = args.next().ok_or_else(|| Usage("emit needs an EVENT name after the URL".into()))?;
+    let (mut values, mut ack, mut timeout) = (Vec::new(), false, Duration::from_millis(10_000));
+    while let Some(a) = args.next() {
+        if common_flag(&mut c, &a, &mut args)? {
+            continue;
+        }
+        match a.as_str() {
+            "--ack" => ack = true,
+            "--timeout" => {
+                timeout = Duration::from_millis(
+                    take_value(&mut args, &a)?.parse::<u64>().map_err(|_| Usage("--timeout needs milliseconds".into()))?,
+                )
+            }
+            flag if flag.starts_with("--") => return Err(Usage(format!("unknown option {flag:?} for emit"))),
+            json_arg => values.push(
+                serde_json::from_str::<Value>(json_arg)
+                    .map_err(|e| Usage(format!("argument {json_arg:?} is not valid JSON ({e}); quote strings like '\"text\"'")))?,
+            ),
+        }
+    }
+    let client = match builder(&c)?.connect_timeout(timeout.max(Duration::from_secs(1))).connect().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("could not connect to {}: {e}", c.url);
+            return Ok(ExitCode::from(3));
+        }
+    };
+    let b = client.emit_builder(&event).args(&values);
+    let code = if ack {
+        match b.timeout(timeout).ack().await {
+            Ok(p) => {
+                println!("{}", Value::Array(p.to_values().unwrap_or_default()));
+                0
+            }
+            Err(Error::Emit(tidings::EmitError::Timeout)) => {
+                eprintln!("no ack for {event:?} within {} ms; does the server call the ack callback?", timeout.as_millis());
+                4
+            }
+            Err(e) => {
+                eprintln!("emit failed: {e}");
+                3
+            }
+        }
+    } else {
+        match b.send().await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("emit failed: {e}");
+                3
+            }
+        }
+    };
+    client.close().await;
+    Ok(ExitCode::from(code))
+}
+
+fn main() -> ExitCode {
+    if let Ok(filter) = std::env::var("TIDINGS_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() || args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return if args.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+    }
+    let cmd = args.remove(0);
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cmd.as_str() {
+            "listen" => listen(args.into_iter()).await,
+            "emit" => emit(args.into_iter()).await,
+            other => Err(Usage(format!("unknown command {other:?}; use listen or emit"))),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(Usage(msg)) => {
+            eprintln!("tidings: {msg}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}

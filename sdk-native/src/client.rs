@@ -1,0 +1,475 @@
+//! The public handle and its builder.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tidings_core::config::{ReconnectConfig, SendBufferConfig};
+use tidings_core::event::EventPattern;
+use tidings_core::{AckRequest, AuthMode, Config, ConnectionState, EmitRequest, Event, EventSource, FeedConfig, TransportConfig};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::driver::{Command, Driver, Notice, Subscriber};
+use crate::payload::{texts_to_args, values_to_args};
+use crate::transport::Net;
+use crate::{Error, Payload};
+
+/// An async auth provider: called before every connection attempt with the namespace, it returns
+/// the CONNECT payload (a JSON object, for example `{"token": "…"}`).
+pub type AuthProvider =
+    Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send>> + Send + Sync>;
+
+/// Configures and starts a [`Tidings`] client.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), tidings::Error> {
+/// use std::time::Duration;
+/// let client = tidings::Tidings::builder("https://realtime.example.com")
+///     .token("eyJhbGciOi…")
+///     .ack_timeout(Duration::from_secs(5))
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct ClientBuilder {
+    config: Result<Config, Error>,
+    provider: Option<AuthProvider>,
+    roots: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Config's Debug redacts auth; the provider is opaque.
+        f.debug_struct("ClientBuilder").field("config", &self.config).field("provider", &self.provider.is_some()).finish()
+    }
+}
+
+impl ClientBuilder {
+    fn map(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        if let Ok(c) = &mut self.config {
+            f(c);
+        }
+        self
+    }
+
+    /// Connects to this namespace instead of the one in the URL's path.
+    pub fn namespace(self, namespace: &str) -> Self {
+        let ns = if namespace.starts_with('/') { namespace.to_string() } else { format!("/{namespace}") };
+        self.map(|c| c.url.namespace = ns)
+    }
+
+    /// Sends this JSON object as the CONNECT payload (`handshake.auth` on the server).
+    pub fn auth(mut self, auth: serde_json::Value) -> Self {
+        if !auth.is_object() {
+            self.config = Err(Error::Config("auth must be a JSON object".into()));
+            return self;
+        }
+        self.map(|c| c.auth = AuthMode::Static(auth.to_string()))
+    }
+
+    /// Sends `{"token": token}` as the CONNECT payload. The token never appears in logs or URLs.
+    pub fn token(self, token: impl Into<String>) -> Self {
+        self.auth(serde_json::json!({ "token": token.into() }))
+    }
+
+    /// Calls `provider` before every connection attempt (and once more after an auth failure), so
+    /// an expired token can be refreshed.
+    pub fn auth_provider<F, Fut>(mut self, provider: F) -> Self
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<serde_json::Value, String>> + Send + 'static,
+    {
+        self.provider = Some(Arc::new(move |ns| Box::pin(provider(ns))));
+        self.map(|c| c.auth = AuthMode::Provider)
+    }
+
+    /// Transports and upgrade/fallback behaviour (default: WebSocket first, polling fallback).
+    pub fn transports(self, t: TransportConfig) -> Self {
+        self.map(|c| c.transports = t)
+    }
+
+    /// Reconnection settings.
+    pub fn reconnect(self, r: ReconnectConfig) -> Self {
+        self.map(|c| c.reconnect = r)
+    }
+
+    /// Time allowed to open the connection (default 20 s).
+    pub fn connect_timeout(self, d: Duration) -> Self {
+        self.map(|c| c.connect_timeout = d)
+    }
+
+    /// Default timeout for acks.
+    pub fn ack_timeout(self, d: Duration) -> Self {
+        self.map(|c| c.ack_timeout = Some(d))
+    }
+
+    /// At-least-once delivery: each emit is retried `retries` times, `ack_timeout` apart, one in flight.
+    pub fn retries(self, retries: u32, ack_timeout: Duration) -> Self {
+        self.map(|c| {
+            c.retries = retries;
+            c.ack_timeout = Some(ack_timeout);
+        })
+    }
+
+    /// Send buffer limits while disconnected.
+    pub fn send_buffer(self, b: SendBufferConfig) -> Self {
+        self.map(|c| c.send_buffer = b)
+    }
+
+    /// Event names used to join and leave rooms (default `room:join` / `room:leave`).
+    pub fn room_events(self, join: &str, leave: &str) -> Self {
+        self.map(|c| c.room_events = (join.to_string(), leave.to_string()))
+    }
+
+    /// The REST feed fallback.
+    pub fn feed(self, feed: FeedConfig) -> Self {
+        self.map(|c| c.feed = Some(feed))
+    }
+
+    /// Trusts this extra root certificate (DER) besides the web PKI roots.
+    pub fn add_root_certificate(mut self, der: Vec<u8>) -> Self {
+        self.roots.push(der);
+        self
+    }
+
+    /// Adjusts any core option directly.
+    pub fn configure(self, f: impl FnOnce(&mut Config)) -> Self {
+        self.map(f)
+    }
+
+    /// Starts the client in the background (it connects, and reconnects, by itself) and returns
+    /// its handle at once. Must be called within a tokio runtime.
+    pub fn build(self) -> Result<Tidings, Error> {
+        let mut config = self.config?;
+        config.seed = rand::random();
+        let net = Net::new(&self.roots, 64 << 20).map_err(Error::Config)?;
+        let core = tidings_core::Client::new(config).map_err(|e| Error::Config(e.to_string()))?;
+        let main = core.main_namespace().to_string();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
+        let driver = Driver::new(core, net, rx, state_tx, self.provider);
+        tokio::spawn(driver.run());
+        let _ = tx.send(Command::Connect);
+        Ok(Tidings { inner: Arc::new(Inner { tx, state: state_rx, main }) })
+    }
+
+    /// Starts the client and waits until it is connected, or fails with the first connect error.
+    pub async fn connect(self) -> Result<Tidings, Error> {
+        let client = self.build()?;
+        let mut notices = client.notices();
+        loop {
+            match notices.recv().await {
+                Some(Notice::State(ConnectionState::Connected { .. })) => return Ok(client),
+                Some(Notice::ConnectError(e)) => return Err(Error::Connect(e)),
+                Some(_) => {}
+                None => return Err(Error::Closed),
+            }
+        }
+    }
+}
+
+struct Inner {
+    tx: mpsc::UnboundedSender<Command>,
+    state: watch::Receiver<ConnectionState>,
+    main: String,
+}
+
+/// A connected (or connecting) Socket.IO client. Cheap to clone; `Send + Sync`. The connection
+/// closes cleanly when the last clone is dropped.
+#[derive(Clone)]
+pub struct Tidings {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Tidings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tidings").field("namespace", &self.inner.main).field("state", &*self.inner.state.borrow()).finish()
+    }
+}
+
+impl Tidings {
+    /// A builder for a client of `url` (`http(s)://` or `ws(s)://`; its path names the namespace).
+    pub fn builder(url: &str) -> ClientBuilder {
+        ClientBuilder { config: Config::new(url).map_err(|e| Error::Config(e.to_string())), provider: None, roots: Vec::new() }
+    }
+
+    fn send(&self, c: Command) -> Result<(), Error> {
+        self.inner.tx.send(c).map_err(|_| Error::Closed)
+    }
+
+    /// The current connection state.
+    pub fn state(&self) -> ConnectionState {
+        self.inner.state.borrow().clone()
+    }
+
+    /// A watch of the connection state.
+    pub fn watch_state(&self) -> watch::Receiver<ConnectionState> {
+        self.inner.state.clone()
+    }
+
+    /// Every state change, connect error and feed change, in order, from now on.
+    pub fn notices(&self) -> mpsc::UnboundedReceiver<Notice> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.send(Command::Listen(tx));
+        rx
+    }
+
+    /// Waits until connected, at most `timeout`.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), Error> {
+        let mut w = self.watch_state();
+        let fut = w.wait_for(|s| matches!(s, ConnectionState::Connected { .. }));
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    fn subscribe(&self, pattern: EventPattern) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.send(Command::Subscribe(Subscriber { namespace: Some(self.inner.main.clone()), pattern, tx }));
+        rx
+    }
+
+    /// Events named `pattern` (exact name, `prefix.*`, or `*`), deserialised into `T` (see
+    /// [`Payload::deserialize`]). A payload that does not fit `T` is an error item, not a panic.
+    pub fn on<T: DeserializeOwned>(&self, pattern: &str) -> Subscription<T> {
+        Subscription { rx: self.subscribe(EventPattern::parse(pattern)), tx: self.inner.tx.clone(), decode: Payload::deserialize::<T> }
+    }
+
+    /// Events named `pattern`, undecoded (raw JSON arguments and attachments).
+    pub fn on_raw(&self, pattern: &str) -> Subscription<Payload> {
+        Subscription { rx: self.subscribe(EventPattern::parse(pattern)), tx: self.inner.tx.clone(), decode: |p| Ok(p.clone()) }
+    }
+
+    /// Every event, undecoded.
+    pub fn on_any(&self) -> Subscription<Payload> {
+        self.on_raw("*")
+    }
+
+    /// Waits for the next event named `event` (for tests and scripts).
+    pub async fn wait_for<T: DeserializeOwned>(&self, event: &str, timeout: Duration) -> Result<Received<T>, Error> {
+        use futures_util::StreamExt;
+        let mut sub = self.on::<T>(event);
+        match tokio::time::timeout(timeout, sub.next()).await {
+            Ok(Some(r)) => r,
+            Ok(None) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    /// Starts an emit of `event` on this client's namespace.
+    pub fn emit_builder(&self, event: &str) -> Emit {
+        Emit { client: self.clone(), req: EmitRequest::new(event, tidings_core::Args::empty()).namespace(self.inner.main.clone()), texts: Vec::new(), err: None }
+    }
+
+    /// Emits `event` with one argument. Resolves once the core accepted it (sent, or buffered
+    /// while disconnected).
+    pub async fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), Error> {
+        self.emit_builder(event).arg(data).send().await
+    }
+
+    /// Emits `event` with one argument and waits for the server's ack.
+    pub async fn emit_with_ack<T: Serialize + ?Sized>(&self, event: &str, data: &T, timeout: Duration) -> Result<Payload, Error> {
+        self.emit_builder(event).arg(data).timeout(timeout).ack().await
+    }
+
+    /// Emits `event` only if it can be written now; otherwise it is dropped (returns an error).
+    pub async fn emit_volatile<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), Error> {
+        self.emit_builder(event).arg(data).volatile().send().await
+    }
+
+    /// Joins `room` (sends the room-join event, and again after every reconnect that did not
+    /// recover the session) and waits for the server's ack.
+    pub async fn join(&self, room: &str) -> Result<Payload, Error> {
+        self.room(room, true).await
+    }
+
+    /// Leaves `room` and waits for the server's ack.
+    pub async fn leave(&self, room: &str) -> Result<Payload, Error> {
+        self.room(room, false).await
+    }
+
+    async fn room(&self, room: &str, join: bool) -> Result<Payload, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Room { namespace: self.inner.main.clone(), room: room.to_string(), join, done: Some(tx) })?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Reconnects after a server disconnect, a refused connection or [`Tidings::disconnect`].
+    pub fn connect(&self) -> Result<(), Error> {
+        self.send(Command::Connect)
+    }
+
+    /// Disconnects ("io client disconnect"); no reconnection until [`Tidings::connect`].
+    pub async fn disconnect(&self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Disconnect(tx))?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Disconnects, waits (briefly) for the last frames to leave, and stops the client for every clone.
+    pub async fn close(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.send(Command::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Tells the client the network is back (retry at once) or gone.
+    pub fn network_changed(&self, online: bool) -> Result<(), Error> {
+        self.send(Command::Network(if online { tidings_core::Input::Online } else { tidings_core::Input::Offline }))
+    }
+}
+
+/// An emit being built: arguments, ack, timeout, volatile, idempotency key.
+#[must_use]
+pub struct Emit {
+    client: Tidings,
+    req: EmitRequest,
+    texts: Vec<String>,
+    err: Option<Error>,
+}
+
+impl Emit {
+    /// Adds one argument.
+    pub fn arg<T: Serialize + ?Sized>(mut self, value: &T) -> Self {
+        match serde_json::to_string(value) {
+            Ok(t) => self.texts.push(t),
+            Err(e) => self.err = Some(Error::InvalidArgument(e.to_string())),
+        }
+        self
+    }
+
+    /// Sets all arguments from JSON values (`{"$binary": base64}` objects become attachments).
+    pub fn args(mut self, values: &[serde_json::Value]) -> Self {
+        self.texts = values.iter().map(serde_json::Value::to_string).collect();
+        self
+    }
+
+    /// Ack timeout for this emit.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.req.timeout = Some(d);
+        self
+    }
+
+    /// Drop the emit instead of buffering it when it cannot be written at once.
+    pub fn volatile(mut self) -> Self {
+        self.req.volatile = true;
+        self
+    }
+
+    /// Adds `"idempotencyKey"` (a fresh random key kept across retries) to the first argument,
+    /// which must be an object, so the server can de-duplicate retried emits.
+    pub fn idempotent(mut self) -> Self {
+        self.req.idempotency_key = Some(random_key());
+        self
+    }
+
+    /// Sends without asking for an ack.
+    pub async fn send(self) -> Result<(), Error> {
+        self.dispatch(false).await.map(|_| ())
+    }
+
+    /// Sends and waits for the server's ack (or the timeout).
+    pub async fn ack(self) -> Result<Payload, Error> {
+        let rx = self.dispatch(true).await?;
+        match rx {
+            Some(rx) => rx.await.map_err(|_| Error::Closed)?,
+            None => Err(Error::Closed),
+        }
+    }
+
+    async fn dispatch(mut self, ack: bool) -> Result<Option<oneshot::Receiver<Result<Payload, Error>>>, Error> {
+        if let Some(e) = self.err {
+            return Err(e);
+        }
+        self.req.args = texts_to_args(self.texts)?;
+        self.req.ack = ack;
+        let (atx, arx) = oneshot::channel();
+        let (ack_tx, ack_rx) = if ack {
+            let (t, r) = oneshot::channel();
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
+        self.client.send(Command::Emit { req: self.req, accepted: atx, ack: ack_tx })?;
+        arx.await.map_err(|_| Error::Closed)??;
+        Ok(ack_rx)
+    }
+}
+
+fn random_key() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..20).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+}
+
+/// An event received by a subscription.
+#[derive(Debug)]
+pub struct Received<T> {
+    /// Event name.
+    pub event: String,
+    /// The decoded payload.
+    pub data: T,
+    /// The recovery offset the server attached, if any.
+    pub offset: Option<String>,
+    /// Socket or REST feed.
+    pub source: EventSource,
+    /// Present when the server asked for an ack: answer with [`AckHandle::send`].
+    pub ack: Option<AckHandle>,
+}
+
+/// Answers a server's ack request.
+#[derive(Debug)]
+pub struct AckHandle {
+    req: AckRequest,
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl AckHandle {
+    /// Sends the ack with these arguments (JSON values; `{"$binary":…}` objects become attachments).
+    pub fn send(self, args: &[serde_json::Value]) -> Result<(), Error> {
+        let args = values_to_args(args)?;
+        self.tx.send(Command::Ack { req: self.req, args }).map_err(|_| Error::Closed)
+    }
+}
+
+/// A stream of received events of type `T`.
+pub struct Subscription<T> {
+    rx: mpsc::UnboundedReceiver<Event>,
+    tx: mpsc::UnboundedSender<Command>,
+    decode: fn(&Payload) -> Result<T, Error>,
+}
+
+impl<T> std::fmt::Debug for Subscription<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
+impl<T> Unpin for Subscription<T> {}
+
+impl<T> Stream for Subscription<T> {
+    type Item = Result<Received<T>, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(ev)) => {
+                let payload = Payload(ev.args);
+                let ack = ev.ack.map(|req| AckHandle { req, tx: self.tx.clone() });
+                let item = (self.decode)(&payload).map(|data| Received { event: ev.name, data, offset: ev.offset, source: ev.source, ack });
+                Poll::Ready(Some(item))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The driver task: owns the core `Client`, turns IO and timers into inputs and outputs into IO.
+//! No protocol decisions are made here.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tidings_core::engineio::Frame;
+use tidings_core::event::EventPattern;
+use tidings_core::{
+    AckRequest, Args, Client as Core, ConnId, ConnectError, ConnectionState, EmitId, EmitRequest, Event, FeedStatus, Input, Output,
+    RequestId,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant as TokioInstant;
+
+use crate::transport::{IoEvent, Net, spawn_http, spawn_ws};
+use crate::{AuthProvider, Error, Payload};
+
+/// What the handle asks the driver.
+pub(crate) enum Command {
+    Emit { req: EmitRequest, accepted: oneshot::Sender<Result<EmitId, Error>>, ack: Option<oneshot::Sender<Result<Payload, Error>>> },
+    Ack { req: AckRequest, args: Args },
+    Room { namespace: String, room: String, join: bool, done: Option<oneshot::Sender<Result<Payload, Error>>> },
+    Subscribe(Subscriber),
+    Listen(mpsc::UnboundedSender<Notice>),
+    Connect,
+    Disconnect(oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<()>),
+    Network(Input),
+}
+
+/// An event subscription: events whose name matches go to `tx`.
+pub(crate) struct Subscriber {
+    pub(crate) namespace: Option<String>,
+    pub(crate) pattern: EventPattern,
+    pub(crate) tx: mpsc::UnboundedSender<Event>,
+}
+
+/// A state change or a connect error, for `state_changes()` listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The main namespace's state changed.
+    State(ConnectionState),
+    /// A connection attempt failed.
+    ConnectError(ConnectError),
+    /// The REST feed fallback changed state.
+    Feed(FeedStatus),
+}
+
+pub(crate) struct Driver {
+    core: Core,
+    net: Net,
+    start: TokioInstant,
+    io_tx: mpsc::Sender<IoEvent>,
+    io_rx: mpsc::Receiver<IoEvent>,
+    cmds: mpsc::UnboundedReceiver<Command>,
+    sockets: HashMap<ConnId, (Option<mpsc::UnboundedSender<Frame>>, JoinHandle<()>)>,
+    requests: HashMap<RequestId, JoinHandle<()>>,
+    closing: Vec<JoinHandle<()>>,
+    subscribers: Vec<Subscriber>,
+    acks: HashMap<EmitId, oneshot::Sender<Result<Payload, Error>>>,
+    rooms: HashMap<(String, String, bool), Vec<oneshot::Sender<Result<Payload, Error>>>>,
+    state: watch::Sender<ConnectionState>,
+    notices: Vec<mpsc::UnboundedSender<Notice>>,
+    auth: Option<AuthProvider>,
+    main: String,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        core: Core,
+        net: Net,
+        cmds: mpsc::UnboundedReceiver<Command>,
+        state: watch::Sender<ConnectionState>,
+        auth: Option<AuthProvider>,
+    ) -> Self {
+        let (io_tx, io_rx) = mpsc::channel(256);
+        let main = core.main_namespace().to_string();
+        Self {
+            core,
+            net,
+            start: TokioInstant::now(),
+            io_tx,
+            io_rx,
+            cmds,
+            sockets: HashMap::new(),
+            requests: HashMap::new(),
+            closing: Vec::new(),
+            subscribers: Vec::new(),
+            acks: HashMap::new(),
+            rooms: HashMap::new(),
+            state,
+            notices: Vec::new(),
+            auth,
+            main,
+        }
+    }
+
+    fn now(&self) -> tidings_core::Instant {
+        tidings_core::Instant::from_millis(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) async fn run(mut self) {
+        let span = tracing::info_span!("tidings", url = %self.core.config().url.http_origin(), ns = %self.main);
+        let _enter = span.enter();
+        let mut done = None;
+        loop {
+            let deadline = self.drain();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(self.start + Duration::from_millis(d.as_millis())).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                io = self.io_rx.recv() => {
+                    // The driver holds a sender, so the channel never closes.
+                    if let Some(io) = io { self.on_io(io); }
+                }
+                cmd = self.cmds.recv() => match cmd {
+                    Some(Command::Shutdown(tx)) => {
+                        let now = self.now();
+                        self.core.disconnect(now);
+                        self.drain();
+                        done = Some(tx);
+                        break;
+                    }
+                    Some(c) => self.on_command(c),
+                    None => {
+                        // Every handle was dropped: disconnect cleanly and stop.
+                        let now = self.now();
+                        self.core.disconnect(now);
+                        self.drain();
+                        break;
+                    }
+                },
+                () = sleep => {
+                    let now = self.now();
+                    self.core.handle_input(now, Input::Timeout);
+                }
+            }
+        }
+        // Let the sockets flush their last frames and close frames (bounded), then stop every IO task.
+        let closing: Vec<_> = self.closing.drain(..).collect();
+        let _ = tokio::time::timeout(Duration::from_secs(2), futures_util::future::join_all(closing)).await;
+        for (_, (_, task)) in self.sockets.drain() {
+            task.abort();
+        }
+        for (_, task) in self.requests.drain() {
+            // Requests already sent (the polling `1`) get a moment to complete.
+            let _ = tokio::time::timeout(Duration::from_millis(500), task).await;
+        }
+        if let Some(tx) = done {
+            let _ = tx.send(());
+        }
+    }
+
+    fn on_io(&mut self, io: IoEvent) {
+        let now = self.now();
+        let input = match io {
+            IoEvent::WsOpened(conn, tx) => {
+                match self.sockets.get_mut(&conn) {
+                    Some(entry) => entry.0 = Some(tx),
+                    None => return, // closed meanwhile; dropping tx closes it
+                }
+                Input::WsOpened(conn)
+            }
+            IoEvent::WsText(c, t) => Input::WsText(c, t),
+            IoEvent::WsBinary(c, b) => Input::WsBinary(c, b),
+            IoEvent::WsClosed { conn, code, error } => {
+                self.sockets.remove(&conn);
+                Input::WsClosed { conn, code, error }
+            }
+            IoEvent::Http { id, result } => {
+                self.requests.remove(&id);
+                match result {
+                    Ok((status, body)) => Input::HttpResponse { id, status, body },
+                    Err(error) => Input::HttpFailed { id, error },
+                }
+            }
+            IoEvent::Auth { request, auth } => {
+                let auth = auth.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "the auth provider failed; connecting without auth");
+                    None
+                });
+                if let Err(e) = self.core.provide_auth(now, request, auth) {
+                    tracing::warn!(error = %e, "auth not used");
+                }
+                return;
+            }
+        };
+        self.core.handle_input(now, input);
+    }
+
+    fn on_command(&mut self, c: Command) {
+        let now = self.now();
+        match c {
+            Command::Emit { req, accepted, ack } => {
+                let r = self.core.emit(now, req);
+                if let (Ok(id), Some(ack)) = (&r, ack) {
+                    self.acks.insert(*id, ack);
+                }
+                let _ = accepted.send(r.map_err(Error::Emit));
+            }
+            Command::Ack { req, args } => {
+                if let Err(e) = self.core.ack(now, &req, args) {
+                    tracing::warn!(error = %e, "ack not sent");
+                }
+            }
+            Command::Room { namespace, room, join, done } => {
+                let r = if join { self.core.join(now, &namespace, &room) } else { self.core.leave(now, &namespace, &room) };
+                match (r, done) {
+                    (Err(e), Some(done)) => {
+                        let _ = done.send(Err(Error::InvalidArgument(e.to_string())));
+                    }
+                    (Ok(()), Some(done)) => self.rooms.entry((namespace, room, join)).or_default().push(done),
+                    _ => {}
+                }
+            }
+            Command::Subscribe(s) => self.subscribers.push(s),
+            Command::Listen(tx) => self.notices.push(tx),
+            Command::Connect => self.core.connect(now),
+            Command::Disconnect(done) => {
+                self.core.disconnect(now);
+                self.drain();
+                let _ = done.send(());
+            }
+            Command::Network(input) => self.core.handle_input(now, input),
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    fn notify(&mut self, n: Notice) {
+        self.notices.retain(|tx| tx.send(n.clone()).is_ok());
+    }
+
+    /// Performs every output; returns the next deadline.
+    fn drain(&mut self) -> Option<tidings_core::Instant> {
+        loop {
+            match self.core.poll_output() {
+                Output::Wait(deadline) => return deadline,
+                Output::OpenWebSocket { conn, url } => {
+                    tracing::debug!(conn = conn.get(), "opening websocket");
+                    let task = spawn_ws(&self.net, conn, url, self.io_tx.clone());
+                    self.sockets.insert(conn, (None, task));
+                }
+                Output::SendWebSocket { conn, frame } => {
+                    if let Some((Some(tx), _)) = self.sockets.get(&conn) {
+                        let _ = tx.send(frame);
+                    }
+                }
+                Output::CloseWebSocket(conn) => {
+                    // Dropping the sender makes the socket task send a close frame and end.
+                    if let Some((tx, task)) = self.sockets.remove(&conn) {
+                        if tx.is_none() {
+                            task.abort();
+                        } else {
+                            self.closing.retain(|t| !t.is_finished());
+                            self.closing.push(task);
+                        }
+                    }
+                }
+                Output::Http(req) => {
+                    tracing::trace!(?req, "http request");
+                    let id = req.id;
+                    let task = spawn_http(&self.net, req, self.io_tx.clone());
+                    self.requests.insert(id, task);
+                }
+                Output::AbortHttp(id) => {
+                    if let Some(task) = self.requests.remove(&id) {
+                        task.abort();
+                    }
+                }
+                Output::NeedAuth { namespace, request } => self.fetch_auth(namespace, request),
+                Output::Event(ev) => self.dispatch(ev),
+                Output::Settled { emit, result } => {
+                    if let Some(tx) = self.acks.remove(&emit) {
+                        let _ = tx.send(result.map(Payload).map_err(Error::Emit));
+                    } else if let Err(e) = result {
+                        tracing::warn!(emit = emit.get(), error = %e, "emit failed");
+                    }
+                }
+                Output::Room { namespace, room, join, result } => {
+                    match &result {
+                        Ok(_) => tracing::debug!(%room, join, "room acknowledged"),
+                        Err(e) => tracing::warn!(%room, join, error = %e, "room request failed"),
+                    }
+                    if let Some(waiters) = self.rooms.remove(&(namespace, room, join)) {
+                        for w in waiters {
+                            let _ = w.send(result.clone().map(Payload).map_err(Error::Emit));
+                        }
+                    }
+                }
+                Output::State { namespace, state } => {
+                    tracing::info!(namespace = %namespace, ?state, "state");
+                    if namespace == self.main {
+                        self.state.send_replace(state.clone());
+                        self.notify(Notice::State(state));
+                    }
+                }
+                Output::ConnectError { namespace, error } => {
+                    tracing::warn!(namespace = %namespace, message = %error.message, "connect error");
+                    if namespace == self.main {
+                        self.notify(Notice::ConnectError(error));
+                    }
+                }
+                Output::Feed(status) => {
+                    tracing::info!(?status, "feed fallback");
+                    self.notify(Notice::Feed(status));
+                }
+            }
+        }
+    }
+
+    fn fetch_auth(&mut self, namespace: String, request: tidings_core::AuthRequestId) {
+        let Some(provider) = self.auth.clone() else {
+            let now = self.now();
+            let _ = self.core.provide_auth(now, request, None);
+            return;
+        };
+        let tx = self.io_tx.clone();
+        tokio::spawn(async move {
+            let auth = provider(namespace).await.map(|v| Some(v.to_string()));
+            let _ = tx.send(IoEvent::Auth { request, auth }).await;
+        });
+    }
+
+    fn dispatch(&mut self, ev: Event) {
+        self.subscribers.retain(|s| !s.tx.is_closed());
+        let mut matching = self
+            .subscribers
+            .iter()
+            .filter(|s| s.namespace.as_deref().is_none_or(|n| n == ev.namespace) && s.pattern.matches(&ev.name))
+            .peekable();
+        if matching.peek().is_none() {
+            tracing::trace!(event = %ev.name, "no subscriber");
+            return;
+        }
+        let subs: Vec<_> = matching.collect();
+        let last = subs.len() - 1;
+        let mut ev = Some(ev);
+        for (i, s) in subs.into_iter().enumerate() {
+            let e = if i == last { ev.take() } else { ev.clone() };
+            if let Some(e) = e {
+                let _ = s.tx.send(e);
+            }
+        }
+    }
+}

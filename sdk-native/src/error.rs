@@ -1,0 +1,51 @@
+//! Errors of the public API, sorted by fault: what the caller did, what the server said, what the
+//! network did. Transient network failures never reach here: they feed the reconnection loop.
+
+use std::fmt;
+
+use tidings_core::{ConnectError, EmitError};
+
+/// An error from the Tidings client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid (bad URL, contradictory options).
+    Config(String),
+    /// An argument could not be serialised or is not valid for Socket.IO.
+    InvalidArgument(String),
+    /// A payload could not be deserialised into the requested type.
+    Decode(String),
+    /// The namespace refused the connection (CONNECT_ERROR), or the engine could not be opened.
+    Connect(ConnectError),
+    /// An emit failed (timeout, disconnected, buffer full, too large, ...).
+    Emit(EmitError),
+    /// Waiting timed out.
+    Timeout,
+    /// The client was disconnected (or dropped) for good.
+    Closed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(m) => write!(f, "invalid configuration: {m}"),
+            Self::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Self::Decode(m) => write!(f, "could not decode the payload: {m}"),
+            Self::Connect(e) => match &e.data {
+                Some(d) => write!(f, "connection refused: {} (data: {d})", e.message),
+                None => write!(f, "connection failed: {}", e.message),
+            },
+            Self::Emit(e) => e.fmt(f),
+            Self::Timeout => f.write_str("timed out"),
+            Self::Closed => f.write_str("the client is closed; create a new one or call connect()"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<EmitError> for Error {
+    fn from(e: EmitError) -> Self {
+        Self::Emit(e)
+    }
+}

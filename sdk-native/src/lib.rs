@@ -1,0 +1,68 @@
+//! # tidings
+//!
+//! A Socket.IO v5 client for tokio, built on the sans-IO [`tidings_core`]: exact on the wire,
+//! typed with serde, and it never loses an event it can keep.
+//!
+//! - WebSocket and HTTP long-polling (with upgrade, and a fallback to polling when WebSocket is
+//!   blocked), `ws`/`wss`/`http`/`https`, rustls verifying certificates by default.
+//! - Reconnection with jittered backoff, connection state recovery, rooms re-joined after a
+//!   reconnect that did not recover, acks with timeouts, at-least-once retries, a bounded send
+//!   buffer, de-duplication of events, and an optional REST feed fallback.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use serde::Deserialize;
+//!
+//! #[derive(Debug, Deserialize)]
+//! struct Task { id: String, title: String }
+//!
+//! # async fn run() -> Result<(), tidings::Error> {
+//! let client = tidings::Tidings::builder("http://127.0.0.1:3000").token("secret").connect().await?;
+//! client.join("chat:42").await?;
+//! let mut tasks = client.on::<Task>("task.created");
+//! while let Some(event) = tasks.next().await {
+//!     match event {
+//!         Ok(t) => println!("new task {}: {}", t.data.id, t.data.title),
+//!         Err(e) => eprintln!("bad payload: {e}"),
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod client;
+mod driver;
+mod error;
+mod payload;
+mod transport;
+
+pub use client::{AckHandle, AuthProvider, ClientBuilder, Emit, Received, Subscription, Tidings};
+pub use driver::Notice;
+pub use error::Error;
+pub use payload::{Bytes, Payload};
+pub use tidings_core::config::{OverflowPolicy, ReconnectConfig, SendBufferConfig};
+pub use tidings_core::{
+    BackoffStrategy, ConnectError, ConnectionState, DisconnectReason, EmitError, EventSource, FeedConfig, FeedStatus,
+    TransportConfig, TransportKind,
+};
+
+#[cfg(test)]
+mod assertions {
+    fn send_sync<T: Send + Sync>() {}
+    #[test]
+    fn handle_is_send_sync() {
+        send_sync::<super::Tidings>();
+        send_sync::<super::Error>();
+    }
+}
+
+/// Whether `name` matches `pattern` (exact, `prefix.*`/`prefix:*`, or `*`).
+pub fn event_pattern_matches(pattern: &str, name: &str) -> bool {
+    tidings_core::event::EventPattern::parse(pattern).matches(name)
+}
+
+/// Parses a server URL the way the client does (scheme, host, port, namespace from the path).
+pub fn parse_url(url: &str) -> Result<tidings_core::url::ServerUrl, tidings_core::url::UrlError> {
+    tidings_core::url::ServerUrl::parse(url)
+}

@@ -1,0 +1,148 @@
+//! Starts a real Node `socket.io` server (testing/node-server) on 127.0.0.1 with an ephemeral port.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A running Node socket.io server. Killed on drop (closing its stdin also stops it).
+pub struct NodeServer {
+    pub port: u16,
+    pub control: u16,
+    child: Child,
+    _stdin: Option<ChildStdin>,
+    frames: Arc<Mutex<Vec<Value>>>,
+}
+
+impl NodeServer {
+    pub fn start(setup: &str) -> Self {
+        Self::start_with(setup, &[])
+    }
+
+    pub fn start_with(setup: &str, extra: &[&str]) -> Self {
+        let script = repo_root().join("testing/node-server/tidings-test-server.mjs");
+        let mut child = Command::new("node")
+            .arg(&script)
+            .args(["--setup", setup, "--log-frames"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node must be installed (the test command installs the server's npm packages)");
+        let stdout = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("server prints its port");
+        let v: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("bad server line {line:?}: {e}"));
+        let port = v["port"].as_u64().expect("port") as u16;
+        let control = v.get("control").and_then(Value::as_u64).map_or(port, |c| c as u16);
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("piped");
+        let sink = frames.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) if v.get("dir").is_some() => sink.lock().unwrap().push(v),
+                    _ => eprintln!("[node] {line}"),
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Self { port, control, child, _stdin: stdin, frames }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Frames the server received from clients (`dir == "in"`), as text (binary as "<binary N>").
+    pub fn received(&self) -> Vec<String> {
+        self.frames_dir("in")
+    }
+
+    /// Frames the server sent.
+    pub fn sent(&self) -> Vec<String> {
+        self.frames_dir("out")
+    }
+
+    fn frames_dir(&self, dir: &str) -> Vec<String> {
+        self.frames
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|f| f["dir"] == dir)
+            .map(|f| match &f["data"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect()
+    }
+
+    pub fn clear_frames(&self) {
+        self.frames.lock().unwrap().clear();
+    }
+
+    pub async fn control(&self, method: &str, path_and_query: &str, body: Option<Value>) -> Value {
+        let url = format!("http://127.0.0.1:{}/control/{path_and_query}", self.control);
+        let client = reqwest::Client::new();
+        let req = match method {
+            "GET" => client.get(&url),
+            _ => client.post(&url),
+        };
+        let req = match body {
+            Some(b) => req.header("content-type", "application/json").body(b.to_string()),
+            None => req,
+        };
+        let resp = req.send().await.expect("control request");
+        let text = resp.text().await.expect("control body");
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    /// `io.of(ns).emit(event, ...args)` on the server.
+    pub async fn emit(&self, ns: &str, event: &str, args: Value) -> Value {
+        self.control("POST", &format!("emit?ns={}&event={event}", urlenc(ns)), Some(args)).await
+    }
+
+    /// `io.to(room).emit(event, ...args)`.
+    pub async fn to_room(&self, room: &str, event: &str, args: Value) -> Value {
+        self.control("POST", &format!("to?room={}&event={event}", urlenc(room)), Some(args)).await
+    }
+
+    /// Closes every client's transport (a network drop; recovery sessions are kept).
+    pub async fn kill_transports(&self) -> Value {
+        self.control("POST", "kill-transports", None).await
+    }
+}
+
+fn urlenc(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
