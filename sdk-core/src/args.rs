@@ -62,7 +62,10 @@ impl Args {
     }
 
     /// One JSON value per argument (each validated), with attachments.
-    pub fn from_values<'a>(values: impl IntoIterator<Item = &'a str>, attachments: Vec<Vec<u8>>) -> Result<Self, ArgsError> {
+    pub fn from_values<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+        attachments: Vec<Vec<u8>>,
+    ) -> Result<Self, ArgsError> {
         let mut text = String::from("[");
         for (i, v) in values.into_iter().enumerate() {
             if i > 0 {

@@ -97,7 +97,12 @@ pub struct ReconnectConfig {
 
 impl Default for ReconnectConfig {
     fn default() -> Self {
-        Self { enabled: true, max_attempts: None, backoff: BackoffStrategy::default(), stable_after: Duration::from_secs(5) }
+        Self {
+            enabled: true,
+            max_attempts: None,
+            backoff: BackoffStrategy::default(),
+            stable_after: Duration::from_secs(5),
+        }
     }
 }
 
@@ -264,7 +269,9 @@ impl Config {
         }
         self.reconnect.backoff.validate().map_err(ConfigError)?;
         if self.retries > 0 && self.ack_timeout.is_none() {
-            return Err(ConfigError("retries need an ack_timeout (otherwise a lost ack would block the queue forever)"));
+            return Err(ConfigError(
+                "retries need an ack_timeout (otherwise a lost ack would block the queue forever)",
+            ));
         }
         if self.send_buffer.max_packets == 0 {
             return Err(ConfigError("send_buffer.max_packets must be at least 1"));
@@ -275,10 +282,10 @@ impl Config {
         if !self.url.namespace.starts_with('/') {
             return Err(ConfigError("namespace must start with '/'"));
         }
-        if let AuthMode::Static(a) = &self.auth {
-            if crate::json::validate(a) != Ok(crate::json::JsonKind::Object) {
-                return Err(ConfigError("auth must be a JSON object"));
-            }
+        if let AuthMode::Static(a) = &self.auth
+            && crate::json::validate(a) != Ok(crate::json::JsonKind::Object)
+        {
+            return Err(ConfigError("auth must be a JSON object"));
         }
         if let Some(feed) = &self.feed {
             if crate::url::ServerUrl::parse(&feed.url).is_err() {

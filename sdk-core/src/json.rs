@@ -5,8 +5,14 @@
 //! and write string literals. Everything here follows RFC 8259 strictly (no trailing commas, no
 //! comments, no leading zeros, no lone surrogates in `\u` escapes), never panics and limits nesting
 //! depth to [`MAX_DEPTH`].
+//!
+//! The scanner is iterative and works on bytes: the input is a `&str`, so every byte at or above
+//! 0x80 belongs to a valid UTF-8 sequence and can be skipped inside strings without decoding.
+//! Differences from `JSON.parse` (and `serde_json`): a `\u` escape of a lone surrogate is refused
+//! here, while both of those accept it.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::ops::Range;
 
 /// Deepest nesting of arrays/objects accepted; deeper input is an error, not a stack overflow.
@@ -20,6 +26,14 @@ pub struct JsonError {
     /// A short static description ("unexpected end", "trailing characters", ...).
     pub reason: &'static str,
 }
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid JSON: {} at byte {}", self.reason, self.offset)
+    }
+}
+
+impl std::error::Error for JsonError {}
 
 /// The kind of a JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,36 +54,435 @@ pub enum JsonKind {
 
 /// Validates that `text` holds exactly one JSON value (surrounding whitespace allowed) and returns its kind.
 pub fn validate(text: &str) -> Result<JsonKind, JsonError> {
-    todo!()
+    let (kind, range) = scan_with(text, 0, MAX_DEPTH, &mut NoVisit)?;
+    expect_end(text.as_bytes(), range.end)?;
+    Ok(kind)
 }
 
 /// Scans one value starting at byte `start` (leading whitespace skipped) and returns its kind and
 /// the byte range of the value itself (without surrounding whitespace).
 pub fn scan_value(text: &str, start: usize) -> Result<(JsonKind, Range<usize>), JsonError> {
-    todo!()
+    scan_with(text, start, MAX_DEPTH, &mut NoVisit)
 }
 
 /// The byte ranges (into `text`) of the elements of the array that `text` holds exactly.
 pub fn array_elements(text: &str) -> Result<Vec<Range<usize>>, JsonError> {
-    todo!()
+    let b = text.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'[') {
+        return Err(err(i, "expected an array"));
+    }
+    let mut out = Vec::new();
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b']') {
+        i += 1;
+    } else {
+        loop {
+            let (_, r) = scan_with(text, i, MAX_DEPTH - 1, &mut NoVisit)?;
+            i = skip_ws(b, r.end);
+            out.push(r);
+            match b.get(i) {
+                Some(b',') => i += 1,
+                Some(b']') => {
+                    i += 1;
+                    break;
+                }
+                Some(_) => return Err(err(i, "expected ',' or ']'")),
+                None => return Err(err(i, "unexpected end")),
+            }
+        }
+    }
+    expect_end(b, i)?;
+    Ok(out)
 }
 
 /// The members of the object that `text` holds exactly: unescaped key and the byte range of the value.
+#[allow(clippy::type_complexity)] // the signature is fixed public API
 pub fn object_members(text: &str) -> Result<Vec<(Cow<'_, str>, Range<usize>)>, JsonError> {
-    todo!()
+    let b = text.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return Err(err(i, "expected an object"));
+    }
+    let mut out = Vec::new();
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return Err(err(i, "expected a string key"));
+            }
+            let (key_end, escaped) = scan_string(b, i)?;
+            let key = unescape(text, i..key_end, escaped)?;
+            i = skip_ws(b, key_end);
+            if b.get(i) != Some(&b':') {
+                return Err(err(i, "expected ':'"));
+            }
+            let (_, r) = scan_with(text, i + 1, MAX_DEPTH - 1, &mut NoVisit)?;
+            i = skip_ws(b, r.end);
+            out.push((key, r));
+            match b.get(i) {
+                Some(b',') => i = skip_ws(b, i + 1),
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                Some(_) => return Err(err(i, "expected ',' or '}'")),
+                None => return Err(err(i, "unexpected end")),
+            }
+        }
+    }
+    expect_end(b, i)?;
+    Ok(out)
 }
 
 /// Unescapes a JSON string literal (with its quotes). Borrowed when it has no escapes.
 pub fn parse_string(literal: &str) -> Result<Cow<'_, str>, JsonError> {
-    todo!()
+    let b = literal.as_bytes();
+    if b.first() != Some(&b'"') {
+        return Err(err(0, "expected a string"));
+    }
+    let (end, escaped) = scan_string(b, 0)?;
+    if end != b.len() {
+        return Err(err(end, "trailing characters"));
+    }
+    unescape(literal, 0..end, escaped)
 }
 
 /// Parses a non-negative integer literal with no fraction or exponent (e.g. a placeholder `num`).
 pub fn parse_u64(literal: &str) -> Option<u64> {
-    todo!()
+    let b = literal.as_bytes();
+    if b.is_empty() || (b.len() > 1 && b.first() == Some(&b'0')) {
+        return None;
+    }
+    b.iter().try_fold(0u64, |acc, &c| {
+        if c.is_ascii_digit() { acc.checked_mul(10)?.checked_add(u64::from(c - b'0')) } else { None }
+    })
 }
 
 /// Appends `s` to `out` as a JSON string literal, escaping as `JSON.stringify` does.
 pub fn write_string(out: &mut String, s: &str) {
-    todo!()
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut run = 0;
+    for (i, &c) in s.as_bytes().iter().enumerate() {
+        let short = match c {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // `i` is at an ASCII byte, hence a char boundary.
+        out.push_str(s.get(run..i).unwrap_or_default());
+        if short.is_empty() {
+            out.push_str("\\u00");
+            out.push(hex_digit(c >> 4));
+            out.push(hex_digit(c & 0x0f));
+        } else {
+            out.push_str(short);
+        }
+        run = i + 1;
+    }
+    out.push_str(s.get(run..).unwrap_or_default());
+    out.push('"');
+}
+
+fn hex_digit(v: u8) -> char {
+    char::from_digit(u32::from(v), 16).unwrap_or('0')
+}
+
+// ------------------------------------------------------------------------------------------ scanner
+
+/// Receives the structure of a value while it is scanned. Every method defaults to doing nothing,
+/// so plain validation compiles to the bare scanner.
+pub(crate) trait Visitor {
+    /// A container starts.
+    fn open(&mut self, _kind: JsonKind) {}
+    /// An object key (the range of its literal, quotes included) was read; its value follows.
+    fn key(&mut self, _literal: Range<usize>) {}
+    /// A value is complete (containers after their closing bracket).
+    fn value(&mut self, _kind: JsonKind, _range: Range<usize>) {}
+}
+
+struct NoVisit;
+
+impl Visitor for NoVisit {}
+
+fn err(offset: usize, reason: &'static str) -> JsonError {
+    JsonError { offset, reason }
+}
+
+#[inline]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+fn expect_end(b: &[u8], end: usize) -> Result<(), JsonError> {
+    let i = skip_ws(b, end);
+    if i == b.len() { Ok(()) } else { Err(err(i, "trailing characters")) }
+}
+
+/// Scans one value at `start` (after whitespace), allowing `max_depth` nested containers, and
+/// reports its structure to `v`. Iterative: the open containers live in a fixed array.
+pub(crate) fn scan_with<V: Visitor>(
+    text: &str,
+    start: usize,
+    max_depth: usize,
+    v: &mut V,
+) -> Result<(JsonKind, Range<usize>), JsonError> {
+    let b = text.as_bytes();
+    let max_depth = max_depth.min(MAX_DEPTH);
+    let mut i = skip_ws(b, start);
+    let begin = i;
+    // Start offset of each open container; bit `n` of `objects` is set when container `n` is an object.
+    let mut starts = [0usize; MAX_DEPTH];
+    let mut objects: u128 = 0;
+    let mut depth = 0usize;
+    loop {
+        // A value is expected at `i`.
+        i = skip_ws(b, i);
+        let Some(&c) = b.get(i) else { return Err(err(i, "unexpected end")) };
+        let vstart = i;
+        let kind = match c {
+            b'{' | b'[' => {
+                let is_obj = c == b'{';
+                let Some(slot) = starts.get_mut(depth).filter(|_| depth < max_depth) else {
+                    return Err(err(i, "nesting too deep"));
+                };
+                *slot = i;
+                let bit = 1u128 << depth;
+                if is_obj {
+                    objects |= bit;
+                } else {
+                    objects &= !bit;
+                }
+                depth += 1;
+                let kind = if is_obj { JsonKind::Object } else { JsonKind::Array };
+                v.open(kind);
+                i = skip_ws(b, i + 1);
+                let close = if is_obj { b'}' } else { b']' };
+                if b.get(i) == Some(&close) {
+                    depth -= 1;
+                    i += 1;
+                    kind
+                } else {
+                    if is_obj {
+                        i = read_key(b, i, v)?;
+                    }
+                    continue;
+                }
+            }
+            b'"' => {
+                i = scan_string(b, i)?.0;
+                JsonKind::String
+            }
+            b't' => {
+                i = literal(b, i, b"true")?;
+                JsonKind::Bool
+            }
+            b'f' => {
+                i = literal(b, i, b"false")?;
+                JsonKind::Bool
+            }
+            b'n' => {
+                i = literal(b, i, b"null")?;
+                JsonKind::Null
+            }
+            b'-' | b'0'..=b'9' => {
+                i = scan_number(b, i)?;
+                JsonKind::Number
+            }
+            _ => return Err(err(i, "expected a value")),
+        };
+        v.value(kind, vstart..i);
+        let mut last = kind;
+        // Close containers until one wants another element.
+        loop {
+            if depth == 0 {
+                return Ok((last, begin..i));
+            }
+            i = skip_ws(b, i);
+            let is_obj = objects & (1u128 << (depth - 1)) != 0;
+            match b.get(i) {
+                Some(b',') => {
+                    i += 1;
+                    if is_obj {
+                        i = read_key(b, skip_ws(b, i), v)?;
+                    }
+                    break;
+                }
+                Some(b']') if !is_obj => last = JsonKind::Array,
+                Some(b'}') if is_obj => last = JsonKind::Object,
+                Some(_) => return Err(err(i, if is_obj { "expected ',' or '}'" } else { "expected ',' or ']'" })),
+                None => return Err(err(i, "unexpected end")),
+            }
+            i += 1;
+            depth -= 1;
+            let open = starts.get(depth).copied().unwrap_or(begin);
+            v.value(last, open..i);
+        }
+    }
+}
+
+/// Reads `"key"` `:` at `i` and returns the position after the colon.
+fn read_key<V: Visitor>(b: &[u8], i: usize, v: &mut V) -> Result<usize, JsonError> {
+    if b.get(i) != Some(&b'"') {
+        return Err(err(i, "expected a string key"));
+    }
+    let end = scan_string(b, i)?.0;
+    v.key(i..end);
+    let j = skip_ws(b, end);
+    if b.get(j) != Some(&b':') {
+        return Err(err(j, "expected ':'"));
+    }
+    Ok(j + 1)
+}
+
+fn literal(b: &[u8], i: usize, word: &'static [u8]) -> Result<usize, JsonError> {
+    if b.get(i..i + word.len()) == Some(word) { Ok(i + word.len()) } else { Err(err(i, "invalid literal")) }
+}
+
+fn digits(b: &[u8], mut i: usize) -> usize {
+    while let Some(b'0'..=b'9') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` at `i`; returns the end.
+fn scan_number(b: &[u8], mut i: usize) -> Result<usize, JsonError> {
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i = digits(b, i + 1),
+        _ => return Err(err(i, "invalid number")),
+    }
+    if b.get(i) == Some(&b'.') {
+        let j = digits(b, i + 1);
+        if j == i + 1 {
+            return Err(err(j, "invalid number"));
+        }
+        i = j;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        let j = digits(b, i);
+        if j == i {
+            return Err(err(j, "invalid number"));
+        }
+        i = j;
+    }
+    Ok(i)
+}
+
+fn hex4(b: &[u8], i: usize) -> Result<u32, JsonError> {
+    let quad = b.get(i..i + 4).ok_or_else(|| err(i, "invalid \\u escape"))?;
+    quad.iter().try_fold(0u32, |acc, &c| {
+        let d = char::from(c).to_digit(16).ok_or_else(|| err(i, "invalid \\u escape"))?;
+        Ok(acc << 4 | d)
+    })
+}
+
+/// Scans the string literal whose opening quote is at `i`; returns the end (after the closing
+/// quote) and whether it contains escapes.
+fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
+    let mut j = i + 1;
+    let mut escaped = false;
+    loop {
+        // Fast path over plain bytes.
+        while let Some(&c) = b.get(j) {
+            if c == b'"' || c == b'\\' || c < 0x20 {
+                break;
+            }
+            j += 1;
+        }
+        match b.get(j) {
+            None => return Err(err(j, "unterminated string")),
+            Some(b'"') => return Ok((j + 1, escaped)),
+            Some(b'\\') => {
+                escaped = true;
+                match b.get(j + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => j += 2,
+                    Some(b'u') => {
+                        let cp = hex4(b, j + 2)?;
+                        if (0xDC00..0xE000).contains(&cp) {
+                            return Err(err(j, "lone surrogate"));
+                        }
+                        if (0xD800..0xDC00).contains(&cp) {
+                            let low = if b.get(j + 6..j + 8) == Some(b"\\u") { hex4(b, j + 8)? } else { 0 };
+                            if !(0xDC00..0xE000).contains(&low) {
+                                return Err(err(j, "lone surrogate"));
+                            }
+                            j += 12;
+                        } else {
+                            j += 6;
+                        }
+                    }
+                    _ => return Err(err(j, "invalid escape")),
+                }
+            }
+            Some(_) => return Err(err(j, "control character in string")),
+        }
+    }
+}
+
+/// The value of the string literal `text[lit]` (already scanned by [`scan_string`]).
+fn unescape(text: &str, lit: Range<usize>, escaped: bool) -> Result<Cow<'_, str>, JsonError> {
+    let inner = (lit.start + 1)..lit.end.saturating_sub(1);
+    let bad = || err(lit.start, "invalid string");
+    let raw = text.get(inner.clone()).ok_or_else(bad)?;
+    if !escaped {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let b = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut run = 0;
+    let mut j = 0;
+    while let Some(&c) = b.get(j) {
+        if c != b'\\' {
+            j += 1;
+            continue;
+        }
+        out.push_str(raw.get(run..j).ok_or_else(bad)?);
+        let (ch, len) = match b.get(j + 1) {
+            Some(b'"') => ('"', 2),
+            Some(b'\\') => ('\\', 2),
+            Some(b'/') => ('/', 2),
+            Some(b'b') => ('\u{8}', 2),
+            Some(b'f') => ('\u{c}', 2),
+            Some(b'n') => ('\n', 2),
+            Some(b'r') => ('\r', 2),
+            Some(b't') => ('\t', 2),
+            Some(b'u') => {
+                let hi = hex4(b, j + 2)?;
+                if (0xD800..0xDC00).contains(&hi) {
+                    let lo = hex4(b, j + 8)?;
+                    let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3ff);
+                    (char::from_u32(cp).ok_or_else(bad)?, 12)
+                } else {
+                    (char::from_u32(hi).ok_or_else(bad)?, 6)
+                }
+            }
+            _ => return Err(bad()),
+        };
+        out.push(ch);
+        j += len;
+        run = j;
+    }
+    out.push_str(raw.get(run..).ok_or_else(bad)?);
+    Ok(Cow::Owned(out))
 }

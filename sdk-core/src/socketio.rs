@@ -2,15 +2,11 @@
 
 use std::ops::Range;
 
+use crate::json;
+
 /// The reserved event names a client must never emit.
-pub const RESERVED_EVENTS: [&str; 6] = [
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
+pub const RESERVED_EVENTS: [&str; 6] =
+    ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
 
 /// Default cap on binary attachments per packet (socket.io-parser `maxAttachments`).
 pub const DEFAULT_MAX_ATTACHMENTS: usize = 10;
@@ -112,25 +108,317 @@ pub enum Error {
     IncompleteBinary,
 }
 
+impl RawJson {
+    /// The whole owned text and the range of the value inside it (for zero-copy slicing further down).
+    pub fn into_parts(self) -> (String, Range<usize>) {
+        (self.text, self.range)
+    }
+    /// The byte range of the value inside the owned text.
+    pub fn range(&self) -> Range<usize> {
+        self.range.clone()
+    }
+}
+
+impl PacketType {
+    /// The type digit on the wire.
+    pub fn as_u8(self) -> u8 {
+        match self {
+            Self::Connect => 0,
+            Self::Disconnect => 1,
+            Self::Event => 2,
+            Self::Ack => 3,
+            Self::ConnectError => 4,
+            Self::BinaryEvent => 5,
+            Self::BinaryAck => 6,
+        }
+    }
+    /// The type for a wire digit `0`-`6`.
+    pub fn from_u8(digit: u8) -> Option<Self> {
+        Some(match digit {
+            0 => Self::Connect,
+            1 => Self::Disconnect,
+            2 => Self::Event,
+            3 => Self::Ack,
+            4 => Self::ConnectError,
+            5 => Self::BinaryEvent,
+            6 => Self::BinaryAck,
+            _ => return None,
+        })
+    }
+    /// BINARY_EVENT or BINARY_ACK: the header carries an attachment count.
+    pub fn is_binary(self) -> bool {
+        matches!(self, Self::BinaryEvent | Self::BinaryAck)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Empty => f.write_str("empty Socket.IO packet"),
+            Self::UnknownType => f.write_str("unknown Socket.IO packet type"),
+            Self::BadAttachments => f.write_str("illegal attachment count"),
+            Self::TooManyAttachments { announced, max } => {
+                write!(f, "too many attachments: {announced} announced, at most {max} allowed")
+            }
+            Self::BadNamespace => f.write_str("invalid namespace"),
+            Self::BadAckId => f.write_str("invalid ack id"),
+            Self::BadJson(e) => write!(f, "invalid payload: {e}"),
+            Self::InvalidPayload(why) => write!(f, "invalid payload: {why}"),
+            Self::BadPlaceholder => f.write_str("invalid binary placeholder"),
+            Self::UnexpectedBinary => f.write_str("got binary data when not reconstructing a packet"),
+            Self::IncompleteBinary => f.write_str("got plaintext data when reconstructing a packet"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::BadJson(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Reads decimal digits at `i`: the value (`None` on overflow) and the end. No digits gives `(Some(0), i)`.
+fn read_decimal(b: &[u8], mut i: usize) -> (Option<u64>, usize) {
+    let mut n = Some(0u64);
+    while let Some(&c @ b'0'..=b'9') = b.get(i) {
+        n = n.and_then(|n| n.checked_mul(10)).and_then(|n| n.checked_add(u64::from(c - b'0')));
+        i += 1;
+    }
+    (n, i)
+}
+
 /// Decodes one text packet without attachments handling (the caller supplies them through [`Decoder`]).
 /// Validity per type follows socket.io-parser: CONNECT object or absent; DISCONNECT none; EVENT /
 /// BINARY_EVENT an array whose first element is a number or a non-reserved string; ACK / BINARY_ACK
 /// an array; CONNECT_ERROR a string or object. Returns the packet and the announced attachment count.
+///
+/// The header is read as socket.io-parser's `decodeString` reads it: the attachment count (types 5
+/// and 6 only) is digits followed by `-`; a namespace is present only when the next character is
+/// `/` and runs to the next `,` (or to the end of the packet); an ack id is the run of digits that
+/// follows. Stricter than socket.io-parser: the attachment count must be plain digits, an ack id
+/// must fit in a `u64`, and EVENT / ACK packets must carry their array.
 pub fn decode(text: String, max_attachments: usize) -> Result<(Packet, usize), Error> {
-    todo!()
+    let b = text.as_bytes();
+    let &digit = b.first().ok_or(Error::Empty)?;
+    let kind = digit.checked_sub(b'0').and_then(PacketType::from_u8).ok_or(Error::UnknownType)?;
+    let mut i = 1;
+
+    let mut announced = 0usize;
+    if kind.is_binary() {
+        let (n, end) = read_decimal(b, i);
+        if end == i || b.get(end) != Some(&b'-') {
+            return Err(Error::BadAttachments);
+        }
+        let n = n.and_then(|n| usize::try_from(n).ok()).ok_or(Error::BadAttachments)?;
+        if n > max_attachments {
+            return Err(Error::TooManyAttachments { announced: n, max: max_attachments });
+        }
+        announced = n;
+        i = end + 1;
+    }
+
+    let nsp = if b.get(i) == Some(&b'/') {
+        let end = b.get(i..).and_then(|rest| rest.iter().position(|&c| c == b',')).map_or(b.len(), |p| i + p);
+        // `i` and `end` sit on ASCII bytes (or the end), hence on char boundaries.
+        let nsp = text.get(i..end).ok_or(Error::BadNamespace)?.to_owned();
+        i = (end + 1).min(b.len());
+        nsp
+    } else {
+        "/".to_owned()
+    };
+
+    let mut id = None;
+    if let Some(b'0'..=b'9') = b.get(i) {
+        let (n, end) = read_decimal(b, i);
+        id = Some(n.ok_or(Error::BadAckId)?);
+        i = end;
+    }
+
+    let data = if i < b.len() {
+        let (json_kind, range) = json::scan_value(&text, i).map_err(Error::BadJson)?;
+        let end = range.end
+            + b.get(range.end..).map_or(0, |rest| rest.iter().take_while(|c| c.is_ascii_whitespace()).count());
+        if end != b.len() {
+            return Err(Error::BadJson(json::JsonError { offset: end, reason: "trailing characters" }));
+        }
+        check_payload(kind, &text, json_kind, range.clone())?;
+        Some((json_kind, range))
+    } else {
+        None
+    };
+    match (kind, &data) {
+        (PacketType::Event | PacketType::BinaryEvent, None) => return Err(Error::InvalidPayload("EVENT without data")),
+        (PacketType::Ack | PacketType::BinaryAck, None) => return Err(Error::InvalidPayload("ACK without data")),
+        _ => {}
+    }
+    let data = match data {
+        Some((_, range)) => {
+            Some(RawJson::slice(text, range).ok_or(Error::InvalidPayload("payload not on char boundaries"))?)
+        }
+        None => None,
+    };
+    Ok((Packet { kind, nsp, id, data, attachments: Vec::new() }, announced))
+}
+
+/// socket.io-parser's `isPayloadValid` for a present payload.
+fn check_payload(kind: PacketType, text: &str, json_kind: json::JsonKind, range: Range<usize>) -> Result<(), Error> {
+    use json::JsonKind::{Array, Number, Object, String};
+    match kind {
+        PacketType::Connect if json_kind != Object => Err(Error::InvalidPayload("CONNECT payload must be an object")),
+        PacketType::Disconnect => Err(Error::InvalidPayload("DISCONNECT must not carry a payload")),
+        PacketType::ConnectError if !matches!(json_kind, String | Object) => {
+            Err(Error::InvalidPayload("CONNECT_ERROR payload must be a string or an object"))
+        }
+        PacketType::Ack | PacketType::BinaryAck if json_kind != Array => {
+            Err(Error::InvalidPayload("ACK payload must be an array"))
+        }
+        PacketType::Event | PacketType::BinaryEvent => {
+            if json_kind != Array {
+                return Err(Error::InvalidPayload("EVENT payload must be an array"));
+            }
+            // Skip `[` and whitespace; an empty array has no event name.
+            let first = range.start + 1;
+            let first = first + text.get(first..).map_or(0, |r| r.bytes().take_while(u8::is_ascii_whitespace).count());
+            let bad_name = Error::InvalidPayload("EVENT name must be a number or a non-reserved string");
+            if text.as_bytes().get(first) == Some(&b']') {
+                return Err(bad_name);
+            }
+            match json::scan_value(text, first).map_err(Error::BadJson)? {
+                (Number, _) => Ok(()),
+                (String, r) => {
+                    let name = text
+                        .get(r)
+                        .and_then(|lit| json::parse_string(lit).ok())
+                        .ok_or(Error::InvalidPayload("bad event name"))?;
+                    if RESERVED_EVENTS.contains(&name.as_ref()) { Err(bad_name) } else { Ok(()) }
+                }
+                _ => Err(bad_name),
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Encodes a packet header and payload: `<type>[<n>-][<nsp>,][<id>][data]`. Attachments are not
 /// written (send them as separate binary Engine.IO messages after this text).
+///
+/// The `<n>-` count is written for BINARY_EVENT / BINARY_ACK (always, as socket.io-parser does, so
+/// the output decodes) and never for other types; the namespace is omitted when it is `/` or empty.
 pub fn encode(kind: PacketType, nsp: &str, id: Option<u64>, data: Option<&str>, attachments: usize) -> String {
-    todo!()
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(1 + 4 + nsp.len() + 1 + 20 + data.map_or(0, str::len));
+    out.push(char::from(b'0' + kind.as_u8()));
+    // Writing to a String cannot fail.
+    if kind.is_binary() {
+        let _ = write!(out, "{attachments}-");
+    }
+    if !nsp.is_empty() && nsp != "/" {
+        out.push_str(nsp);
+        out.push(',');
+    }
+    if let Some(id) = id {
+        let _ = write!(out, "{id}");
+    }
+    if let Some(data) = data {
+        out.push_str(data);
+    }
+    out
 }
 
 /// The `num`s of every `{"_placeholder":true,"num":N}` object found anywhere inside `json`, in
 /// document order. Malformed placeholders (`_placeholder` true but `num` missing, negative or not an
 /// integer) are an error.
+///
+/// As in socket.io-parser's `reconstructPacket`, a placeholder object replaces its whole value (what
+/// is nested inside it is not searched), `_placeholder` must be exactly `true`, and a duplicated key
+/// counts by its last occurrence (as after `JSON.parse`). Stricter: `num` must be written as a plain
+/// integer (`1.0` or `1e0` are refused).
 pub fn placeholders(json: &str) -> Result<Vec<u64>, Error> {
-    todo!()
+    let mut finder = PlaceholderFinder { text: json, frames: Vec::new(), out: Vec::new(), bad: false };
+    let (_, range) = json::scan_with(json, 0, json::MAX_DEPTH, &mut finder).map_err(Error::BadJson)?;
+    if json.as_bytes().get(range.end..).is_some_and(|rest| !rest.iter().all(u8::is_ascii_whitespace)) {
+        return Err(Error::BadJson(json::JsonError { offset: range.end, reason: "trailing characters" }));
+    }
+    if finder.bad { Err(Error::BadPlaceholder) } else { Ok(finder.out) }
+}
+
+/// Which member an object is reading.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Member {
+    Placeholder,
+    Num,
+    Other,
+}
+
+/// One open container while looking for placeholders.
+struct Frame {
+    /// `out.len()` when the container opened: a placeholder object discards what was found inside it.
+    found_before: usize,
+    /// The member whose value comes next (objects only).
+    member: Member,
+    /// Last `_placeholder` member was `true`.
+    placeholder: bool,
+    /// Last `num` member, if a number literal.
+    num: Option<Range<usize>>,
+    /// A `num` member exists but is not a number.
+    num_bad: bool,
+}
+
+struct PlaceholderFinder<'a> {
+    text: &'a str,
+    frames: Vec<Frame>,
+    out: Vec<u64>,
+    bad: bool,
+}
+
+impl json::Visitor for PlaceholderFinder<'_> {
+    fn open(&mut self, _kind: json::JsonKind) {
+        self.frames.push(Frame {
+            found_before: self.out.len(),
+            member: Member::Other,
+            placeholder: false,
+            num: None,
+            num_bad: false,
+        });
+    }
+
+    fn key(&mut self, literal: Range<usize>) {
+        let member = match self.text.get(literal).and_then(|l| json::parse_string(l).ok()).as_deref() {
+            Some("_placeholder") => Member::Placeholder,
+            Some("num") => Member::Num,
+            _ => Member::Other,
+        };
+        if let Some(f) = self.frames.last_mut() {
+            f.member = member;
+        }
+    }
+
+    fn value(&mut self, kind: json::JsonKind, range: Range<usize>) {
+        if matches!(kind, json::JsonKind::Object | json::JsonKind::Array)
+            && let Some(closed) = self.frames.pop()
+            && kind == json::JsonKind::Object
+            && closed.placeholder
+        {
+            self.out.truncate(closed.found_before);
+            let num =
+                if closed.num_bad { None } else { closed.num.and_then(|r| self.text.get(r)).and_then(json::parse_u64) };
+            match num {
+                Some(n) => self.out.push(n),
+                None => self.bad = true,
+            }
+        }
+        let Some(parent) = self.frames.last_mut() else { return };
+        match parent.member {
+            Member::Placeholder => parent.placeholder = self.text.get(range) == Some("true"),
+            Member::Num if kind == json::JsonKind::Number => (parent.num, parent.num_bad) = (Some(range), false),
+            Member::Num => (parent.num, parent.num_bad) = (None, true),
+            Member::Other => {}
+        }
+        parent.member = Member::Other;
+    }
 }
 
 /// The reassembly state machine: text packets in, complete packets out. Owns the partially
@@ -149,14 +437,39 @@ impl Decoder {
     /// Feeds a text packet. `Ok(None)` means the packet waits for binary attachments.
     /// Placeholders are checked (every num < announced count) before waiting.
     pub fn text(&mut self, text: String) -> Result<Option<Packet>, Error> {
-        todo!()
+        if self.pending.take().is_some() {
+            return Err(Error::IncompleteBinary);
+        }
+        let (packet, announced) = decode(text, self.max_attachments)?;
+        if packet.kind.is_binary() {
+            let data = packet.data.as_ref().map_or("", RawJson::as_str);
+            let nums = placeholders(data)?;
+            if nums.iter().any(|&n| usize::try_from(n).map_or(true, |n| n >= announced)) {
+                return Err(Error::BadPlaceholder);
+            }
+            if announced > 0 {
+                self.pending = Some((packet, announced));
+                return Ok(None);
+            }
+        }
+        Ok(Some(packet))
     }
     /// Feeds one binary attachment. `Ok(Some)` when the last one completes the packet.
     pub fn binary(&mut self, data: Vec<u8>) -> Result<Option<Packet>, Error> {
-        todo!()
+        let Some((mut packet, announced)) = self.pending.take() else { return Err(Error::UnexpectedBinary) };
+        packet.attachments.push(data);
+        if packet.attachments.len() >= announced {
+            return Ok(Some(packet));
+        }
+        self.pending = Some((packet, announced));
+        Ok(None)
     }
     /// Drops a partially received packet (e.g. when the transport closes).
     pub fn reset(&mut self) {
         self.pending = None;
+    }
+    /// True while a binary packet waits for attachments.
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
     }
 }

@@ -57,7 +57,8 @@ impl ServerUrl {
             Some((p, q)) => (p, q),
             None => (tail, ""),
         };
-        let namespace = if path.is_empty() || path == "/" { "/".to_string() } else { path.trim_end_matches('/').to_string() };
+        let namespace =
+            if path.is_empty() || path == "/" { "/".to_string() } else { path.trim_end_matches('/').to_string() };
         let query = query
             .split('&')
             .filter(|s| !s.is_empty())
@@ -128,8 +129,9 @@ pub fn encode_component(s: &str, out: &mut String) {
             out.push(char::from(b));
         } else {
             out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
+            for nibble in [b >> 4, b & 15] {
+                out.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+            }
         }
     }
 }

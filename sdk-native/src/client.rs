@@ -11,7 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidings_core::config::{ReconnectConfig, SendBufferConfig};
 use tidings_core::event::EventPattern;
-use tidings_core::{AckRequest, AuthMode, Config, ConnectionState, EmitRequest, Event, EventSource, FeedConfig, TransportConfig};
+use tidings_core::{
+    AckRequest, AuthMode, Config, ConnectionState, EmitRequest, Event, EventSource, FeedConfig, TransportConfig,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::driver::{Command, Driver, Notice, Subscriber};
@@ -46,7 +48,10 @@ pub struct ClientBuilder {
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Config's Debug redacts auth; the provider is opaque.
-        f.debug_struct("ClientBuilder").field("config", &self.config).field("provider", &self.provider.is_some()).finish()
+        f.debug_struct("ClientBuilder")
+            .field("config", &self.config)
+            .field("provider", &self.provider.is_some())
+            .finish()
     }
 }
 
@@ -189,14 +194,21 @@ pub struct Tidings {
 
 impl std::fmt::Debug for Tidings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tidings").field("namespace", &self.inner.main).field("state", &*self.inner.state.borrow()).finish()
+        f.debug_struct("Tidings")
+            .field("namespace", &self.inner.main)
+            .field("state", &*self.inner.state.borrow())
+            .finish()
     }
 }
 
 impl Tidings {
     /// A builder for a client of `url` (`http(s)://` or `ws(s)://`; its path names the namespace).
     pub fn builder(url: &str) -> ClientBuilder {
-        ClientBuilder { config: Config::new(url).map_err(|e| Error::Config(e.to_string())), provider: None, roots: Vec::new() }
+        ClientBuilder {
+            config: Config::new(url).map_err(|e| Error::Config(e.to_string())),
+            provider: None,
+            roots: Vec::new(),
+        }
     }
 
     fn send(&self, c: Command) -> Result<(), Error> {
@@ -240,12 +252,20 @@ impl Tidings {
     /// Events named `pattern` (exact name, `prefix.*`, or `*`), deserialised into `T` (see
     /// [`Payload::deserialize`]). A payload that does not fit `T` is an error item, not a panic.
     pub fn on<T: DeserializeOwned>(&self, pattern: &str) -> Subscription<T> {
-        Subscription { rx: self.subscribe(EventPattern::parse(pattern)), tx: self.inner.tx.clone(), decode: Payload::deserialize::<T> }
+        Subscription {
+            rx: self.subscribe(EventPattern::parse(pattern)),
+            tx: self.inner.tx.clone(),
+            decode: Payload::deserialize::<T>,
+        }
     }
 
     /// Events named `pattern`, undecoded (raw JSON arguments and attachments).
     pub fn on_raw(&self, pattern: &str) -> Subscription<Payload> {
-        Subscription { rx: self.subscribe(EventPattern::parse(pattern)), tx: self.inner.tx.clone(), decode: |p| Ok(p.clone()) }
+        Subscription {
+            rx: self.subscribe(EventPattern::parse(pattern)),
+            tx: self.inner.tx.clone(),
+            decode: |p| Ok(p.clone()),
+        }
     }
 
     /// Every event, undecoded.
@@ -266,7 +286,12 @@ impl Tidings {
 
     /// Starts an emit of `event` on this client's namespace.
     pub fn emit_builder(&self, event: &str) -> Emit {
-        Emit { client: self.clone(), req: EmitRequest::new(event, tidings_core::Args::empty()).namespace(self.inner.main.clone()), texts: Vec::new(), err: None }
+        Emit {
+            client: self.clone(),
+            req: EmitRequest::new(event, tidings_core::Args::empty()).namespace(self.inner.main.clone()),
+            texts: Vec::new(),
+            err: None,
+        }
     }
 
     /// Emits `event` with one argument. Resolves once the core accepted it (sent, or buffered
@@ -276,7 +301,12 @@ impl Tidings {
     }
 
     /// Emits `event` with one argument and waits for the server's ack.
-    pub async fn emit_with_ack<T: Serialize + ?Sized>(&self, event: &str, data: &T, timeout: Duration) -> Result<Payload, Error> {
+    pub async fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        timeout: Duration,
+    ) -> Result<Payload, Error> {
         self.emit_builder(event).arg(data).timeout(timeout).ack().await
     }
 
@@ -409,7 +439,7 @@ fn random_key() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..20).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+    (0..20).filter_map(|_| ALPHABET.get(rng.random_range(0..ALPHABET.len())).map(|b| char::from(*b))).collect()
 }
 
 /// An event received by a subscription.
@@ -465,7 +495,13 @@ impl<T> Stream for Subscription<T> {
             Poll::Ready(Some(ev)) => {
                 let payload = Payload(ev.args);
                 let ack = ev.ack.map(|req| AckHandle { req, tx: self.tx.clone() });
-                let item = (self.decode)(&payload).map(|data| Received { event: ev.name, data, offset: ev.offset, source: ev.source, ack });
+                let item = (self.decode)(&payload).map(|data| Received {
+                    event: ev.name,
+                    data,
+                    offset: ev.offset,
+                    source: ev.source,
+                    ack,
+                });
                 Poll::Ready(Some(item))
             }
             Poll::Ready(None) => Poll::Ready(None),

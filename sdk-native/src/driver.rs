@@ -7,8 +7,8 @@ use std::time::Duration;
 use tidings_core::engineio::Frame;
 use tidings_core::event::EventPattern;
 use tidings_core::{
-    AckRequest, Args, Client as Core, ConnId, ConnectError, ConnectionState, EmitId, EmitRequest, Event, FeedStatus, Input, Output,
-    RequestId,
+    AckRequest, Args, Client as Core, ConnId, ConnectError, ConnectionState, EmitId, EmitRequest, Event, FeedStatus,
+    Input, Output, RequestId,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -17,11 +17,26 @@ use tokio::time::Instant as TokioInstant;
 use crate::transport::{IoEvent, Net, spawn_http, spawn_ws};
 use crate::{AuthProvider, Error, Payload};
 
+/// Where an ack (or a room ack) is delivered.
+pub(crate) type Reply = oneshot::Sender<Result<Payload, Error>>;
+
 /// What the handle asks the driver.
 pub(crate) enum Command {
-    Emit { req: EmitRequest, accepted: oneshot::Sender<Result<EmitId, Error>>, ack: Option<oneshot::Sender<Result<Payload, Error>>> },
-    Ack { req: AckRequest, args: Args },
-    Room { namespace: String, room: String, join: bool, done: Option<oneshot::Sender<Result<Payload, Error>>> },
+    Emit {
+        req: EmitRequest,
+        accepted: oneshot::Sender<Result<EmitId, Error>>,
+        ack: Option<oneshot::Sender<Result<Payload, Error>>>,
+    },
+    Ack {
+        req: AckRequest,
+        args: Args,
+    },
+    Room {
+        namespace: String,
+        room: String,
+        join: bool,
+        done: Option<oneshot::Sender<Result<Payload, Error>>>,
+    },
     Subscribe(Subscriber),
     Listen(mpsc::UnboundedSender<Notice>),
     Connect,
@@ -60,7 +75,7 @@ pub(crate) struct Driver {
     closing: Vec<JoinHandle<()>>,
     subscribers: Vec<Subscriber>,
     acks: HashMap<EmitId, oneshot::Sender<Result<Payload, Error>>>,
-    rooms: HashMap<(String, String, bool), Vec<oneshot::Sender<Result<Payload, Error>>>>,
+    rooms: HashMap<(String, String, bool), Vec<Reply>>,
     state: watch::Sender<ConnectionState>,
     notices: Vec<mpsc::UnboundedSender<Notice>>,
     auth: Option<AuthProvider>,
@@ -210,7 +225,8 @@ impl Driver {
                 }
             }
             Command::Room { namespace, room, join, done } => {
-                let r = if join { self.core.join(now, &namespace, &room) } else { self.core.leave(now, &namespace, &room) };
+                let r =
+                    if join { self.core.join(now, &namespace, &room) } else { self.core.leave(now, &namespace, &room) };
                 match (r, done) {
                     (Err(e), Some(done)) => {
                         let _ = done.send(Err(Error::InvalidArgument(e.to_string())));

@@ -47,16 +47,6 @@ pub use tidings_core::{
     TransportConfig, TransportKind,
 };
 
-#[cfg(test)]
-mod assertions {
-    fn send_sync<T: Send + Sync>() {}
-    #[test]
-    fn handle_is_send_sync() {
-        send_sync::<super::Tidings>();
-        send_sync::<super::Error>();
-    }
-}
-
 /// Whether `name` matches `pattern` (exact, `prefix.*`/`prefix:*`, or `*`).
 pub fn event_pattern_matches(pattern: &str, name: &str) -> bool {
     tidings_core::event::EventPattern::parse(pattern).matches(name)
@@ -65,4 +55,14 @@ pub fn event_pattern_matches(pattern: &str, name: &str) -> bool {
 /// Parses a server URL the way the client does (scheme, host, port, namespace from the path).
 pub fn parse_url(url: &str) -> Result<tidings_core::url::ServerUrl, tidings_core::url::UrlError> {
     tidings_core::url::ServerUrl::parse(url)
+}
+
+#[cfg(test)]
+mod assertions {
+    fn send_sync<T: Send + Sync>() {}
+    #[test]
+    fn handle_is_send_sync() {
+        send_sync::<super::Tidings>();
+        send_sync::<super::Error>();
+    }
 }

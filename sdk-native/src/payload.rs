@@ -108,8 +108,10 @@ impl Payload {
 fn substitute_placeholders(v: &mut Value, attachments: &[Vec<u8>]) {
     match v {
         Value::Object(m) => {
-            if m.get("_placeholder") == Some(&Value::Bool(true)) {
-                if let Some(bytes) = m.get("num").and_then(Value::as_u64).and_then(|n| attachments.get(n as usize)) {
+            if m.get("_placeholder") == Some(&Value::Bool(true))
+                && let Some(bytes) = m.get("num").and_then(Value::as_u64).and_then(|n| attachments.get(n as usize))
+            {
+                {
                     let mut tagged = serde_json::Map::new();
                     tagged.insert("$binary".to_string(), Value::String(STANDARD.encode(bytes)));
                     *v = Value::Object(tagged);
@@ -127,9 +129,12 @@ fn substitute_placeholders(v: &mut Value, attachments: &[Vec<u8>]) {
 fn extract_binary(v: &mut Value, attachments: &mut Vec<Vec<u8>>) -> Result<(), Error> {
     match v {
         Value::Object(m) => {
-            if m.len() == 1 {
-                if let Some(Value::String(b64)) = m.get("$binary") {
-                    let bytes = STANDARD.decode(b64).map_err(|e| Error::InvalidArgument(format!("bad $binary base64: {e}")))?;
+            if m.len() == 1
+                && let Some(Value::String(b64)) = m.get("$binary")
+            {
+                {
+                    let bytes =
+                        STANDARD.decode(b64).map_err(|e| Error::InvalidArgument(format!("bad $binary base64: {e}")))?;
                     let num = attachments.len();
                     attachments.push(bytes);
                     let mut p = serde_json::Map::new();
@@ -159,7 +164,8 @@ pub(crate) fn to_args<T: Serialize + ?Sized>(values: &[&T]) -> Result<Args, Erro
 /// Builds core [`Args`] from JSON texts (one per argument), converting `$binary` objects to attachments.
 pub(crate) fn texts_to_args(texts: Vec<String>) -> Result<Args, Error> {
     if !texts.iter().any(|t| t.contains("\"$binary\"")) {
-        return Args::from_values(texts.iter().map(String::as_str), Vec::new()).map_err(|e| Error::InvalidArgument(e.to_string()));
+        return Args::from_values(texts.iter().map(String::as_str), Vec::new())
+            .map_err(|e| Error::InvalidArgument(e.to_string()));
     }
     let mut attachments = Vec::new();
     let mut out = Vec::with_capacity(texts.len());

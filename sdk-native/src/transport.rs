@@ -58,7 +58,12 @@ impl Net {
 }
 
 /// Opens a WebSocket and pumps it until either side closes.
-pub(crate) fn spawn_ws(net: &Net, conn: ConnId, url: String, events: mpsc::Sender<IoEvent>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_ws(
+    net: &Net,
+    conn: ConnId,
+    url: String,
+    events: mpsc::Sender<IoEvent>,
+) -> tokio::task::JoinHandle<()> {
     let tls = net.tls.clone();
     // Small buffers: thousands of idle clients must fit in one process.
     let config = WebSocketConfig::default()
@@ -68,7 +73,8 @@ pub(crate) fn spawn_ws(net: &Net, conn: ConnId, url: String, events: mpsc::Sende
         .max_message_size(Some(net.max_message))
         .max_frame_size(Some(net.max_message));
     tokio::spawn(async move {
-        let connected = connect_async_tls_with_config(url.as_str(), Some(config), true, Some(Connector::Rustls(tls))).await;
+        let connected =
+            connect_async_tls_with_config(url.as_str(), Some(config), true, Some(Connector::Rustls(tls))).await;
         let ws = match connected {
             Ok((ws, _)) => ws,
             Err(e) => {

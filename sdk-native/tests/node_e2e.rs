@@ -1,5 +1,7 @@
 //! End-to-end tests against a real Node `socket.io` 4.8 server (PROTOCOL.md §7).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
 mod common;
 
 use std::time::Duration;
@@ -8,7 +10,8 @@ use common::{NodeServer, eventually};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tidings::{
-    Bytes, ConnectionState, DisconnectReason, EmitError, Error, Notice, ReconnectConfig, Tidings, TransportConfig, TransportKind,
+    Bytes, ConnectionState, DisconnectReason, EmitError, Error, Notice, ReconnectConfig, Tidings, TransportConfig,
+    TransportKind,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -17,7 +20,10 @@ fn ws_only() -> TransportConfig {
     TransportConfig::only(TransportKind::WebSocket)
 }
 
-async fn next_state(n: &mut tokio::sync::mpsc::UnboundedReceiver<Notice>, pred: impl Fn(&ConnectionState) -> bool) -> ConnectionState {
+async fn next_state(
+    n: &mut tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    pred: impl Fn(&ConnectionState) -> bool,
+) -> ConnectionState {
     loop {
         match tokio::time::timeout(T, n.recv()).await.expect("state change in time").expect("client alive") {
             Notice::State(s) if pred(&s) => return s,
@@ -29,8 +35,10 @@ async fn next_state(n: &mut tokio::sync::mpsc::UnboundedReceiver<Notice>, pred: 
 #[tokio::test]
 async fn s2_websocket_handshake_then_connect_with_auth() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).token("abc").connect().await.unwrap();
-    let auth = client.wait_for::<Value>("auth", T).await.unwrap();
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).token("abc").build().unwrap();
+    let mut auth = client.on::<Value>("auth");
+    client.wait_connected(T).await.unwrap();
+    let auth = tokio::time::timeout(T, auth.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(auth.data, json!({"token": "abc"}));
     match client.state() {
         ConnectionState::Connected { transport, recovered, sid } => {
@@ -64,7 +72,11 @@ async fn s1_polling_first_then_upgrade_keeps_order() {
         assert_eq!(e.data, i, "events out of order or lost across the upgrade");
     }
     assert!(
-        eventually(T, || matches!(client.state(), ConnectionState::Connected { transport: TransportKind::WebSocket, .. })).await,
+        eventually(T, || matches!(
+            client.state(),
+            ConnectionState::Connected { transport: TransportKind::WebSocket, .. }
+        ))
+        .await,
         "upgraded to websocket"
     );
     let got = srv.received();
@@ -89,8 +101,14 @@ async fn s3_heartbeat_is_answered_and_never_initiated() {
 #[tokio::test]
 async fn s6_custom_namespace_with_auth() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&format!("{}/custom", srv.url())).auth(json!({"token": "x"})).transports(ws_only()).connect().await.unwrap();
-    let auth = client.wait_for::<Value>("auth", T).await.unwrap();
+    let client = Tidings::builder(&format!("{}/custom", srv.url()))
+        .auth(json!({"token": "x"}))
+        .transports(ws_only())
+        .build()
+        .unwrap();
+    let mut auth = client.on::<Value>("auth");
+    client.wait_connected(T).await.unwrap();
+    let auth = tokio::time::timeout(T, auth.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(auth.data, json!({"token": "x"}));
     assert!(srv.received().contains(&r#"40/custom,{"token":"x"}"#.to_string()));
     let ack = client.emit_with_ack("echo", &json!({"a": 1}), T).await.unwrap();
@@ -195,7 +213,8 @@ async fn s14_two_attachments_in_order() {
 #[tokio::test]
 async fn s15_binary_over_polling() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect().await.unwrap();
+    let client =
+        Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect().await.unwrap();
     let ack = client.emit_with_ack("echo", &Bytes(vec![1, 2, 3]), T).await.unwrap();
     assert_eq!(ack.deserialize::<Bytes>().unwrap().0, vec![1, 2, 3]);
     assert!(matches!(client.state(), ConnectionState::Connected { transport: TransportKind::Polling, .. }));
@@ -205,7 +224,8 @@ async fn s15_binary_over_polling() {
 #[tokio::test]
 async fn s16_emits_before_connect_are_buffered_in_order() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).build().unwrap();
+    let client =
+        Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).build().unwrap();
     let mut echoes = client.on::<u32>("echo");
     for i in 0..5u32 {
         client.emit("echo", &i).await.unwrap();
@@ -240,7 +260,12 @@ async fn s18_ack_timeout() {
 #[tokio::test]
 async fn s19_retries_with_new_ack_ids_then_the_queue_moves_on() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).retries(2, Duration::from_millis(100)).connect().await.unwrap();
+    let client = Tidings::builder(&srv.url())
+        .transports(ws_only())
+        .retries(2, Duration::from_millis(100))
+        .connect()
+        .await
+        .unwrap();
     let started = tokio::time::Instant::now();
     let first = client.emit_builder("nothing-acks").arg(&1).ack();
     let c2 = client.clone();
@@ -251,7 +276,10 @@ async fn s19_retries_with_new_ack_ids_then_the_queue_moves_on() {
     let ok = second.await.unwrap().unwrap();
     assert_eq!(ok.deserialize::<u32>().unwrap(), 2);
     let got: Vec<String> = srv.received().into_iter().filter(|f| f.starts_with("42")).collect();
-    assert_eq!(got, vec![r#"420["nothing-acks",1]"#, r#"421["nothing-acks",1]"#, r#"422["nothing-acks",1]"#, r#"423["echo",2]"#]);
+    assert_eq!(
+        got,
+        vec![r#"420["nothing-acks",1]"#, r#"421["nothing-acks",1]"#, r#"422["nothing-acks",1]"#, r#"423["echo",2]"#]
+    );
     client.close().await;
 }
 
@@ -308,7 +336,11 @@ async fn s22_unreachable_server_gives_connect_errors_then_reconnect_failed() {
         backoff: tidings::BackoffStrategy::SocketIo { min_ms: 100, max_ms: 500, factor: 2.0, randomization: 0.5 },
         ..ReconnectConfig::default()
     };
-    let client = Tidings::builder(&format!("http://127.0.0.1:{port}")).transports(ws_only()).reconnect(reconnect).build().unwrap();
+    let client = Tidings::builder(&format!("http://127.0.0.1:{port}"))
+        .transports(ws_only())
+        .reconnect(reconnect)
+        .build()
+        .unwrap();
     let mut notices = client.notices();
     let (mut errors, mut delays) = (0, Vec::new());
     loop {
@@ -343,7 +375,8 @@ async fn s23_client_disconnect_sends_41() {
 #[tokio::test]
 async fn s23_polling_client_disconnect_posts_close() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect().await.unwrap();
+    let client =
+        Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect().await.unwrap();
     client.close().await;
     assert!(eventually(T, || srv.received().iter().any(|f| f == "1")).await, "{:?}", srv.received());
 }
@@ -391,15 +424,18 @@ async fn s25_recovery_without_events_is_not_recovered() {
 #[tokio::test]
 async fn s27_acks_carry_no_offset_and_recovery_auth_order() {
     let srv = NodeServer::start("s1");
-    let client = Tidings::builder(&srv.url()).token("t1").transports(ws_only()).connect().await.unwrap();
-    let _ = client.wait_for::<Value>("auth", T).await.unwrap();
+    let client = Tidings::builder(&srv.url()).token("t1").transports(ws_only()).build().unwrap();
+    let mut auth = client.on::<Value>("auth");
+    client.wait_connected(T).await.unwrap();
+    let _ = tokio::time::timeout(T, auth.next()).await.unwrap().unwrap().unwrap();
     let ack = client.emit_with_ack("echo", &json!("x"), T).await.unwrap();
     assert_eq!(ack.len(), 1);
     let mut notices = client.notices();
     srv.kill_transports().await;
     next_state(&mut notices, |s| matches!(s, ConnectionState::Connected { .. })).await;
     let c = srv.received().into_iter().find(|f| f.starts_with("40{\"pid\"")).expect("recovery CONNECT");
-    let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, Value>>(&c[2..]).unwrap().keys().cloned().collect();
+    let keys: Vec<String> =
+        serde_json::from_str::<serde_json::Map<String, Value>>(&c[2..]).unwrap().keys().cloned().collect();
     // serde_json's Map is sorted; check the raw order instead
     let (p, o, t) = (c.find("\"pid\"").unwrap(), c.find("\"offset\"").unwrap(), c.find("\"token\"").unwrap());
     assert!(p < o && o < t, "{c}");
@@ -422,7 +458,8 @@ async fn s28_max_payload_refuses_oversized_emits() {
 #[tokio::test]
 async fn s29_polling_batches_stay_under_max_payload() {
     let srv = NodeServer::start("s2");
-    let client = Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect().await.unwrap();
+    let client =
+        Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect().await.unwrap();
     let mut echoes = client.on::<String>("echo");
     for i in 0..3 {
         client.emit("echo", &format!("payload-number-{i:02}")).await.unwrap();

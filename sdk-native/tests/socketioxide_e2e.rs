@@ -1,5 +1,7 @@
 //! The same client against a Rust `socketioxide` server (no connection state recovery there).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -49,9 +51,16 @@ async fn connected(url: &str, t: TransportConfig) -> Tidings {
 #[tokio::test]
 async fn sx_connect_auth_echo_over_websocket_and_polling() {
     let (url, _io) = start().await;
-    for t in [TransportConfig::only(TransportKind::WebSocket), TransportConfig::only(TransportKind::Polling), TransportConfig::polling_first()] {
-        let client = connected(&url, t).await;
-        let auth = client.wait_for::<Value>("auth", T).await.unwrap();
+    for t in [
+        TransportConfig::only(TransportKind::WebSocket),
+        TransportConfig::only(TransportKind::Polling),
+        TransportConfig::polling_first(),
+    ] {
+        // Subscribe before connecting: the server emits `auth` as soon as the namespace connects.
+        let client = Tidings::builder(&url).transports(t).token("good").build().unwrap();
+        let mut auth = client.on::<Value>("auth");
+        client.wait_connected(T).await.unwrap();
+        let auth = tokio::time::timeout(T, auth.next()).await.unwrap().unwrap().unwrap();
         assert_eq!(auth.data, json!({"token": "good"}));
         assert_eq!(auth.offset, None, "socketioxide appends no offsets");
         let ack = client.emit_with_ack("echo", &json!({"a": [1, 2]}), T).await.unwrap();
@@ -96,7 +105,9 @@ async fn sx_server_disconnect_and_rooms() {
     let mut notices = client.notices();
     client.emit("disconnect-me", &()).await.unwrap();
     loop {
-        if let Notice::State(ConnectionState::Disconnected { reason }) = tokio::time::timeout(T, notices.recv()).await.unwrap().unwrap() {
+        if let Notice::State(ConnectionState::Disconnected { reason }) =
+            tokio::time::timeout(T, notices.recv()).await.unwrap().unwrap()
+        {
             assert_eq!(reason, DisconnectReason::IoServerDisconnect);
             break;
         }

@@ -2,7 +2,9 @@
 
 use std::collections::VecDeque;
 
-use super::{Client, ConnId, ConnectionState, DisconnectReason, HttpRequest, Method, Output, RequestId, RequestPurpose, ms};
+use super::{
+    Client, ConnId, ConnectionState, DisconnectReason, HttpRequest, Method, Output, RequestId, RequestPurpose, ms,
+};
 use crate::config::TransportKind;
 use crate::engineio::{self, Handshake, Packet};
 use crate::socketio;
@@ -31,7 +33,7 @@ enum Phase {
     /// Handshake done.
     Open(Box<Session>),
     /// Waiting to make reconnection attempt `attempt`.
-    Waiting { attempt: u32, until: Instant },
+    Waiting { until: Instant },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -122,7 +124,7 @@ impl Client {
         match &self.engine.phase {
             Phase::Idle => None,
             Phase::Opening { deadline, .. } => Some(*deadline),
-            Phase::Waiting { until, .. } => Some(*until),
+            Phase::Waiting { until } => Some(*until),
             Phase::Open(s) => {
                 let up = match s.upgrade {
                     Upgrade::Probing { deadline, .. } => Some(deadline),
@@ -175,7 +177,8 @@ impl Client {
     fn start_open(&mut self, kind: Option<TransportKind>, tried: u8) {
         let t = &self.config.transports;
         let kind = kind.unwrap_or_else(|| {
-            let fallback = t.fallback_after > 0 && self.engine.ws_failures >= t.fallback_after && t.allows(TransportKind::Polling);
+            let fallback =
+                t.fallback_after > 0 && self.engine.ws_failures >= t.fallback_after && t.allows(TransportKind::Polling);
             if fallback { TransportKind::Polling } else { t.first().unwrap_or(TransportKind::WebSocket) }
         });
         let url = self.eio_url(kind, None);
@@ -266,7 +269,7 @@ impl Client {
         let delay = self.config.reconnect.backoff.delay_ms(self.engine.attempts, &mut self.rng);
         self.engine.attempts = self.engine.attempts.saturating_add(1);
         let attempt = self.engine.attempts;
-        self.engine.phase = Phase::Waiting { attempt, until: self.now.plus_millis(delay) };
+        self.engine.phase = Phase::Waiting { until: self.now.plus_millis(delay) };
         self.sockets_state(ConnectionState::Reconnecting { attempt, delay: std::time::Duration::from_millis(delay) });
         self.update_feed();
     }
@@ -432,7 +435,9 @@ impl Client {
 
     fn maybe_finish_upgrade(&mut self) {
         let Phase::Open(s) = &mut self.engine.phase else { return };
-        let (Upgrade::Pausing { conn }, Active::Poll { get: None, post: None }) = (s.upgrade, s.transport) else { return };
+        let (Upgrade::Pausing { conn }, Active::Poll { get: None, post: None }) = (s.upgrade, s.transport) else {
+            return;
+        };
         s.upgrade = Upgrade::None;
         s.transport = Active::Ws(conn);
         let queued: Vec<Packet<'static>> = s.queue.drain(..).collect();
@@ -468,10 +473,12 @@ impl Client {
                     _ => self.open_failed("websocket error"),
                 }
             }
-            Phase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => match engineio::decode_text(&text) {
-                Ok(p) => self.on_packet(p),
-                Err(_) => self.close_engine(DisconnectReason::ParseError),
-            },
+            Phase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
+                match engineio::decode_text(&text) {
+                    Ok(p) => self.on_packet(p),
+                    Err(_) => self.close_engine(DisconnectReason::ParseError),
+                }
+            }
             Phase::Open(s) => match s.upgrade {
                 Upgrade::Probing { conn, .. } if conn == c => {
                     if engineio::decode_text(&text) == Ok(Packet::Pong { probe: true }) {
@@ -496,7 +503,8 @@ impl Client {
                 self.on_packet(Packet::Binary(data.into()));
             }
             Phase::Opening { link: Link::Ws { conn }, .. } if *conn == c => self.open_failed("websocket error"),
-            Phase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } if conn == c) => {
+            Phase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } if conn == c) =>
+            {
                 self.abort_probe();
             }
             _ => {}
@@ -507,10 +515,12 @@ impl Client {
         match &self.engine.phase {
             Phase::Opening { link: Link::Ws { conn }, .. } if *conn == c => self.open_failed("websocket error"),
             Phase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
-                let reason = if error.is_some() { DisconnectReason::TransportError } else { DisconnectReason::TransportClose };
+                let reason =
+                    if error.is_some() { DisconnectReason::TransportError } else { DisconnectReason::TransportClose };
                 self.close_engine(reason);
             }
-            Phase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } if conn == c) => {
+            Phase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } if conn == c) =>
+            {
                 self.abort_probe();
             }
             _ => {}
@@ -541,7 +551,9 @@ impl Client {
                     if status != 200 {
                         return self.close_engine(DisconnectReason::TransportError);
                     }
-                    let Ok(text) = String::from_utf8(body) else { return self.close_engine(DisconnectReason::ParseError) };
+                    let Ok(text) = String::from_utf8(body) else {
+                        return self.close_engine(DisconnectReason::ParseError);
+                    };
                     let packets: Vec<_> = engineio::decode_payload(&text).map(|p| p.map(owned)).collect();
                     self.on_polled(packets);
                     self.poll_again();
@@ -610,17 +622,17 @@ impl Client {
     /// The wall-clock check socket.io-client makes before each emit: a throttled timer must not
     /// keep a dead connection alive.
     pub(super) fn check_ping_expiry(&mut self) {
-        if let Phase::Open(s) = &self.engine.phase {
-            if self.now >= s.ping_deadline {
-                self.close_engine(DisconnectReason::PingTimeout);
-            }
+        if let Phase::Open(s) = &self.engine.phase
+            && self.now >= s.ping_deadline
+        {
+            self.close_engine(DisconnectReason::PingTimeout);
         }
     }
 
     pub(super) fn engine_timeouts(&mut self) {
         match &self.engine.phase {
             Phase::Opening { deadline, .. } if self.now >= *deadline => self.open_failed("timeout"),
-            Phase::Waiting { until, .. } if self.now >= *until => self.start_open(None, 0),
+            Phase::Waiting { until } if self.now >= *until => self.start_open(None, 0),
             Phase::Open(s) => match s.upgrade {
                 Upgrade::Probing { deadline, .. } if self.now >= deadline => self.abort_probe(),
                 Upgrade::RetryAt(t) if self.now >= t => self.start_probe(),
@@ -641,7 +653,7 @@ impl Client {
     /// Milliseconds until the next reconnection attempt, if waiting for one.
     pub fn reconnect_in(&self) -> Option<u64> {
         match self.engine.phase {
-            Phase::Waiting { until, .. } => Some(ms(until.since(self.now))),
+            Phase::Waiting { until } => Some(ms(until.since(self.now))),
             _ => None,
         }
     }

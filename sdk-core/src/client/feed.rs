@@ -149,7 +149,8 @@ impl Client {
         let Some(cfg) = self.config.feed.clone() else { return };
         match self.feed.phase {
             Phase::Armed { at } if self.now >= at => {
-                self.feed.phase = Phase::Polling { next: self.now, in_flight: None, interval_ms: ms(cfg.interval), failures: 0 };
+                self.feed.phase =
+                    Phase::Polling { next: self.now, in_flight: None, interval_ms: ms(cfg.interval), failures: 0 };
                 self.push(Output::Feed(FeedStatus::Polling));
                 self.feed_poll();
             }
@@ -185,7 +186,9 @@ impl Client {
 
     /// Handles the answer to a feed request; false when `id` is not the feed's.
     pub(super) fn feed_response(&mut self, id: RequestId, response: Option<(u16, &[u8])>, error: Option<&str>) -> bool {
-        let Phase::Polling { in_flight: Some(current), interval_ms, failures, .. } = self.feed.phase else { return false };
+        let Phase::Polling { in_flight: Some(current), interval_ms, failures, .. } = self.feed.phase else {
+            return false;
+        };
         if current != id {
             return false;
         }
@@ -200,12 +203,18 @@ impl Client {
         };
         match parsed {
             Ok((events, cursor)) => {
-                let next_cursor = cursor.or_else(|| events.last().map(|e| e.offset.clone().unwrap_or_else(|| e.id.clone())));
+                let next_cursor =
+                    cursor.or_else(|| events.last().map(|e| e.offset.clone().unwrap_or_else(|| e.id.clone())));
                 if next_cursor.is_some() {
                     self.feed.cursor = next_cursor;
                 }
                 let interval = ms(cfg.interval);
-                self.feed.phase = Phase::Polling { next: self.now.plus_millis(interval), in_flight: None, interval_ms: interval, failures: 0 };
+                self.feed.phase = Phase::Polling {
+                    next: self.now.plus_millis(interval),
+                    in_flight: None,
+                    interval_ms: interval,
+                    failures: 0,
+                };
                 self.deliver_feed(&cfg, events);
             }
             Err(error) => {
@@ -214,9 +223,14 @@ impl Client {
                     self.feed.phase = Phase::GaveUp;
                     self.push(Output::Feed(FeedStatus::GaveUp { error }));
                 } else {
-                    let next_ms = (interval_ms.saturating_mul(u64::from(cfg.backoff_percent)) / 100).min(ms(cfg.max_interval));
-                    self.feed.phase =
-                        Phase::Polling { next: self.now.plus_millis(next_ms), in_flight: None, interval_ms: next_ms, failures };
+                    let next_ms =
+                        (interval_ms.saturating_mul(u64::from(cfg.backoff_percent)) / 100).min(ms(cfg.max_interval));
+                    self.feed.phase = Phase::Polling {
+                        next: self.now.plus_millis(next_ms),
+                        in_flight: None,
+                        interval_ms: next_ms,
+                        failures,
+                    };
                 }
             }
         }

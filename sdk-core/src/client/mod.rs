@@ -91,12 +91,15 @@ impl Client {
         if !namespace.starts_with('/') {
             return Err(CommandError::InvalidNamespace(namespace.to_string()));
         }
-        if let AuthMode::Static(a) = &auth {
-            if crate::json::validate(a) != Ok(crate::json::JsonKind::Object) {
-                return Err(CommandError::InvalidAuth);
-            }
+        if let AuthMode::Static(a) = &auth
+            && crate::json::validate(a) != Ok(crate::json::JsonKind::Object)
+        {
+            return Err(CommandError::InvalidAuth);
         }
-        let sock = self.sockets.entry(namespace.to_string()).or_insert_with(|| Socket::new(namespace.to_string(), auth.clone()));
+        let sock = self
+            .sockets
+            .entry(namespace.to_string())
+            .or_insert_with(|| Socket::new(namespace.to_string(), auth.clone()));
         sock.auth = auth;
         self.activate(namespace);
         Ok(())
@@ -134,12 +137,17 @@ impl Client {
     }
 
     /// Supplies auth (a JSON object, or `None` for no payload) for a pending CONNECT.
-    pub fn provide_auth(&mut self, now: Instant, request: AuthRequestId, auth: Option<String>) -> Result<(), CommandError> {
+    pub fn provide_auth(
+        &mut self,
+        now: Instant,
+        request: AuthRequestId,
+        auth: Option<String>,
+    ) -> Result<(), CommandError> {
         self.tick(now);
-        if let Some(a) = &auth {
-            if crate::json::validate(a) != Ok(crate::json::JsonKind::Object) {
-                return Err(CommandError::InvalidAuth);
-            }
+        if let Some(a) = &auth
+            && crate::json::validate(a) != Ok(crate::json::JsonKind::Object)
+        {
+            return Err(CommandError::InvalidAuth);
         }
         let nsp = self
             .sockets

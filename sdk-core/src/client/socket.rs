@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use super::{
-    AckRequest, AuthRequestId, Client, CommandError, ConnectError, ConnectionState, DisconnectReason, EmitError, EmitId, EmitRequest,
-    Event, EventSource, Output,
+    AckRequest, AuthRequestId, Client, CommandError, ConnectError, ConnectionState, DisconnectReason, EmitError,
+    EmitId, EmitRequest, Event, EventSource, Output,
 };
 use crate::args::Args;
 use crate::config::{AuthMode, OverflowPolicy, TransportKind};
@@ -216,7 +216,9 @@ fn connect_error_of(data: Option<&str>) -> (String, Option<String>) {
             for (k, r) in members {
                 let raw = d.get(r).unwrap_or_default();
                 match k.as_ref() {
-                    "message" => message = json::parse_string(raw).map(|s| s.into_owned()).unwrap_or_else(|_| raw.to_string()),
+                    "message" => {
+                        message = json::parse_string(raw).map(|s| s.into_owned()).unwrap_or_else(|_| raw.to_string())
+                    }
                     "data" => extra = Some(raw.to_string()),
                     _ => {}
                 }
@@ -230,7 +232,9 @@ fn connect_error_of(data: Option<&str>) -> (String, Option<String>) {
 /// Heuristic for "this CONNECT_ERROR is about credentials": worth one retry with fresh auth.
 fn looks_like_auth_failure(message: &str, data: Option<&str>) -> bool {
     let hay = format!("{message} {}", data.unwrap_or_default()).to_ascii_lowercase();
-    ["auth", "token", "jwt", "expired", "unauthori", "forbidden", "credential", "401", "403"].iter().any(|w| hay.contains(w))
+    ["auth", "token", "jwt", "expired", "unauthori", "forbidden", "credential", "401", "403"]
+        .iter()
+        .any(|w| hay.contains(w))
 }
 
 /// The string member `key` of a JSON object text.
@@ -239,24 +243,6 @@ fn string_member(obj: &str, key: &str) -> Option<String> {
     let (_, r) = members.into_iter().rev().find(|(k, _)| k == key)?;
     let raw = obj.get(r)?;
     json::parse_string(raw).ok().map(|s| s.into_owned())
-}
-
-/// The envelope id of an event's first argument: an object with an `id` and a `data` member.
-pub(super) fn envelope_id(arg: &str) -> Option<String> {
-    if !arg.starts_with('{') {
-        return None;
-    }
-    let members = json::object_members(arg).ok()?;
-    if !members.iter().any(|(k, _)| k == "data") {
-        return None;
-    }
-    let (_, r) = members.into_iter().find(|(k, _)| k == "id")?;
-    let raw = arg.get(r)?;
-    match json::validate(raw).ok()? {
-        JsonKind::String => json::parse_string(raw).ok().map(|s| s.into_owned()),
-        JsonKind::Number => Some(raw.to_string()),
-        _ => None,
-    }
 }
 
 impl Client {
@@ -349,7 +335,8 @@ impl Client {
     }
 
     pub(super) fn sockets_engine_closed(&mut self, reason: DisconnectReason) {
-        for n in self.names(|s| matches!(s.phase, Phase::Connected { .. } | Phase::Connecting { .. } | Phase::Auth(_))) {
+        for n in self.names(|s| matches!(s.phase, Phase::Connected { .. } | Phase::Connecting { .. } | Phase::Auth(_)))
+        {
             let was_connected = self.sockets.get(&n).is_some_and(Socket::is_connected);
             if let Some(s) = self.sock(&n) {
                 s.phase = Phase::Waiting;
@@ -537,23 +524,31 @@ impl Client {
         let mut args = Args::from_parts(text, items, p.attachments);
         let Some(s) = self.sockets.get_mut(nsp) else { return };
         let mut offset = None;
-        if p.id.is_none() && s.pid.is_some() {
-            if let Some(last) = args.get(args.len().wrapping_sub(1)) {
-                if last.starts_with('"') {
-                    offset = json::parse_string(last).ok().map(|o| o.into_owned());
-                    args.pop();
-                }
-            }
+        if p.id.is_none()
+            && s.pid.is_some()
+            && let Some(last) = args.get(args.len().wrapping_sub(1))
+            && last.starts_with('"')
+        {
+            offset = json::parse_string(last).ok().map(|o| o.into_owned());
+            args.pop();
         }
         if let Some(o) = &offset {
             s.offset = Some(o.clone());
         }
-        let env = args.get(0).and_then(envelope_id);
+        // Only object-looking arguments can be envelopes; skip the scan for the rest.
+        let env = args.get(0).filter(|a| a.starts_with('{')).and_then(crate::event::envelope_id);
         if !self.first_sighting(offset.as_deref(), env) {
             return;
         }
         let ack = p.id.map(|id| AckRequest { namespace: nsp.to_string(), id });
-        self.push(Output::Event(Event { namespace: nsp.to_string(), name, args, offset, ack, source: EventSource::Socket }));
+        self.push(Output::Event(Event {
+            namespace: nsp.to_string(),
+            name,
+            args,
+            offset,
+            ack,
+            source: EventSource::Socket,
+        }));
     }
 
     /// Records the event's keys in the de-duplication window; false when one was already there.
@@ -595,6 +590,7 @@ impl Client {
                 let head = s.queue.front().and_then(|r| r.in_flight).map(|(a, _)| a);
                 if head == Some(id) {
                     if let Some(r) = s.queue.pop_front() {
+                        s.buffer_bytes = s.buffer_bytes.saturating_sub(r.p.args.byte_size() + r.p.event.len());
                         self.push(Output::Settled { emit: r.p.emit, result: Ok(args) });
                     }
                     self.drain_queue(nsp);
@@ -806,8 +802,11 @@ impl Client {
     fn sync_rooms(&mut self, nsp: &str, recovered: bool) {
         let Some(s) = self.sock(nsp) else { return };
         let unsynced = std::mem::take(&mut s.unsynced);
-        let ops: Vec<(String, bool)> =
-            if recovered { unsynced.into_iter().collect() } else { s.rooms.iter().map(|r| (r.clone(), true)).collect() };
+        let ops: Vec<(String, bool)> = if recovered {
+            unsynced.into_iter().collect()
+        } else {
+            s.rooms.iter().map(|r| (r.clone(), true)).collect()
+        };
         for (room, join) in ops {
             self.send_room(nsp, &room, join);
         }
@@ -819,7 +818,8 @@ impl Client {
         let now = self.now;
         let retries = self.config.retries;
         for nsp in self.names(|s| s.deadline().is_some_and(|d| d <= now)) {
-            if matches!(self.sockets.get(&nsp).map(|s| &s.phase), Some(Phase::Connecting { deadline, .. }) if *deadline <= now) {
+            if matches!(self.sockets.get(&nsp).map(|s| &s.phase), Some(Phase::Connecting { deadline, .. }) if *deadline <= now)
+            {
                 // The namespace never answered: treat the connection as broken and start over.
                 self.close_engine(DisconnectReason::TransportError);
                 continue;
@@ -838,7 +838,9 @@ impl Client {
             let mut outs = Vec::new();
             for id in expired {
                 match s.acks.remove(&id) {
-                    Some(AckWait::User { emit, .. }) => outs.push(Output::Settled { emit, result: Err(EmitError::Timeout) }),
+                    Some(AckWait::User { emit, .. }) => {
+                        outs.push(Output::Settled { emit, result: Err(EmitError::Timeout) })
+                    }
                     Some(AckWait::Room { room, join, .. }) => {
                         outs.push(Output::Room { namespace: nsp.clone(), room, join, result: Err(EmitError::Timeout) });
                     }
@@ -856,21 +858,20 @@ impl Client {
             }
             s.buffer = kept;
             let mut resend = false;
-            if let Some(head) = s.queue.front_mut() {
-                if let Some((id, d)) = head.in_flight {
-                    if d <= now {
-                        s.acks.remove(&id);
-                        head.in_flight = None;
-                        head.tries += 1;
-                        if head.tries > retries {
-                            if let Some(r) = s.queue.pop_front() {
-                                s.buffer_bytes = s.buffer_bytes.saturating_sub(r.p.args.byte_size() + r.p.event.len());
-                                outs.push(Output::Settled { emit: r.p.emit, result: Err(EmitError::Timeout) });
-                            }
-                        }
-                        resend = true;
-                    }
+            if let Some(head) = s.queue.front_mut()
+                && let Some((id, d)) = head.in_flight
+                && d <= now
+            {
+                s.acks.remove(&id);
+                head.in_flight = None;
+                head.tries += 1;
+                if head.tries > retries
+                    && let Some(r) = s.queue.pop_front()
+                {
+                    s.buffer_bytes = s.buffer_bytes.saturating_sub(r.p.args.byte_size() + r.p.event.len());
+                    outs.push(Output::Settled { emit: r.p.emit, result: Err(EmitError::Timeout) });
                 }
+                resend = true;
             }
             self.outputs.extend(outs);
             if resend {
@@ -924,14 +925,6 @@ mod tests {
         assert_eq!(connect_error_of(Some(r#""nope""#)), ("nope".to_string(), None));
         assert!(looks_like_auth_failure("invalid token", None));
         assert!(!looks_like_auth_failure("Invalid namespace", None));
-    }
-
-    #[test]
-    fn envelope_ids_need_data() {
-        assert_eq!(envelope_id(r#"{"id":"e1","type":"task.created","data":{}}"#).as_deref(), Some("e1"));
-        assert_eq!(envelope_id(r#"{"id":"task-1","title":"x"}"#), None);
-        assert_eq!(envelope_id(r#"{"id":7,"data":null}"#).as_deref(), Some("7"));
-        assert_eq!(envelope_id("[1]"), None);
     }
 
     #[test]

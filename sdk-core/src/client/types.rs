@@ -313,7 +313,9 @@ impl fmt::Display for EmitError {
             Self::ReservedName(n) => write!(f, "\"{n}\" is a reserved event name; choose another name"),
             Self::InvalidArgs(e) => e.fmt(f),
             Self::UnknownNamespace(n) => write!(f, "namespace {n} is not open on this client; open it first"),
-            Self::SendBufferFull => f.write_str("the send buffer is full while disconnected; wait for the connection or raise the limit"),
+            Self::SendBufferFull => {
+                f.write_str("the send buffer is full while disconnected; wait for the connection or raise the limit")
+            }
             Self::VolatileDropped => f.write_str("volatile emit dropped: the transport was not writable"),
             Self::Timeout => f.write_str("operation has timed out"),
             Self::Disconnected => f.write_str("socket has been disconnected"),

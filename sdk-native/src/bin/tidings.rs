@@ -44,7 +44,9 @@ fn common_flag(c: &mut Common, flag: &str, args: &mut std::vec::IntoIter<String>
         "--namespace" | "-n" => c.namespace = Some(take_value(args, flag)?),
         "--auth" => {
             let raw = take_value(args, flag)?;
-            let v: Value = serde_json::from_str(&raw).map_err(|e| Usage(format!("--auth is not valid JSON ({e}); pass an object like '{{\"token\":\"…\"}}'")))?;
+            let v: Value = serde_json::from_str(&raw).map_err(|e| {
+                Usage(format!("--auth is not valid JSON ({e}); pass an object like '{{\"token\":\"…\"}}'"))
+            })?;
             if !v.is_object() {
                 return Err(Usage("--auth must be a JSON object, like '{\"token\":\"…\"}'".into()));
             }
@@ -57,7 +59,9 @@ fn common_flag(c: &mut Common, flag: &str, args: &mut std::vec::IntoIter<String>
                 "polling" => TransportConfig::only(TransportKind::Polling),
                 "auto" => TransportConfig::default(),
                 "upgrade" => TransportConfig::polling_first(),
-                other => return Err(Usage(format!("unknown transport {other:?}; use websocket, polling, auto or upgrade"))),
+                other => {
+                    return Err(Usage(format!("unknown transport {other:?}; use websocket, polling, auto or upgrade")));
+                }
             })
         }
         _ => return Ok(false),
@@ -137,10 +141,16 @@ async fn listen(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage>
             "--join" => joins.push(take_value(&mut args, &flag)?),
             "--event" => patterns.push(take_value(&mut args, &flag)?),
             "--count" => {
-                count = Some(take_value(&mut args, &flag)?.parse::<u64>().map_err(|_| Usage("--count needs a whole number".into()))?)
+                count = Some(
+                    take_value(&mut args, &flag)?
+                        .parse::<u64>()
+                        .map_err(|_| Usage("--count needs a whole number".into()))?,
+                )
             }
             "--timeout" => {
-                let s = take_value(&mut args, &flag)?.parse::<f64>().map_err(|_| Usage("--timeout needs a number of seconds".into()))?;
+                let s = take_value(&mut args, &flag)?
+                    .parse::<f64>()
+                    .map_err(|_| Usage("--timeout needs a number of seconds".into()))?;
                 if !(s.is_finite() && s >= 0.0) {
                     return Err(Usage("--timeout needs a non-negative number of seconds".into()));
                 }
@@ -231,7 +241,8 @@ fn client_namespace(c: &Common) -> String {
 }
 
 async fn emit(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage> {
-    let mut c = Common { url: args.next().ok_or_else(|| Usage("emit needs a URL and an EVENT".into()))?, ..Common::default() };
+    let mut c =
+        Common { url: args.next().ok_or_else(|| Usage("emit needs a URL and an EVENT".into()))?, ..Common::default() };
     let event = args.next().ok_or_else(|| Usage("emit needs an EVENT name after the URL".into()))?;
     let (mut values, mut ack, mut timeout) = (Vec::new(), false, Duration::from_millis(10_000));
     while let Some(a) = args.next() {
@@ -242,14 +253,15 @@ async fn emit(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage> {
             "--ack" => ack = true,
             "--timeout" => {
                 timeout = Duration::from_millis(
-                    take_value(&mut args, &a)?.parse::<u64>().map_err(|_| Usage("--timeout needs milliseconds".into()))?,
+                    take_value(&mut args, &a)?
+                        .parse::<u64>()
+                        .map_err(|_| Usage("--timeout needs milliseconds".into()))?,
                 )
             }
             flag if flag.starts_with("--") => return Err(Usage(format!("unknown option {flag:?} for emit"))),
-            json_arg => values.push(
-                serde_json::from_str::<Value>(json_arg)
-                    .map_err(|e| Usage(format!("argument {json_arg:?} is not valid JSON ({e}); quote strings like '\"text\"'")))?,
-            ),
+            json_arg => values.push(serde_json::from_str::<Value>(json_arg).map_err(|e| {
+                Usage(format!("argument {json_arg:?} is not valid JSON ({e}); quote strings like '\"text\"'"))
+            })?),
         }
     }
     let client = match builder(&c)?.connect_timeout(timeout.max(Duration::from_secs(1))).connect().await {
@@ -267,7 +279,10 @@ async fn emit(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage> {
                 0
             }
             Err(Error::Emit(tidings::EmitError::Timeout)) => {
-                eprintln!("no ack for {event:?} within {} ms; does the server call the ack callback?", timeout.as_millis());
+                eprintln!(
+                    "no ack for {event:?} within {} ms; does the server call the ack callback?",
+                    timeout.as_millis()
+                );
                 4
             }
             Err(e) => {
