@@ -218,8 +218,9 @@ fn err(offset: usize, reason: &'static str) -> JsonError {
     JsonError { offset, reason }
 }
 
+/// The index of the first non-whitespace byte at or after `i` (JSON whitespace: space, tab, LF, CR).
 #[inline]
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
         i += 1;
     }

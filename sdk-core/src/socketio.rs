@@ -239,8 +239,7 @@ pub fn decode(text: String, max_attachments: usize) -> Result<(Packet, usize), E
 
     let data = if i < b.len() {
         let (json_kind, range) = json::scan_value(&text, i).map_err(Error::BadJson)?;
-        let end = range.end
-            + b.get(range.end..).map_or(0, |rest| rest.iter().take_while(|c| c.is_ascii_whitespace()).count());
+        let end = json::skip_ws(b, range.end);
         if end != b.len() {
             return Err(Error::BadJson(json::JsonError { offset: end, reason: "trailing characters" }));
         }
@@ -280,8 +279,7 @@ fn check_payload(kind: PacketType, text: &str, json_kind: json::JsonKind, range:
                 return Err(Error::InvalidPayload("EVENT payload must be an array"));
             }
             // Skip `[` and whitespace; an empty array has no event name.
-            let first = range.start + 1;
-            let first = first + text.get(first..).map_or(0, |r| r.bytes().take_while(u8::is_ascii_whitespace).count());
+            let first = json::skip_ws(text.as_bytes(), range.start + 1);
             let bad_name = Error::InvalidPayload("EVENT name must be a number or a non-reserved string");
             if text.as_bytes().get(first) == Some(&b']') {
                 return Err(bad_name);
@@ -337,12 +335,13 @@ pub fn encode(kind: PacketType, nsp: &str, id: Option<u64>, data: Option<&str>, 
 /// counts by its last occurrence (as after `JSON.parse`). Stricter: `num` must be written as a plain
 /// integer (`1.0` or `1e0` are refused).
 pub fn placeholders(json: &str) -> Result<Vec<u64>, Error> {
-    let mut finder = PlaceholderFinder { text: json, frames: Vec::new(), out: Vec::new(), bad: false };
+    let mut finder = PlaceholderFinder { text: json, frames: Vec::new(), out: Vec::new() };
     let (_, range) = json::scan_with(json, 0, json::MAX_DEPTH, &mut finder).map_err(Error::BadJson)?;
-    if json.as_bytes().get(range.end..).is_some_and(|rest| !rest.iter().all(u8::is_ascii_whitespace)) {
-        return Err(Error::BadJson(json::JsonError { offset: range.end, reason: "trailing characters" }));
+    let end = json::skip_ws(json.as_bytes(), range.end);
+    if end != json.len() {
+        return Err(Error::BadJson(json::JsonError { offset: end, reason: "trailing characters" }));
     }
-    if finder.bad { Err(Error::BadPlaceholder) } else { Ok(finder.out) }
+    finder.out.into_iter().collect::<Option<Vec<u64>>>().ok_or(Error::BadPlaceholder)
 }
 
 /// Which member an object is reading.
@@ -361,28 +360,21 @@ struct Frame {
     member: Member,
     /// Last `_placeholder` member was `true`.
     placeholder: bool,
-    /// Last `num` member, if a number literal.
+    /// Last `num` member, if it is a number literal.
     num: Option<Range<usize>>,
-    /// A `num` member exists but is not a number.
-    num_bad: bool,
 }
 
 struct PlaceholderFinder<'a> {
     text: &'a str,
     frames: Vec<Frame>,
-    out: Vec<u64>,
-    bad: bool,
+    /// Placeholders found so far; `None` for a malformed one (an error unless an enclosing
+    /// placeholder object discards it).
+    out: Vec<Option<u64>>,
 }
 
 impl json::Visitor for PlaceholderFinder<'_> {
     fn open(&mut self, _kind: json::JsonKind) {
-        self.frames.push(Frame {
-            found_before: self.out.len(),
-            member: Member::Other,
-            placeholder: false,
-            num: None,
-            num_bad: false,
-        });
+        self.frames.push(Frame { found_before: self.out.len(), member: Member::Other, placeholder: false, num: None });
     }
 
     fn key(&mut self, literal: Range<usize>) {
@@ -403,18 +395,12 @@ impl json::Visitor for PlaceholderFinder<'_> {
             && closed.placeholder
         {
             self.out.truncate(closed.found_before);
-            let num =
-                if closed.num_bad { None } else { closed.num.and_then(|r| self.text.get(r)).and_then(json::parse_u64) };
-            match num {
-                Some(n) => self.out.push(n),
-                None => self.bad = true,
-            }
+            self.out.push(closed.num.and_then(|r| self.text.get(r)).and_then(json::parse_u64));
         }
         let Some(parent) = self.frames.last_mut() else { return };
         match parent.member {
             Member::Placeholder => parent.placeholder = self.text.get(range) == Some("true"),
-            Member::Num if kind == json::JsonKind::Number => (parent.num, parent.num_bad) = (Some(range), false),
-            Member::Num => (parent.num, parent.num_bad) = (None, true),
+            Member::Num => parent.num = (kind == json::JsonKind::Number).then_some(range),
             Member::Other => {}
         }
         parent.member = Member::Other;

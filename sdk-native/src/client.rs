@@ -85,6 +85,12 @@ impl ClientBuilder {
 
     /// Calls `provider` before every connection attempt (and once more after an auth failure), so
     /// an expired token can be refreshed.
+    ///
+    /// ```no_run
+    /// # async fn fresh_token() -> Result<String, String> { Ok("t".into()) }
+    /// let builder = tidings::Tidings::builder("https://rt.example.com")
+    ///     .auth_provider(|_namespace| async { Ok(serde_json::json!({ "token": fresh_token().await? })) });
+    /// ```
     pub fn auth_provider<F, Fut>(mut self, provider: F) -> Self
     where
         F: Fn(String) -> Fut + Send + Sync + 'static,
@@ -251,6 +257,21 @@ impl Tidings {
 
     /// Events named `pattern` (exact name, `prefix.*`, or `*`), deserialised into `T` (see
     /// [`Payload::deserialize`]). A payload that does not fit `T` is an error item, not a panic.
+    ///
+    /// Subscribe before connecting (with [`ClientBuilder::build`]) to see events the server sends
+    /// right at connection time. A subscription keeps the client alive while it exists.
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// # async fn run(client: tidings::Tidings) {
+    /// #[derive(serde::Deserialize)]
+    /// struct Message { text: String }
+    /// let mut chat = client.on::<Message>("chat.*");
+    /// while let Some(Ok(m)) = chat.next().await {
+    ///     println!("{}: {}", m.event, m.data.text);
+    /// }
+    /// # }
+    /// ```
     pub fn on<T: DeserializeOwned>(&self, pattern: &str) -> Subscription<T> {
         Subscription {
             rx: self.subscribe(EventPattern::parse(pattern)),
@@ -285,6 +306,20 @@ impl Tidings {
     }
 
     /// Starts an emit of `event` on this client's namespace.
+    ///
+    /// ```no_run
+    /// # async fn run(client: tidings::Tidings) -> Result<(), tidings::Error> {
+    /// use tidings::Bytes;
+    /// let ack = client
+    ///     .emit_builder("upload")
+    ///     .arg(&serde_json::json!({ "name": "a.png" }))
+    ///     .arg(&Bytes(vec![0x89, 0x50, 0x4e, 0x47]))
+    ///     .idempotent()
+    ///     .timeout(std::time::Duration::from_secs(10))
+    ///     .ack()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn emit_builder(&self, event: &str) -> Emit {
         Emit {
             client: self.clone(),
@@ -301,6 +336,13 @@ impl Tidings {
     }
 
     /// Emits `event` with one argument and waits for the server's ack.
+    ///
+    /// ```no_run
+    /// # async fn run(client: tidings::Tidings) -> Result<(), tidings::Error> {
+    /// let ack = client.emit_with_ack("room:join", "chat:42", std::time::Duration::from_secs(5)).await?;
+    /// let reply: serde_json::Value = ack.deserialize()?;
+    /// # Ok(()) }
+    /// ```
     pub async fn emit_with_ack<T: Serialize + ?Sized>(
         &self,
         event: &str,

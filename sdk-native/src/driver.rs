@@ -120,8 +120,19 @@ impl Driver {
         let span = tracing::info_span!("tidings", url = %self.core.config().url.http_origin(), ns = %self.main);
         let _enter = span.enter();
         let mut done = None;
+        let mut stopping: Option<TokioInstant> = None;
         loop {
             let deadline = self.drain();
+            if let Some(limit) = stopping
+                && (!self.core.is_flushing() || TokioInstant::now() >= limit)
+            {
+                break;
+            }
+            let deadline = match stopping {
+                // While stopping, wake up at least every 50 ms to check the limit.
+                Some(_) => Some(deadline.map_or(self.now().plus_millis(50), |d| d.min(self.now().plus_millis(50)))),
+                None => deadline,
+            };
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(self.start + Duration::from_millis(d.as_millis())).await,
@@ -134,21 +145,19 @@ impl Driver {
                     // The driver holds a sender, so the channel never closes.
                     if let Some(io) = io { self.on_io(io); }
                 }
-                cmd = self.cmds.recv() => match cmd {
+                cmd = self.cmds.recv(), if stopping.is_none() => match cmd {
                     Some(Command::Shutdown(tx)) => {
                         let now = self.now();
                         self.core.disconnect(now);
-                        self.drain();
                         done = Some(tx);
-                        break;
+                        stopping = Some(TokioInstant::now() + Duration::from_secs(2));
                     }
                     Some(c) => self.on_command(c),
                     None => {
                         // Every handle was dropped: disconnect cleanly and stop.
                         let now = self.now();
                         self.core.disconnect(now);
-                        self.drain();
-                        break;
+                        stopping = Some(TokioInstant::now() + Duration::from_secs(2));
                     }
                 },
                 () = sleep => {

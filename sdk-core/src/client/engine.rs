@@ -21,6 +21,16 @@ pub(super) struct Engine {
     attempts: u32,
     /// Consecutive WebSocket failures, for the polling fallback.
     ws_failures: u32,
+    /// A polling session being closed: its last packets and the `1` still to POST.
+    draining: Option<Drain>,
+}
+
+#[derive(Debug)]
+struct Drain {
+    sid: String,
+    max_payload: u64,
+    post: Option<RequestId>,
+    queue: VecDeque<Packet<'static>>,
 }
 
 #[derive(Debug, Default)]
@@ -337,11 +347,13 @@ impl Client {
         let phase = std::mem::take(&mut self.engine.phase);
         match phase {
             Phase::Open(s) => {
-                if let Active::Poll { get, .. } = s.transport {
-                    // The official client POSTs `1`; the pending GET then returns `6` and is dropped.
-                    let id = RequestId(self.next_id());
-                    let url = self.eio_url(TransportKind::Polling, Some(&s.sid));
-                    self.push(Output::Http(poll_post(id, url, "1".to_string())));
+                if let Active::Poll { get, post } = s.transport {
+                    // The official client POSTs `1` after what is still queued (its DISCONNECTs);
+                    // only one POST may be in flight, so the session drains in the background.
+                    let mut queue = s.queue;
+                    queue.push_back(Packet::Close);
+                    self.engine.draining = Some(Drain { sid: s.sid, max_payload: s.max_payload, post, queue });
+                    self.drain_next();
                     if let Some(g) = get {
                         self.push(Output::AbortHttp(g));
                     }
@@ -356,6 +368,40 @@ impl Client {
             Phase::Idle | Phase::Waiting { .. } => {}
         }
         self.engine.attempts = 0;
+    }
+
+    /// Sends the next POST of a closing polling session once the previous one is answered.
+    fn drain_next(&mut self) {
+        let Some(d) = &mut self.engine.draining else { return };
+        if d.post.is_some() {
+            return;
+        }
+        let Some(body) = engineio::take_polling_batch(&mut d.queue, d.max_payload) else {
+            self.engine.draining = None;
+            return;
+        };
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        d.post = Some(id);
+        let sid = d.sid.clone();
+        let url = self.eio_url(TransportKind::Polling, Some(&sid));
+        self.push(Output::Http(poll_post(id, url, body)));
+    }
+
+    /// Answers for the draining session's POSTs; true when `id` was one.
+    fn drain_answered(&mut self, id: RequestId, ok: bool) -> bool {
+        let Some(d) = &mut self.engine.draining else { return false };
+        if d.post != Some(id) {
+            return false;
+        }
+        d.post = None;
+        if ok {
+            self.drain_next();
+        } else {
+            // The session is gone anyway; nothing more to say to it.
+            self.engine.draining = None;
+        }
+        true
     }
 
     // ---------------------------------------------------------------- sending
@@ -528,6 +574,9 @@ impl Client {
     }
 
     pub(super) fn on_http_response(&mut self, id: RequestId, status: u16, body: Vec<u8>) {
+        if self.drain_answered(id, status == 200) {
+            return;
+        }
         match &mut self.engine.phase {
             Phase::Opening { kind, link, .. } if matches!(*link, Link::Poll { get } if get == id) => {
                 let (kind, link) = (*kind, *link);
@@ -574,6 +623,9 @@ impl Client {
     }
 
     pub(super) fn on_http_failed(&mut self, id: RequestId, _error: String) {
+        if self.drain_answered(id, false) {
+            return;
+        }
         match &self.engine.phase {
             Phase::Opening { link: Link::Poll { get }, .. } if *get == id => self.open_failed("xhr poll error"),
             Phase::Open(s) => match s.transport {
@@ -648,6 +700,12 @@ impl Client {
             Phase::Open(s) => Some(&s.sid),
             _ => None,
         }
+    }
+
+    /// True while a closed polling session still has packets (its DISCONNECTs and `1`) to POST;
+    /// a driver that is shutting down keeps running until this is false.
+    pub fn is_flushing(&self) -> bool {
+        self.engine.draining.is_some()
     }
 
     /// Milliseconds until the next reconnection attempt, if waiting for one.

@@ -63,7 +63,8 @@ impl NodeServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Frames the server received from clients (`dir == "in"`), as text (binary as "<binary N>").
+    /// Engine.IO frames the server received from clients (`dir == "in"`), in their text encoding
+    /// (`42[…]`, `3`; binary as `b<base64>`).
     pub fn received(&self) -> Vec<String> {
         self.frames_dir("in")
     }
@@ -79,7 +80,7 @@ impl NodeServer {
             .unwrap()
             .iter()
             .filter(|f| f["dir"] == dir)
-            .map(|f| match &f["data"] {
+            .map(|f| match &f["frame"] {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             })

@@ -1,0 +1,114 @@
+//! The `tidings` CLI as a black box against a real Node socket.io server: output format and exit codes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::NodeServer;
+use serde_json::{Value, json};
+
+fn cli() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tidings"))
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_helpful_message() {
+    let out = cli().args(["listen"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen needs a URL"));
+    let out = cli().args(["emit", "http://127.0.0.1:1", "ev", "{bad"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid JSON"));
+    let out = cli().args(["listen", "ftp://x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = cli().args(["frobnicate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn emit_with_ack_prints_the_ack_arguments() {
+    let srv = NodeServer::start("s0");
+    let out =
+        cli().args(["emit", &srv.url(), "echo", r#"{"a":1}"#, "2", "--ack", "--timeout", "5000"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, json!([{"a": 1}, 2]));
+}
+
+#[test]
+fn connect_error_exits_3_with_message_and_data() {
+    let srv = NodeServer::start("s0");
+    let out = cli().args(["emit", &format!("{}/no", srv.url()), "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not authorized") && err.contains("42"), "{err}");
+}
+
+#[test]
+fn ack_timeout_exits_4() {
+    let srv = NodeServer::start("s0");
+    let out = cli().args(["emit", &srv.url(), "nothing-acks", "--ack", "--timeout", "300"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ack"));
+}
+
+#[test]
+fn listen_times_out_with_5_before_count() {
+    let srv = NodeServer::start("s0");
+    let out =
+        cli().args(["listen", &srv.url(), "--event", "never", "--count", "1", "--timeout", "1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn listen_prints_events_binary_and_states_then_exits_0() {
+    let srv = NodeServer::start("s0");
+    let mut child = cli()
+        .args([
+            "listen",
+            &srv.url(),
+            "--token",
+            "abc",
+            "--event",
+            "news",
+            "--event",
+            "doge",
+            "--count",
+            "2",
+            "--timeout",
+            "20",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    // wait for the connected state on stderr
+    let mut lines = stderr.lines();
+    let connected =
+        lines.by_ref().map_while(Result::ok).find(|l| l.contains(r#""state":"connected""#)).expect("connected line");
+    let v: Value = serde_json::from_str(&connected).unwrap();
+    assert_eq!(v["recovered"], json!(false));
+    std::thread::spawn(move || for _ in lines {});
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        srv.emit("/", "news", json!(["hello", {"n": 1}])).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    });
+    // `doge` is emitted by the server in answer to a client's `doge`: ask through the CLI.
+    let out = cli().args(["emit", &srv.url(), "bcast", r#""x""#]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0], json!({"event": "news", "args": ["hello", {"n": 1}], "namespace": "/", "offset": null}));
+    assert_eq!(lines[1]["event"], json!("news"));
+    assert_eq!(lines[1]["args"], json!(["x"]));
+}
