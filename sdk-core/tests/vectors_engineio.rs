@@ -7,7 +7,6 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use proptest::prelude::*;
 use tidings_core::engineio::{
     Error, Frame, Handshake, Packet, SEPARATOR, base64_decode, base64_encode, decode_binary, decode_payload,
     decode_text, encode_polling_record, encode_ws, take_polling_batch,
@@ -22,6 +21,7 @@ fn text(p: &Packet<'_>) -> String {
     out
 }
 
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))] // used by the property tests only
 fn owned(p: Packet<'_>) -> Packet<'static> {
     match p {
         Packet::Open(h) => Packet::Open(h),
@@ -340,6 +340,7 @@ fn eio_1_long_polling_batching_rule_edges() {
 }
 
 /// `_getWritablePackets` transcribed literally from engine.io-client, on record sizes.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))] // used by the property tests only
 fn reference_batch_len(queue: &[Packet<'static>], max_payload: u64) -> usize {
     if queue.len() <= 1 || max_payload == 0 {
         return queue.len();
@@ -361,105 +362,107 @@ fn reference_batch_len(queue: &[Packet<'static>], max_payload: u64) -> usize {
     queue.len()
 }
 
-fn packet() -> impl Strategy<Value = Packet<'static>> {
-    prop_oneof![
-        Just(Packet::Close),
-        any::<bool>().prop_map(|probe| Packet::Ping { probe }),
-        any::<bool>().prop_map(|probe| Packet::Pong { probe }),
-        any::<String>().prop_map(|s| Packet::Message(Cow::Owned(s))),
-        prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| Packet::Binary(Cow::Owned(b))),
-        Just(Packet::Upgrade),
-        Just(Packet::Noop),
-        (
-            "[a-zA-Z0-9_-]{0,20}",
-            prop::collection::vec("[a-z\"é\\\\]{0,8}", 0..3),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>()
-        )
-            .prop_map(|(sid, upgrades, ping_interval, ping_timeout, max_payload)| Packet::Open(Handshake {
-                sid,
-                upgrades,
-                ping_interval,
-                ping_timeout,
-                max_payload
-            })),
-    ]
-}
+#[cfg(not(target_arch = "wasm32"))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
 
-proptest! {
-    #[test]
-    fn prop_ws_roundtrip(p in packet()) {
-        let back = match encode_ws(&p) {
-            Frame::Text(t) => decode_text(&t).map(owned),
-            Frame::Binary(b) => Ok(Packet::Binary(Cow::Owned(b))),
-        };
-        prop_assert_eq!(back, Ok(p));
-    }
-
-    #[test]
-    fn prop_polling_roundtrip(packets in prop::collection::vec(packet(), 1..8)) {
-        // Messages containing the separator cannot ride in a polling payload.
-        let packets: Vec<_> = packets.into_iter().filter(|p| !matches!(p, Packet::Message(m) if m.contains('\u{1e}'))).collect();
-        prop_assume!(!packets.is_empty());
-        let mut q: VecDeque<_> = packets.clone().into();
-        let body = take_polling_batch(&mut q, 0).unwrap();
-        let back: Vec<_> = decode_payload(&body).collect::<Result<_, _>>().unwrap();
-        prop_assert_eq!(back, packets);
-    }
-
-    #[test]
-    fn prop_batching_matches_reference(sizes in prop::collection::vec(prop_oneof![
-            (0usize..120).prop_map(|n| msg(&"z".repeat(n))),
-            (0usize..120).prop_map(|n| Packet::Binary(Cow::Owned(vec![7; n]))),
+    fn packet() -> impl Strategy<Value = Packet<'static>> {
+        prop_oneof![
+            Just(Packet::Close),
             any::<bool>().prop_map(|probe| Packet::Ping { probe }),
+            any::<bool>().prop_map(|probe| Packet::Pong { probe }),
+            any::<String>().prop_map(|s| Packet::Message(Cow::Owned(s))),
+            prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| Packet::Binary(Cow::Owned(b))),
+            Just(Packet::Upgrade),
             Just(Packet::Noop),
-        ], 0..12), max_payload in 0u64..400) {
-        let mut q: VecDeque<_> = sizes.clone().into();
-        let mut rest = &sizes[..];
-        while let Some(body) = take_polling_batch(&mut q, max_payload) {
-            let n = reference_batch_len(rest, max_payload);
-            prop_assert!(n >= 1);
-            let mut expected = String::new();
-            for (i, p) in rest[..n].iter().enumerate() {
-                if i > 0 { expected.push('\u{1e}'); }
-                encode_polling_record(p, &mut expected);
-            }
-            prop_assert_eq!(body, expected);
-            rest = &rest[n..];
-            prop_assert_eq!(q.len(), rest.len());
+            (
+                "[a-zA-Z0-9_-]{0,20}",
+                prop::collection::vec("[a-z\"é\\\\]{0,8}", 0..3),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>()
+            )
+                .prop_map(|(sid, upgrades, ping_interval, ping_timeout, max_payload)| Packet::Open(
+                    Handshake { sid, upgrades, ping_interval, ping_timeout, max_payload }
+                )),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn prop_ws_roundtrip(p in packet()) {
+            let back = match encode_ws(&p) {
+                Frame::Text(t) => decode_text(&t).map(owned),
+                Frame::Binary(b) => Ok(Packet::Binary(Cow::Owned(b))),
+            };
+            prop_assert_eq!(back, Ok(p));
         }
-        prop_assert!(rest.is_empty());
-    }
 
-    #[test]
-    fn prop_base64_roundtrip(data in prop::collection::vec(any::<u8>(), 0..200)) {
-        let mut out = String::new();
-        base64_encode(&data, &mut out);
-        prop_assert_eq!(out.len(), data.len().div_ceil(3) * 4);
-        prop_assert_eq!(base64_decode(&out), Some(data));
-    }
+        #[test]
+        fn prop_polling_roundtrip(packets in prop::collection::vec(packet(), 1..8)) {
+            // Messages containing the separator cannot ride in a polling payload.
+            let packets: Vec<_> = packets.into_iter().filter(|p| !matches!(p, Packet::Message(m) if m.contains('\u{1e}'))).collect();
+            prop_assume!(!packets.is_empty());
+            let mut q: VecDeque<_> = packets.clone().into();
+            let body = take_polling_batch(&mut q, 0).unwrap();
+            let back: Vec<_> = decode_payload(&body).collect::<Result<_, _>>().unwrap();
+            prop_assert_eq!(back, packets);
+        }
 
-    #[test]
-    fn prop_base64_decode_is_canonical(text in "[A-Za-z0-9+/=]{0,12}") {
-        // Whatever decodes must re-encode to exactly the same text.
-        if let Some(data) = base64_decode(&text) {
+        #[test]
+        fn prop_batching_matches_reference(sizes in prop::collection::vec(prop_oneof![
+                (0usize..120).prop_map(|n| msg(&"z".repeat(n))),
+                (0usize..120).prop_map(|n| Packet::Binary(Cow::Owned(vec![7; n]))),
+                any::<bool>().prop_map(|probe| Packet::Ping { probe }),
+                Just(Packet::Noop),
+            ], 0..12), max_payload in 0u64..400) {
+            let mut q: VecDeque<_> = sizes.clone().into();
+            let mut rest = &sizes[..];
+            while let Some(body) = take_polling_batch(&mut q, max_payload) {
+                let n = reference_batch_len(rest, max_payload);
+                prop_assert!(n >= 1);
+                let mut expected = String::new();
+                for (i, p) in rest[..n].iter().enumerate() {
+                    if i > 0 { expected.push('\u{1e}'); }
+                    encode_polling_record(p, &mut expected);
+                }
+                prop_assert_eq!(body, expected);
+                rest = &rest[n..];
+                prop_assert_eq!(q.len(), rest.len());
+            }
+            prop_assert!(rest.is_empty());
+        }
+
+        #[test]
+        fn prop_base64_roundtrip(data in prop::collection::vec(any::<u8>(), 0..200)) {
             let mut out = String::new();
             base64_encode(&data, &mut out);
-            prop_assert_eq!(out, text);
+            prop_assert_eq!(out.len(), data.len().div_ceil(3) * 4);
+            prop_assert_eq!(base64_decode(&out), Some(data));
         }
-    }
 
-    #[test]
-    fn prop_decoders_never_panic(text in any::<String>(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
-        let _ = decode_text(&text);
-        let _ = decode_payload(&text).count();
-        let _ = decode_binary(&bytes);
-        let _ = base64_decode(&text);
-        for prefix in ["0", "b", "2", "4", "0{\"sid\":"] {
-            let t = format!("{prefix}{text}");
-            let _ = decode_text(&t);
-            let _ = decode_payload(&t).count();
+        #[test]
+        fn prop_base64_decode_is_canonical(text in "[A-Za-z0-9+/=]{0,12}") {
+            // Whatever decodes must re-encode to exactly the same text.
+            if let Some(data) = base64_decode(&text) {
+                let mut out = String::new();
+                base64_encode(&data, &mut out);
+                prop_assert_eq!(out, text);
+            }
+        }
+
+        #[test]
+        fn prop_decoders_never_panic(text in any::<String>(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode_text(&text);
+            let _ = decode_payload(&text).count();
+            let _ = decode_binary(&bytes);
+            let _ = base64_decode(&text);
+            for prefix in ["0", "b", "2", "4", "0{\"sid\":"] {
+                let t = format!("{prefix}{text}");
+                let _ = decode_text(&t);
+                let _ = decode_payload(&t).count();
+            }
         }
     }
 }

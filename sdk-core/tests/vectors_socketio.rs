@@ -5,7 +5,6 @@
 // Test helpers outside #[test] fns are not covered by clippy.toml's allow-*-in-tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use proptest::prelude::*;
 use tidings_core::engineio::{self, Packet as EioPacket};
 use tidings_core::socketio::{
     DEFAULT_MAX_ATTACHMENTS, Decoder, Error, Packet, PacketType, RESERVED_EVENTS, decode, encode, placeholders,
@@ -453,97 +452,103 @@ fn sio_2_errors_display() {
     assert!(std::error::Error::source(&e).is_some(), "{e}");
 }
 
-fn kind_and_data() -> impl Strategy<Value = (PacketType, Option<String>)> {
-    let name = prop_oneof![
-        "[a-zA-Z_ é]{0,10}"
-            .prop_filter("reserved", |s| !RESERVED_EVENTS.contains(&s.as_str()))
-            .prop_map(|s| serde_json::to_string(&s).unwrap()),
-        any::<i32>().prop_map(|n| n.to_string()),
-    ];
-    let arg = prop_oneof![
-        Just("null".to_string()),
-        any::<i64>().prop_map(|n| n.to_string()),
-        any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
-        Just(r#"{"a":[1,{"b":null}]}"#.to_string()),
-    ];
-    let args = prop::collection::vec(arg, 0..4);
-    let object = prop::collection::btree_map("[a-z]{1,5}", any::<String>(), 0..4)
-        .prop_map(|m| serde_json::to_string(&m).unwrap());
-    prop_oneof![
-        prop::option::of(object.clone()).prop_map(|d| (PacketType::Connect, d)),
-        Just((PacketType::Disconnect, None)),
-        (name.clone(), args.clone()).prop_map(|(n, a)| (
-            PacketType::Event,
-            Some(format!("[{}]", std::iter::once(n).chain(a).collect::<Vec<_>>().join(",")))
-        )),
-        args.clone().prop_map(|a| (PacketType::Ack, Some(format!("[{}]", a.join(","))))),
-        prop_oneof![object, any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap())]
-            .prop_map(|d| (PacketType::ConnectError, Some(d))),
-        (name, args.clone()).prop_map(|(n, a)| (
-            PacketType::BinaryEvent,
-            Some(format!("[{}]", std::iter::once(n).chain(a).collect::<Vec<_>>().join(",")))
-        )),
-        args.prop_map(|a| (PacketType::BinaryAck, Some(format!("[{}]", a.join(","))))),
-    ]
-}
+#[cfg(not(target_arch = "wasm32"))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
 
-proptest! {
-    #[test]
-    fn prop_encode_decode_roundtrip(
-        (kind, data) in kind_and_data(),
-        nsp in prop_oneof![Just("/".to_string()), "/[a-z0-9/_é-]{0,8}"],
-        id in prop::option::of(any::<u64>()),
-        n in 0usize..=10,
-    ) {
-        let n = if kind.as_u8() >= 5 { n } else { 0 };
-        // Give every announced attachment a placeholder (appended as extra arguments).
-        let data = data.map(|d| if n > 0 {
-            let ph: Vec<String> = (0..n).map(|i| format!(r#"{{"_placeholder":true,"num":{i}}}"#)).collect();
-            format!("{}{}{}]", &d[..d.len() - 1], if d == "[]" { "" } else { "," }, ph.join(","))
-        } else { d });
-        let text = encode(kind, &nsp, id, data.as_deref(), n);
-        let mut d = Decoder::new(DEFAULT_MAX_ATTACHMENTS);
-        let mut got = d.text(text.clone()).unwrap();
-        for i in 0..n {
-            prop_assert!(got.is_none());
-            got = d.binary(vec![i as u8]).unwrap();
+    fn kind_and_data() -> impl Strategy<Value = (PacketType, Option<String>)> {
+        let name = prop_oneof![
+            "[a-zA-Z_ é]{0,10}"
+                .prop_filter("reserved", |s| !RESERVED_EVENTS.contains(&s.as_str()))
+                .prop_map(|s| serde_json::to_string(&s).unwrap()),
+            any::<i32>().prop_map(|n| n.to_string()),
+        ];
+        let arg = prop_oneof![
+            Just("null".to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+            Just(r#"{"a":[1,{"b":null}]}"#.to_string()),
+        ];
+        let args = prop::collection::vec(arg, 0..4);
+        let object = prop::collection::btree_map("[a-z]{1,5}", any::<String>(), 0..4)
+            .prop_map(|m| serde_json::to_string(&m).unwrap());
+        prop_oneof![
+            prop::option::of(object.clone()).prop_map(|d| (PacketType::Connect, d)),
+            Just((PacketType::Disconnect, None)),
+            (name.clone(), args.clone()).prop_map(|(n, a)| (
+                PacketType::Event,
+                Some(format!("[{}]", std::iter::once(n).chain(a).collect::<Vec<_>>().join(",")))
+            )),
+            args.clone().prop_map(|a| (PacketType::Ack, Some(format!("[{}]", a.join(","))))),
+            prop_oneof![object, any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap())]
+                .prop_map(|d| (PacketType::ConnectError, Some(d))),
+            (name, args.clone()).prop_map(|(n, a)| (
+                PacketType::BinaryEvent,
+                Some(format!("[{}]", std::iter::once(n).chain(a).collect::<Vec<_>>().join(",")))
+            )),
+            args.prop_map(|a| (PacketType::BinaryAck, Some(format!("[{}]", a.join(","))))),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn prop_encode_decode_roundtrip(
+            (kind, data) in kind_and_data(),
+            nsp in prop_oneof![Just("/".to_string()), "/[a-z0-9/_é-]{0,8}"],
+            id in prop::option::of(any::<u64>()),
+            n in 0usize..=10,
+        ) {
+            let n = if kind.as_u8() >= 5 { n } else { 0 };
+            // Give every announced attachment a placeholder (appended as extra arguments).
+            let data = data.map(|d| if n > 0 {
+                let ph: Vec<String> = (0..n).map(|i| format!(r#"{{"_placeholder":true,"num":{i}}}"#)).collect();
+                format!("{}{}{}]", &d[..d.len() - 1], if d == "[]" { "" } else { "," }, ph.join(","))
+            } else { d });
+            let text = encode(kind, &nsp, id, data.as_deref(), n);
+            let mut d = Decoder::new(DEFAULT_MAX_ATTACHMENTS);
+            let mut got = d.text(text.clone()).unwrap();
+            for i in 0..n {
+                prop_assert!(got.is_none());
+                got = d.binary(vec![i as u8]).unwrap();
+            }
+            let p = got.unwrap();
+            prop_assert_eq!(p.kind, kind);
+            prop_assert_eq!(&p.nsp, &nsp);
+            prop_assert_eq!(p.id, id);
+            prop_assert_eq!(p.data.as_ref().map(|d| d.as_str()), data.as_deref());
+            prop_assert_eq!(p.attachments.len(), n);
+            // Re-encoding the decoded packet gives the same text.
+            prop_assert_eq!(encode(p.kind, &p.nsp, p.id, p.data.as_ref().map(|d| d.as_str()), p.attachments.len()), text);
         }
-        let p = got.unwrap();
-        prop_assert_eq!(p.kind, kind);
-        prop_assert_eq!(&p.nsp, &nsp);
-        prop_assert_eq!(p.id, id);
-        prop_assert_eq!(p.data.as_ref().map(|d| d.as_str()), data.as_deref());
-        prop_assert_eq!(p.attachments.len(), n);
-        // Re-encoding the decoded packet gives the same text.
-        prop_assert_eq!(encode(p.kind, &p.nsp, p.id, p.data.as_ref().map(|d| d.as_str()), p.attachments.len()), text);
-    }
 
-    #[test]
-    fn prop_decoders_never_panic(text in any::<String>(), prefix in "[0-6]?[0-9]{0,2}-?(/[a-z]{0,3},)?[0-9]{0,3}") {
-        let t = format!("{prefix}{text}");
-        let _ = decode(t.clone(), DEFAULT_MAX_ATTACHMENTS);
-        let _ = placeholders(&text);
-        let mut d = Decoder::new(DEFAULT_MAX_ATTACHMENTS);
-        let _ = d.text(t);
-        let _ = d.binary(text.into_bytes());
-    }
+        #[test]
+        fn prop_decoders_never_panic(text in any::<String>(), prefix in "[0-6]?[0-9]{0,2}-?(/[a-z]{0,3},)?[0-9]{0,3}") {
+            let t = format!("{prefix}{text}");
+            let _ = decode(t.clone(), DEFAULT_MAX_ATTACHMENTS);
+            let _ = placeholders(&text);
+            let mut d = Decoder::new(DEFAULT_MAX_ATTACHMENTS);
+            let _ = d.text(t);
+            let _ = d.binary(text.into_bytes());
+        }
 
-    #[test]
-    fn prop_decoder_sequence_never_panics(steps in prop::collection::vec(prop_oneof![
-            "[0-6][0-9]{0,2}-?(/a,)?[0-9]?\\[(\"x\"|1|\\{\"_placeholder\":true,\"num\":[0-3]\\})(,\\{\"_placeholder\":true,\"num\":[0-3]\\}){0,3}\\]".prop_map(Ok),
-            prop::collection::vec(any::<u8>(), 0..4).prop_map(Err),
-        ], 0..16)) {
-        let mut d = Decoder::new(3);
-        for step in steps {
-            let r = match step {
-                Ok(text) => d.text(text),
-                Err(bytes) => d.binary(bytes),
-            };
-            if let Ok(Some(p)) = r {
-                let n = p.attachments.len();
-                if let Some(data) = &p.data {
-                    for num in placeholders(data.as_str()).unwrap() {
-                        prop_assert!((num as usize) < n.max(1) || n == 0 && p.kind.as_u8() < 5);
+        #[test]
+        fn prop_decoder_sequence_never_panics(steps in prop::collection::vec(prop_oneof![
+                "[0-6][0-9]{0,2}-?(/a,)?[0-9]?\\[(\"x\"|1|\\{\"_placeholder\":true,\"num\":[0-3]\\})(,\\{\"_placeholder\":true,\"num\":[0-3]\\}){0,3}\\]".prop_map(Ok),
+                prop::collection::vec(any::<u8>(), 0..4).prop_map(Err),
+            ], 0..16)) {
+            let mut d = Decoder::new(3);
+            for step in steps {
+                let r = match step {
+                    Ok(text) => d.text(text),
+                    Err(bytes) => d.binary(bytes),
+                };
+                if let Ok(Some(p)) = r {
+                    let n = p.attachments.len();
+                    if let Some(data) = &p.data {
+                        for num in placeholders(data.as_str()).unwrap() {
+                            prop_assert!((num as usize) < n.max(1) || n == 0 && p.kind.as_u8() < 5);
+                        }
                     }
                 }
             }

@@ -487,6 +487,9 @@ impl Client {
         s.upgrade = Upgrade::None;
         s.transport = Active::Ws(conn);
         let queued: Vec<Packet<'static>> = s.queue.drain(..).collect();
+        // A WebSocket that works ends the run of consecutive failures: the next reconnect opens
+        // with WebSocket again instead of staying on the polling fallback.
+        self.engine.ws_failures = 0;
         self.push(Output::SendWebSocket { conn, frame: engineio::encode_ws(&Packet::Upgrade) });
         for p in queued {
             let frame = engineio::encode_ws(&p);

@@ -1,0 +1,880 @@
+//! Timelines of the client against the fake server (PROTOCOL.md §7), in virtual time: each test
+//! reads as "at t=… this happens, then the client does …" and runs in well under a millisecond
+//! of real time per simulated minute.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::*;
+use tidings_core::config::{AuthMode, FeedConfig, TransportConfig};
+use tidings_core::{
+    BackoffStrategy, ConnectionState, DisconnectReason, EmitError, EmitRequest, EventSource, FeedStatus, Input,
+    RequestPurpose, TransportKind,
+};
+
+/// S0 of PROTOCOL.md §7: pingInterval 300, pingTimeout 200.
+fn s0() -> ServerConfig {
+    ServerConfig { ping_interval: 300, ping_timeout: 200, ..ServerConfig::default() }
+}
+
+fn connected_state(w: &World) -> Option<(TransportKind, bool, String)> {
+    match w.last_state("/") {
+        Some(ConnectionState::Connected { transport, recovered, sid }) => Some((transport, recovered, sid)),
+        _ => None,
+    }
+}
+
+/// (time, attempt, delay ms) of every `Reconnecting` state on `/`.
+fn reconnects(w: &World) -> Vec<(u64, u32, u64)> {
+    w.states("/")
+        .into_iter()
+        .filter_map(|(t, s)| match s {
+            ConnectionState::Reconnecting { attempt, delay } => Some((t, attempt, delay.as_millis() as u64)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (time, reason) of every `Disconnected` state on `/`.
+fn disconnects(w: &World) -> Vec<(u64, DisconnectReason)> {
+    w.states("/")
+        .into_iter()
+        .filter_map(|(t, s)| match s {
+            ConnectionState::Disconnected { reason } => Some((t, reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Resets the connection and runs until the client has noticed, then until it is connected again.
+fn drop_and_reconnect(w: &mut World) {
+    w.drop_transports();
+    w.run_for(5);
+    assert!(!w.connected());
+    assert!(w.run_until_cond(20_000, World::connected), "{}", w.dump());
+}
+
+fn names(w: &World) -> Vec<String> {
+    w.app.events.iter().map(|(_, e)| e.args.get(0).unwrap_or_default().trim_matches('"').to_string()).collect()
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// socket.io-client's backoff range for attempt `n` (from 1) with delay `min`, max `max`, jitter 0.5.
+fn backoff_range(n: u32, min: u64, max: u64) -> (u64, u64) {
+    let ms = min * 2u64.pow(n - 1);
+    ((ms / 2).min(max), (ms + ms / 2).min(max))
+}
+
+// ---------------------------------------------------------------------------------- connecting
+
+#[test]
+fn websocket_connect_receives_events_and_answers_pings() {
+    let mut w = World::with(config(), s0());
+    // t=0: connect straight over WebSocket.
+    w.connect();
+    assert_eq!(w.ws_opens[0].1, "ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket");
+    w.run_until(100);
+    // t=20 the open packet with "upgrades":[], t=40 `40`, t=60 the CONNECT ack.
+    assert_eq!(w.sent_starting("4"), vec![(40, "40".to_string())]);
+    let (transport, recovered, sid) = connected_state(&w).expect("connected");
+    assert_eq!((transport, recovered), (TransportKind::WebSocket, false));
+    assert_eq!(Some(sid), w.server.socket_sid("/"));
+    // t=100..: the server emits; the recovery offset is stripped from the args and exposed.
+    w.server_emit("news", r#""one",{"n":1}"#);
+    w.run_for(5);
+    w.server_emit("news", r#""two""#);
+    w.run_until(1_100);
+    assert_eq!(w.events(), vec![("news".into(), r#"["one",{"n":1}]"#.into()), ("news".into(), r#"["two"]"#.into())]);
+    assert_eq!(w.app.events[0].1.offset.as_deref(), Some("o1"));
+    assert_eq!(w.app.events[1].1.source, EventSource::Socket);
+    // Idle for 3 s: every `2` is answered with `3`, the client never pings, and stays connected.
+    w.run_until(4_100);
+    let pings = w.delivered.iter().filter(|(_, r)| r == "2").count();
+    let pongs = w.sent.iter().filter(|(_, r)| r == "3").count();
+    assert!(pings >= 10, "{pings} pings");
+    assert_eq!(pings, pongs);
+    assert!(w.sent.iter().all(|(_, r)| r != "2"));
+    assert!(w.connected());
+    assert_eq!(w.server.handshakes.len(), 1);
+    w.assert_clean();
+}
+
+#[test]
+fn auth_and_second_namespace_share_one_engine() {
+    let mut cfg = config();
+    cfg.auth = AuthMode::Static(r#"{"token":"abc"}"#.into());
+    let mut server = s0();
+    server.namespaces.insert("/custom".into(), NsRule { token: Some("x".into()), refuse: None });
+    let mut w = World::with(cfg, server);
+    w.connect();
+    w.run_until(100);
+    assert_eq!(w.sent_starting("40"), vec![(40, r#"40{"token":"abc"}"#.to_string())]);
+    // t=100: open /custom with its own auth on the same engine session.
+    w.client.open_namespace(w.at(), "/custom", AuthMode::Static(r#"{"token":"x"}"#.into())).unwrap();
+    w.run_until(200);
+    assert!(w.client.is_connected("/custom"));
+    assert_eq!(w.sent_starting("40/custom").len(), 1);
+    assert_eq!(w.sent_starting("40/custom")[0].1, r#"40/custom,{"token":"x"}"#);
+    assert_eq!(w.server.handshakes.len(), 1);
+    w.server_emit_to("/custom", "hello", r#""c""#);
+    w.run_until(300);
+    assert_eq!(w.app.events[0].1.namespace, "/custom");
+    // t=300: leaving /custom sends `41/custom,`; `/` keeps working.
+    w.client.disconnect_namespace(w.at(), "/custom").unwrap();
+    w.run_until(400);
+    assert_eq!(w.sent_starting("41").iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(), vec!["41/custom,"]);
+    assert!(w.connected() && !w.client.is_connected("/custom"));
+    w.server_emit("news", r#""still here""#);
+    w.run_until(500);
+    assert_eq!(names(&w), strs(&["c", "still here"]));
+    w.assert_clean();
+}
+
+#[test]
+fn server_ack_request_is_answered() {
+    let mut w = World::with(config(), s0());
+    w.auto_ack = true;
+    w.connect();
+    w.run_until(100);
+    let id = w.server_emit_with_ack("ask", "1").unwrap();
+    w.run_until(200);
+    let ev = &w.app.events[0].1;
+    assert_eq!((ev.name.as_str(), ev.ack.as_ref().map(|a| a.id)), ("ask", Some(id)));
+    // Acks carry no offset, and the client's answer is `43<id>["ok"]`.
+    assert_eq!(ev.offset, None);
+    assert_eq!(w.server.client_acks, vec![(140, id, r#"["ok"]"#.to_string())]);
+    w.assert_clean();
+}
+
+// ---------------------------------------------------------------------------------- heartbeat
+
+#[test]
+fn silent_server_ping_timeout_then_backoff_within_socketio_ranges() {
+    let mut w = World::with(config(), s0());
+    w.connect();
+    // Pings at 320, 660, ... (server side), each reaches the client 20 ms later.
+    w.run_until(900);
+    assert!(w.connected());
+    // t=900: the server stops pinging (and stays silent on every later session too).
+    w.server.pinging = false;
+    let last_ping = w.delivered.iter().filter(|(_, r)| r == "2").map(|(t, _)| *t).max().unwrap();
+    w.run_until(30_000);
+    let downs = disconnects(&w);
+    // Closed with "ping timeout" exactly pingInterval + pingTimeout after the last ping.
+    assert_eq!(downs[0], (last_ping + 500, DisconnectReason::PingTimeout));
+    assert!(downs.iter().all(|(_, r)| *r == DisconnectReason::PingTimeout));
+    // Each short-lived session counts as a failed attempt: the delays grow within backo2's ranges,
+    // and the next WebSocket opens exactly when the announced delay is over.
+    let rec = reconnects(&w);
+    assert!(rec.len() >= 5, "{rec:?}");
+    for (i, (t, attempt, delay)) in rec.iter().enumerate() {
+        assert_eq!(*attempt, i as u32 + 1);
+        let (lo, hi) = backoff_range(*attempt, 1000, 5000);
+        assert!((lo..=hi).contains(delay), "attempt {attempt}: {delay} not in {lo}..={hi}");
+        if t + delay <= 30_000 {
+            assert!(w.ws_opens.iter().any(|(o, _)| *o == t + delay), "no open at {}", t + delay);
+        }
+    }
+    // A reconnected session that never hears a ping times out again 500 ms after its handshake.
+    let h2 = w.server.handshakes[1].0;
+    assert_eq!(downs[1].0, h2 + 20 + 500);
+    // t=30 s: pings resume; the connection becomes stable (5 s), so the next drop starts over at attempt 1.
+    w.server.pinging = true;
+    w.run_until(30_000 + 7_000);
+    assert!(w.run_until_cond(6_000, World::connected));
+    w.run_for(6_000);
+    let before = reconnects(&w).len();
+    w.drop_transports();
+    w.run_for(100);
+    let rec = reconnects(&w);
+    assert_eq!(rec.len(), before + 1);
+    let (_, attempt, delay) = rec[before];
+    assert_eq!(attempt, 1);
+    assert!((500..=1500).contains(&delay));
+    w.assert_clean();
+}
+
+#[test]
+fn reconnect_gives_up_after_max_attempts() {
+    // PROTOCOL.md §7 #22: closed port, reconnectionAttempts 3, delay 100, max 500.
+    let mut cfg = config();
+    cfg.reconnect.max_attempts = Some(3);
+    cfg.reconnect.backoff = BackoffStrategy::SocketIo { min_ms: 100, max_ms: 500, factor: 2.0, randomization: 0.5 };
+    let mut w = World::with(cfg, s0());
+    w.server.engine_down = true;
+    w.connect();
+    w.run_until(10_000);
+    // One first try and three reconnection attempts, each reported as connect_error (after two
+    // WebSocket failures the client falls back to polling).
+    let tries = w.open_attempts();
+    assert_eq!(tries.len(), 4);
+    let errors: Vec<(String, bool)> =
+        w.app.connect_errors.iter().map(|(_, _, e)| (e.message.clone(), e.will_retry)).collect();
+    let expected =
+        [("websocket error", true), ("websocket error", true), ("xhr poll error", true), ("xhr poll error", false)];
+    assert_eq!(errors, expected.iter().map(|(m, r)| (m.to_string(), *r)).collect::<Vec<_>>());
+    let gaps: Vec<u64> = tries.windows(2).map(|p| p[1] - p[0] - 40).collect();
+    for (i, gap) in gaps.iter().enumerate() {
+        let (lo, hi) = backoff_range(i as u32 + 1, 100, 500);
+        assert!((lo..=hi).contains(gap), "gap {i}: {gap} not in {lo}..={hi}");
+    }
+    assert_eq!(w.last_state("/"), Some(ConnectionState::Disconnected { reason: DisconnectReason::ReconnectFailed }));
+    assert_eq!(w.client.reconnect_in(), None);
+}
+
+// ---------------------------------------------------------------------------------- recovery
+
+#[test]
+fn transport_drop_recovers_missed_events_once_in_order() {
+    let mut w = World::with(config(), ServerConfig::default());
+    w.connect();
+    w.run_until(100);
+    let (_, _, sid) = connected_state(&w).unwrap();
+    w.server_emit("news", r#""e1""#);
+    w.run_until(200);
+    w.server_emit("news", r#""e2""#);
+    w.run_until(300);
+    // t=300: the connection resets; both ends notice.
+    w.drop_transports();
+    w.run_until(400);
+    assert!(!w.connected());
+    assert!(disconnects(&w)[0].1.reconnects());
+    // t=400, 500: the server keeps emitting into the void (its log keeps them).
+    w.server_emit("news", r#""e3""#);
+    w.run_until(500);
+    w.server_emit("news", r#""e4""#);
+    assert!(w.run_until_cond(10_000, World::connected));
+    // The CONNECT carries pid then offset; the server replays e3 and e4 before its ack.
+    let connects = w.sent_starting("40");
+    assert_eq!(connects[1].1, r#"40{"pid":"P3","offset":"o2"}"#);
+    let (_, recovered, sid2) = connected_state(&w).unwrap();
+    assert!(recovered);
+    assert_eq!(sid2, sid);
+    let connected_at = w.states("/").last().unwrap().0;
+    assert!(w.app.events[2..].iter().all(|(t, _)| *t <= connected_at));
+    w.server_emit("news", r#""e5""#);
+    w.run_for(1_000);
+    assert_eq!(names(&w), strs(&["e1", "e2", "e3", "e4", "e5"]));
+    assert!(w.server.connections[1].recovered);
+    w.assert_clean();
+}
+
+#[test]
+fn recovery_without_offset_gets_a_new_session() {
+    // PROTOCOL.md §7 #25: no event received before the drop: `40{"pid":P}` and a fresh sid.
+    let mut w = World::with(config(), ServerConfig::default());
+    w.connect();
+    w.run_until(100);
+    let (_, _, sid) = connected_state(&w).unwrap();
+    drop_and_reconnect(&mut w);
+    assert_eq!(w.sent_starting("40")[1].1, r#"40{"pid":"P3"}"#);
+    let (_, recovered, sid2) = connected_state(&w).unwrap();
+    assert!(!recovered);
+    assert_ne!(sid, sid2);
+}
+
+#[test]
+fn overlapping_replay_is_deduplicated() {
+    // An at-least-once adapter replays 3 events the client already has: each is delivered once.
+    let server = ServerConfig { replay_overlap: 3, ..ServerConfig::default() };
+    let mut w = World::with(config(), server);
+    w.connect();
+    w.run_until(100);
+    for e in ["e1", "e2", "e3"] {
+        w.server_emit("news", &format!("\"{e}\""));
+        w.run_for(10);
+    }
+    w.drop_transports();
+    w.run_for(10);
+    w.server_emit("news", r#""e4""#);
+    assert!(w.run_until_cond(10_000, World::connected));
+    w.run_for(100);
+    let replayed = w.delivered.iter().filter(|(_, r)| r.contains(r#""e2""#)).count();
+    assert_eq!(replayed, 2, "the server did send e2 twice");
+    assert_eq!(names(&w), strs(&["e1", "e2", "e3", "e4"]));
+}
+
+#[test]
+fn partition_is_noticed_by_heartbeat_and_recovered_after() {
+    let mut w = World::with(config(), s0());
+    w.connect();
+    w.run_until(500);
+    w.server_emit("news", r#""e1""#);
+    // t=1000..4000: the network black-holes everything; nobody is told.
+    w.partition(1_000, 4_000);
+    w.run_until(2_000);
+    // The heartbeat noticed within pingInterval + pingTimeout (+ one ping period).
+    let (t_down, reason) = disconnects(&w)[0];
+    assert_eq!(reason, DisconnectReason::PingTimeout);
+    assert!((1_000..=1_000 + 340 + 500).contains(&t_down), "{t_down}");
+    w.server_emit("news", r#""e2""#);
+    w.run_until(3_000);
+    w.server_emit("news", r#""e3""#);
+    assert!(w.run_until_cond(20_000, World::connected));
+    assert!(w.now >= 4_000);
+    // Attempts made during the partition failed.
+    assert!(w.app.connect_errors.iter().all(|(t, _, _)| *t < 4_100));
+    let (_, recovered, _) = connected_state(&w).unwrap();
+    assert!(recovered);
+    w.server_emit("news", r#""e4""#);
+    w.run_for(1_000);
+    assert_eq!(names(&w), strs(&["e1", "e2", "e3", "e4"]));
+    w.assert_clean();
+}
+
+// ---------------------------------------------------------------------------------- rooms
+
+#[test]
+fn unrecoverable_reconnect_rejoins_rooms() {
+    let server = ServerConfig { recovery: false, ..ServerConfig::default() };
+    let mut w = World::with(config(), server);
+    w.connect();
+    w.run_until(100);
+    w.join("a");
+    w.join("b");
+    w.run_until(200);
+    assert_eq!(w.server.rooms("/"), ["a", "b"].iter().map(|s| s.to_string()).collect());
+    assert_eq!(w.app.rooms.iter().filter(|r| r.result.is_ok()).count(), 2);
+    let sid = w.server.socket_sid("/").unwrap();
+    drop_and_reconnect(&mut w);
+    w.run_for(200);
+    // A new socket on the server: the client sent both joins again and got both acks.
+    assert_ne!(w.server.socket_sid("/").unwrap(), sid);
+    assert_eq!(w.server.rooms("/"), ["a", "b"].iter().map(|s| s.to_string()).collect());
+    assert_eq!(w.sent_starting("42").iter().filter(|(_, t)| t.contains("room:join")).count(), 4);
+    assert_eq!(w.app.rooms.iter().filter(|r| r.join && r.result.is_ok()).count(), 4);
+    assert_eq!(w.client.rooms("/"), vec!["a".to_string(), "b".to_string()]);
+    w.assert_clean();
+}
+
+#[test]
+fn expired_recovery_session_rejoins_rooms() {
+    let server = ServerConfig { max_disconnection: 100, ..ServerConfig::default() };
+    let mut w = World::with(config(), server);
+    w.connect();
+    w.run_until(100);
+    w.join("a");
+    w.server_emit("news", r#""e1""#);
+    w.run_until(200);
+    // The reconnect comes after at least 500 ms: the session is gone.
+    drop_and_reconnect(&mut w);
+    w.run_for(200);
+    assert!(!connected_state(&w).unwrap().1);
+    assert!(w.sent_starting("40")[1].1.contains(r#""offset":"o1""#), "the client did try to recover");
+    assert_eq!(w.server.rooms("/"), ["a"].iter().map(|s| s.to_string()).collect());
+    w.assert_clean();
+}
+
+#[test]
+fn recovered_reconnect_sends_only_room_changes_made_while_away() {
+    let mut w = World::with(config(), ServerConfig::default());
+    w.connect();
+    w.run_until(100);
+    w.join("a");
+    w.join("b");
+    w.server_emit("news", r#""e1""#);
+    w.run_until(200);
+    w.drop_transports();
+    w.run_for(10);
+    // While away: leave a, join c.
+    w.leave("a");
+    w.join("c");
+    assert!(w.run_until_cond(10_000, World::connected));
+    w.run_for(200);
+    assert!(connected_state(&w).unwrap().1, "recovered");
+    let after: Vec<String> = w.sent_starting("42").into_iter().filter(|(t, _)| *t > 300).map(|(_, s)| s).collect();
+    assert_eq!(after, vec![r#"422["room:leave","a"]"#.to_string(), r#"423["room:join","c"]"#.to_string()]);
+    assert_eq!(w.server.rooms("/"), ["b", "c"].iter().map(|s| s.to_string()).collect());
+    w.assert_clean();
+}
+
+// ---------------------------------------------------------------------------------- emits
+
+fn reliable_config(retries: u32, ack_timeout: u64) -> tidings_core::Config {
+    let mut cfg = config();
+    cfg.retries = retries;
+    cfg.ack_timeout = Some(Duration::from_millis(ack_timeout));
+    cfg
+}
+
+#[test]
+fn reliable_emits_survive_dropped_acks_one_in_flight_in_order() {
+    let mut w = World::with(reliable_config(3, 500), ServerConfig::default());
+    w.connect();
+    w.run_until(100);
+    // The server loses the acks of the next two events.
+    w.server.drop_next_acks = 2;
+    let a = w.emit_ack("a", "[1]");
+    let b = w.emit_ack("b", "[2]");
+    let c = w.emit_ack("c", "[3]");
+    w.run_until(3_000);
+    // a is tried three times (a new ack id each time), b and c only go after a is acked.
+    let wire: Vec<String> = w.sent_starting("42").into_iter().map(|(_, s)| s).collect();
+    assert_eq!(wire, strs(&[r#"420["a",1]"#, r#"421["a",1]"#, r#"422["a",1]"#, r#"423["b",2]"#, r#"424["c",3]"#]));
+    let times: Vec<u64> = w.sent_starting("42").into_iter().map(|(t, _)| t).collect();
+    assert_eq!(&times[..3], &[100, 600, 1_100]);
+    let settled: Vec<_> = w.app.settled.iter().map(|(_, e, r)| (*e, r.as_ref().map(|a| a.to_json_array()))).collect();
+    assert_eq!(settled, vec![(a, Ok("[1]".into())), (b, Ok("[2]".into())), (c, Ok("[3]".into()))]);
+    // A drop while d is in flight: d is sent again on the new connection, e waits behind it.
+    let d = w.emit_ack("d", "[4]");
+    let e = w.emit_ack("e", "[5]");
+    drop_and_reconnect(&mut w);
+    w.run_for(500);
+    let events: Vec<String> = w.server.received.iter().map(|r| r.event.clone()).collect();
+    assert_eq!(events, strs(&["a", "a", "a", "b", "c", "d", "e"]));
+    assert_eq!(w.settlements(d).len(), 1);
+    assert_eq!(w.settlements(e).len(), 1);
+    assert!(w.settlements(d)[0].is_ok() && w.settlements(e)[0].is_ok());
+    let (_, d_at, _) = w.app.settled.iter().find(|s| s.1 == d).unwrap();
+    let (_, e_at, _) = w.app.settled.iter().find(|s| s.1 == e).unwrap();
+    assert!(d_at <= e_at);
+    assert_eq!(w.client.buffered().0, 0);
+    w.assert_clean();
+}
+
+#[test]
+fn reliable_emit_fails_after_retries_then_the_next_goes() {
+    // PROTOCOL.md §7 #19: retries 2, ackTimeout 100: 20, 21, 22 about 100 ms apart, an error, then 23.
+    let mut w = World::with(reliable_config(2, 100), ServerConfig::default());
+    w.server.drop_acks_for.insert("nothing-acks".into());
+    w.connect();
+    w.run_until(100);
+    let lost = w.emit_ack("nothing-acks", "[1]");
+    let echo = w.emit_ack("echo", "[2]");
+    w.run_until(1_000);
+    let wire: Vec<(u64, String)> = w.sent_starting("42");
+    assert_eq!(
+        wire,
+        vec![
+            (100, r#"420["nothing-acks",1]"#.to_string()),
+            (200, r#"421["nothing-acks",1]"#.to_string()),
+            (300, r#"422["nothing-acks",1]"#.to_string()),
+            (400, r#"423["echo",2]"#.to_string()),
+        ]
+    );
+    assert_eq!(w.settlements(lost), vec![&Err(EmitError::Timeout)]);
+    assert_eq!(w.settlements(echo).len(), 1);
+    assert_eq!(w.settlements(echo)[0].as_ref().unwrap().to_json_array(), "[2]");
+    w.assert_clean();
+}
+
+#[test]
+fn ack_timeout_without_retries() {
+    // PROTOCOL.md §7 #18: timeout(50).emit("unknown") -> "operation has timed out".
+    let mut w = World::with(config(), ServerConfig::default());
+    w.server.drop_acks_for.insert("unknown".into());
+    w.connect();
+    w.run_until(100);
+    let id = w.emit(EmitRequest::new("unknown", args("[]")).timeout(Duration::from_millis(50))).unwrap();
+    w.run_until(149);
+    assert!(w.settlements(id).is_empty());
+    w.run_until(150);
+    assert_eq!(w.settlements(id), vec![&Err(EmitError::Timeout)]);
+    assert_eq!(w.client.buffered().1, 0);
+}
+
+#[test]
+fn send_buffer_flushes_after_the_connect_ack_never_with_it() {
+    // PROTOCOL.md §7 #16, over polling so that batching could put them together.
+    let mut cfg = config();
+    cfg.transports = TransportConfig { upgrade: false, ..TransportConfig::polling_first() };
+    let mut w = World::with(cfg, ServerConfig::default());
+    let early1 = w.emit(EmitRequest::new("early", args("[1]"))).unwrap();
+    let early2 = w.emit_ack("early", "[2]");
+    assert_eq!(w.client.buffered().0, 2);
+    w.run_until(100);
+    assert!(w.http.is_empty(), "nothing is sent before connect()");
+    w.connect();
+    w.run_until(500);
+    let posts: Vec<String> = w
+        .http
+        .iter()
+        .filter(|(_, r)| r.purpose == RequestPurpose::PollSend)
+        .filter_map(|(_, r)| r.body.clone())
+        .collect();
+    let with_connect = posts.iter().find(|b| b.starts_with("40")).unwrap();
+    assert!(!with_connect.contains("42"), "{posts:?}");
+    let received: Vec<String> = w.server.received.iter().map(|r| r.args.clone()).collect();
+    assert_eq!(received, strs(&["[1]", "[2]"]));
+    assert!(w.server.received[0].at >= w.server.connections[0].at);
+    assert_eq!(w.settlements(early2).len(), 1);
+    assert!(w.settlements(early1).is_empty(), "no ack was asked");
+    // While disconnected: a timed emit leaves the buffer at its timeout, the other is flushed later.
+    w.drop_transports();
+    w.run_for(10);
+    let timed = w.emit(EmitRequest::new("late", args("[3]")).timeout(Duration::from_millis(200))).unwrap();
+    let kept = w.emit_ack("late", "[4]");
+    w.run_for(250);
+    assert_eq!(w.settlements(timed), vec![&Err(EmitError::Timeout)]);
+    assert_eq!(w.client.buffered().0, 1);
+    assert!(w.run_until_cond(10_000, World::connected));
+    w.run_for(500);
+    let late: Vec<String> = w.server.received_named("late").iter().map(|r| r.args.clone()).collect();
+    assert_eq!(late, strs(&["[4]"]));
+    assert_eq!(w.settlements(kept).len(), 1);
+    w.assert_clean();
+}
+
+#[test]
+fn volatile_emit_is_dropped_while_disconnected() {
+    let mut w = World::with(config(), ServerConfig::default());
+    let r = w.emit(EmitRequest::new("v", args("[1]")).volatile());
+    assert_eq!(r, Err(EmitError::VolatileDropped));
+    w.connect();
+    w.run_until(100);
+    w.emit(EmitRequest::new("v", args("[2]")).volatile()).unwrap();
+    w.run_until(200);
+    assert_eq!(w.server.received.len(), 1);
+    assert_eq!(w.server.received[0].args, "[2]");
+}
+
+// ---------------------------------------------------------------------------------- transports
+
+#[test]
+fn websocket_blocked_falls_back_to_polling_then_moves_back() {
+    let mut w = World::with(config(), s0());
+    // A proxy refuses WebSocket upgrades.
+    w.link.ws_blocked = true;
+    w.connect();
+    assert!(w.run_until_cond(20_000, World::connected));
+    // Two WebSocket failures (fallback_after = 2), then a polling handshake and a failed probe.
+    let errors: Vec<String> = w.app.connect_errors.iter().map(|e| e.2.message.clone()).collect();
+    assert_eq!(errors, strs(&["websocket error", "websocket error"]));
+    assert_eq!(w.server.handshakes.iter().map(|h| h.1).collect::<Vec<_>>(), vec!["polling"]);
+    let (transport, _, _) = connected_state(&w).unwrap();
+    assert_eq!(transport, TransportKind::Polling);
+    let probe_at = w.ws_opens.last().unwrap().0;
+    assert!(w.ws_opens.last().unwrap().1.contains("&sid=E"));
+    // Events flow over polling.
+    w.server_emit("news", r#""over polling""#);
+    w.run_for(200);
+    assert_eq!(names(&w), strs(&["over polling"]));
+    // The proxy is fixed; the WebSocket is probed again 30 s after the failed probe.
+    w.link.ws_blocked = false;
+    w.run_until(probe_at + 20 + 30_000 - 1);
+    assert_eq!(w.server.transport(), Some("polling"));
+    w.run_until(probe_at + 20 + 30_000 + 200);
+    assert_eq!(w.ws_opens.last().unwrap().0, probe_at + 20 + 30_000);
+    assert_eq!(w.server.transport(), Some("websocket"));
+    assert_eq!(connected_state(&w).unwrap().0, TransportKind::WebSocket);
+    w.server_emit("news", r#""over websocket""#);
+    w.run_for(200);
+    assert_eq!(names(&w), strs(&["over polling", "over websocket"]));
+    // Back on WebSocket for good: after a drop the client reconnects over WebSocket directly.
+    drop_and_reconnect(&mut w);
+    assert_eq!(w.server.handshakes.last().unwrap().1, "websocket");
+    w.assert_clean();
+}
+
+#[test]
+fn polling_first_upgrades_without_losing_or_reordering() {
+    let mut cfg = config();
+    cfg.transports = TransportConfig::polling_first();
+    let mut w = World::new(cfg, s0(), LinkConfig { latency: 15, jitter: 10, loss: 0.0 }, 3);
+    w.connect();
+    assert!(w.http[0].1.url.starts_with("http://127.0.0.1:3000/socket.io/?EIO=4&transport=polling&t="));
+    // Emits from both sides every 7 ms, across the upgrade.
+    let mut sent = Vec::new();
+    let mut n = 0;
+    while w.now < 400 {
+        if w.connected() {
+            n += 1;
+            w.server_emit("tick", &n.to_string());
+            sent.push(w.emit_ack("tock", &format!("[{n}]")));
+        }
+        w.run_for(7);
+    }
+    w.run_until(1_000);
+    assert_eq!(w.server.upgrades.len(), 1);
+    let up = w.server.upgrades[0];
+    assert!(n > 10 && w.server.received.iter().any(|r| r.at < up) && w.server.received.iter().any(|r| r.at > up));
+    let got: Vec<String> = w.app.events.iter().map(|(_, e)| e.args.get(0).unwrap().to_string()).collect();
+    assert_eq!(got, (1..=n).map(|i| i.to_string()).collect::<Vec<_>>());
+    let recv: Vec<String> = w.server.received.iter().map(|r| r.args.clone()).collect();
+    assert_eq!(recv, (1..=n).map(|i| format!("[{i}]")).collect::<Vec<_>>());
+    assert!(sent.iter().all(|s| w.settlements(*s).len() == 1));
+    // The probe: 2probe, 3probe, 5; then no more polling.
+    assert!(w.sent.iter().any(|(_, r)| r == "2probe") && w.sent.iter().any(|(_, r)| r == "5"));
+    let last_poll = w.http.iter().map(|(t, _)| *t).max().unwrap();
+    assert!(last_poll <= up, "polled at {last_poll} after the upgrade at {up}");
+    assert_eq!(connected_state(&w).unwrap().0, TransportKind::WebSocket);
+    let transports: Vec<TransportKind> = w
+        .states("/")
+        .into_iter()
+        .filter_map(|(_, s)| match s {
+            ConnectionState::Connected { transport, .. } => Some(transport),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(transports, vec![TransportKind::Polling, TransportKind::WebSocket]);
+    w.assert_clean();
+}
+
+// ---------------------------------------------------------------------------------- terminal cases
+
+#[test]
+fn io_server_disconnect_does_not_reconnect() {
+    let mut w = World::with(config(), s0());
+    w.connect();
+    w.run_until(100);
+    let (_, _, sid) = connected_state(&w).unwrap();
+    w.server_emit("news", r#""e1""#);
+    w.run_until(200);
+    w.server_disconnect("/");
+    w.run_until(60_000);
+    assert_eq!(disconnects(&w), vec![(220, DisconnectReason::IoServerDisconnect)]);
+    assert!(reconnects(&w).is_empty());
+    assert_eq!(w.ws_opens.len(), 1);
+    assert_eq!(w.server.session_count(), 0, "the engine was closed");
+    // The application reconnects by hand: a new socket, and no recovery attempt (no pid).
+    w.connect();
+    assert!(w.run_until_cond(1_000, World::connected));
+    assert_ne!(connected_state(&w).unwrap().2, sid);
+    assert_eq!(w.sent_starting("40").last().unwrap().1, "40");
+    w.assert_clean();
+}
+
+#[test]
+fn client_disconnect_sends_41_and_stays_down() {
+    let mut w = World::with(config(), s0());
+    w.connect();
+    w.run_until(100);
+    w.disconnect();
+    w.run_until(10_000);
+    assert_eq!(w.sent_starting("41"), vec![(100, "41".to_string())]);
+    assert_eq!(disconnects(&w), vec![(100, DisconnectReason::IoClientDisconnect)]);
+    assert_eq!(w.ws_opens.len(), 1);
+    assert_eq!(w.server.session_count(), 0);
+    assert_eq!(w.server.disconnects[0].3, "client namespace disconnect");
+}
+
+#[test]
+fn client_disconnect_over_polling_posts_41_then_1() {
+    // PROTOCOL.md §7 #23 over polling: the DISCONNECT and the close go out in order, then nothing.
+    let mut cfg = config();
+    cfg.transports = TransportConfig::only(TransportKind::Polling);
+    let mut w = World::with(cfg, s0());
+    w.connect();
+    w.run_until(200);
+    assert!(w.connected());
+    w.disconnect();
+    assert!(w.client.is_flushing());
+    w.run_until(10_000);
+    assert!(!w.client.is_flushing());
+    let tail: Vec<String> = w.sent.iter().rev().take(2).rev().map(|(_, r)| r.clone()).collect();
+    assert_eq!(tail, strs(&["41", "1"]));
+    assert_eq!(w.server.session_count(), 0);
+    assert_eq!(w.open_attempts().len(), 1);
+    w.assert_clean();
+}
+
+fn binary_emit(kind: TransportKind) {
+    let mut cfg = config();
+    cfg.transports = TransportConfig::only(kind);
+    let mut w = World::with(cfg, s0());
+    w.connect();
+    w.run_until(200);
+    let att = tidings_core::Args::from_json_array(
+        r#"["a",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#.to_string(),
+        vec![vec![1, 2, 3], b"asdfasdf".to_vec()],
+    )
+    .unwrap();
+    let id = w.emit(EmitRequest::new("upload", att).with_ack()).unwrap();
+    w.run_until(400);
+    // BINARY_EVENT (never BINARY_ACK) with two attachments, reassembled by the server in order.
+    let header = w.sent_starting("45");
+    assert_eq!(header.len(), 1);
+    assert!(header[0].1.starts_with(r#"452-0["upload","a",{"_placeholder":true"#), "{}", header[0].1);
+    let r = &w.server.received[0];
+    assert_eq!(r.attachments, vec![vec![1, 2, 3], b"asdfasdf".to_vec()]);
+    assert_eq!(w.settlements(id)[0].as_ref().unwrap().to_json_array(), "[3,8]");
+    if kind == TransportKind::Polling {
+        // PROTOCOL.md §7 #15: attachments follow as `b<base64>` records in text/plain POSTs (the
+        // header leaves at once, the attachments in the next POST, as engine.io-client flushes).
+        let records: Vec<&str> =
+            w.sent.iter().map(|(_, r)| r.as_str()).skip_while(|r| !r.starts_with("452-")).collect();
+        assert_eq!(&records[1..3], &["bAQID", "bYXNkZmFzZGY="]);
+        let posts = w.http.iter().filter(|(_, r)| r.purpose == RequestPurpose::PollSend);
+        assert!(posts.clone().count() >= 3);
+        assert!(posts.clone().all(|(_, r)| r.content_type == Some("text/plain;charset=UTF-8")));
+    }
+    w.assert_clean();
+}
+
+#[test]
+fn binary_emit_over_websocket() {
+    binary_emit(TransportKind::WebSocket);
+}
+
+#[test]
+fn binary_emit_over_polling() {
+    binary_emit(TransportKind::Polling);
+}
+
+#[test]
+fn connect_error_from_middleware_is_terminal() {
+    // PROTOCOL.md §7 #8.
+    let mut server = s0();
+    server.namespaces.insert("/".into(), NsRule { token: None, refuse: Some("not authorized".into()) });
+    let mut cfg = config();
+    cfg.auth = AuthMode::Static(r#"{"token":"t"}"#.into());
+    let mut w = World::with(cfg, server);
+    w.connect();
+    w.run_until(30_000);
+    assert_eq!(w.app.connect_errors.len(), 1);
+    let e = &w.app.connect_errors[0].2;
+    assert_eq!(
+        (e.message.as_str(), e.data.as_deref(), e.will_retry),
+        ("not authorized", Some(r#"{"code":42}"#), false)
+    );
+    assert_eq!(w.last_state("/"), Some(ConnectionState::Disconnected { reason: DisconnectReason::ConnectError }));
+    assert_eq!(w.ws_opens.len(), 1);
+}
+
+#[test]
+fn connect_error_auth_asks_for_fresh_auth_once() {
+    let mut server = s0();
+    server.namespaces.insert("/".into(), NsRule { token: Some("good".into()), refuse: None });
+    let mut cfg = config();
+    cfg.auth = AuthMode::Provider;
+    let mut w = World::with(cfg.clone(), server.clone());
+    w.auth_tokens = [Some(r#"{"token":"expired"}"#.into()), Some(r#"{"token":"good"}"#.into())].into();
+    w.connect();
+    w.run_until(1_000);
+    assert_eq!(w.app.need_auth.len(), 2);
+    assert_eq!(w.app.connect_errors.len(), 1);
+    assert!(w.app.connect_errors[0].2.will_retry);
+    assert_eq!(w.app.connect_errors[0].2.message, "invalid token");
+    assert!(w.connected());
+    assert_eq!(w.server.connections[0].auth.as_deref(), Some(r#"{"token":"good"}"#));
+    assert_eq!(w.server.handshakes.len(), 1, "the refresh reuses the engine session");
+
+    // A refreshed token that fails too is final: no third request, no reconnect.
+    let mut w = World::with(cfg, server);
+    w.auth_tokens = [Some(r#"{"token":"expired"}"#.into()), Some(r#"{"token":"also-bad"}"#.into())].into();
+    w.connect();
+    w.run_until(30_000);
+    assert_eq!(w.app.need_auth.len(), 2);
+    let retry: Vec<bool> = w.app.connect_errors.iter().map(|e| e.2.will_retry).collect();
+    assert_eq!(retry, vec![true, false]);
+    assert_eq!(w.last_state("/"), Some(ConnectionState::Disconnected { reason: DisconnectReason::ConnectError }));
+    assert_eq!(w.ws_opens.len(), 1);
+    w.assert_clean();
+}
+
+#[test]
+fn online_and_visible_retry_at_once() {
+    let mut w = World::with(config(), s0());
+    w.connect();
+    w.run_until(100);
+    // The server goes away; the transport drops.
+    w.server.engine_down = true;
+    w.drop_transports();
+    w.run_for(10);
+    let (t1, _, d1) = reconnects(&w)[0];
+    assert!(d1 >= 500);
+    // t1+100: the page says the network is back: the attempt is made at once, not at t1+d1.
+    w.run_until(t1 + 100);
+    w.input(Input::Online);
+    assert_eq!(w.ws_opens.last().unwrap().0, t1 + 100);
+    w.run_for(50);
+    let (t2, attempt, _) = *reconnects(&w).last().unwrap();
+    assert_eq!(attempt, 2);
+    // Visible does the same.
+    w.run_until(t2 + 100);
+    w.input(Input::Visible);
+    assert_eq!(w.ws_opens.last().unwrap().0, t2 + 100);
+    w.server.engine_down = false;
+    w.run_for(50);
+    w.input(Input::Online);
+    assert!(w.run_until_cond(200, World::connected));
+    // Offline closes a live connection at once ("transport close"), and it comes back by itself.
+    w.input(Input::Offline);
+    assert_eq!(disconnects(&w).last().unwrap(), &(w.now, DisconnectReason::TransportClose));
+    assert!(w.run_until_cond(10_000, World::connected));
+}
+
+// ---------------------------------------------------------------------------------- REST feed
+
+#[test]
+fn rest_feed_bridges_an_outage_without_duplicates() {
+    let mut cfg = config();
+    cfg.auth = AuthMode::Static(r#"{"token":"t1"}"#.into());
+    let mut feed = FeedConfig::new("http://127.0.0.1:3000/api/feed");
+    feed.after = Duration::from_secs(2);
+    feed.interval = Duration::from_secs(1);
+    feed.min_interval = Duration::from_secs(1);
+    feed.max_interval = Duration::from_secs(5);
+    cfg.feed = Some(feed);
+    let mut w = World::with(cfg, ServerConfig::default());
+    w.connect();
+    w.run_until(100);
+    w.server_emit("news", r#""e1""#);
+    w.run_until(200);
+    // t=200: the Socket.IO endpoint goes down (the feed stays up).
+    w.server.engine_down = true;
+    w.drop_transports();
+    w.run_for(10);
+    let down_at = disconnects(&w)[0].0;
+    w.server_emit("news", r#""e2""#);
+    w.server_emit("news", r#""e3""#);
+    // Nothing polls the feed before the threshold.
+    w.run_until(down_at + 1_999);
+    assert!(w.server.feed_polls.is_empty());
+    w.run_until(down_at + 2_100);
+    let polls: Vec<&tidings_core::HttpRequest> =
+        w.http.iter().filter(|(_, r)| r.purpose == RequestPurpose::FeedPoll).map(|(_, r)| r).collect();
+    assert_eq!(w.http.iter().find(|(_, r)| r.purpose == RequestPurpose::FeedPoll).unwrap().0, down_at + 2_000);
+    assert_eq!(polls[0].url, "http://127.0.0.1:3000/api/feed/events?limit=100");
+    assert_eq!(polls[0].authorization.as_deref(), Some("Bearer t1"));
+    assert_eq!(w.app.feed[0].1, FeedStatus::Polling);
+    // e1 came over the socket already; e2 and e3 come from the feed and are acknowledged.
+    assert_eq!(names(&w), strs(&["e1", "e2", "e3"]));
+    assert_eq!(w.app.events[1].1.source, EventSource::Feed);
+    assert_eq!(w.server.feed_acked, strs(&["evt_1", "evt_2", "evt_3"]));
+    // The next poll continues from the cursor.
+    w.server_emit("news", r#""e4""#);
+    w.run_for(1_000);
+    assert_eq!(w.server.feed_polls[1].1, "http://127.0.0.1:3000/api/feed/events?limit=100&since=o3");
+    assert_eq!(names(&w), strs(&["e1", "e2", "e3", "e4"]));
+    // The socket comes back and recovers: the replayed e2..e4 are not delivered again; the feed stops.
+    w.server.engine_down = false;
+    assert!(w.run_until_cond(10_000, World::connected));
+    assert!(connected_state(&w).unwrap().1, "recovered");
+    assert_eq!(w.app.feed.last().unwrap().1, FeedStatus::Stopped);
+    let polls_then = w.server.feed_polls.len();
+    w.server_emit("news", r#""e5""#);
+    w.run_for(10_000);
+    assert_eq!(w.server.feed_polls.len(), polls_then);
+    assert_eq!(names(&w), strs(&["e1", "e2", "e3", "e4", "e5"]));
+    assert_eq!(w.app.events[4].1.source, EventSource::Socket);
+    w.assert_clean();
+}
+
+#[test]
+fn rest_feed_gives_up_after_consecutive_failures() {
+    let mut cfg = config();
+    let mut feed = FeedConfig::new("http://127.0.0.1:3000/api/feed");
+    feed.after = Duration::from_secs(1);
+    feed.interval = Duration::from_secs(1);
+    feed.min_interval = Duration::from_secs(1);
+    feed.max_interval = Duration::from_secs(2);
+    feed.max_failures = 3;
+    cfg.feed = Some(feed);
+    let mut w = World::with(cfg, ServerConfig::default());
+    w.server.engine_down = true;
+    w.server.feed_status = Some(503);
+    w.connect();
+    w.run_until(30_000);
+    // 1 s threshold, then polls backing off x1.5 (capped at 2 s); the third failure gives up.
+    let times: Vec<u64> =
+        w.http.iter().filter(|(_, r)| r.purpose == RequestPurpose::FeedPoll).map(|(t, _)| *t).collect();
+    assert_eq!(times, vec![1_000, 1_000 + 40 + 1_500, 1_000 + 40 + 1_500 + 40 + 2_000]);
+    assert!(matches!(&w.app.feed.last().unwrap().1, FeedStatus::GaveUp { error } if error.contains("503")));
+}
