@@ -387,6 +387,10 @@ impl Tidings {
     }
 
     /// Disconnects, waits (briefly) for the last frames to leave, and stops the client for every clone.
+    ///
+    /// Queued emits are written before the `41`, but a Socket.IO server dispatches an event on
+    /// the next tick and drops it if the disconnect arrived in the same read: when the last emit
+    /// must be delivered, emit it with an ack (or wait a moment) before closing.
     pub async fn close(self) {
         let (tx, rx) = oneshot::channel();
         if self.send(Command::Shutdown(tx)).is_ok() {

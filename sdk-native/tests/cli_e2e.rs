@@ -79,7 +79,7 @@ fn listen_prints_events_binary_and_states_then_exits_0() {
             "--event",
             "doge",
             "--count",
-            "2",
+            "3",
             "--timeout",
             "20",
         ])
@@ -98,17 +98,21 @@ fn listen_prints_events_binary_and_states_then_exits_0() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         srv.emit("/", "news", json!(["hello", {"n": 1}])).await;
+        srv.emit("/", "doge", json!([{"$base64": "YXNkZmFzZGY="}, 7])).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     });
-    // `doge` is emitted by the server in answer to a client's `doge`: ask through the CLI.
+    // The third event is broadcast by the server when another CLI process emits `bcast`: this
+    // checks that `tidings emit` (no ack) is delivered before it disconnects.
     let out = cli().args(["emit", &srv.url(), "bcast", r#""x""#]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let lines: Vec<Value> =
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(lines[0], json!({"event": "news", "args": ["hello", {"n": 1}], "namespace": "/", "offset": null}));
-    assert_eq!(lines[1]["event"], json!("news"));
-    assert_eq!(lines[1]["args"], json!(["x"]));
+    assert_eq!(lines[1]["event"], json!("doge"));
+    assert_eq!(lines[1]["args"], json!([{"$binary": "YXNkZmFzZGY="}, 7]), "binary attachments print as base64");
+    assert_eq!(lines[2]["event"], json!("news"));
+    assert_eq!(lines[2]["args"], json!(["x"]));
 }

@@ -567,6 +567,11 @@ async function handleControl(req, res) {
           connectionStateRecovery: Boolean(opts.connectionStateRecovery),
           engineClients: io.engine.clientsCount,
         });
+      case "POST /control/mark":
+        // A barrier for the frame log: every frame logged before this line was received
+        // before this request was answered.
+        process.stderr.write(`${JSON.stringify({ dir: "mark", id: url.searchParams.get("id") })}\n`);
+        return sendJson(res, 200, { ok: true });
       case "POST /control/reset":
         resetState();
         return sendJson(res, 200, { ok: true });

@@ -19,9 +19,11 @@ usage:
                      [--transport websocket|polling|auto|upgrade] [--event NAME_OR_PREFIX]...
                      [--count N] [--timeout SECS]
   tidings emit URL EVENT [JSON_ARG]... [--namespace NS] [--auth JSON | --token T]
-                     [--transport websocket|polling|auto|upgrade] [--ack] [--timeout MS]
+                     [--transport websocket|polling|auto|upgrade] [--ack] [--timeout MS] [--linger MS]
 
 Events are printed to stdout as JSON lines; connection states to stderr.
+Without --ack, emit stays connected --linger ms (default 250) after sending: a Socket.IO server
+ignores an event that arrives in the same read as the client's disconnect.
 Exit codes: 0 ok, 2 usage error, 3 could not connect, 4 ack timeout, 5 listen timed out.";
 
 struct Usage(String);
@@ -245,6 +247,7 @@ async fn emit(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage> {
         Common { url: args.next().ok_or_else(|| Usage("emit needs a URL and an EVENT".into()))?, ..Common::default() };
     let event = args.next().ok_or_else(|| Usage("emit needs an EVENT name after the URL".into()))?;
     let (mut values, mut ack, mut timeout) = (Vec::new(), false, Duration::from_millis(10_000));
+    let mut linger = Duration::from_millis(250);
     while let Some(a) = args.next() {
         if common_flag(&mut c, &a, &mut args)? {
             continue;
@@ -256,6 +259,13 @@ async fn emit(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage> {
                     take_value(&mut args, &a)?
                         .parse::<u64>()
                         .map_err(|_| Usage("--timeout needs milliseconds".into()))?,
+                )
+            }
+            "--linger" => {
+                linger = Duration::from_millis(
+                    take_value(&mut args, &a)?
+                        .parse::<u64>()
+                        .map_err(|_| Usage("--linger needs milliseconds".into()))?,
                 )
             }
             flag if flag.starts_with("--") => return Err(Usage(format!("unknown option {flag:?} for emit"))),
@@ -292,7 +302,12 @@ async fn emit(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage> {
         }
     } else {
         match b.send().await {
-            Ok(()) => 0,
+            Ok(()) => {
+                // socket.io dispatches an event on the next tick and drops it if the socket was
+                // disconnected meanwhile: a `41` in the same read would swallow it.
+                tokio::time::sleep(linger).await;
+                0
+            }
             Err(e) => {
                 eprintln!("emit failed: {e}");
                 3

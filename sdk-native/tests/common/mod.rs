@@ -1,7 +1,7 @@
 //! Starts a real Node `socket.io` server (testing/node-server) on 127.0.0.1 with an ephemeral port.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -75,6 +75,7 @@ impl NodeServer {
     }
 
     fn frames_dir(&self, dir: &str) -> Vec<String> {
+        self.sync_frames();
         self.frames
             .lock()
             .unwrap()
@@ -87,7 +88,31 @@ impl NodeServer {
             .collect()
     }
 
+    /// Waits until the frame log holds every frame the server logged so far: asks the server to
+    /// write a marker line (blocking HTTP, so it works inside and outside a runtime) and waits
+    /// for the reader thread to see it.
+    fn sync_frames(&self) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string();
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.control)).expect("control port");
+        let req = format!(
+            "POST /control/mark?id={id} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        conn.write_all(req.as_bytes()).expect("mark request");
+        let mut resp = String::new();
+        let _ = conn.read_to_string(&mut resp);
+        assert!(resp.starts_with("HTTP/1.1 200"), "mark failed: {resp}");
+        for _ in 0..5_000 {
+            if self.frames.lock().unwrap().iter().any(|f| f["dir"] == "mark" && f["id"] == id.as_str()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        panic!("frame log marker {id} never arrived");
+    }
+
     pub fn clear_frames(&self) {
+        self.sync_frames();
         self.frames.lock().unwrap().clear();
     }
 
