@@ -214,11 +214,15 @@ fn reconnect_gives_up_after_max_attempts() {
     // WebSocket failures the client falls back to polling).
     let tries = w.open_attempts();
     assert_eq!(tries.len(), 4);
-    let errors: Vec<(String, bool)> =
-        w.app.connect_errors.iter().map(|(_, _, e)| (e.message.clone(), e.will_retry)).collect();
-    let expected =
-        [("websocket error", true), ("websocket error", true), ("xhr poll error", true), ("xhr poll error", false)];
-    assert_eq!(errors, expected.iter().map(|(m, r)| (m.to_string(), *r)).collect::<Vec<_>>());
+    let errors: Vec<(String, bool, bool)> =
+        w.app.connect_errors.iter().map(|(_, _, e)| (e.message.clone(), e.will_retry, e.fallback_pending)).collect();
+    let expected = [
+        ("websocket error", true, true),
+        ("websocket error", true, true),
+        ("xhr poll error", true, false),
+        ("xhr poll error", false, false),
+    ];
+    assert_eq!(errors, expected.iter().map(|(m, r, f)| (m.to_string(), *r, *f)).collect::<Vec<_>>());
     let gaps: Vec<u64> = tries.windows(2).map(|p| p[1] - p[0] - 40).collect();
     for (i, gap) in gaps.iter().enumerate() {
         let (lo, hi) = backoff_range(i as u32 + 1, 100, 500);
@@ -546,6 +550,7 @@ fn websocket_blocked_falls_back_to_polling_then_moves_back() {
     // Two WebSocket failures (fallback_after = 2), then a polling handshake and a failed probe.
     let errors: Vec<String> = w.app.connect_errors.iter().map(|e| e.2.message.clone()).collect();
     assert_eq!(errors, strs(&["websocket error", "websocket error"]));
+    assert!(w.app.connect_errors.iter().all(|e| e.2.will_retry && e.2.fallback_pending), "the fallback is pending");
     assert_eq!(w.server.handshakes.iter().map(|h| h.1).collect::<Vec<_>>(), vec!["polling"]);
     let (transport, _, _) = connected_state(&w).unwrap();
     assert_eq!(transport, TransportKind::Polling);

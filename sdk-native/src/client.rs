@@ -166,17 +166,23 @@ impl ClientBuilder {
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
         let driver = Driver::new(core, net, rx, state_tx, self.provider);
         tokio::spawn(driver.run());
-        let _ = tx.send(Command::Connect);
-        Ok(Tidings { inner: Arc::new(Inner { tx, state: state_rx, main }) })
+        let _ = tx.send(Command::Connect(main.clone()));
+        Ok(Tidings { inner: Arc::new(Inner { tx, state: state_rx, main, is_main: true }) })
     }
 
-    /// Starts the client and waits until it is connected, or fails with the first connect error.
+    /// Starts the client and waits until it is connected, or fails with the first connect error,
+    /// except WebSocket failures that the long-polling fallback may still overcome
+    /// ([`ConnectError::fallback_pending`](tidings_core::ConnectError::fallback_pending)).
+    /// The client is stopped when it fails.
     pub async fn connect(self) -> Result<Tidings, Error> {
         let client = self.build()?;
         let mut notices = client.notices();
         loop {
             match notices.recv().await {
                 Some(Notice::State(ConnectionState::Connected { .. })) => return Ok(client),
+                Some(Notice::ConnectError(e)) if e.fallback_pending => {
+                    tracing::debug!(message = %e.message, "websocket failed; waiting for the polling fallback");
+                }
                 Some(Notice::ConnectError(e)) => return Err(Error::Connect(e)),
                 Some(_) => {}
                 None => return Err(Error::Closed),
@@ -188,7 +194,10 @@ impl ClientBuilder {
 struct Inner {
     tx: mpsc::UnboundedSender<Command>,
     state: watch::Receiver<ConnectionState>,
+    /// This handle's namespace.
     main: String,
+    /// Whether it is the namespace the client was built for (its `disconnect` ends them all).
+    is_main: bool,
 }
 
 /// A connected (or connecting) Socket.IO client. Cheap to clone; `Send + Sync`. The connection
@@ -231,10 +240,38 @@ impl Tidings {
         self.inner.state.clone()
     }
 
-    /// Every state change, connect error and feed change, in order, from now on.
+    /// This handle's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.inner.main
+    }
+
+    /// A handle on another namespace of the same server, multiplexed over this client's engine
+    /// session (one WebSocket for all), like socket.io-client's `manager.socket(nsp)`. It connects
+    /// with this client's auth (or auth provider) and has its own state, events, emits and
+    /// rooms. Its [`Tidings::disconnect`] sends `41<nsp>,` and leaves the other namespaces alone.
+    ///
+    /// ```no_run
+    /// # async fn run(client: tidings::Tidings) -> Result<(), tidings::Error> {
+    /// let admin = client.of("/admin")?;
+    /// admin.wait_connected(std::time::Duration::from_secs(5)).await?;
+    /// admin.emit("audit", "hello").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn of(&self, namespace: &str) -> Result<Tidings, Error> {
+        let ns = if namespace.starts_with('/') { namespace.to_string() } else { format!("/{namespace}") };
+        if ns == self.inner.main {
+            return Ok(self.clone());
+        }
+        let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
+        self.send(Command::OpenNamespace { namespace: ns.clone(), state: state_tx })?;
+        Ok(Tidings { inner: Arc::new(Inner { tx: self.inner.tx.clone(), state: state_rx, main: ns, is_main: false }) })
+    }
+
+    /// Every change of this namespace's state, its connect errors and the feed's changes, in
+    /// order, from now on.
     pub fn notices(&self) -> mpsc::UnboundedReceiver<Notice> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let _ = self.send(Command::Listen(tx));
+        let _ = self.send(Command::Listen(self.inner.main.clone(), tx));
         rx
     }
 
@@ -376,17 +413,21 @@ impl Tidings {
 
     /// Reconnects after a server disconnect, a refused connection or [`Tidings::disconnect`].
     pub fn connect(&self) -> Result<(), Error> {
-        self.send(Command::Connect)
+        self.send(Command::Connect(self.inner.main.clone()))
     }
 
-    /// Disconnects ("io client disconnect"); no reconnection until [`Tidings::connect`].
+    /// Disconnects ("io client disconnect"); no reconnection until [`Tidings::connect`]. On the
+    /// client's own namespace this disconnects every namespace and closes the engine; on a
+    /// handle from [`Tidings::of`] only that namespace (the engine closes when none is left).
     pub async fn disconnect(&self) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Disconnect(tx))?;
+        let ns = (!self.inner.is_main).then(|| self.inner.main.clone());
+        self.send(Command::Disconnect(ns, tx))?;
         rx.await.map_err(|_| Error::Closed)
     }
 
-    /// Disconnects, waits (briefly) for the last frames to leave, and stops the client for every clone.
+    /// Disconnects, waits (briefly) for the last frames to leave, and stops the client for every
+    /// clone and every namespace handle from [`Tidings::of`].
     ///
     /// Queued emits are written before the `41`, but a Socket.IO server dispatches an event on
     /// the next tick and drops it if the disconnect arrived in the same read: when the last emit

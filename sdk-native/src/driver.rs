@@ -38,9 +38,17 @@ pub(crate) enum Command {
         done: Option<oneshot::Sender<Result<Payload, Error>>>,
     },
     Subscribe(Subscriber),
-    Listen(mpsc::UnboundedSender<Notice>),
-    Connect,
-    Disconnect(oneshot::Sender<()>),
+    /// Notices about one namespace (and feed notices).
+    Listen(String, mpsc::UnboundedSender<Notice>),
+    /// Opens another namespace on the same engine session, reporting its state to `state`.
+    OpenNamespace {
+        namespace: String,
+        state: watch::Sender<ConnectionState>,
+    },
+    /// Connects a namespace again (the main one also re-activates every namespace opened before).
+    Connect(String),
+    /// Disconnects one namespace, or every namespace (`None`).
+    Disconnect(Option<String>, oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
     Network(Input),
 }
@@ -55,7 +63,7 @@ pub(crate) struct Subscriber {
 /// A state change or a connect error, for `state_changes()` listeners.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    /// The main namespace's state changed.
+    /// The namespace's state changed.
     State(ConnectionState),
     /// A connection attempt failed.
     ConnectError(ConnectError),
@@ -76,8 +84,8 @@ pub(crate) struct Driver {
     subscribers: Vec<Subscriber>,
     acks: HashMap<EmitId, oneshot::Sender<Result<Payload, Error>>>,
     rooms: HashMap<(String, String, bool), Vec<Reply>>,
-    state: watch::Sender<ConnectionState>,
-    notices: Vec<mpsc::UnboundedSender<Notice>>,
+    states: HashMap<String, watch::Sender<ConnectionState>>,
+    notices: Vec<(String, mpsc::UnboundedSender<Notice>)>,
     auth: Option<AuthProvider>,
     main: String,
 }
@@ -105,7 +113,7 @@ impl Driver {
             subscribers: Vec::new(),
             acks: HashMap::new(),
             rooms: HashMap::new(),
-            state,
+            states: HashMap::from([(main.clone(), state)]),
             notices: Vec::new(),
             auth,
             main,
@@ -245,10 +253,22 @@ impl Driver {
                 }
             }
             Command::Subscribe(s) => self.subscribers.push(s),
-            Command::Listen(tx) => self.notices.push(tx),
-            Command::Connect => self.core.connect(now),
-            Command::Disconnect(done) => {
-                self.core.disconnect(now);
+            Command::Listen(ns, tx) => self.notices.push((ns, tx)),
+            Command::OpenNamespace { namespace, state } => {
+                self.states.insert(namespace.clone(), state);
+                self.open(now, &namespace);
+            }
+            Command::Connect(ns) if ns == self.main => self.core.connect(now),
+            Command::Connect(ns) => self.open(now, &ns),
+            Command::Disconnect(ns, done) => {
+                match ns {
+                    Some(ns) => {
+                        if let Err(e) = self.core.disconnect_namespace(now, &ns) {
+                            tracing::debug!(error = %e, "disconnect");
+                        }
+                    }
+                    None => self.core.disconnect(now),
+                }
                 self.drain();
                 let _ = done.send(());
             }
@@ -257,8 +277,17 @@ impl Driver {
         }
     }
 
-    fn notify(&mut self, n: Notice) {
-        self.notices.retain(|tx| tx.send(n.clone()).is_ok());
+    /// Opens a namespace other than the main one, with the client's auth mode.
+    fn open(&mut self, now: tidings_core::Instant, namespace: &str) {
+        let auth = self.core.config().auth.clone();
+        if let Err(e) = self.core.open_namespace(now, namespace, auth) {
+            tracing::warn!(namespace, error = %e, "namespace not opened");
+        }
+    }
+
+    /// Sends `n` to the listeners of `namespace` (`None`: every listener).
+    fn notify(&mut self, namespace: Option<&str>, n: Notice) {
+        self.notices.retain(|(ns, tx)| namespace.is_some_and(|n| n != ns) || tx.send(n.clone()).is_ok());
     }
 
     /// Performs every output; returns the next deadline.
@@ -320,20 +349,18 @@ impl Driver {
                 }
                 Output::State { namespace, state } => {
                     tracing::info!(namespace = %namespace, ?state, "state");
-                    if namespace == self.main {
-                        self.state.send_replace(state.clone());
-                        self.notify(Notice::State(state));
+                    if let Some(tx) = self.states.get(&namespace) {
+                        tx.send_replace(state.clone());
                     }
+                    self.notify(Some(&namespace), Notice::State(state));
                 }
                 Output::ConnectError { namespace, error } => {
                     tracing::warn!(namespace = %namespace, message = %error.message, "connect error");
-                    if namespace == self.main {
-                        self.notify(Notice::ConnectError(error));
-                    }
+                    self.notify(Some(&namespace), Notice::ConnectError(error));
                 }
                 Output::Feed(status) => {
                     tracing::info!(?status, "feed fallback");
-                    self.notify(Notice::Feed(status));
+                    self.notify(None, Notice::Feed(status));
                 }
             }
         }

@@ -117,6 +117,44 @@ async fn s6_custom_namespace_with_auth() {
 }
 
 #[tokio::test]
+async fn s7_two_namespaces_share_one_engine_session() {
+    let srv = NodeServer::start("s0");
+    let client =
+        Tidings::builder(&srv.url()).auth(json!({"token": "x"})).transports(ws_only()).connect().await.unwrap();
+    let custom = client.of("/custom").unwrap();
+    assert_eq!(custom.namespace(), "/custom");
+    custom.wait_connected(T).await.unwrap();
+    assert_eq!(srv.control("GET", "info", None).await["engineClients"], json!(1), "one engine session");
+    let got = srv.received();
+    assert!(got.contains(&r#"40{"token":"x"}"#.to_string()), "{got:?}");
+    assert!(got.contains(&r#"40/custom,{"token":"x"}"#.to_string()), "{got:?}");
+    // Each handle sees its own namespace's events only.
+    let mut main_news = client.on::<String>("news");
+    let mut custom_news = custom.on::<String>("news");
+    srv.emit("/custom", "news", json!(["for custom"])).await;
+    srv.emit("/", "news", json!(["for main"])).await;
+    assert_eq!(tokio::time::timeout(T, custom_news.next()).await.unwrap().unwrap().unwrap().data, "for custom");
+    assert_eq!(tokio::time::timeout(T, main_news.next()).await.unwrap().unwrap().unwrap().data, "for main");
+    let ack = custom.emit_with_ack("echo", &json!({"ns": "custom"}), T).await.unwrap();
+    assert_eq!(ack.deserialize::<Value>().unwrap(), json!({"ns": "custom"}));
+    // Disconnecting /custom sends `41/custom,`; `/` keeps working on the same session.
+    let mut notices = custom.notices();
+    custom.disconnect().await.unwrap();
+    let s = next_state(&mut notices, |s| matches!(s, ConnectionState::Disconnected { .. })).await;
+    assert!(matches!(s, ConnectionState::Disconnected { reason: DisconnectReason::IoClientDisconnect }), "{s:?}");
+    assert!(eventually(T, || srv.received().iter().any(|f| f == "41/custom,")).await, "{:?}", srv.received());
+    assert!(matches!(client.state(), ConnectionState::Connected { .. }));
+    let ack = client.emit_with_ack("echo", &json!("still here"), T).await.unwrap();
+    assert_eq!(ack.deserialize::<String>().unwrap(), "still here");
+    assert_eq!(srv.control("GET", "info", None).await["engineClients"], json!(1));
+    assert!(!srv.received().iter().any(|f| f == "41"), "the main namespace stayed connected");
+    // And it comes back on demand.
+    custom.connect().unwrap();
+    custom.wait_connected(T).await.unwrap();
+    client.close().await;
+}
+
+#[tokio::test]
 async fn s8_connect_error_with_data_does_not_reconnect() {
     let srv = NodeServer::start("s0");
     let err = Tidings::builder(&format!("{}/no", srv.url())).transports(ws_only()).connect().await.unwrap_err();
@@ -512,6 +550,48 @@ async fn s32_try_all_transports_falls_back_to_websocket() {
     t.try_all_transports = true;
     let client = Tidings::builder(&srv.url()).transports(t).connect().await.unwrap();
     assert!(matches!(client.state(), ConnectionState::Connected { transport: TransportKind::WebSocket, .. }));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn falls_back_to_polling_when_the_server_refuses_websocket() {
+    let srv = NodeServer::start("polling-only");
+    // The default: WebSocket first, long-polling after two failed WebSocket attempts.
+    let client = Tidings::builder(&srv.url()).build().unwrap();
+    let mut news = client.on::<String>("news");
+    client.wait_connected(T).await.unwrap();
+    assert!(matches!(client.state(), ConnectionState::Connected { transport: TransportKind::Polling, .. }));
+    srv.emit("/", "news", json!(["over polling"])).await;
+    assert_eq!(tokio::time::timeout(T, news.next()).await.unwrap().unwrap().unwrap().data, "over polling");
+    let ack = client.emit_with_ack("echo", &json!({"a": 1}), T).await.unwrap();
+    assert_eq!(ack.deserialize::<Value>().unwrap(), json!({"a": 1}));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_blocked_websocket_falls_back_to_polling_and_moves_back_when_unblocked() {
+    let srv = NodeServer::start("s0");
+    srv.control("POST", "block-websocket?on=1", None).await;
+    let transports = TransportConfig { reprobe_every: Duration::from_millis(500), ..TransportConfig::default() };
+    let client = Tidings::builder(&srv.url()).transports(transports).build().unwrap();
+    let mut news = client.on::<u32>("news");
+    let mut notices = client.notices();
+    let s = next_state(&mut notices, |s| matches!(s, ConnectionState::Connected { .. })).await;
+    assert!(matches!(s, ConnectionState::Connected { transport: TransportKind::Polling, .. }), "{s:?}");
+    srv.emit("/", "news", json!([1])).await;
+    srv.control("POST", "block-websocket?on=0", None).await;
+    // The background probe finds WebSocket open again and upgrades the same session.
+    let s = next_state(&mut notices, |s| matches!(s, ConnectionState::Connected { .. })).await;
+    assert!(matches!(s, ConnectionState::Connected { transport: TransportKind::WebSocket, recovered: false, .. }));
+    srv.emit("/", "news", json!([2])).await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(tokio::time::timeout(T, news.next()).await.unwrap().unwrap().unwrap().data);
+    }
+    assert_eq!(got, [1, 2], "nothing lost or reordered across the move");
+    let sockets = srv.control("GET", "sockets", None).await;
+    assert_eq!(sockets.as_array().map(Vec::len), Some(1), "one session, upgraded: {sockets}");
+    assert_eq!(sockets[0]["transport"], json!("websocket"));
     client.close().await;
 }
 

@@ -3,7 +3,7 @@
 // conformance scenarios of /work/shared/PROTOCOL.md section 7 (S0, S1, S2, ...).
 //
 // Usage:
-//   node tidings-test-server.mjs [--setup s0|s1|s2|ws-only|no-ping]
+//   node tidings-test-server.mjs [--setup s0|s1|s2|ws-only|polling-only|no-ping]
 //                                [--ping-interval MS] [--ping-timeout MS]
 //                                [--connect-timeout MS] [--max-http-buffer-size BYTES]
 //                                [--port N] [--log-frames] [--no-stdin-watch]
@@ -55,7 +55,7 @@ const engineIo = createRequire(require.resolve("socket.io"))("engine.io");
 // ---------------------------------------------------------------- arguments
 
 const USAGE =
-  "usage: node tidings-test-server.mjs [--setup s0|s1|s2|ws-only|no-ping] " +
+  "usage: node tidings-test-server.mjs [--setup s0|s1|s2|ws-only|polling-only|no-ping] " +
   "[--ping-interval MS] [--ping-timeout MS] [--connect-timeout MS] " +
   "[--max-http-buffer-size BYTES] [--port N] [--log-frames] [--no-stdin-watch]";
 
@@ -148,6 +148,8 @@ const SETUPS = {
   s2: () => ({ ...S0, maxHttpBufferSize: 100 }),
   // S0 without HTTP long-polling (scenario 32).
   "ws-only": () => ({ ...S0, transports: ["websocket"] }),
+  // S0 without WebSocket: the server offers no upgrade and refuses WebSocket sessions.
+  "polling-only": () => ({ ...S0, transports: ["polling"] }),
   // S0 whose handshake announces pingInterval/pingTimeout as usual, but the
   // server never sends a ping and never times out a session (scenario 4).
   "no-ping": () => ({ ...S0 }),
@@ -274,6 +276,23 @@ const httpServer = http.createServer((req, res) => {
 
 const io = new Server(httpServer, opts);
 
+// A proxy that blocks WebSockets, switchable at run time (POST /control/block-websocket?on=1):
+// while on, every WebSocket upgrade request is refused with 403, new sessions and upgrade
+// probes alike, and HTTP long-polling keeps working.
+let websocketBlocked = false;
+{
+  const upgradeListeners = httpServer.listeners("upgrade");
+  // Without WebSocket (polling-only), engine.io listens for no upgrade and Node answers an
+  // upgrade request as a plain request (engine.io's 400): leave that path alone.
+  if (upgradeListeners.length > 0) httpServer.removeAllListeners("upgrade");
+  if (upgradeListeners.length > 0) httpServer.on("upgrade", (req, socket, head) => {
+    if (websocketBlocked) {
+      socket.end("HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    for (const listener of upgradeListeners) listener.call(httpServer, req, socket, head);
+  });
+}
 
 /** Splits a trailing acknowledgement callback off the event arguments. */
 function splitAck(args) {
@@ -546,6 +565,9 @@ async function handleControl(req, res) {
         emitOrThrow(() => nsp.to(room).emit(event, ...data));
         return sendJson(res, 200, { ok: true, nsp: nsp.name, room });
       }
+      case "POST /control/block-websocket":
+        websocketBlocked = url.searchParams.get("on") === "1";
+        return sendJson(res, 200, { ok: true, blocked: websocketBlocked });
       case "POST /control/kill-transports": {
         const conns = new Set(allSockets().map((s) => s.conn));
         for (const conn of Object.values(io.engine.clients)) conns.add(conn);

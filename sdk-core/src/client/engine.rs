@@ -256,7 +256,9 @@ impl Client {
             }
         }
         let will_retry = self.config.reconnect.enabled && !self.reconnect_exhausted();
-        self.sockets_connect_error(message, will_retry);
+        let fallback_pending =
+            will_retry && kind == TransportKind::WebSocket && t.fallback_after > 0 && t.allows(TransportKind::Polling);
+        self.sockets_connect_error(message, will_retry, fallback_pending);
         self.schedule_reconnect(DisconnectReason::TransportError);
     }
 

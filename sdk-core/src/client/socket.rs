@@ -356,9 +356,9 @@ impl Client {
         self.update_feed();
     }
 
-    pub(super) fn sockets_connect_error(&mut self, message: &str, will_retry: bool) {
+    pub(super) fn sockets_connect_error(&mut self, message: &str, will_retry: bool, fallback_pending: bool) {
         for n in self.names(Socket::is_active) {
-            let error = ConnectError { message: message.to_string(), data: None, will_retry };
+            let error = ConnectError { message: message.to_string(), data: None, will_retry, fallback_pending };
             self.push(Output::ConnectError { namespace: n, error });
         }
     }
@@ -460,7 +460,8 @@ impl Client {
         let data = p.data.as_ref().map(|d| d.as_str().to_string()).unwrap_or_default();
         let sid = string_member(&data, "sid");
         let Some(sid) = sid else {
-            let error = ConnectError { message: V2_SERVER.to_string(), data: None, will_retry: false };
+            let error =
+                ConnectError { message: V2_SERVER.to_string(), data: None, will_retry: false, fallback_pending: false };
             self.push(Output::ConnectError { namespace: nsp.to_string(), error });
             self.deactivate(nsp, DisconnectReason::ConnectError);
             self.close_engine_if_unused();
@@ -493,12 +494,12 @@ impl Client {
                 s.auth_refreshed = true;
                 s.phase = Phase::Auth(id);
             }
-            let error = ConnectError { message, data, will_retry: true };
+            let error = ConnectError { message, data, will_retry: true, fallback_pending: false };
             self.push(Output::ConnectError { namespace: nsp.to_string(), error });
             self.push(Output::NeedAuth { namespace: nsp.to_string(), request: id });
             return;
         }
-        let error = ConnectError { message, data, will_retry: false };
+        let error = ConnectError { message, data, will_retry: false, fallback_pending: false };
         self.push(Output::ConnectError { namespace: nsp.to_string(), error });
         self.deactivate(nsp, DisconnectReason::ConnectError);
         self.close_engine_if_unused();

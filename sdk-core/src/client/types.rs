@@ -277,6 +277,10 @@ pub struct ConnectError {
     pub data: Option<String>,
     /// Whether the client will try again by itself.
     pub will_retry: bool,
+    /// Whether a WebSocket attempt failed and the client will fall back to HTTP long-polling if
+    /// WebSocket keeps failing: the error may go away without the server changing (a proxy that
+    /// blocks WebSockets). A driver's "connect and wait" should not give up on such an error.
+    pub fallback_pending: bool,
 }
 
 /// Why an emit failed, now or later.

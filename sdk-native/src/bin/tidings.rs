@@ -126,6 +126,7 @@ fn notice_json(n: &Notice) -> Value {
                 "message": e.message,
                 "data": e.data.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
                 "will_retry": e.will_retry,
+                "fallback_pending": e.fallback_pending,
             }
         }),
         Notice::Feed(f) => json!({"feed": format!("{f:?}")}),
@@ -195,7 +196,7 @@ async fn listen(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage>
                     err_line(notice_json(&n));
                     match n {
                         Notice::State(ConnectionState::Connected { .. }) => ever_connected = true,
-                        Notice::ConnectError(e) if !ever_connected || !e.will_retry => {
+                        Notice::ConnectError(e) if (!ever_connected && !e.fallback_pending) || !e.will_retry => {
                             eprintln!("could not connect to {}: {}{}", c.url, e.message, if e.will_retry { " (is the server running and reachable?)" } else { "" });
                             break 3;
                         }
