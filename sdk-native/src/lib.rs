@@ -42,6 +42,7 @@ pub use driver::Notice;
 pub use error::Error;
 pub use payload::{Bytes, Payload};
 pub use tidings_core::config::{OverflowPolicy, ReconnectConfig, SendBufferConfig};
+pub use tidings_core::event::{Envelope, EnvelopeMetadata};
 pub use tidings_core::{
     BackoffStrategy, ConnectError, ConnectionState, DisconnectReason, EmitError, EventSource, FeedConfig, FeedStatus,
     TransportConfig, TransportKind,

@@ -99,6 +99,23 @@ async fn s3_heartbeat_is_answered_and_never_initiated() {
 }
 
 #[tokio::test]
+async fn s4_silent_server_ping_timeout_then_reconnect() {
+    // The handshake announces pingInterval 300 + pingTimeout 200, but the server never pings.
+    let srv = NodeServer::start("no-ping");
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let mut notices = client.notices();
+    let connected_at = tokio::time::Instant::now();
+    let s = next_state(&mut notices, |s| matches!(s, ConnectionState::Disconnected { .. })).await;
+    let after = connected_at.elapsed();
+    assert!(matches!(s, ConnectionState::Disconnected { reason: DisconnectReason::PingTimeout }), "{s:?}");
+    assert!(after >= Duration::from_millis(350) && after < Duration::from_millis(2_000), "{after:?}");
+    next_state(&mut notices, |s| matches!(s, ConnectionState::Reconnecting { attempt: 1, .. })).await;
+    next_state(&mut notices, |s| matches!(s, ConnectionState::Connected { .. })).await;
+    assert!(!srv.received().iter().any(|f| f == "2"), "the client never pings");
+    client.close().await;
+}
+
+#[tokio::test]
 async fn s6_custom_namespace_with_auth() {
     let srv = NodeServer::start("s0");
     let client = Tidings::builder(&format!("{}/custom", srv.url()))

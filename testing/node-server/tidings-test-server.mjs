@@ -6,7 +6,7 @@
 //   node tidings-test-server.mjs [--setup s0|s1|s2|ws-only|polling-only|no-ping]
 //                                [--ping-interval MS] [--ping-timeout MS]
 //                                [--connect-timeout MS] [--max-http-buffer-size BYTES]
-//                                [--port N] [--log-frames] [--no-stdin-watch]
+//                                [--port N] [--data-dir DIR] [--log-frames] [--no-stdin-watch]
 //
 // Startup contract:
 //   * Listens on 127.0.0.1, port 0 (ephemeral) unless --port is given.
@@ -43,7 +43,9 @@
 //
 // Full description of the event handlers and the control API: README.md.
 
+import fs from "node:fs";
 import http from "node:http";
+import path from "node:path";
 import { createRequire } from "node:module";
 import { Server } from "socket.io";
 
@@ -57,7 +59,7 @@ const engineIo = createRequire(require.resolve("socket.io"))("engine.io");
 const USAGE =
   "usage: node tidings-test-server.mjs [--setup s0|s1|s2|ws-only|polling-only|no-ping] " +
   "[--ping-interval MS] [--ping-timeout MS] [--connect-timeout MS] " +
-  "[--max-http-buffer-size BYTES] [--port N] [--log-frames] [--no-stdin-watch]";
+  "[--max-http-buffer-size BYTES] [--port N] [--data-dir DIR] [--log-frames] [--no-stdin-watch]";
 
 function fail(message) {
   process.stderr.write(`tidings-test-server: ${message}\n${USAGE}\n`);
@@ -74,6 +76,7 @@ function parseArgs(argv) {
     port: 0,
     logFrames: false,
     stdinWatch: true,
+    dataDir: undefined,
   };
   const intArg = (name, value) => {
     if (value === undefined || !/^\d+$/.test(value)) fail(`${name} expects a non-negative integer`);
@@ -106,6 +109,10 @@ function parseArgs(argv) {
         break;
       case "--port":
         args.port = intArg(arg, next());
+        break;
+      case "--data-dir":
+        args.dataDir = next();
+        if (!args.dataDir) fail("--data-dir expects a directory");
         break;
       case "--log-frames":
         args.logFrames = true;
@@ -280,13 +287,27 @@ const io = new Server(httpServer, opts);
 // while on, every WebSocket upgrade request is refused with 403, new sessions and upgrade
 // probes alike, and HTTP long-polling keeps working.
 let websocketBlocked = false;
+// Socket.IO down while the REST feed stays up (POST /control/refuse-socketio?on=1): every
+// /socket.io/ request is answered 503 and every WebSocket upgrade refused.
+let socketioRefused = false;
+{
+  const requestListeners = httpServer.listeners("request");
+  httpServer.removeAllListeners("request");
+  httpServer.on("request", (req, res) => {
+    if (socketioRefused && req.url.startsWith("/socket.io/")) {
+      res.writeHead(503, { "content-type": "text/plain" }).end("socket.io is down");
+      return;
+    }
+    for (const listener of requestListeners) listener.call(httpServer, req, res);
+  });
+}
 {
   const upgradeListeners = httpServer.listeners("upgrade");
   // Without WebSocket (polling-only), engine.io listens for no upgrade and Node answers an
   // upgrade request as a plain request (engine.io's 400): leave that path alone.
   if (upgradeListeners.length > 0) httpServer.removeAllListeners("upgrade");
   if (upgradeListeners.length > 0) httpServer.on("upgrade", (req, socket, head) => {
-    if (websocketBlocked) {
+    if (websocketBlocked || socketioRefused) {
       socket.end("HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
       return;
     }
@@ -544,6 +565,81 @@ function emitOrThrow(fn) {
   }
 }
 
+// ---------------------------------------------------------------- event log and REST feed
+//
+// A durable event log (JSON lines in --data-dir, kept across restarts; in memory without it)
+// and the REST feed that Tidings' feed fallback polls (sdk-core/src/client/feed.rs documents
+// the contract): GET /feed/events?since=CURSOR&limit=N, POST /feed/events/acknowledge, both
+// requiring `Authorization: Bearer <token>`.
+
+const eventLog = [];
+const logFile = args.dataDir ? path.join(args.dataDir, "events.jsonl") : undefined;
+if (logFile) {
+  fs.mkdirSync(args.dataDir, { recursive: true });
+  if (fs.existsSync(logFile)) {
+    for (const line of fs.readFileSync(logFile, "utf8").split("\n")) {
+      if (line.trim() !== "") eventLog.push(JSON.parse(line));
+    }
+  }
+}
+const feedRequests = [];
+
+function publish(nsp, room, event, data) {
+  const offset = eventLog.length + 1;
+  const envelope = {
+    id: `evt_${offset}`,
+    type: event,
+    version: 1,
+    timestamp: new Date().toISOString(),
+    source: "tidings-test-server",
+    data,
+    metadata: {},
+  };
+  const entry = { offset, id: envelope.id, event, room, envelope };
+  eventLog.push(entry);
+  if (logFile) fs.appendFileSync(logFile, `${JSON.stringify(entry)}\n`);
+  emitOrThrow(() => (room ? nsp.to(room) : nsp).emit(event, envelope));
+  return entry;
+}
+
+/** The log position after `since` (an offset, or an event id); the end of the log without it. */
+function feedStart(since) {
+  if (since === null || since === "") return eventLog.length;
+  if (/^\d+$/.test(since)) return Math.min(Number(since), eventLog.length);
+  const i = eventLog.findIndex((e) => e.id === since);
+  if (i < 0) throw new HttpError(400, `unknown cursor ${JSON.stringify(since)}`);
+  return i + 1;
+}
+
+async function handleFeed(req, res, url, route) {
+  const authorization = req.headers.authorization ?? null;
+  const body = req.method === "POST" ? await readBody(req) : null;
+  feedRequests.push({ method: req.method, url: req.url, authorization, body });
+  if (!authorization || !authorization.startsWith("Bearer ")) {
+    throw new HttpError(401, "missing bearer token");
+  }
+  if (route === "GET /feed/events") {
+    const limit = Math.max(1, Math.min(Number(url.searchParams.get("limit") ?? 100) || 100, 1000));
+    const start = feedStart(url.searchParams.get("since"));
+    const events = eventLog.slice(start, start + limit).map((e) => ({
+      id: e.id,
+      event: e.event,
+      data: e.envelope,
+      offset: String(e.offset),
+    }));
+    const cursor = String(start + events.length);
+    return sendJson(res, 200, { events, cursor });
+  }
+  let ids;
+  try {
+    ids = JSON.parse(body).eventIds;
+  } catch {
+    throw new HttpError(400, "body must be {\"eventIds\":[...]}");
+  }
+  if (!Array.isArray(ids)) throw new HttpError(400, "body must be {\"eventIds\":[...]}");
+  return sendJson(res, 200, { ok: true, acknowledged: ids.length });
+}
+
 async function handleControl(req, res) {
   const url = new URL(req.url, "http://127.0.0.1");
   const route = `${req.method} ${url.pathname.replace(/\/+$/, "")}`;
@@ -565,6 +661,29 @@ async function handleControl(req, res) {
         emitOrThrow(() => nsp.to(room).emit(event, ...data));
         return sendJson(res, 200, { ok: true, nsp: nsp.name, room });
       }
+      case "GET /feed/events":
+      case "POST /feed/events/acknowledge":
+        return await handleFeed(req, res, url, route);
+      case "GET /control/feed-requests":
+        return sendJson(res, 200, feedRequests);
+      case "POST /control/publish": {
+        const nsp = namespaceParam(url);
+        const event = eventParam(url);
+        const room = url.searchParams.get("room");
+        const text = (await readBody(req)).trim();
+        let data;
+        try {
+          data = JSON.parse(text === "" ? "null" : text);
+        } catch {
+          throw new HttpError(400, "body must be JSON (the event's data)");
+        }
+        const entry = publish(nsp, room, event, data);
+        return sendJson(res, 200, { ok: true, id: entry.id, offset: entry.offset });
+      }
+      case "POST /control/refuse-socketio":
+        socketioRefused = url.searchParams.get("on") === "1";
+        if (socketioRefused) for (const conn of Object.values(io.engine.clients)) conn.close();
+        return sendJson(res, 200, { ok: true, refused: socketioRefused });
       case "POST /control/block-websocket":
         websocketBlocked = url.searchParams.get("on") === "1";
         return sendJson(res, 200, { ok: true, blocked: websocketBlocked });

@@ -15,8 +15,12 @@
 //!   (alias `type`, required), `data` (alias `payload`; the event's single argument, exactly what
 //!   the socket would have delivered; `null` when absent) and an optional `offset`.
 //! - `cursor` (string or number, optional): what to pass as `since` next time. Without it the
-//!   client uses the last event's `offset`, else its `id`. Without `since` the server chooses
-//!   where to start (the reference server starts at the current end of the log).
+//!   client uses the last event's `offset`, else its `id`.
+//!
+//! `since` is a cursor the feed returned, or, when the socket received events carrying an
+//! envelope since the feed last ran, the envelope `id` of the last of them: the feed answers the
+//! events after it, so nothing emitted between the socket's drop and the first poll is missed.
+//! Without `since` (nothing seen yet) the server chooses where to start.
 //!
 //! After a successful poll with events the client sends `POST {feed}/events/acknowledge` with
 //! `{"eventIds":["evt_1", ...]}`; its answer is ignored.
@@ -35,6 +39,9 @@ pub(super) struct Feed {
     /// Bearer token for the feed (from the main namespace's auth). Never logged.
     pub(super) token: Option<String>,
     cursor: Option<String>,
+    /// The envelope id of the last event the main namespace received on the socket, since the
+    /// feed last started: the feed resumes after it.
+    pub(super) last_socket_id: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +137,12 @@ impl Client {
         let main = &self.config.url.namespace;
         let wanted = self.sockets.get(main).is_some_and(|s| s.is_active() && !s.is_connected());
         match (wanted, self.feed.phase) {
-            (true, Phase::Off) => self.feed.phase = Phase::Armed { at: self.now + after },
+            (true, Phase::Off) => {
+                if let Some(id) = self.feed.last_socket_id.take() {
+                    self.feed.cursor = Some(id);
+                }
+                self.feed.phase = Phase::Armed { at: self.now + after };
+            }
             (false, Phase::Off) => {}
             (false, phase) => {
                 self.feed.phase = Phase::Off;

@@ -538,6 +538,12 @@ impl Client {
         }
         // Only object-looking arguments can be envelopes; skip the scan for the rest.
         let env = args.get(0).filter(|a| a.starts_with('{')).and_then(crate::event::envelope_id);
+        if nsp == self.config.url.namespace
+            && let Some(id) = &env
+        {
+            // Where the feed should resume if the socket goes down now.
+            self.feed.last_socket_id = Some(id.clone());
+        }
         if !self.first_sighting(offset.as_deref(), env) {
             return;
         }

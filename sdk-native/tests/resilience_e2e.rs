@@ -1,0 +1,232 @@
+//! Faults against a real Node socket.io server: the server restarted on the same port, and
+//! Socket.IO down while the application's REST feed stays up.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{NodeServer, eventually};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tidings::{
+    BackoffStrategy, ConnectionState, Envelope, EventSource, FeedConfig, FeedStatus, Notice, ReconnectConfig, Tidings,
+    TransportConfig, TransportKind,
+};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const T: Duration = Duration::from_secs(10);
+const MIN_MS: u64 = 200;
+const MAX_MS: u64 = 1_000;
+
+fn reconnect() -> ReconnectConfig {
+    ReconnectConfig {
+        backoff: BackoffStrategy::SocketIo { min_ms: MIN_MS, max_ms: MAX_MS, factor: 2.0, randomization: 0.5 },
+        ..ReconnectConfig::default()
+    }
+}
+
+/// Notices until `pred` matches one; returns all of them (the match last).
+async fn until(n: &mut UnboundedReceiver<Notice>, pred: impl Fn(&Notice) -> bool) -> Vec<Notice> {
+    let mut seen = Vec::new();
+    loop {
+        let notice = tokio::time::timeout(T, n.recv()).await.expect("notice in time").expect("client alive");
+        let done = pred(&notice);
+        seen.push(notice);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn connected(n: &Notice) -> bool {
+    matches!(n, Notice::State(ConnectionState::Connected { .. }))
+}
+
+async fn rooms_of_sockets(srv: &NodeServer) -> Vec<Vec<String>> {
+    let sockets = srv.control("GET", "sockets", None).await;
+    sockets
+        .as_array()
+        .map(|a| a.iter().map(|s| serde_json::from_value(s["rooms"].clone()).unwrap_or_default()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn server_restart_reconnects_with_backoff_rejoins_rooms_and_delivers_each_event_once() {
+    let srv = NodeServer::start("s1");
+    let port = srv.port.to_string();
+    let client = Tidings::builder(&srv.url())
+        .token("t1")
+        .transports(TransportConfig::only(TransportKind::WebSocket))
+        .reconnect(reconnect())
+        .connect()
+        .await
+        .unwrap();
+    client.join("chat:1").await.unwrap();
+    let mut msgs = client.on::<String>("chat.message");
+    srv.to_room("chat:1", "chat.message", json!(["before"])).await;
+    assert_eq!(tokio::time::timeout(T, msgs.next()).await.unwrap().unwrap().unwrap().data, "before");
+
+    let mut notices = client.notices();
+    drop(srv); // SIGKILL: no close frame, no DISCONNECT.
+    // Let a few attempts fail against the closed port before the server comes back.
+    let down = until(
+        &mut notices,
+        |n| matches!(n, Notice::State(ConnectionState::Reconnecting { attempt, .. }) if *attempt >= 3),
+    )
+    .await;
+    let srv = NodeServer::start_with("s1", &["--port", &port]);
+    let mut seen = down;
+    seen.extend(until(&mut notices, connected).await);
+
+    // Backoff: attempts count up from 1 and each delay is in socket.io's randomised range.
+    let attempts: Vec<(u32, Duration)> = seen
+        .iter()
+        .filter_map(|n| match n {
+            Notice::State(ConnectionState::Reconnecting { attempt, delay }) => Some((*attempt, *delay)),
+            _ => None,
+        })
+        .collect();
+    assert!(attempts.len() >= 3, "{seen:?}");
+    for (i, (attempt, delay)) in attempts.iter().enumerate() {
+        assert_eq!(*attempt as usize, i + 1, "{attempts:?}");
+        let base = (MIN_MS << i.min(16)).min(MAX_MS);
+        let (lo, hi) = (base / 2, (base * 3 / 2).min(MAX_MS));
+        let ms = delay.as_millis() as u64;
+        assert!((lo..=hi).contains(&ms), "attempt {attempt}: {ms} ms not in {lo}..={hi}");
+    }
+    assert!(seen.iter().any(|n| matches!(n, Notice::ConnectError(_))), "failed attempts are reported: {seen:?}");
+    // A restarted server has no session to restore.
+    match seen.last() {
+        Some(Notice::State(ConnectionState::Connected { recovered, .. })) => assert!(!recovered),
+        other => panic!("{other:?}"),
+    }
+
+    // The room is joined again, once, on the new server.
+    assert!(
+        eventually(T, || srv.received().iter().any(|f| f.contains(r#"["room:join","chat:1"]"#))).await,
+        "{:?}",
+        srv.received()
+    );
+    let mut rooms = Vec::new();
+    for _ in 0..50 {
+        rooms = rooms_of_sockets(&srv).await;
+        if rooms.iter().any(|r| r.iter().any(|r| r == "chat:1")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rooms.iter().any(|r| r.iter().any(|r| r == "chat:1")), "{rooms:?}");
+    let joins = srv.received().iter().filter(|f| f.contains(r#"["room:join","chat:1"]"#)).count();
+    assert_eq!(joins, 1);
+
+    srv.to_room("chat:1", "chat.message", json!(["after"])).await;
+    assert_eq!(tokio::time::timeout(T, msgs.next()).await.unwrap().unwrap().unwrap().data, "after");
+    assert!(tokio::time::timeout(Duration::from_millis(500), msgs.next()).await.is_err(), "each event once");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn feed_bridges_a_socketio_outage_and_recovery_adds_no_duplicates() {
+    let dir = std::env::temp_dir().join(format!("tidings-feed-{}-{}", std::process::id(), rand_suffix()));
+    let srv = NodeServer::start_with("s1", &["--data-dir", dir.to_str().unwrap()]);
+    let feed = FeedConfig {
+        after: Duration::from_millis(300),
+        interval: Duration::from_millis(300),
+        min_interval: Duration::from_millis(100),
+        max_interval: Duration::from_secs(2),
+        ..FeedConfig::new(format!("{}/feed", srv.url()))
+    };
+    let client = Tidings::builder(&srv.url())
+        .token("t1")
+        .transports(TransportConfig::only(TransportKind::WebSocket))
+        .reconnect(reconnect())
+        .feed(feed)
+        .build()
+        .unwrap();
+    let mut tasks = client.on::<Envelope<Value>>("task.*");
+    let mut notices = client.notices();
+    until(&mut notices, connected).await;
+    client.join("user:1").await.unwrap();
+
+    let publish = |n: u32| {
+        let srv = &srv;
+        async move {
+            let r = srv.control("POST", "publish?room=user:1&event=task.created", Some(json!({"task": n}))).await;
+            assert_eq!(r["id"], json!(format!("evt_{n}")), "{r}");
+        }
+    };
+    let mut got = Vec::new();
+    let mut next = async || {
+        let r = tokio::time::timeout(T, tasks.next()).await.expect("event in time").unwrap().unwrap();
+        assert_eq!(r.data.data, json!({"task": r.data.id[4..].parse::<u32>().unwrap()}));
+        (r.data.id, r.source)
+    };
+    publish(1).await;
+    got.push(next().await);
+
+    // Socket.IO goes down (the transport is closed, new connections are refused); the feed stays.
+    srv.control("POST", "refuse-socketio?on=1", None).await;
+    until(&mut notices, |n| matches!(n, Notice::Feed(FeedStatus::Polling))).await;
+    publish(2).await;
+    publish(3).await;
+    got.push(next().await);
+    got.push(next().await);
+
+    // Socket.IO is back: the session is recovered, and the server replays evt_2 and evt_3 on
+    // the socket; the client has them already.
+    srv.control("POST", "refuse-socketio?on=0", None).await;
+    let seen = until(&mut notices, connected).await;
+    match seen.last() {
+        Some(Notice::State(ConnectionState::Connected { recovered, .. })) => assert!(recovered, "{seen:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        seen.iter().any(|n| matches!(n, Notice::Feed(FeedStatus::Stopped)))
+            || matches!(tokio::time::timeout(T, notices.recv()).await, Ok(Some(Notice::Feed(FeedStatus::Stopped)))),
+        "the feed stops when the socket is back: {seen:?}"
+    );
+    publish(4).await;
+    got.push(next().await);
+    assert!(tokio::time::timeout(Duration::from_millis(500), tasks.next()).await.is_err(), "no duplicates");
+    // The recovery did replay them: de-duplication is what kept them from the handler.
+    let replayed = srv.sent().iter().filter(|f| f.contains(r#""id":"evt_2""#)).count();
+    assert_eq!(replayed, 1, "evt_2 reached the client once on the socket (the recovery replay)");
+    let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["evt_1", "evt_2", "evt_3", "evt_4"]);
+    let sources: Vec<EventSource> = got.iter().map(|(_, s)| *s).collect();
+    assert_eq!(sources, [EventSource::Socket, EventSource::Feed, EventSource::Feed, EventSource::Socket]);
+
+    // The feed was asked from the last event the socket delivered, with the token in a header
+    // (never in the URL), and the delivered events were acknowledged.
+    let requests = srv.control("GET", "feed-requests", None).await;
+    let requests = requests.as_array().unwrap();
+    let first = &requests[0];
+    assert_eq!(first["method"], json!("GET"));
+    assert!(first["url"].as_str().unwrap().contains("since=evt_1"), "{first}");
+    for r in requests {
+        assert_eq!(r["authorization"], json!("Bearer t1"));
+        assert!(!r["url"].as_str().unwrap().contains("t1"), "{r}");
+    }
+    let acked: Vec<Value> = requests
+        .iter()
+        .filter(|r| r["method"] == "POST")
+        .flat_map(|r| {
+            serde_json::from_str::<Value>(r["body"].as_str().unwrap()).unwrap()["eventIds"]
+                .clone()
+                .as_array()
+                .cloned()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(acked, [json!("evt_2"), json!("evt_3")]);
+    client.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    h.finish()
+}
