@@ -1,0 +1,199 @@
+// The public types of the `tidings` npm package: the contract between the wasm-backed client
+// (src/index.ts) and the React hooks (src/react.tsx). No bare `any`, `Function` or `Promise`.
+
+/** A map from event names to listener signatures, as in socket.io-client. */
+export interface EventsMap {
+  // `never[]` parameters: any listener signature is assignable, nothing is widened to `any`.
+  [event: string]: (...args: never[]) => void;
+}
+
+/** The default when no event map is given: any event, `unknown` arguments. */
+export interface DefaultEventsMap {
+  [event: string]: (...args: unknown[]) => void;
+}
+
+/** Event names of a map, as strings. */
+export type EventNames<Map extends EventsMap> = keyof Map & string;
+
+/** The arguments of an event, without a trailing ack callback. */
+export type EventParams<Map extends EventsMap, Ev extends EventNames<Map>> = Parameters<Map[Ev]> extends [
+  ...infer Args,
+  (...ackArgs: infer _AckArgs) => void,
+]
+  ? Args
+  : Parameters<Map[Ev]>;
+
+/** What an ack resolves with: the single argument of the event's trailing callback, or all of them. */
+export type AckResult<Map extends EventsMap, Ev extends EventNames<Map>> = Parameters<Map[Ev]> extends [
+  ...infer _Args,
+  (...ackArgs: infer AckArgs) => void,
+]
+  ? AckArgs extends [infer Only]
+    ? Only
+    : AckArgs
+  : unknown;
+
+/** Engine.IO transports. */
+export type TransportName = "websocket" | "polling";
+
+/** socket.io-client's disconnect reasons (exact strings), plus the two terminal cases. */
+export type DisconnectReason =
+  | "io server disconnect"
+  | "io client disconnect"
+  | "ping timeout"
+  | "transport close"
+  | "transport error"
+  | "parse error"
+  | "connect error"
+  | "reconnect failed";
+
+/** The connection state of a namespace. */
+export type ConnectionState =
+  | { readonly status: "connecting" }
+  | {
+      readonly status: "connected";
+      readonly transport: TransportName;
+      /** Whether the server restored the previous session (missed events were delivered first). */
+      readonly recovered: boolean;
+      readonly id: string;
+    }
+  | { readonly status: "reconnecting"; readonly attempt: number; /** milliseconds */ readonly delay: number }
+  | { readonly status: "disconnected"; readonly reason: DisconnectReason };
+
+/** The REST feed fallback's state. */
+export type FeedStatus =
+  | { readonly status: "polling" }
+  | { readonly status: "stopped" }
+  | { readonly status: "gave-up"; readonly error: string };
+
+/** A failed connection attempt (`connect_error`). */
+export interface ConnectError extends Error {
+  /** The server's `err.data`, when the namespace refused with some. */
+  readonly data: unknown;
+  /** Whether the client will try again by itself. */
+  readonly willRetry: boolean;
+  /** A WebSocket attempt failed and the long-polling fallback may still succeed. */
+  readonly fallbackPending: boolean;
+}
+
+/** Where an event came from. */
+export type EventSource = "socket" | "feed";
+
+/** Metadata of a received event, passed to `onAny` listeners and available via `lastEventMeta`. */
+export interface EventMeta {
+  /** The connection-state-recovery offset the server appended, if any (never an argument). */
+  readonly offset: string | undefined;
+  readonly source: EventSource;
+}
+
+/** JSON-compatible auth object sent in the CONNECT packet (e.g. `{ token }`). */
+export type AuthObject = { readonly [key: string]: unknown };
+
+export interface TidingsOptions {
+  /** The CONNECT payload, or a function called before every attempt (so a token can be refreshed). */
+  auth?: AuthObject | (() => AuthObject | PromiseLike<AuthObject>);
+  /** Transports in order of preference (default `["websocket", "polling"]`). */
+  transports?: readonly TransportName[];
+  /** Upgrade a polling session to WebSocket when offered (default true). */
+  upgrade?: boolean;
+  /** On a failed first attempt, try the next transport at once (default false). */
+  tryAllTransports?: boolean;
+  /** WebSocket failures in a row before falling back to long-polling (default 2; 0 never). */
+  fallbackAfter?: number;
+  /** Reconnect automatically (default true). */
+  reconnection?: boolean;
+  /** Give up after this many attempts (default Infinity). */
+  reconnectionAttempts?: number;
+  /** First reconnection delay in ms (default 1000). */
+  reconnectionDelay?: number;
+  /** Largest reconnection delay in ms (default 5000). */
+  reconnectionDelayMax?: number;
+  /** Jitter, 0..1 (default 0.5). */
+  randomizationFactor?: number;
+  /** "socket.io" (default, compatible) or "full-jitter" (spreads a reconnecting herd better). */
+  backoff?: "socket.io" | "full-jitter";
+  /** Connect timeout in ms (default 20000). */
+  timeout?: number;
+  /** Default ack timeout in ms for emits with an ack. */
+  ackTimeout?: number;
+  /** At-least-once delivery: retry an unacknowledged emit this many times (needs `ackTimeout`). */
+  retries?: number;
+  /** Limits on what is kept while disconnected. */
+  sendBuffer?: { maxPackets?: number; maxBytes?: number; overflow?: "reject" | "drop-oldest" };
+  /** Event names of room join/leave requests (default `room:join` / `room:leave`). */
+  roomEvents?: { join?: string; leave?: string };
+  /** The REST feed fallback (the feed contract is documented in README.md). */
+  feed?: {
+    url: string;
+    /** Start polling after the socket has been down this long, ms (default 10000). */
+    after?: number;
+    /** ms, default 10000. */
+    interval?: number;
+    /** ms, default 5000. */
+    minInterval?: number;
+    /** ms, default 60000. */
+    maxInterval?: number;
+    /** default 5. */
+    maxFailures?: number;
+  };
+  /** Connect at once (default true); otherwise call `connect()`. */
+  autoConnect?: boolean;
+}
+
+/** Listeners for the client's own events (not sent by the server). */
+export interface ReservedEvents {
+  connect: () => void;
+  disconnect: (reason: DisconnectReason) => void;
+  connect_error: (error: ConnectError) => void;
+  /** Every state change. */
+  state: (state: ConnectionState) => void;
+  /** The REST feed fallback's changes. */
+  feed: (status: FeedStatus) => void;
+}
+
+/** `socket.timeout(ms)` */
+export interface TimeoutEmitter<Emit extends EventsMap> {
+  emitWithAck<Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>): Promise<AckResult<Emit, Ev>>;
+}
+
+/** `socket.volatile` */
+export interface VolatileEmitter<Emit extends EventsMap> {
+  emit<Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>): void;
+}
+
+/** A listener for any server event. */
+export type AnyListener = (event: string, ...args: unknown[]) => void;
+
+export interface Socket<Listen extends EventsMap = DefaultEventsMap, Emit extends EventsMap = DefaultEventsMap> {
+  /** The socket id while connected. */
+  readonly id: string | undefined;
+  readonly connected: boolean;
+  /** Whether the last connection restored the previous session. */
+  readonly recovered: boolean;
+  readonly state: ConnectionState;
+
+  on<Ev extends EventNames<Listen>>(event: Ev, listener: Listen[Ev]): this;
+  on<Ev extends keyof ReservedEvents>(event: Ev, listener: ReservedEvents[Ev]): this;
+  once<Ev extends EventNames<Listen>>(event: Ev, listener: Listen[Ev]): this;
+  once<Ev extends keyof ReservedEvents>(event: Ev, listener: ReservedEvents[Ev]): this;
+  off<Ev extends EventNames<Listen>>(event?: Ev, listener?: Listen[Ev]): this;
+  off<Ev extends keyof ReservedEvents>(event?: Ev, listener?: ReservedEvents[Ev]): this;
+  onAny(listener: AnyListener): this;
+  offAny(listener?: AnyListener): this;
+
+  /** Emits an event; a trailing function argument is the ack callback, as in socket.io-client. */
+  emit<Ev extends EventNames<Emit>>(event: Ev, ...args: Parameters<Emit[Ev]>): this;
+  /** Emits and resolves with the server's ack (rejects on timeout or disconnect). */
+  emitWithAck<Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>): Promise<AckResult<Emit, Ev>>;
+  timeout(ms: number): TimeoutEmitter<Emit>;
+  readonly volatile: VolatileEmitter<Emit>;
+
+  /** Joins a room (sent again after every reconnect that did not recover); resolves with the ack. */
+  join(room: string): Promise<unknown>;
+  leave(room: string): Promise<unknown>;
+
+  connect(): this;
+  disconnect(): this;
+  /** Disconnects and releases every timer, listener and the wasm memory of this client. */
+  close(): void;
+}
