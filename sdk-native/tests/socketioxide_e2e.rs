@@ -34,6 +34,17 @@ async fn start() -> (String, SocketIo) {
             s.join(room.clone());
             ack.send(&json!({"ok": true, "room": room})).ok();
         });
+        // Answers with the sizes of the binary attachments it received, and echoes them back.
+        s.on("upload", async |Data(d): Data<(Value, bytes::Bytes, bytes::Bytes)>, ack: AckSender| {
+            ack.send(&(json!({"meta": d.0, "sizes": [d.1.len(), d.2.len()]}), d.1)).ok();
+        });
+        // Asks the client a question with an ack and reports the answer as an event.
+        s.on("ask-me", async |s: SocketRef| {
+            if let Ok(ack) = s.emit_with_ack::<_, Value>("ask", &1) {
+                let reply = ack.await.unwrap_or(Value::Null);
+                s.emit("answered", &reply).ok();
+            }
+        });
     };
     io.ns("/", handler);
     io.ns("/auth", handler.with(auth_middleware));
@@ -42,6 +53,46 @@ async fn start() -> (String, SocketIo) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
     (url, io)
+}
+
+/// A socketioxide server on its own runtime and thread, so that dropping it kills the listener
+/// and every connection at once (a crash, as far as the client can tell).
+struct Server {
+    io: SocketIo,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Server {
+    fn start_on(port: u16) -> Self {
+        // Built and started from a plain thread: a runtime cannot be entered from the test's.
+        std::thread::spawn(move || Self::start_blocking(port)).join().unwrap()
+    }
+
+    fn start_blocking(port: u16) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let io = rt.block_on(async move {
+            let (layer, io) = SocketIo::new_layer();
+            io.ns("/", async |s: SocketRef| {
+                s.on("room:join", async |s: SocketRef, Data(room): Data<String>, ack: AckSender| {
+                    s.join(room.clone());
+                    ack.send(&json!({"ok": true, "room": room})).ok();
+                });
+            });
+            let app = axum::Router::new().layer(layer);
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+            io
+        });
+        Self { io, rt: Some(rt) }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 async fn connected(url: &str, t: TransportConfig) -> Tidings {
@@ -112,5 +163,91 @@ async fn sx_server_disconnect_and_rooms() {
             break;
         }
     }
+    client.close().await;
+}
+
+#[tokio::test]
+async fn sx_binary_to_server_with_ack() {
+    let (url, _io) = start().await;
+    for t in [TransportConfig::only(TransportKind::WebSocket), TransportConfig::only(TransportKind::Polling)] {
+        let client = connected(&url, t).await;
+        let ack = client
+            .emit_builder("upload")
+            .arg(&json!({"name": "a.bin"}))
+            .arg(&Bytes(vec![1, 2, 3]))
+            .arg(&Bytes(vec![4; 300]))
+            .timeout(T)
+            .ack()
+            .await
+            .unwrap();
+        let (summary, echoed): (Value, Bytes) = ack.deserialize().unwrap();
+        assert_eq!(summary, json!({"meta": {"name": "a.bin"}, "sizes": [3, 300]}));
+        assert_eq!(echoed.0, [1, 2, 3]);
+        client.close().await;
+    }
+}
+
+#[tokio::test]
+async fn sx_client_answers_a_server_ack_request() {
+    let (url, _io) = start().await;
+    let client = connected(&url, TransportConfig::only(TransportKind::WebSocket)).await;
+    let mut asks = client.on::<u32>("ask");
+    let mut answered = client.on::<Value>("answered");
+    client.emit("ask-me", &()).await.unwrap();
+    let ask = tokio::time::timeout(T, asks.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(ask.data, 1);
+    ask.ack.expect("the server asked for an ack").send(&[json!("yes")]).unwrap();
+    let got = tokio::time::timeout(T, answered.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(got.data, json!("yes"));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn sx_server_restart_reconnects_and_rejoins_rooms() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = Server::start_on(port);
+    let url = format!("http://127.0.0.1:{port}");
+    let reconnect = tidings::ReconnectConfig {
+        backoff: tidings::BackoffStrategy::SocketIo { min_ms: 100, max_ms: 500, factor: 2.0, randomization: 0.5 },
+        ..tidings::ReconnectConfig::default()
+    };
+    let client = Tidings::builder(&url)
+        .transports(TransportConfig::only(TransportKind::WebSocket))
+        .reconnect(reconnect)
+        .connect()
+        .await
+        .unwrap();
+    client.join("chat:7").await.unwrap();
+    let mut msgs = client.on::<String>("chat.message");
+    let mut notices = client.notices();
+    drop(server);
+    loop {
+        let n = tokio::time::timeout(T, notices.recv()).await.unwrap().unwrap();
+        if matches!(n, Notice::State(ConnectionState::Reconnecting { attempt: 2, .. })) {
+            break;
+        }
+    }
+    let server = Server::start_on(port);
+    loop {
+        let n = tokio::time::timeout(T, notices.recv()).await.unwrap().unwrap();
+        if let Notice::State(ConnectionState::Connected { recovered, .. }) = n {
+            assert!(!recovered, "socketioxide has no connection state recovery");
+            break;
+        }
+    }
+    // The room was joined again on the new server.
+    let mut joined = false;
+    for _ in 0..100 {
+        let sockets = server.io.within("chat:7").sockets();
+        if !sockets.is_empty() {
+            joined = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(joined, "the room is re-joined after the restart");
+    server.io.to("chat:7").emit("chat.message", "after restart").await.unwrap();
+    assert_eq!(tokio::time::timeout(T, msgs.next()).await.unwrap().unwrap().unwrap().data, "after restart");
+    assert!(tokio::time::timeout(Duration::from_millis(300), msgs.next()).await.is_err(), "each event once");
     client.close().await;
 }
