@@ -63,9 +63,6 @@ async fn s1_polling_first_then_upgrade_keeps_order() {
     let mut echoes = client.on::<u32>("echo");
     for i in 0..50u32 {
         client.emit("echo", &i).await.unwrap();
-        if i == 5 {
-            tokio::task::yield_now().await;
-        }
     }
     for i in 0..50u32 {
         let e = tokio::time::timeout(T, echoes.next()).await.unwrap().unwrap().unwrap();
@@ -80,8 +77,45 @@ async fn s1_polling_first_then_upgrade_keeps_order() {
         "upgraded to websocket"
     );
     let got = srv.received();
+    assert_eq!(got.iter().position(|f| f == "40"), Some(0), "CONNECT first, over polling: {got:?}");
     assert!(got.iter().any(|f| f == "2probe"), "{got:?}");
     assert!(got.iter().any(|f| f == "5"), "{got:?}");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn s33_emits_while_upgrading_are_neither_lost_nor_reordered() {
+    // On loopback an upgrade finishes before the first emit; a proxy that blocks WebSockets
+    // until the middle of a stream of emits makes the upgrade happen during the stream.
+    let srv = NodeServer::start("s0");
+    srv.control("POST", "block-websocket?on=1", None).await;
+    let transports = TransportConfig { reprobe_every: Duration::from_millis(200), ..TransportConfig::polling_first() };
+    let client = Tidings::builder(&srv.url()).transports(transports).connect().await.unwrap();
+    assert!(matches!(client.state(), ConnectionState::Connected { transport: TransportKind::Polling, .. }));
+    let mut echoes = client.on::<u32>("echo");
+    let upgraded = || matches!(client.state(), ConnectionState::Connected { transport: TransportKind::WebSocket, .. });
+    let (mut sent, mut after) = (0u32, 0);
+    while after < 20 && sent < 3_000 {
+        client.emit("echo", &sent).await.unwrap();
+        sent += 1;
+        if sent == 30 {
+            srv.control("POST", "block-websocket?on=0", None).await;
+        }
+        if upgraded() {
+            after += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(upgraded(), "upgraded to websocket");
+    for i in 0..sent {
+        let e = tokio::time::timeout(T, echoes.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(e.data, i, "events out of order or lost across the upgrade");
+    }
+    let got = srv.received_with_transport();
+    let echo_over = |t: &str| got.iter().filter(|(f, tr)| f.starts_with(r#"42["echo""#) && tr == t).count();
+    assert!(echo_over("polling") >= 30 && echo_over("websocket") >= 20, "both sides of the upgrade: {got:?}");
+    assert_eq!(echo_over("polling") + echo_over("websocket"), sent as usize, "each emit sent once");
+    assert!(got.iter().any(|(f, _)| f == "5"), "{got:?}");
     client.close().await;
 }
 
@@ -558,6 +592,43 @@ async fn s29_polling_batches_stay_under_max_payload() {
     }
     assert!(matches!(client.state(), ConnectionState::Connected { .. }), "the server never saw an oversized POST");
     client.close().await;
+}
+
+#[tokio::test]
+async fn s31_reserved_event_names_are_refused_before_the_wire() {
+    let srv = NodeServer::start("s0");
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    for name in ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"] {
+        match client.emit(name, &1).await {
+            Err(Error::Emit(EmitError::ReservedName(n))) => assert_eq!(n, name),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // The connection is unharmed (the server would have closed it on `42["disconnect"]`).
+    let ack = client.emit_with_ack("echo", &"ok", T).await.unwrap();
+    assert_eq!(ack.deserialize::<String>().unwrap(), "ok");
+    assert!(!srv.received().iter().any(|f| f.contains(r#"["disconnect""#)));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn s34_http_400_is_an_xhr_poll_error() {
+    // A polling request to a WebSocket-only server gets 400 `{"code":0,"message":"Transport unknown"}`.
+    let srv = NodeServer::start("ws-only");
+    let reconnect = ReconnectConfig { max_attempts: Some(0), ..ReconnectConfig::default() };
+    let err = Tidings::builder(&srv.url())
+        .transports(TransportConfig::only(TransportKind::Polling))
+        .reconnect(reconnect)
+        .connect()
+        .await
+        .unwrap_err();
+    match err {
+        Error::Connect(e) => {
+            assert_eq!(e.message, "xhr poll error");
+            assert!(!e.will_retry && !e.fallback_pending, "{e:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -69,6 +69,23 @@ impl NodeServer {
         self.frames_dir("in")
     }
 
+    /// Frames the server received, with the transport each came over (`polling`/`websocket`).
+    pub fn received_with_transport(&self) -> Vec<(String, String)> {
+        self.sync_frames();
+        self.frames
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|f| f["dir"] == "in")
+            .map(|f| {
+                (
+                    f["frame"].as_str().unwrap_or_default().to_string(),
+                    f["transport"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// Frames the server sent.
     pub fn sent(&self) -> Vec<String> {
         self.frames_dir("out")
