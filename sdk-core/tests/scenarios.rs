@@ -11,8 +11,8 @@ use std::time::Duration;
 use harness::*;
 use tidings_core::config::{AuthMode, FeedConfig, TransportConfig};
 use tidings_core::{
-    BackoffStrategy, ConnectionState, DisconnectReason, EmitError, EmitRequest, EventSource, FeedStatus, Input,
-    RequestPurpose, TransportKind,
+    BackoffStrategy, ConnectionState, DisconnectReason, EmitError, EmitRequest, EventSource, FeedStatus, HttpRequest,
+    Input, RequestPurpose, TransportKind,
 };
 
 /// S0 of PROTOCOL.md §7: pingInterval 300, pingTimeout 200.
@@ -469,6 +469,24 @@ fn reliable_emit_fails_after_retries_then_the_next_goes() {
 }
 
 #[test]
+fn reliable_emit_uses_its_own_timeout_per_try() {
+    // retries 1, ackTimeout 100 for the client, 250 for this emit: tries 250 ms apart.
+    let mut w = World::with(reliable_config(1, 100), ServerConfig::default());
+    w.server.drop_acks_for.insert("nothing-acks".into());
+    w.connect();
+    w.run_until(100);
+    let req = EmitRequest::new("nothing-acks", tidings_core::Args::from_json_array("[1]".into(), vec![]).unwrap())
+        .with_ack()
+        .timeout(Duration::from_millis(250));
+    let lost = w.emit(req).unwrap();
+    w.run_until(1_000);
+    let times: Vec<u64> = w.sent_starting("42").into_iter().map(|(t, _)| t).collect();
+    assert_eq!(times, vec![100, 350]);
+    assert_eq!(w.settlements(lost), vec![&Err(EmitError::Timeout)]);
+    w.assert_clean();
+}
+
+#[test]
 fn ack_timeout_without_retries() {
     // PROTOCOL.md §7 #18: timeout(50).emit("unknown") -> "operation has timed out".
     let mut w = World::with(config(), ServerConfig::default());
@@ -700,14 +718,17 @@ fn binary_emit(kind: TransportKind) {
     assert_eq!(r.attachments, vec![vec![1, 2, 3], b"asdfasdf".to_vec()]);
     assert_eq!(w.settlements(id)[0].as_ref().unwrap().to_json_array(), "[3,8]");
     if kind == TransportKind::Polling {
-        // PROTOCOL.md §7 #15: attachments follow as `b<base64>` records in text/plain POSTs (the
-        // header leaves at once, the attachments in the next POST, as engine.io-client flushes).
+        // PROTOCOL.md §7 #15: the header and its attachments (`b<base64>` records) in one
+        // text/plain POST body.
         let records: Vec<&str> =
             w.sent.iter().map(|(_, r)| r.as_str()).skip_while(|r| !r.starts_with("452-")).collect();
         assert_eq!(&records[1..3], &["bAQID", "bYXNkZmFzZGY="]);
-        let posts = w.http.iter().filter(|(_, r)| r.purpose == RequestPurpose::PollSend);
-        assert!(posts.clone().count() >= 3);
-        assert!(posts.clone().all(|(_, r)| r.content_type == Some("text/plain;charset=UTF-8")));
+        let posts: Vec<&HttpRequest> =
+            w.http.iter().filter(|(_, r)| r.purpose == RequestPurpose::PollSend).map(|(_, r)| r).collect();
+        let binary_post = posts.iter().find(|r| r.body.as_deref().is_some_and(|b| b.starts_with("452-"))).unwrap();
+        let body = binary_post.body.as_deref().unwrap();
+        assert!(body.ends_with("\u{1e}bAQID\u{1e}bYXNkZmFzZGY="), "{body:?}");
+        assert!(posts.iter().all(|r| r.content_type == Some("text/plain;charset=UTF-8")));
     }
     w.assert_clean();
 }

@@ -410,14 +410,22 @@ impl Client {
 
     /// Sends one Engine.IO packet on the current transport (queued while polling is busy or paused).
     pub(super) fn engine_send(&mut self, packet: Packet<'static>) {
+        self.engine_send_all(std::iter::once(packet));
+    }
+
+    /// Sends the packets of one Socket.IO packet (a header and its attachments) together: over
+    /// polling they share one POST body when they fit under `maxPayload`, as in the official client.
+    pub(super) fn engine_send_all(&mut self, packets: impl IntoIterator<Item = Packet<'static>>) {
         let Phase::Open(s) = &mut self.engine.phase else { return };
         match (s.transport, s.upgrade) {
             (Active::Ws(conn), _) => {
-                let frame = engineio::encode_ws(&packet);
-                self.push(Output::SendWebSocket { conn, frame });
+                for packet in packets {
+                    let frame = engineio::encode_ws(&packet);
+                    self.push(Output::SendWebSocket { conn, frame });
+                }
             }
             _ => {
-                s.queue.push_back(packet);
+                s.queue.extend(packets);
                 self.flush_poll();
             }
         }

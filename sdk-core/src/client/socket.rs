@@ -60,6 +60,8 @@ struct Pending {
     args: Args,
     ack: bool,
     deadline: Option<Instant>,
+    /// The emit's own ack timeout; with retries, each try waits this long.
+    timeout: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -613,10 +615,8 @@ impl Client {
         let n = args.attachments().len();
         let kind = if n > 0 { PacketType::BinaryEvent } else { PacketType::Event };
         let text = socketio::encode(kind, nsp, ack_id, Some(&data), n);
-        self.engine_send(EioPacket::Message(text.into()));
-        for a in args.attachments() {
-            self.engine_send(EioPacket::Binary(a.clone().into()));
-        }
+        let attachments = args.attachments().iter().map(|a| EioPacket::Binary(a.clone().into()));
+        self.engine_send_all(std::iter::once(EioPacket::Message(text.into())).chain(attachments));
     }
 
     fn too_large(&self, nsp: &str, event: &str, args: &Args) -> Option<EmitError> {
@@ -655,7 +655,7 @@ impl Client {
             return Ok(emit);
         }
         let deadline = if req.ack { timeout.map(|t| self.now + t) } else { None };
-        let pending = Pending { emit, event: req.event, args: req.args, ack: req.ack, deadline };
+        let pending = Pending { emit, event: req.event, args: req.args, ack: req.ack, deadline, timeout: req.timeout };
         if self.config.retries > 0 {
             self.buffer_or_reject(&nsp, pending, true)?;
             self.drain_queue(&nsp);
@@ -748,8 +748,7 @@ impl Client {
 
     /// At-least-once delivery: one packet in flight, a new ack id per try, order kept.
     fn drain_queue(&mut self, nsp: &str) {
-        let timeout = self.config.ack_timeout.unwrap_or(Duration::from_secs(10));
-        let deadline = self.now + timeout;
+        let (now, default_timeout) = (self.now, self.config.ack_timeout);
         let Some(s) = self.sockets.get_mut(nsp) else { return };
         if !s.is_connected() {
             return;
@@ -758,6 +757,7 @@ impl Client {
         if head.in_flight.is_some() {
             return;
         }
+        let deadline = now + head.p.timeout.or(default_timeout).unwrap_or(Duration::from_secs(10));
         let id = s.next_ack;
         s.next_ack = s.next_ack.wrapping_add(1);
         head.in_flight = Some((id, deadline));
@@ -773,10 +773,8 @@ impl Client {
         let n = args.attachments().len();
         let kind = if n > 0 { PacketType::BinaryAck } else { PacketType::Ack };
         let text = socketio::encode(kind, &req.namespace, Some(req.id), Some(&args.to_json_array()), n);
-        self.engine_send(EioPacket::Message(text.into()));
-        for a in args.attachments() {
-            self.engine_send(EioPacket::Binary(a.clone().into()));
-        }
+        let attachments = args.attachments().iter().map(|a| EioPacket::Binary(a.clone().into()));
+        self.engine_send_all(std::iter::once(EioPacket::Message(text.into())).chain(attachments));
     }
 
     // ---------------------------------------------------------------- rooms
