@@ -12,11 +12,11 @@ use serde::de::DeserializeOwned;
 use tidings_core::config::{ReconnectConfig, SendBufferConfig};
 use tidings_core::event::EventPattern;
 use tidings_core::{
-    AckRequest, AuthMode, Config, ConnectionState, EmitRequest, Event, EventSource, FeedConfig, TransportConfig,
+    AckRequest, AuthMode, Config, ConnectionState, EmitRequest, EventSource, FeedConfig, TransportConfig,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::driver::{Command, Driver, Notice, Subscriber};
+use crate::driver::{Command, Delivery, Driver, Notice, Subscriber};
 use crate::payload::{texts_to_args, values_to_args};
 use crate::transport::Net;
 use crate::{Error, Payload};
@@ -43,7 +43,11 @@ pub struct ClientBuilder {
     config: Result<Config, Error>,
     provider: Option<AuthProvider>,
     roots: Vec<Vec<u8>>,
+    subscription_capacity: usize,
 }
+
+/// Events buffered per subscription by default.
+const SUBSCRIPTION_CAPACITY: usize = 16_384;
 
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,6 +142,14 @@ impl ClientBuilder {
         self.map(|c| c.room_events = (join.to_string(), leave.to_string()))
     }
 
+    /// How many events each subscription buffers (default 16,384). A subscription that is not
+    /// read fast enough loses the events that do not fit and then yields [`Error::Lagged`] with
+    /// their count before its next event; the connection and other subscriptions are unaffected.
+    pub fn subscription_capacity(mut self, events: usize) -> Self {
+        self.subscription_capacity = events.max(1);
+        self
+    }
+
     /// The REST feed fallback.
     pub fn feed(self, feed: FeedConfig) -> Self {
         self.map(|c| c.feed = Some(feed))
@@ -167,7 +179,15 @@ impl ClientBuilder {
         let driver = Driver::new(core, net, rx, state_tx, self.provider);
         tokio::spawn(driver.run());
         let _ = tx.send(Command::Connect(main.clone()));
-        Ok(Tidings { inner: Arc::new(Inner { tx, state: state_rx, main, is_main: true }) })
+        Ok(Tidings {
+            inner: Arc::new(Inner {
+                tx,
+                state: state_rx,
+                main,
+                is_main: true,
+                subscription_capacity: self.subscription_capacity,
+            }),
+        })
     }
 
     /// Starts the client and waits until it is connected, or fails with the first connect error,
@@ -194,6 +214,7 @@ impl ClientBuilder {
 struct Inner {
     tx: mpsc::UnboundedSender<Command>,
     state: watch::Receiver<ConnectionState>,
+    subscription_capacity: usize,
     /// This handle's namespace.
     main: String,
     /// Whether it is the namespace the client was built for (its `disconnect` ends them all).
@@ -223,6 +244,7 @@ impl Tidings {
             config: Config::new(url).map_err(|e| Error::Config(e.to_string())),
             provider: None,
             roots: Vec::new(),
+            subscription_capacity: SUBSCRIPTION_CAPACITY,
         }
     }
 
@@ -264,7 +286,15 @@ impl Tidings {
         }
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
         self.send(Command::OpenNamespace { namespace: ns.clone(), state: state_tx })?;
-        Ok(Tidings { inner: Arc::new(Inner { tx: self.inner.tx.clone(), state: state_rx, main: ns, is_main: false }) })
+        Ok(Tidings {
+            inner: Arc::new(Inner {
+                tx: self.inner.tx.clone(),
+                state: state_rx,
+                main: ns,
+                is_main: false,
+                subscription_capacity: self.inner.subscription_capacity,
+            }),
+        })
     }
 
     /// Every change of this namespace's state, its connect errors and the feed's changes, in
@@ -286,9 +316,10 @@ impl Tidings {
         }
     }
 
-    fn subscribe(&self, pattern: EventPattern) -> mpsc::UnboundedReceiver<Event> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = self.send(Command::Subscribe(Subscriber { namespace: Some(self.inner.main.clone()), pattern, tx }));
+    fn subscribe(&self, pattern: EventPattern) -> mpsc::Receiver<Delivery> {
+        let (tx, rx) = mpsc::channel(self.inner.subscription_capacity.max(1));
+        let namespace = Some(self.inner.main.clone());
+        let _ = self.send(Command::Subscribe(Subscriber { namespace, pattern, tx, lagged: 0 }));
         rx
     }
 
@@ -561,7 +592,7 @@ impl AckHandle {
 
 /// A stream of received events of type `T`.
 pub struct Subscription<T> {
-    rx: mpsc::UnboundedReceiver<Event>,
+    rx: mpsc::Receiver<Delivery>,
     tx: mpsc::UnboundedSender<Command>,
     decode: fn(&Payload) -> Result<T, Error>,
 }
@@ -579,7 +610,8 @@ impl<T> Stream for Subscription<T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(ev)) => {
+            Poll::Ready(Some(Delivery::Lagged(n))) => Poll::Ready(Some(Err(Error::Lagged(n)))),
+            Poll::Ready(Some(Delivery::Event(ev))) => {
                 let payload = Payload(ev.args);
                 let ack = ev.ack.map(|req| AckHandle { req, tx: self.tx.clone() });
                 let item = (self.decode)(&payload).map(|data| Received {

@@ -53,11 +53,46 @@ pub(crate) enum Command {
     Network(Input),
 }
 
-/// An event subscription: events whose name matches go to `tx`.
+/// What a subscription receives.
+pub(crate) enum Delivery {
+    Event(Event),
+    /// This many events were dropped for this subscriber because its buffer was full.
+    Lagged(u64),
+}
+
+/// An event subscription: events whose name matches go to `tx` (bounded: a subscriber that
+/// does not keep up loses events, and is told how many before its next event).
 pub(crate) struct Subscriber {
     pub(crate) namespace: Option<String>,
     pub(crate) pattern: EventPattern,
-    pub(crate) tx: mpsc::UnboundedSender<Event>,
+    pub(crate) tx: mpsc::Sender<Delivery>,
+    pub(crate) lagged: u64,
+}
+
+impl Subscriber {
+    /// Delivers `ev`, or counts it as lost when the buffer is full; false when the subscriber is gone.
+    fn deliver(&mut self, ev: Event) -> bool {
+        use mpsc::error::TrySendError;
+        if self.lagged > 0 {
+            match self.tx.try_send(Delivery::Lagged(self.lagged)) {
+                Ok(()) => self.lagged = 0,
+                Err(TrySendError::Full(_)) => {
+                    self.lagged = self.lagged.saturating_add(1);
+                    return true;
+                }
+                Err(TrySendError::Closed(_)) => return false,
+            }
+        }
+        match self.tx.try_send(Delivery::Event(ev)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.lagged = self.lagged.saturating_add(1);
+                tracing::warn!(lost = self.lagged, "a subscriber is not keeping up; events are dropped for it");
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
 }
 
 /// A state change or a connect error, for `state_changes()` listeners.
@@ -381,23 +416,24 @@ impl Driver {
 
     fn dispatch(&mut self, ev: Event) {
         self.subscribers.retain(|s| !s.tx.is_closed());
-        let mut matching = self
+        let matching: Vec<usize> = self
             .subscribers
             .iter()
-            .filter(|s| s.namespace.as_deref().is_none_or(|n| n == ev.namespace) && s.pattern.matches(&ev.name))
-            .peekable();
-        if matching.peek().is_none() {
+            .enumerate()
+            .filter(|(_, s)| s.namespace.as_deref().is_none_or(|n| n == ev.namespace) && s.pattern.matches(&ev.name))
+            .map(|(i, _)| i)
+            .collect();
+        let Some((&last, rest)) = matching.split_last() else {
             tracing::trace!(event = %ev.name, "no subscriber");
             return;
-        }
-        let subs: Vec<_> = matching.collect();
-        let last = subs.len() - 1;
-        let mut ev = Some(ev);
-        for (i, s) in subs.into_iter().enumerate() {
-            let e = if i == last { ev.take() } else { ev.clone() };
-            if let Some(e) = e {
-                let _ = s.tx.send(e);
+        };
+        for &i in rest {
+            if let Some(s) = self.subscribers.get_mut(i) {
+                s.deliver(ev.clone());
             }
+        }
+        if let Some(s) = self.subscribers.get_mut(last) {
+            s.deliver(ev);
         }
     }
 }

@@ -23,6 +23,9 @@ pub enum Error {
     Timeout,
     /// The client was disconnected (or dropped) for good.
     Closed,
+    /// This subscription fell behind: this many events did not fit in its buffer and were
+    /// dropped for it (see [`crate::ClientBuilder::subscription_capacity`]).
+    Lagged(u64),
 }
 
 impl fmt::Display for Error {
@@ -38,6 +41,11 @@ impl fmt::Display for Error {
             Self::Emit(e) => e.fmt(f),
             Self::Timeout => f.write_str("timed out"),
             Self::Closed => f.write_str("the client is closed; create a new one or call connect()"),
+            Self::Lagged(n) => write!(
+                f,
+                "the subscription fell behind: {n} events were dropped for it; read it faster or raise \
+                 ClientBuilder::subscription_capacity"
+            ),
         }
     }
 }

@@ -720,6 +720,38 @@ async fn a_bad_payload_is_an_error_item_not_a_panic() {
 }
 
 #[tokio::test]
+async fn a_slow_subscriber_is_bounded_and_told_how_many_it_lost() {
+    let srv = NodeServer::start("s0");
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).subscription_capacity(4).connect().await.unwrap();
+    let mut slow = client.on::<u32>("news");
+    let mut fast = client.on::<u32>("news");
+    // The fast subscriber is read as events come; the slow one reads nothing yet.
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < 11 {
+            got.push(tokio::time::timeout(T, fast.next()).await.unwrap().unwrap().unwrap().data);
+        }
+        got
+    });
+    for i in 0..10u32 {
+        srv.emit("/", "news", json!([i])).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..4u32 {
+        assert_eq!(tokio::time::timeout(T, slow.next()).await.unwrap().unwrap().unwrap().data, i);
+    }
+    srv.emit("/", "news", json!([10])).await;
+    match tokio::time::timeout(T, slow.next()).await.unwrap().unwrap() {
+        Err(Error::Lagged(n)) => assert_eq!(n, 6),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(tokio::time::timeout(T, slow.next()).await.unwrap().unwrap().unwrap().data, 10);
+    assert_eq!(reader.await.unwrap(), (0..=10).collect::<Vec<u32>>(), "a subscriber that keeps up loses nothing");
+    assert!(matches!(client.state(), ConnectionState::Connected { .. }), "the connection is unaffected");
+    client.close().await;
+}
+
+#[tokio::test]
 async fn token_never_appears_in_debug_output() {
     let b = Tidings::builder("http://127.0.0.1:1").token("super-secret-token");
     assert!(!format!("{b:?}").contains("super-secret-token"));
