@@ -491,18 +491,23 @@ impl World {
         self.queue.insert((at, self.seq), item);
     }
 
+    /// Whether the channel still carries traffic in that direction.
+    fn chan_open(&mut self, chan: Chan, dir: Dir) -> bool {
+        let st = self.link.chans.entry(chan).or_default();
+        match dir {
+            Dir::Up => st.up_ok,
+            Dir::Down => st.down_ok,
+        }
+    }
+
     fn send(&mut self, chan: Chan, dir: Dir, msg: Msg) {
         let now = self.now;
         let partitioned = self.link.partitioned(now);
-        let st = self.link.chans.entry(chan).or_default();
-        let ok = match dir {
-            Dir::Up => st.up_ok,
-            Dir::Down => st.down_ok,
-        };
-        if !ok {
+        if !self.chan_open(chan, dir) {
             return;
         }
         if partitioned {
+            let st = self.link.chans.entry(chan).or_default();
             st.up_ok = false;
             st.down_ok = false;
             st.live = false;
@@ -588,15 +593,10 @@ impl World {
 
     fn deliver(&mut self, item: Item) {
         let Item { chan, dir, msg } = item;
-        if let Some(dir) = dir {
-            let st = self.link.chans.entry(chan).or_default();
-            let ok = match dir {
-                Dir::Up => st.up_ok,
-                Dir::Down => st.down_ok,
-            };
-            if !ok {
-                return;
-            }
+        if let Some(dir) = dir
+            && !self.chan_open(chan, dir)
+        {
+            return;
         }
         let now = self.now;
         let id = match chan {
