@@ -1,10 +1,16 @@
 // The public types of the `tidings` npm package: the contract between the wasm-backed client
-// (src/index.ts) and the React hooks (src/react.tsx). No bare `any`, `Function` or `Promise`.
+// (src/index.ts) and the React hooks (src/react.tsx). No bare `Function` or untyped `Promise`; the one
+// `any` is the index signature of the `EventsMap` constraint (see there), never a value's type.
 
-/** A map from event names to listener signatures, as in socket.io-client. */
+/**
+ * A map from event names to listener signatures, as in socket.io-client. Only ever a constraint,
+ * never the type of a value: an index signature of type `any` is the one an `interface` satisfies
+ * (interfaces get no implicit index signature, and socket.io users declare their maps as
+ * interfaces); listener types always come from the user's own map.
+ */
 export interface EventsMap {
-  // `never[]` parameters: any listener signature is assignable, nothing is widened to `any`.
-  [event: string]: (...args: never[]) => void;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
+  [event: string]: any;
 }
 
 /** The default when no event map is given: any event, `unknown` arguments. */
@@ -172,12 +178,14 @@ export interface Socket<Listen extends EventsMap = DefaultEventsMap, Emit extend
   readonly recovered: boolean;
   readonly state: ConnectionState;
 
-  on<Ev extends EventNames<Listen>>(event: Ev, listener: Listen[Ev]): this;
+  // Reserved events first: with the default map every name is a user event, and a listener for
+  // "state" would otherwise be typed `(...args: unknown[])` (socket.io-client gives them precedence too).
   on<Ev extends keyof ReservedEvents>(event: Ev, listener: ReservedEvents[Ev]): this;
-  once<Ev extends EventNames<Listen>>(event: Ev, listener: Listen[Ev]): this;
+  on<Ev extends EventNames<Listen>>(event: Ev, listener: Listen[Ev]): this;
   once<Ev extends keyof ReservedEvents>(event: Ev, listener: ReservedEvents[Ev]): this;
-  off<Ev extends EventNames<Listen>>(event?: Ev, listener?: Listen[Ev]): this;
+  once<Ev extends EventNames<Listen>>(event: Ev, listener: Listen[Ev]): this;
   off<Ev extends keyof ReservedEvents>(event?: Ev, listener?: ReservedEvents[Ev]): this;
+  off<Ev extends EventNames<Listen>>(event?: Ev, listener?: Listen[Ev]): this;
   onAny(listener: AnyListener): this;
   offAny(listener?: AnyListener): this;
 

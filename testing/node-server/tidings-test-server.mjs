@@ -140,7 +140,9 @@ const S0 = {
   pingInterval: 300,
   pingTimeout: 200,
   connectTimeout: 1000,
-  cors: { origin: "*" },
+  // Reflects the request's Origin and allows credentials, so browser tests served from another
+  // origin (wasm-bindgen-test-runner's page) can use fetch long-polling with or without cookies.
+  cors: { origin: true, credentials: true },
   serveClient: false,
 };
 
@@ -294,6 +296,20 @@ let socketioRefused = false;
   const requestListeners = httpServer.listeners("request");
   httpServer.removeAllListeners("request");
   httpServer.on("request", (req, res) => {
+    // CORS for the control API and the REST feed (engine.io answers /socket.io/ itself): browser
+    // tests run on another origin and the feed sends an Authorization header (a preflight).
+    if (!req.url.startsWith("/socket.io/")) {
+      res.setHeader("Access-Control-Allow-Origin", req.headers.origin ?? "*");
+      res.setHeader("Access-Control-Allow-Credentials", "true");
+      res.setHeader("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      res.setHeader("Access-Control-Allow-Headers", "content-type, authorization");
+      res.setHeader("Access-Control-Max-Age", "600");
+      res.setHeader("Vary", "Origin");
+      if (req.method === "OPTIONS") {
+        res.writeHead(204).end();
+        return;
+      }
+    }
     if (socketioRefused && req.url.startsWith("/socket.io/")) {
       res.writeHead(503, { "content-type": "text/plain" }).end("socket.io is down");
       return;

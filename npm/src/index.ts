@@ -1,0 +1,413 @@
+// `tidings`: a socket.io-client-like `Socket` over the Rust core compiled to WebAssembly.
+//
+// `connect()` returns at once. The WebAssembly module loads on first use (or with an explicit
+// `await init()`); commands given before it is ready are queued (at most MAX_QUEUED) and run in
+// order once it is.
+
+import initWasm, { WasmClient, type InitInput } from "./wasm/tidings_wasm.js";
+import type {
+  AckResult,
+  AnyListener,
+  ConnectError,
+  ConnectionState,
+  DefaultEventsMap,
+  DisconnectReason,
+  EventMeta,
+  EventNames,
+  EventParams,
+  EventsMap,
+  FeedStatus,
+  ReservedEvents,
+  Socket,
+  TidingsOptions,
+  TimeoutEmitter,
+  VolatileEmitter,
+} from "./types.js";
+
+export type * from "./types.js";
+export type { InitInput } from "./wasm/tidings_wasm.js";
+
+/** Commands kept while the WebAssembly module loads; more is a thrown Error. */
+const MAX_QUEUED = 1000;
+
+/** Socket.IO's reserved event names: emitting one throws, as in socket.io-client. */
+const RESERVED_EMIT = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
+
+/** The client's own events (`on("state", ...)` never sees a server event named "state"). */
+const RESERVED_EVENTS = new Set<string>(["connect", "disconnect", "connect_error", "state", "feed"]);
+
+type Listener = (...args: never[]) => unknown;
+type Call = (...args: unknown[]) => unknown;
+
+let loading: Promise<void> | undefined;
+let ready = false;
+let loadError: Error | undefined;
+
+/**
+ * Loads the WebAssembly module. Optional: `connect()` loads it by itself. Call it (and await it)
+ * to load early, to pass the `.wasm` from somewhere else than next to this file, or to get
+ * option errors thrown by `connect()` rather than reported through `connect_error`.
+ */
+export function init(input?: InitInput | Promise<InitInput>): Promise<void> {
+  if (loading === undefined) {
+    loading = initWasm(input === undefined ? undefined : { module_or_path: input }).then(
+      () => {
+        ready = true;
+      },
+      (e: unknown) => {
+        loadError = new Error(`tidings: the WebAssembly module failed to load: ${describe(e)}`, { cause: e });
+        throw loadError;
+      },
+    );
+  }
+  return loading;
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Surfaces an exception of an application callback without stopping the others. */
+function report(e: unknown): void {
+  const g = globalThis as { reportError?: (e: unknown) => void };
+  if (typeof g.reportError === "function") g.reportError(e);
+  else console.error(e);
+}
+
+/** socket.io's ack convention: one argument alone, otherwise all of them. */
+function ackValue(args: unknown[]): unknown {
+  return args.length === 1 ? args[0] : args;
+}
+
+const DISCONNECTED: ConnectionState = { status: "disconnected", reason: "io client disconnect" };
+
+class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements Socket<Listen, Emit> {
+  #client: WasmClient | undefined;
+  #queue: Array<(c: WasmClient) => void> = [];
+  #closed = false;
+  #broken: Error | undefined;
+  #state: ConnectionState;
+  #listeners = new Map<string, Listener[]>();
+  #reserved = new Map<string, Listener[]>();
+  #any: AnyListener[] = [];
+  /** Metadata of the event being delivered (or the last one). */
+  lastEventMeta: EventMeta | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly options: TidingsOptions,
+  ) {
+    const auto = options.autoConnect !== false;
+    this.#state = auto ? { status: "connecting" } : DISCONNECTED;
+    if (ready) {
+      // Throws for a bad URL or option.
+      this.#attach(new WasmClient(url, options), auto);
+      return;
+    }
+    if (auto) this.#queue.push((c) => c.connect());
+    init().then(
+      () => {
+        if (this.#closed) return;
+        let client: WasmClient;
+        try {
+          client = new WasmClient(this.url, this.options);
+        } catch (e) {
+          this.#fail(e instanceof Error ? e : new Error(String(e)));
+          return;
+        }
+        this.#attach(client, false);
+      },
+      (e: unknown) => this.#fail(e instanceof Error ? e : new Error(String(e))),
+    );
+  }
+
+  #attach(client: WasmClient, connect: boolean): void {
+    this.#client = client;
+    client.onEvent((name, args, offset, source, ackId) => this.#onEvent(name, args, offset, source, ackId));
+    client.onState((s) => this.#onState(s));
+    client.onConnectError((e) => this.#emitReserved("connect_error", e));
+    client.onFeed((s) => this.#emitReserved("feed", s));
+    this.#state = client.state;
+    if (connect) client.connect();
+    const queue = this.#queue;
+    this.#queue = [];
+    for (const command of queue) {
+      try {
+        command(client);
+      } catch (e) {
+        report(e);
+      }
+    }
+  }
+
+  /** The module or the options were unusable: report once, then refuse every command. */
+  #fail(error: Error): void {
+    this.#broken = error;
+    this.#queue = [];
+    const connectError = Object.assign(error, { data: undefined, willRetry: false, fallbackPending: false });
+    this.#emitReserved("connect_error", connectError);
+    this.#onState({ status: "disconnected", reason: "connect error" });
+  }
+
+  /** Runs `command` now, or queues it until the module is ready. */
+  #run<T>(command: (c: WasmClient) => T, queued: () => T): T {
+    if (this.#closed) throw new Error("tidings: this socket is closed; call connect() for a new one");
+    if (this.#broken) throw new Error(`tidings: this socket is unusable: ${this.#broken.message}`, { cause: this.#broken });
+    if (this.#client) return command(this.#client);
+    if (this.#queue.length >= MAX_QUEUED) {
+      throw new Error(`tidings: more than ${MAX_QUEUED} commands before the WebAssembly module loaded; await init() first`);
+    }
+    return queued();
+  }
+
+  #onEvent(name: string, args: unknown[], offset: string | undefined, source: EventMeta["source"], ackId: number | undefined): void {
+    const client = this.#client;
+    if (ackId !== undefined && client) {
+      let answered = false;
+      args.push((...ackArgs: unknown[]) => {
+        if (answered) return;
+        answered = true;
+        client.ack(ackId, ackArgs);
+      });
+    }
+    this.lastEventMeta = { offset, source };
+    for (const l of this.#any.slice()) {
+      try {
+        l(name, ...args);
+      } catch (e) {
+        report(e);
+      }
+    }
+    for (const l of (this.#listeners.get(name) ?? []).slice()) {
+      try {
+        (l as Call)(...args);
+      } catch (e) {
+        report(e);
+      }
+    }
+  }
+
+  #onState(s: ConnectionState): void {
+    const prev = this.#state;
+    this.#state = s;
+    this.#emitReserved("state", s);
+    if (s.status === "connected" && prev.status !== "connected") this.#emitReserved("connect");
+    if (prev.status === "connected" && s.status !== "connected") {
+      const reason: DisconnectReason = s.status === "disconnected" ? s.reason : "transport close";
+      this.#emitReserved("disconnect", reason);
+    }
+  }
+
+  #emitReserved(event: keyof ReservedEvents, ...args: unknown[]): void {
+    for (const l of (this.#reserved.get(event) ?? []).slice()) {
+      try {
+        (l as Call)(...args);
+      } catch (e) {
+        report(e);
+      }
+    }
+  }
+
+  get id(): string | undefined {
+    return this.#state.status === "connected" ? this.#state.id : undefined;
+  }
+
+  get connected(): boolean {
+    return this.#state.status === "connected";
+  }
+
+  get recovered(): boolean {
+    return this.#client?.recovered ?? false;
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  #map(event: string): Map<string, Listener[]> {
+    return RESERVED_EVENTS.has(event) ? this.#reserved : this.#listeners;
+  }
+
+  on(event: string, listener: Listener): this {
+    const map = this.#map(event);
+    const list = map.get(event);
+    if (list) list.push(listener);
+    else map.set(event, [listener]);
+    return this;
+  }
+
+  once(event: string, listener: Listener): this {
+    const wrapper = Object.assign(
+      (...args: unknown[]) => {
+        this.off(event, wrapper);
+        (listener as Call)(...args);
+      },
+      { listener },
+    );
+    return this.on(event, wrapper);
+  }
+
+  off(event?: string, listener?: Listener): this {
+    if (event === undefined) {
+      this.#listeners.clear();
+      this.#reserved.clear();
+      return this;
+    }
+    const map = this.#map(event);
+    if (listener === undefined) {
+      map.delete(event);
+      return this;
+    }
+    const list = map.get(event);
+    if (!list) return this;
+    const i = list.findIndex((l) => l === listener || (l as { listener?: Listener }).listener === listener);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) map.delete(event);
+    return this;
+  }
+
+  onAny(listener: AnyListener): this {
+    this.#any.push(listener);
+    return this;
+  }
+
+  offAny(listener?: AnyListener): this {
+    if (listener === undefined) this.#any = [];
+    else this.#any = this.#any.filter((l) => l !== listener);
+    return this;
+  }
+
+  #checkName(event: string): void {
+    if (RESERVED_EMIT.has(event)) throw new Error(`"${event}" is a reserved event name`);
+  }
+
+  /** Emits with an ack: the ack's arguments (as an array). */
+  #emitAck(event: string, args: unknown[], timeout: number | undefined): Promise<unknown[]> {
+    this.#checkName(event);
+    const opts = timeout === undefined ? { ack: true } : { ack: true, timeout };
+    const send = (c: WasmClient): Promise<unknown[]> =>
+      c.emit(event, args, opts) ?? Promise.reject(new Error("tidings: no ack promise"));
+    return this.#run(send, () => {
+      return new Promise<unknown[]>((resolve, reject) => {
+        this.#queue.push((c) => send(c).then(resolve, reject));
+      });
+    });
+  }
+
+  #emitPlain(event: string, args: unknown[], volatile: boolean): void {
+    this.#checkName(event);
+    const opts = volatile ? { volatile: true } : {};
+    this.#run(
+      (c) => void c.emit(event, args, opts),
+      () => void this.#queue.push((c) => c.emit(event, args, opts)),
+    );
+  }
+
+  emit<Ev extends EventNames<Emit>>(event: Ev, ...args: Parameters<Emit[Ev]>): this {
+    const list = args as unknown[];
+    const last = list[list.length - 1];
+    if (typeof last === "function") {
+      const callback = last as Call;
+      this.#emitAck(event, list.slice(0, -1), undefined).then(
+        (ackArgs) => {
+          try {
+            callback(...ackArgs);
+          } catch (e) {
+            report(e);
+          }
+        },
+        // socket.io-client never calls a plain ack callback with an error.
+        () => {},
+      );
+    } else {
+      this.#emitPlain(event, list, false);
+    }
+    return this;
+  }
+
+  emitWithAck<Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>): Promise<AckResult<Emit, Ev>> {
+    return this.#emitAck(event, args, undefined).then((a) => ackValue(a) as AckResult<Emit, Ev>);
+  }
+
+  timeout(ms: number): TimeoutEmitter<Emit> {
+    return {
+      emitWithAck: <Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>) =>
+        this.#emitAck(event, args, ms).then((a) => ackValue(a) as AckResult<Emit, Ev>),
+    };
+  }
+
+  get volatile(): VolatileEmitter<Emit> {
+    return {
+      emit: <Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>) =>
+        this.#emitPlain(event, args, true),
+    };
+  }
+
+  #room(room: string, join: boolean): Promise<unknown> {
+    const send = (c: WasmClient): Promise<unknown> => (join ? c.join(room) : c.leave(room)).then(ackValue);
+    return this.#run(send, () => new Promise((resolve, reject) => this.#queue.push((c) => send(c).then(resolve, reject))));
+  }
+
+  join(room: string): Promise<unknown> {
+    return this.#room(room, true);
+  }
+
+  leave(room: string): Promise<unknown> {
+    return this.#room(room, false);
+  }
+
+  connect(): this {
+    this.#run(
+      (c) => c.connect(),
+      () => {
+        this.#state = { status: "connecting" };
+        this.#queue.push((c) => c.connect());
+      },
+    );
+    return this;
+  }
+
+  disconnect(): this {
+    this.#run(
+      (c) => c.disconnect(),
+      () => void this.#queue.push((c) => c.disconnect()),
+    );
+    return this;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue = [];
+    const client = this.#client;
+    this.#client = undefined;
+    if (client) {
+      client.close();
+      // Deferred: close() may be called from a listener running inside a WasmClient method,
+      // and wasm-bindgen refuses to free an object that is in use.
+      queueMicrotask(() => client.free());
+    }
+    this.#listeners.clear();
+    this.#reserved.clear();
+    this.#any = [];
+  }
+}
+
+/**
+ * Connects to `url` (its path names the namespace, e.g. `https://api.example.com/chat`).
+ * Returns at once; events, state changes and `connect_error` arrive through listeners.
+ * Throws for a bad URL or option once the module is loaded (before that, the error is
+ * reported as `connect_error` and the socket refuses further commands).
+ */
+export function connect<Listen extends EventsMap = DefaultEventsMap, Emit extends EventsMap = Listen>(
+  url: string,
+  options: TidingsOptions = {},
+): Socket<Listen, Emit> {
+  if (loadError) throw loadError;
+  return new TidingsSocket<Listen, Emit>(url, options);
+}
+
+/** Alias of `connect`, for code moving from socket.io-client. */
+export const io = connect;
+
+export type { ConnectError, FeedStatus };

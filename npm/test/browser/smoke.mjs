@@ -1,0 +1,119 @@
+// Browser smoke test of the built npm package (npm/dist): loads dist/index.js in headless
+// Chromium from a static server on one origin and talks to the Node socket.io test server on
+// another. Run by scripts/test-wasm.sh after scripts/build-wasm.sh:
+//   node npm/test/browser/smoke.mjs http://127.0.0.1:<s0 port>
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const serverUrl = process.argv[2];
+if (!serverUrl) {
+  console.error("usage: node smoke.mjs <socket.io server url>");
+  process.exit(2);
+}
+const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist");
+const types = { ".js": "text/javascript", ".wasm": "application/wasm", ".html": "text/html" };
+
+const page = `<!doctype html><script type="module">
+import { connect, init } from "/index.js";
+const results = [];
+const check = (name, ok, detail) => results.push({ name, ok: Boolean(ok), detail: String(detail ?? "") });
+try {
+  // Before the module is loaded: commands are queued.
+  const early = connect(${JSON.stringify(serverUrl)}, { auth: { token: "early" } });
+  const greeted = new Promise((r) => early.on("auth", (a) => r(a)));
+  const acked = early.emitWithAck("echo", "queued");
+  check("queued emitWithAck", (await acked) === "queued", await acked);
+  check("auth event", (await greeted).token === "early", JSON.stringify(await greeted));
+  check("connected", early.connected && typeof early.id === "string", early.id);
+  early.close();
+
+  await init();
+  let bad;
+  try { connect(${JSON.stringify(serverUrl)}, { reconnectionDelay: -5 }); } catch (e) { bad = e; }
+  check("bad option throws Error", bad instanceof Error, bad?.message);
+
+  const s = connect(${JSON.stringify(serverUrl)});
+  const states = [];
+  s.on("state", (st) => states.push(st.status));
+  await new Promise((r) => s.once("connect", r));
+  check("connect event", s.connected, s.state.status);
+  const echoed = new Promise((r) => s.on("echo", (...a) => r(a)));
+  s.emit("echo", 1, { two: [2] });
+  check("event round trip", JSON.stringify(await echoed) === '[1,{"two":[2]}]', JSON.stringify(await echoed));
+  const cb = await new Promise((r) => s.emit("echo", "x", "y", (...a) => r(a)));
+  check("ack callback", JSON.stringify(cb) === '["x","y"]', JSON.stringify(cb));
+  const bin = await s.emitWithAck("echo", new Uint8Array([1, 2, 3]));
+  check("binary ack", bin instanceof Uint8Array && bin.join() === "1,2,3", bin);
+  const answered = new Promise((r) => s.on("answered", (...a) => r(a)));
+  s.on("ask", (n, ack) => ack("yes", n));
+  s.emit("ask");
+  check("server ack request", JSON.stringify(await answered) === '["yes",1]', JSON.stringify(await answered));
+  let anyName;
+  s.onAny((name) => { anyName = name; });
+  await s.emitWithAck("hi");
+  check("onAny", anyName === "hi", anyName);
+  let timeoutErr;
+  try { await s.timeout(50).emitWithAck("nothing-acks"); } catch (e) { timeoutErr = e; }
+  check("timeout rejects", timeoutErr?.message === "operation has timed out", timeoutErr?.message);
+  const joined = await s.join("r1");
+  check("join", joined?.ok === true, JSON.stringify(joined));
+  const disconnected = new Promise((r) => s.once("disconnect", r));
+  s.disconnect();
+  check("disconnect reason", (await disconnected) === "io client disconnect", await disconnected);
+  s.close();
+  let closedErr;
+  try { s.connect(); } catch (e) { closedErr = e; }
+  check("closed socket throws", closedErr instanceof Error, closedErr?.message);
+} catch (e) {
+  check("no exception", false, e?.stack ?? e);
+}
+window.__results = results;
+</script>`;
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, "http://x");
+  if (url.pathname === "/") {
+    res.writeHead(200, { "content-type": "text/html" }).end(page);
+    return;
+  }
+  const file = path.join(dist, path.normalize(url.pathname));
+  if (!file.startsWith(dist) || !fs.existsSync(file)) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { "content-type": types[path.extname(file)] ?? "application/octet-stream" });
+  fs.createReadStream(file).pipe(res);
+});
+await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+let failed = 0;
+try {
+  const tab = await browser.newPage();
+  const errors = [];
+  tab.on("pageerror", (e) => errors.push(e.message));
+  await tab.goto(origin);
+  await tab.waitForFunction(() => window.__results !== undefined, null, { timeout: 30000 });
+  const results = await tab.evaluate(() => window.__results);
+  for (const r of results) {
+    console.log(`${r.ok ? "ok  " : "FAIL"} ${r.name}${r.ok ? "" : `: ${r.detail}`}`);
+    if (!r.ok) failed++;
+  }
+  for (const e of errors) {
+    console.log(`FAIL page error: ${e}`);
+    failed++;
+  }
+  console.log(`npm browser smoke: ${results.length - failed} passed, ${failed} failed`);
+} finally {
+  await browser.close();
+  server.close();
+}
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Builds the npm package `tidings` into npm/dist (idempotent; works from any directory):
+#   1. sdk-wasm for wasm32-unknown-unknown, profile wasm-release (opt-level z, fat LTO, 1 CGU, panic abort)
+#   2. wasm-bindgen --target web            -> npm/dist/wasm/tidings_wasm.js + tidings_wasm_bg.wasm
+#   3. wasm-opt -Oz (npm binaryen 132; not Debian's, whose output breaks the externref table)
+#   4. esbuild: the glue, src/index.ts and src/react.tsx as minified ESM; tsc: the .d.ts files
+# Prints the gzip -9 sizes. Needs the tools of scripts/install-wasm-tools.sh.
+# Usage: bash scripts/build-wasm.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+profile=wasm-release
+target=wasm32-unknown-unknown
+dist=npm/dist
+bin=npm/node_modules/.bin
+
+for tool in wasm-bindgen "$bin/wasm-opt" "$bin/esbuild" "$bin/tsc"; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "build-wasm: $tool is missing; run bash scripts/install-wasm-tools.sh" >&2
+    exit 1
+  fi
+done
+
+echo "build-wasm: cargo build -p tidings-wasm --target $target --profile $profile"
+cargo build -p tidings-wasm --target "$target" --profile "$profile"
+
+rm -rf "$dist"
+mkdir -p "$dist/wasm"
+wasm-bindgen --target web --no-typescript --out-dir "$dist/wasm" --out-name tidings_wasm \
+  "target/$target/$profile/tidings_wasm.wasm"
+
+# Rust's wasm32 target emits these post-MVP features; wasm-opt must be told to keep them.
+"$bin/wasm-opt" -Oz --strip-debug --strip-producers \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-reference-types --enable-multivalue --enable-mutable-globals \
+  "$dist/wasm/tidings_wasm_bg.wasm" -o "$dist/wasm/tidings_wasm_bg.wasm"
+
+# The hand-kept glue types (npm/src/wasm/tidings_wasm.d.ts) must name only what the glue has.
+for member in connect disconnect close emit ack join leave onEvent onState onConnectError onFeed \
+              state id connected recovered rooms free; do
+  if ! grep -q "$member" "$dist/wasm/tidings_wasm.js"; then
+    echo "build-wasm: the glue has no $member; update npm/src/wasm/tidings_wasm.d.ts" >&2
+    exit 1
+  fi
+done
+
+"$bin/esbuild" "$dist/wasm/tidings_wasm.js" --minify --format=esm --target=es2020 \
+  --outfile="$dist/wasm/tidings_wasm.js" --allow-overwrite --log-level=warning
+cp npm/src/wasm/tidings_wasm.d.ts "$dist/wasm/tidings_wasm.d.ts"
+
+"$bin/esbuild" npm/src/index.ts --bundle --minify --format=esm --target=es2020 \
+  --external:./wasm/tidings_wasm.js --outfile="$dist/index.js" --log-level=warning
+if [[ -f npm/src/react.tsx ]]; then
+  "$bin/esbuild" npm/src/react.tsx --bundle --minify --format=esm --target=es2020 --jsx=automatic \
+    --external:react --external:react/* --external:./index.js --outfile="$dist/react.js" --log-level=warning
+fi
+
+# Declarations only, from the sources (the package tsconfig is for type-checking and emits nothing).
+dts_inputs=(npm/src/index.ts npm/src/types.ts)
+[[ -f npm/src/react.tsx ]] && dts_inputs+=(npm/src/react.tsx)
+"$bin/tsc" --declaration --emitDeclarationOnly --outDir "$dist" --rootDir npm/src \
+  --target es2022 --module nodenext --moduleResolution nodenext --jsx react-jsx \
+  --strict --skipLibCheck --lib es2022,dom,dom.iterable --types "" "${dts_inputs[@]}"
+
+gz() { gzip -9 -c "$1" | wc -c | tr -d ' '; }
+printf 'build-wasm: sizes (bytes: raw / gzip -9)\n'
+for f in "$dist/wasm/tidings_wasm_bg.wasm" "$dist/wasm/tidings_wasm.js" "$dist/index.js" "$dist/react.js"; do
+  [[ -f "$f" ]] && printf '  %-36s %8d / %6d\n' "$f" "$(wc -c <"$f")" "$(gz "$f")"
+done
+glue=$(cat "$dist/wasm/tidings_wasm.js" "$dist/index.js" | gzip -9 | wc -c | tr -d ' ')
+printf '  %-36s %17d\n' "JS glue + index.js together" "$glue"

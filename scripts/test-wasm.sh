@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs the browser tests of sdk-wasm (sdk-wasm/tests/browser.rs) in headless Chromium against the
+# real Node socket.io test server: starts four servers on ephemeral ports (s0, a second s0 for the
+# kill-transports test, s1 with connection state recovery, polling-only), passes their URLs to the
+# test build at compile time, runs `cargo test -p tidings-wasm --target wasm32-unknown-unknown`
+# with wasm-bindgen-test-runner, then builds the npm package (scripts/build-wasm.sh) and runs its
+# browser smoke test (npm/test/browser/smoke.mjs) with Playwright; stops the servers on exit.
+# Needs the tools of scripts/install-wasm-tools.sh. Works from any directory.
+# Usage: bash scripts/test-wasm.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/install-node-deps.sh >/dev/null
+for tool in wasm-bindgen-test-runner chromedriver; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "test-wasm: $tool is missing; run bash scripts/install-wasm-tools.sh" >&2
+    exit 1
+  fi
+done
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for fd in "${fds[@]:-}"; do [[ -n "$fd" ]] && eval "exec $fd>&-" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+fds=()
+trap cleanup EXIT
+
+# Starts a server with `--setup $1`; prints its base URL. The server exits when its stdin pipe
+# closes, so it also goes away if this script is killed.
+start() {
+  local setup=$1 name=$2
+  mkfifo "$tmp/$name.in"
+  node testing/node-server/tidings-test-server.mjs --setup "$setup" <"$tmp/$name.in" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pids+=($!)
+  local fd
+  exec {fd}>"$tmp/$name.in"
+  fds+=("$fd")
+  for _ in $(seq 100); do
+    if grep -q '"port"' "$tmp/$name.out" 2>/dev/null; then
+      local port
+      port=$(sed -E 's/.*"port":([0-9]+).*/\1/' "$tmp/$name.out")
+      echo "http://127.0.0.1:$port"
+      return
+    fi
+    sleep 0.1
+  done
+  echo "test-wasm: the $setup server did not start:" >&2
+  cat "$tmp/$name.err" >&2
+  exit 1
+}
+
+# Not in $(...): the servers must be children of this shell, not of a subshell.
+start s0 s0 >"$tmp/url.s0"
+start s0 s0kill >"$tmp/url.s0kill"
+start s1 s1 >"$tmp/url.s1"
+start polling-only polling >"$tmp/url.polling"
+export TIDINGS_WASM_S0_URL=$(cat "$tmp/url.s0")
+export TIDINGS_WASM_S0_KILL_URL=$(cat "$tmp/url.s0kill")
+export TIDINGS_WASM_S1_URL=$(cat "$tmp/url.s1")
+export TIDINGS_WASM_POLLING_ONLY_URL=$(cat "$tmp/url.polling")
+echo "test-wasm: servers s0 $TIDINGS_WASM_S0_URL, s0 (kill) $TIDINGS_WASM_S0_KILL_URL, s1 $TIDINGS_WASM_S1_URL, polling-only $TIDINGS_WASM_POLLING_ONLY_URL"
+
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
+cargo test -p tidings-wasm --target wasm32-unknown-unknown "$@"
+
+# The built npm package in the browser: dist/index.js + glue + wasm-opt'd .wasm (another origin).
+bash scripts/build-wasm.sh
+node npm/test/browser/smoke.mjs "$TIDINGS_WASM_S0_URL"

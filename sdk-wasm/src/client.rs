@@ -1,0 +1,213 @@
+//! `WasmClient`: the low-level class JavaScript sees. `npm/src/index.ts` wraps it in a
+//! socket.io-client-like `Socket`; nothing here is meant to be used directly by applications.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use js_sys::{Array, Function, Promise, Reflect};
+use tidings_core::{AckRequest, Client as Core, ConnectionState, EmitError, EmitRequest};
+use wasm_bindgen::prelude::*;
+
+use crate::convert::{self, error};
+use crate::driver::{Pending, Shared};
+use crate::options;
+
+/// One Socket.IO client (one namespace, the URL's) driven in the browser.
+///
+/// Callbacks: `onEvent(name, args, offset, source, ackId)`, `onState(state)`,
+/// `onConnectError(error)`, `onFeed(status)`. `ackId` is a number when the server asked for an
+/// acknowledgement: answer with `ack(ackId, args)`.
+#[wasm_bindgen]
+pub struct WasmClient {
+    shared: Rc<Shared>,
+}
+
+fn opt_bool(opts: &JsValue, key: &str) -> bool {
+    opts.is_object() && Reflect::get(opts, &JsValue::from_str(key)).ok().and_then(|v| v.as_bool()).unwrap_or(false)
+}
+
+#[wasm_bindgen]
+impl WasmClient {
+    /// A client for `url` (its path names the namespace) with `options` (`TidingsOptions`).
+    /// Throws an `Error` for an invalid URL or option. Does not connect: call `connect()`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(url: &str, options: JsValue) -> Result<WasmClient, JsValue> {
+        let parsed = options::parse(url, &options).map_err(|e| error(format!("tidings: {e}")))?;
+        let core = Core::new(parsed.config).map_err(|e| error(format!("tidings: {e}")))?;
+        Ok(WasmClient { shared: Shared::new(core, parsed.auth_provider) })
+    }
+
+    /// Connects (or reconnects after a disconnect).
+    pub fn connect(&self) -> Result<(), JsValue> {
+        self.shared.run(|i, now| i.core.connect(now))
+    }
+
+    /// Disconnects ("io client disconnect"); `connect()` may follow.
+    pub fn disconnect(&self) -> Result<(), JsValue> {
+        self.shared.run(|i, now| i.core.disconnect(now))
+    }
+
+    /// Disconnects and releases every socket, request, timer and listener. Pending acks and room
+    /// requests are rejected. Call `free()` afterwards to release the wasm memory.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Emits `event` with `args` (an array; `ArrayBuffer`s and typed arrays are sent as binary).
+    ///
+    /// `opts`: `{ack, timeout, volatile, idempotent}`. With `ack` (or `timeout`, in ms) returns a
+    /// promise of the ack's arguments (an array); otherwise `undefined`. Throws for an invalid
+    /// emit without ack; rejects the promise for one with ack.
+    pub fn emit(&self, event: &str, args: &Array, opts: JsValue) -> Result<JsValue, JsValue> {
+        let timeout = if opts.is_object() {
+            Reflect::get(&opts, &JsValue::from_str("timeout"))
+                .ok()
+                .and_then(|v| v.as_f64())
+                .filter(|t| t.is_finite() && *t >= 0.0)
+                .map(|t| Duration::from_millis(t as u64))
+        } else {
+            None
+        };
+        let ack = opt_bool(&opts, "ack") || timeout.is_some();
+        let volatile = opt_bool(&opts, "volatile");
+        let idempotent = opt_bool(&opts, "idempotent");
+        let fail = |e: JsValue| if ack { Ok(Promise::reject(&e).into()) } else { Err(e) };
+        let args = match convert::js_to_args(args) {
+            Ok(a) => a,
+            Err(e) => return fail(e),
+        };
+        let (promise, pending) = if ack { Pending::new() } else { (Promise::resolve(&JsValue::UNDEFINED), None) };
+        let namespace = self.shared.read(|i| i.core.main_namespace().to_string()).unwrap_or_else(|| "/".into());
+        let result = self.shared.run(|i, now| {
+            let mut req = EmitRequest::new(event, args).namespace(namespace);
+            req.ack = ack;
+            req.timeout = timeout;
+            req.volatile = volatile;
+            if idempotent {
+                req.idempotency_key = Some(i.core.new_idempotency_key());
+            }
+            let r = i.core.emit(now, req);
+            if let (Ok(id), Some(p)) = (&r, pending) {
+                i.acks.insert(*id, p);
+            }
+            r
+        });
+        match result {
+            Err(e) => fail(e),
+            Ok(Ok(_)) if ack => Ok(promise.into()),
+            Ok(Ok(_)) => Ok(JsValue::UNDEFINED),
+            // socket.io-client drops a volatile emit silently.
+            Ok(Err(EmitError::VolatileDropped)) if !ack => Ok(JsValue::UNDEFINED),
+            Ok(Err(e)) => fail(convert::emit_error_to_js(&e)),
+        }
+    }
+
+    /// Answers the server's ack request `ack_id` (from `onEvent`) with `args`.
+    pub fn ack(&self, ack_id: f64, args: &Array) -> Result<(), JsValue> {
+        let args = convert::js_to_args(args)?;
+        let r = self.shared.run(|i, now| {
+            let req = AckRequest { namespace: i.core.main_namespace().to_string(), id: ack_id as u64 };
+            i.core.ack(now, &req, args)
+        })?;
+        r.map_err(|e| error(e.to_string()))
+    }
+
+    /// Joins `room` (re-joined after every reconnect that did not recover); resolves with the
+    /// server's ack arguments.
+    pub fn join(&self, room: &str) -> Promise {
+        self.room(room, true)
+    }
+
+    /// Leaves `room`.
+    pub fn leave(&self, room: &str) -> Promise {
+        self.room(room, false)
+    }
+
+    fn room(&self, room: &str, join: bool) -> Promise {
+        let (promise, pending) = Pending::new();
+        let result = self.shared.run(|i, now| {
+            let nsp = i.core.main_namespace().to_string();
+            let r = if join { i.core.join(now, &nsp, room) } else { i.core.leave(now, &nsp, room) };
+            if let (Ok(()), Some(p)) = (&r, pending)
+                && let Some(waiters) = i.rooms.get_or_insert_with((room.to_string(), join), Vec::new)
+            {
+                waiters.push(p);
+            }
+            r
+        });
+        match result {
+            Ok(Ok(())) => promise,
+            Ok(Err(e)) => Promise::reject(&error(e.to_string())),
+            Err(e) => Promise::reject(&e),
+        }
+    }
+
+    /// The connection state (`ConnectionState` in types.ts).
+    #[wasm_bindgen(getter)]
+    pub fn state(&self) -> JsValue {
+        self.shared.read(|i| convert::state_to_js(&i.state)).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// The socket id while connected.
+    #[wasm_bindgen(getter)]
+    pub fn id(&self) -> Option<String> {
+        self.shared
+            .read(|i| match &i.state {
+                ConnectionState::Connected { sid, .. } => Some(sid.clone()),
+                _ => None,
+            })
+            .flatten()
+    }
+
+    /// Whether the namespace is connected.
+    #[wasm_bindgen(getter)]
+    pub fn connected(&self) -> bool {
+        self.shared.read(|i| matches!(i.state, ConnectionState::Connected { .. })).unwrap_or(false)
+    }
+
+    /// Whether the last connection restored the previous session.
+    #[wasm_bindgen(getter)]
+    pub fn recovered(&self) -> bool {
+        self.shared.read(|i| i.recovered).unwrap_or(false)
+    }
+
+    /// Rooms remembered (re-joined after a reconnect).
+    #[wasm_bindgen(getter)]
+    pub fn rooms(&self) -> Array {
+        self.shared
+            .read(|i| i.core.rooms(i.core.main_namespace()).iter().map(|r| JsValue::from_str(r)).collect())
+            .unwrap_or_default()
+    }
+
+    /// `onEvent(name, args, offset, source, ackId)` for every server event (or `undefined`).
+    #[wasm_bindgen(js_name = onEvent)]
+    pub fn on_event(&self, f: Option<Function>) {
+        if let Ok(mut c) = self.shared.callbacks.try_borrow_mut() {
+            c.event = f;
+        }
+    }
+
+    /// `onState(state)` for every state change.
+    #[wasm_bindgen(js_name = onState)]
+    pub fn on_state(&self, f: Option<Function>) {
+        if let Ok(mut c) = self.shared.callbacks.try_borrow_mut() {
+            c.state = f;
+        }
+    }
+
+    /// `onConnectError(error)` for every failed attempt.
+    #[wasm_bindgen(js_name = onConnectError)]
+    pub fn on_connect_error(&self, f: Option<Function>) {
+        if let Ok(mut c) = self.shared.callbacks.try_borrow_mut() {
+            c.connect_error = f;
+        }
+    }
+
+    /// `onFeed(status)` for the REST feed fallback's changes.
+    #[wasm_bindgen(js_name = onFeed)]
+    pub fn on_feed(&self, f: Option<Function>) {
+        if let Ok(mut c) = self.shared.callbacks.try_borrow_mut() {
+            c.feed = f;
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The driver: one owner of the core, IO in, IO and deliveries out.
+//!
+//! Every entry point (a command from JS, a WebSocket event, a fetch answer, the timer) runs as:
+//! borrow the core, feed it, drain its outputs (performing IO at once and queueing whatever is
+//! meant for the application), release the borrow, then deliver the queue. Application code
+//! therefore never runs under a borrow, and a callback that calls back into the client (an emit
+//! from an event handler) just queues more deliveries, which the outer loop delivers in order.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+
+use js_sys::{Array, Function, Promise};
+use tidings_core::{
+    Args, AuthRequestId, Client as Core, ConnId, ConnectError, ConnectionState, DisconnectReason, EmitError, EmitId,
+    Event, FeedStatus, Input, Instant, Output, RequestId,
+};
+use wasm_bindgen::JsValue;
+
+use crate::clock::Clock;
+use crate::convert;
+use crate::net::{Req, Timer, Ws, report};
+use crate::page::PageListeners;
+use crate::small_map::SmallMap;
+
+/// A promise's settle functions.
+pub(crate) struct Pending {
+    pub(crate) resolve: Function,
+    pub(crate) reject: Function,
+}
+
+impl Pending {
+    /// A new promise and its settle functions.
+    pub(crate) fn new() -> (Promise, Option<Pending>) {
+        let mut slot = None;
+        let promise = Promise::new(&mut |resolve, reject| slot = Some(Pending { resolve, reject }));
+        (promise, slot)
+    }
+}
+
+/// The application's callbacks (JS functions), set by `WasmClient::on*`.
+#[derive(Default)]
+pub(crate) struct Callbacks {
+    pub(crate) event: Option<Function>,
+    pub(crate) state: Option<Function>,
+    pub(crate) connect_error: Option<Function>,
+    pub(crate) feed: Option<Function>,
+}
+
+/// Something for the application, delivered after the core's borrow is released.
+enum Delivery {
+    Event(Event),
+    State(ConnectionState),
+    ConnectError(ConnectError),
+    Feed(FeedStatus),
+    Settle(Pending, Result<Args, EmitError>),
+    Auth(AuthRequestId, Function),
+}
+
+/// Everything a client owns, reached through one `RefCell`.
+pub(crate) struct Inner {
+    pub(crate) core: Core,
+    clock: Clock,
+    weak: Weak<Shared>,
+    sockets: SmallMap<ConnId, Ws>,
+    requests: SmallMap<RequestId, Req>,
+    timer: Timer,
+    /// The deadline the timer is armed for.
+    armed: Option<Instant>,
+    page: Option<PageListeners>,
+    pub(crate) acks: SmallMap<EmitId, Pending>,
+    pub(crate) rooms: SmallMap<(String, bool), Vec<Pending>>,
+    auth: Option<Function>,
+    pub(crate) state: ConnectionState,
+    pub(crate) recovered: bool,
+    pub(crate) closed: bool,
+}
+
+/// The client's shared state; JS callbacks hold a `Weak` to it.
+pub(crate) struct Shared {
+    inner: RefCell<Inner>,
+    queue: RefCell<VecDeque<Delivery>>,
+    delivering: Cell<bool>,
+    pub(crate) callbacks: RefCell<Callbacks>,
+}
+
+impl Shared {
+    pub(crate) fn new(core: Core, auth: Option<Function>) -> Rc<Self> {
+        Rc::new_cyclic(|weak: &Weak<Shared>| Shared {
+            inner: RefCell::new(Inner {
+                core,
+                clock: Clock::new(),
+                weak: weak.clone(),
+                sockets: SmallMap::new(),
+                requests: SmallMap::new(),
+                timer: Timer::new(weak),
+                armed: None,
+                page: Some(PageListeners::install(weak)),
+                acks: SmallMap::new(),
+                rooms: SmallMap::new(),
+                auth,
+                state: ConnectionState::Disconnected { reason: DisconnectReason::IoClientDisconnect },
+                recovered: false,
+                closed: false,
+            }),
+            queue: RefCell::new(VecDeque::new()),
+            delivering: Cell::new(false),
+            callbacks: RefCell::new(Callbacks::default()),
+        })
+    }
+
+    /// Runs `f` on the core with the current time, drains, then delivers. Fails (instead of
+    /// panicking) on a re-entrant call or after `close()`.
+    pub(crate) fn run<R>(self: &Rc<Self>, f: impl FnOnce(&mut Inner, Instant) -> R) -> Result<R, JsValue> {
+        let r = {
+            let Ok(mut inner) = self.inner.try_borrow_mut() else {
+                return Err(convert::error("tidings: re-entrant call into the client"));
+            };
+            if inner.closed {
+                return Err(convert::error("tidings: this client is closed; create a new one with connect()"));
+            }
+            let now = inner.clock.now();
+            let r = f(&mut inner, now);
+            let Ok(mut queue) = self.queue.try_borrow_mut() else {
+                return Err(convert::error("tidings: re-entrant call into the client"));
+            };
+            inner.drain(&mut queue);
+            r
+        };
+        self.deliver();
+        Ok(r)
+    }
+
+    /// Reads the state without draining.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Inner) -> R) -> Option<R> {
+        self.inner.try_borrow().ok().map(|i| f(&i))
+    }
+
+    /// Feeds one input (from a JS event handler).
+    pub(crate) fn input(weak: &Weak<Shared>, input: Input) {
+        if let Some(s) = weak.upgrade() {
+            let _ = s.run(|inner, now| inner.core.handle_input(now, input));
+        }
+    }
+
+    pub(crate) fn ws_closed(weak: &Weak<Shared>, conn: ConnId, code: Option<u16>, error: Option<String>) {
+        if let Some(s) = weak.upgrade() {
+            let _ = s.run(|inner, now| {
+                // Dropping it removes the handlers (wasm-bindgen defers freeing the running one).
+                inner.sockets.remove(&conn);
+                inner.core.handle_input(now, Input::WsClosed { conn, code, error });
+            });
+        }
+    }
+
+    pub(crate) fn http_done(weak: &Weak<Shared>, id: RequestId, input: Input) {
+        if let Some(s) = weak.upgrade() {
+            let _ = s.run(|inner, now| {
+                if let Some(r) = inner.requests.remove(&id) {
+                    r.detach();
+                }
+                inner.core.handle_input(now, input);
+            });
+        }
+    }
+
+    pub(crate) fn timer_fired(weak: &Weak<Shared>) {
+        if let Some(s) = weak.upgrade() {
+            let _ = s.run(|inner, now| {
+                inner.timer.fired();
+                inner.armed = None;
+                inner.core.handle_input(now, Input::Timeout);
+            });
+        }
+    }
+
+    /// Answers an auth request once the provider's promise settled (`None`: no auth).
+    pub(crate) fn auth_ready(weak: &Weak<Shared>, request: AuthRequestId, auth: Option<String>) {
+        if let Some(s) = weak.upgrade() {
+            let _ = s.run(|inner, now| {
+                if inner.core.provide_auth(now, request, auth).is_err() {
+                    // Not a JSON object: connect without auth, the server decides.
+                    let _ = inner.core.provide_auth(now, request, None);
+                }
+            });
+        }
+    }
+
+    /// Disconnects, lets the last packets go out, then releases every JS resource.
+    pub(crate) fn close(self: &Rc<Self>) {
+        let _ = self.run(|inner, now| inner.core.disconnect(now));
+        if let Ok(mut guard) = self.inner.try_borrow_mut() {
+            let inner = &mut *guard;
+            inner.closed = true;
+            inner.page = None;
+            inner.timer.clear();
+            for r in inner.requests.drain_values() {
+                // The POST carrying the close may be in flight: let it finish.
+                r.detach();
+            }
+            inner.sockets.clear();
+            let err = convert::error("tidings: the client was closed");
+            let pending: Vec<Pending> = inner.acks.drain_values().chain(inner.rooms.drain_values().flatten()).collect();
+            drop(guard);
+            for p in pending {
+                let _ = p.reject.call1(&JsValue::UNDEFINED, &err);
+            }
+        }
+        if let Ok(mut cb) = self.callbacks.try_borrow_mut() {
+            *cb = Callbacks::default();
+        }
+    }
+
+    /// Delivers the queue in order; nested calls leave it to the outermost one.
+    fn deliver(self: &Rc<Self>) {
+        if self.delivering.replace(true) {
+            return;
+        }
+        loop {
+            let next = match self.queue.try_borrow_mut() {
+                Ok(mut q) => q.pop_front(),
+                Err(_) => None,
+            };
+            let Some(d) = next else { break };
+            self.deliver_one(d);
+        }
+        self.delivering.set(false);
+    }
+
+    fn callback(&self, pick: impl FnOnce(&Callbacks) -> Option<Function>) -> Option<Function> {
+        self.callbacks.try_borrow().ok().and_then(|c| pick(&c))
+    }
+
+    fn deliver_one(self: &Rc<Self>, d: Delivery) {
+        let this = JsValue::UNDEFINED;
+        let result = match d {
+            Delivery::Event(ev) => {
+                let Some(f) = self.callback(|c| c.event.clone()) else { return };
+                let args = match convert::args_to_js(ev.args) {
+                    Ok(a) => a,
+                    Err(e) => return report(&e),
+                };
+                let call = Array::new();
+                call.push(&JsValue::from_str(&ev.name));
+                call.push(&args);
+                call.push(&ev.offset.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str));
+                call.push(&convert::source_to_js(ev.source));
+                call.push(&ev.ack.map_or(JsValue::UNDEFINED, |a| JsValue::from_f64(a.id as f64)));
+                f.apply(&this, &call)
+            }
+            Delivery::State(s) => match self.callback(|c| c.state.clone()) {
+                Some(f) => f.call1(&this, &convert::state_to_js(&s)),
+                None => return,
+            },
+            Delivery::ConnectError(e) => match self.callback(|c| c.connect_error.clone()) {
+                Some(f) => f.call1(&this, &convert::connect_error_to_js(&e)),
+                None => return,
+            },
+            Delivery::Feed(s) => match self.callback(|c| c.feed.clone()) {
+                Some(f) => f.call1(&this, &convert::feed_to_js(&s)),
+                None => return,
+            },
+            Delivery::Settle(p, Ok(args)) => match convert::args_to_js(args) {
+                Ok(a) => p.resolve.call1(&this, &a),
+                Err(e) => p.reject.call1(&this, &e),
+            },
+            Delivery::Settle(p, Err(e)) => p.reject.call1(&this, &convert::emit_error_to_js(&e)),
+            Delivery::Auth(request, provider) => {
+                self.ask_auth(request, &provider);
+                return;
+            }
+        };
+        if let Err(e) = result {
+            report(&e);
+        }
+    }
+
+    /// Calls the auth provider (it may return a promise) and answers the core when it settles.
+    fn ask_auth(self: &Rc<Self>, request: AuthRequestId, provider: &Function) {
+        let value = provider.call0(&JsValue::UNDEFINED).unwrap_or(JsValue::UNDEFINED);
+        let promise = Promise::resolve(&value);
+        let weak = Rc::downgrade(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            let auth = match wasm_bindgen_futures::JsFuture::from(promise).await {
+                Ok(v) => crate::options::auth_json(&v).ok(),
+                Err(e) => {
+                    report(&e);
+                    None
+                }
+            };
+            Shared::auth_ready(&weak, request, auth);
+        });
+    }
+}
+
+impl Inner {
+    fn is_main(&self, namespace: &str) -> bool {
+        namespace == self.core.main_namespace()
+    }
+
+    /// Performs every output; application-bound ones go to `out`. Re-arms the timer last.
+    fn drain(&mut self, out: &mut VecDeque<Delivery>) {
+        loop {
+            match self.core.poll_output() {
+                Output::Wait(deadline) => {
+                    self.arm(deadline);
+                    return;
+                }
+                Output::OpenWebSocket { conn, url } => match Ws::open(&self.weak, conn, &url) {
+                    Ok(ws) => {
+                        self.sockets.insert(conn, ws);
+                    }
+                    Err(error) => {
+                        let now = self.clock.now();
+                        self.core.handle_input(now, Input::WsClosed { conn, code: None, error: Some(error) });
+                    }
+                },
+                Output::SendWebSocket { conn, frame } => {
+                    if let Some(ws) = self.sockets.get(&conn) {
+                        ws.send(&frame);
+                    }
+                }
+                Output::CloseWebSocket(conn) => {
+                    self.sockets.remove(&conn);
+                }
+                Output::Http(req) => {
+                    let id = req.id;
+                    match Req::start(&self.weak, req) {
+                        Ok(r) => {
+                            self.requests.insert(id, r);
+                        }
+                        Err(error) => {
+                            let now = self.clock.now();
+                            self.core.handle_input(now, Input::HttpFailed { id, error });
+                        }
+                    }
+                }
+                Output::AbortHttp(id) => {
+                    self.requests.remove(&id);
+                }
+                Output::NeedAuth { namespace: _, request } => match &self.auth {
+                    Some(f) => out.push_back(Delivery::Auth(request, f.clone())),
+                    None => {
+                        let now = self.clock.now();
+                        let _ = self.core.provide_auth(now, request, None);
+                    }
+                },
+                Output::Event(ev) => {
+                    if self.is_main(&ev.namespace) {
+                        out.push_back(Delivery::Event(ev));
+                    }
+                }
+                Output::Settled { emit, result } => {
+                    if let Some(p) = self.acks.remove(&emit) {
+                        out.push_back(Delivery::Settle(p, result));
+                    }
+                }
+                Output::Room { namespace: _, room, join, result } => {
+                    for p in self.rooms.remove(&(room, join)).unwrap_or_default() {
+                        out.push_back(Delivery::Settle(p, result.clone()));
+                    }
+                }
+                Output::State { namespace, state } => {
+                    if self.is_main(&namespace) {
+                        if let ConnectionState::Connected { recovered, .. } = &state {
+                            self.recovered = *recovered;
+                        }
+                        self.state = state.clone();
+                        out.push_back(Delivery::State(state));
+                    }
+                }
+                Output::ConnectError { namespace, error } => {
+                    if self.is_main(&namespace) {
+                        out.push_back(Delivery::ConnectError(error));
+                    }
+                }
+                Output::Feed(status) => out.push_back(Delivery::Feed(status)),
+            }
+        }
+    }
+
+    fn arm(&mut self, deadline: Option<Instant>) {
+        if deadline == self.armed {
+            return;
+        }
+        self.armed = deadline;
+        match deadline {
+            None => self.timer.clear(),
+            Some(d) => {
+                let now = self.clock.now();
+                // +1 ms: never wake up just before the deadline and spin.
+                let ms = d.as_millis().saturating_sub(now.as_millis()).saturating_add(1);
+                self.timer.arm(ms);
+            }
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! End-to-end tests of `WasmClient` in headless Chromium against the real Node socket.io server
+//! (testing/node-server). `scripts/test-wasm.sh` starts the servers and passes their URLs at
+//! compile time; without them every test passes trivially (and says so).
+#![cfg(target_arch = "wasm32")]
+#![allow(missing_docs, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Function, JSON, Object, Promise, Reflect, Uint8Array};
+use tidings_wasm::WasmClient;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const S0: Option<&str> = option_env!("TIDINGS_WASM_S0_URL");
+const S0_KILL: Option<&str> = option_env!("TIDINGS_WASM_S0_KILL_URL");
+const S1: Option<&str> = option_env!("TIDINGS_WASM_S1_URL");
+const POLLING_ONLY: Option<&str> = option_env!("TIDINGS_WASM_POLLING_ONLY_URL");
+
+fn server(url: Option<&'static str>) -> Option<&'static str> {
+    if url.is_none() {
+        console_log!("no server URL at compile time: run scripts/test-wasm.sh");
+    }
+    url
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(cb: &Function, ms: f64) -> JsValue;
+    #[wasm_bindgen(js_name = fetch)]
+    fn fetch_str(url: &str, init: &JsValue) -> Promise;
+}
+
+async fn sleep(ms: u32) {
+    let p = Promise::new(&mut |resolve, _| {
+        set_timeout(&resolve, f64::from(ms));
+    });
+    JsFuture::from(p).await.unwrap();
+}
+
+fn js(text: &str) -> JsValue {
+    JSON::parse(text).unwrap()
+}
+
+fn get(v: &JsValue, k: &str) -> JsValue {
+    Reflect::get(v, &k.into()).unwrap()
+}
+
+fn json<T: AsRef<JsValue>>(v: &T) -> String {
+    JSON::stringify(v.as_ref()).unwrap().into()
+}
+
+/// POSTs (or GETs) a control route; returns the parsed JSON answer.
+async fn control(base: &str, method: &str, path: &str, body: &str) -> JsValue {
+    let init = Object::new();
+    Reflect::set(&init, &"method".into(), &method.into()).unwrap();
+    if method == "POST" {
+        Reflect::set(&init, &"body".into(), &body.into()).unwrap();
+    }
+    let resp: web_sys::Response = JsFuture::from(fetch_str(&format!("{base}{path}"), &init)).await.unwrap().into();
+    JsFuture::from(resp.json().unwrap()).await.unwrap()
+}
+
+/// Everything a client reported, in order.
+#[derive(Default)]
+struct Log {
+    events: Vec<(String, Array, JsValue, JsValue)>,
+    states: Vec<JsValue>,
+    errors: Vec<JsValue>,
+}
+
+struct Harness {
+    client: WasmClient,
+    log: Rc<RefCell<Log>>,
+}
+
+impl Harness {
+    fn new(url: &str, options: &JsValue) -> Self {
+        let client = WasmClient::new(url, options.clone()).expect("client");
+        let log = Rc::new(RefCell::new(Log::default()));
+        let l = log.clone();
+        let on_event = Closure::<dyn FnMut(String, Array, JsValue, JsValue, JsValue)>::new(
+            move |name: String, args: Array, _offset: JsValue, _source: JsValue, ack: JsValue| {
+                l.borrow_mut().events.push((name, args, ack, _offset));
+            },
+        );
+        client.on_event(Some(on_event.into_js_value().unchecked_into()));
+        let l = log.clone();
+        let on_state = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| l.borrow_mut().states.push(s));
+        client.on_state(Some(on_state.into_js_value().unchecked_into()));
+        let l = log.clone();
+        let on_error = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| l.borrow_mut().errors.push(e));
+        client.on_connect_error(Some(on_error.into_js_value().unchecked_into()));
+        Harness { client, log }
+    }
+
+    async fn wait(&self, what: &str, timeout_ms: u32, mut cond: impl FnMut(&Harness) -> bool) {
+        let mut waited = 0;
+        while !cond(self) {
+            if waited >= timeout_ms {
+                let log = self.log.borrow();
+                let states: Vec<String> = log.states.iter().map(json).collect();
+                let events: Vec<String> = log.events.iter().map(|e| format!("{} {}", e.0, json(&e.1))).collect();
+                panic!(
+                    "timed out waiting for {what}; states {states:?}; events {events:?}; errors {}",
+                    log.errors.len()
+                );
+            }
+            sleep(10).await;
+            waited += 10;
+        }
+    }
+
+    async fn connected(&self) {
+        self.wait("connected", 10_000, |h| h.client.connected()).await;
+    }
+
+    /// The arguments of the `n`th event called `name`.
+    fn event(&self, name: &str, n: usize) -> Option<Array> {
+        self.log.borrow().events.iter().filter(|e| e.0 == name).nth(n).map(|e| e.1.clone())
+    }
+
+    fn count(&self, name: &str) -> usize {
+        self.log.borrow().events.iter().filter(|e| e.0 == name).count()
+    }
+
+    async fn next_event(&self, name: &str, n: usize) -> Array {
+        self.wait(&format!("event {name} #{n}"), 10_000, |h| h.event(name, n).is_some()).await;
+        self.event(name, n).unwrap()
+    }
+
+    async fn emit_ack(&self, event: &str, args: &Array) -> Array {
+        let p: Promise = self.client.emit(event, args, js(r#"{"ack":true}"#)).unwrap().unchecked_into();
+        JsFuture::from(p).await.unwrap().unchecked_into()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.client.close();
+    }
+}
+
+fn fast_reconnect() -> JsValue {
+    js(r#"{"reconnectionDelay":100,"reconnectionDelayMax":200,"randomizationFactor":0}"#)
+}
+
+#[wasm_bindgen_test]
+async fn connects_with_auth_and_exchanges_events_and_acks() {
+    let Some(url) = server(S0) else { return };
+    let h = Harness::new(url, &js(r#"{"auth":{"token":"abc"}}"#));
+    h.client.connect().unwrap();
+    h.connected().await;
+    assert!(h.client.id().is_some());
+    assert_eq!(get(&h.client.state(), "status"), "connected");
+
+    // The server greets with its handshake.auth.
+    let auth = h.next_event("auth", 0).await;
+    assert_eq!(json(&auth), r#"[{"token":"abc"}]"#);
+
+    // Client -> server -> client event.
+    h.client.emit("echo", &js(r#"[1,"two",{"three":[3]}]"#).unchecked_into(), JsValue::UNDEFINED).unwrap();
+    let echo = h.next_event("echo", 0).await;
+    assert_eq!(json(&echo), r#"[1,"two",{"three":[3]}]"#);
+
+    // Client ack request.
+    let acked = h.emit_ack("echo", &js(r#"[{"a":1},"b"]"#).unchecked_into()).await;
+    assert_eq!(json(&acked), r#"[{"a":1},"b"]"#);
+
+    // Server ack request: `ask` makes the server emit `ask` 1 with an ack, then `answered`.
+    h.client.emit("ask", &Array::new(), JsValue::UNDEFINED).unwrap();
+    h.wait("ask", 5000, |h| h.count("ask") == 1).await;
+    let ack_id = h.log.borrow().events.iter().find(|e| e.0 == "ask").unwrap().2.clone();
+    assert_eq!(json(&h.event("ask", 0).unwrap()), "[1]");
+    h.client.ack(ack_id.as_f64().expect("an ack id"), &js(r#"["yes",2]"#).unchecked_into()).unwrap();
+    let answered = h.next_event("answered", 0).await;
+    assert_eq!(json(&answered), r#"["yes",2]"#);
+
+    // Reserved names are refused with an Error, not a panic.
+    let err = h.client.emit("connect", &Array::new(), JsValue::UNDEFINED).unwrap_err();
+    assert!(err.is_instance_of::<js_sys::Error>());
+}
+
+#[wasm_bindgen_test]
+async fn binary_both_ways() {
+    let Some(url) = server(S0) else { return };
+    let h = Harness::new(url, &JsValue::UNDEFINED);
+    h.client.connect().unwrap();
+    h.connected().await;
+
+    // A Uint8Array (and an ArrayBuffer) nested in the arguments go as attachments and come back.
+    let args = Array::new();
+    args.push(&Uint8Array::from(&[1u8, 2, 3][..]));
+    let nested = js(r#"{"name":"x"}"#);
+    Reflect::set(&nested, &"buf".into(), &Uint8Array::from(&[9u8, 8][..]).buffer()).unwrap();
+    args.push(&nested);
+    let back = h.emit_ack("echo", &args).await;
+    let first: Uint8Array = back.get(0).dyn_into().expect("a Uint8Array");
+    assert_eq!(first.to_vec(), vec![1, 2, 3]);
+    let buf: Uint8Array = get(&back.get(1), "buf").dyn_into().expect("a Uint8Array");
+    assert_eq!(buf.to_vec(), vec![9, 8]);
+    assert_eq!(get(&back.get(1), "name"), "x");
+
+    // Server-sent binary: doge (one attachment) and bin2 (two, nested).
+    h.client.emit("doge", &Array::new(), JsValue::UNDEFINED).unwrap();
+    let doge = h.next_event("doge", 0).await;
+    assert_eq!(doge.get(0).dyn_into::<Uint8Array>().unwrap().to_vec(), b"asdfasdf".to_vec());
+    h.client.emit("bin2", &Array::new(), JsValue::UNDEFINED).unwrap();
+    let bin2 = h.next_event("bin2", 0).await.get(0);
+    assert_eq!(get(&bin2, "a").dyn_into::<Uint8Array>().unwrap().to_vec(), vec![1, 2, 3]);
+    let c = get(&Reflect::get_u32(&get(&bin2, "b"), 1).unwrap(), "c");
+    assert_eq!(c.dyn_into::<Uint8Array>().unwrap().to_vec(), vec![4, 5]);
+}
+
+#[wasm_bindgen_test]
+async fn auth_provider_rooms_and_volatile() {
+    let Some(url) = server(S0) else { return };
+    let options = Object::new();
+    let provider = Closure::<dyn FnMut() -> Promise>::new(|| Promise::resolve(&js(r#"{"token":"from-fn"}"#)));
+    Reflect::set(&options, &"auth".into(), &provider.into_js_value()).unwrap();
+    let h = Harness::new(url, &options);
+    h.client.connect().unwrap();
+    h.connected().await;
+    assert_eq!(json(&h.next_event("auth", 0).await), r#"[{"token":"from-fn"}]"#);
+
+    let joined = JsFuture::from(h.client.join("blue")).await.unwrap();
+    assert_eq!(json(&joined), r#"[{"ok":true,"room":"blue"}]"#);
+    control(url, "POST", "/control/to?room=blue&event=roomy", r#"["hello"]"#).await;
+    assert_eq!(json(&h.next_event("roomy", 0).await), r#"["hello"]"#);
+    assert_eq!(json(&h.client.rooms()), r#"["blue"]"#);
+    JsFuture::from(h.client.leave("blue")).await.unwrap();
+    assert_eq!(json(&h.client.rooms()), "[]");
+
+    // A volatile emit while connected goes out.
+    h.client.emit("echo", &js(r#"["v"]"#).unchecked_into(), js(r#"{"volatile":true}"#)).unwrap();
+    assert_eq!(json(&h.next_event("echo", 0).await), r#"["v"]"#);
+}
+
+#[wasm_bindgen_test]
+async fn reconnects_after_the_transport_is_killed() {
+    let Some(url) = server(S0_KILL) else { return };
+    let h = Harness::new(url, &fast_reconnect());
+    h.client.connect().unwrap();
+    h.connected().await;
+    let first_id = h.client.id().unwrap();
+    let killed = control(url, "POST", "/control/kill-transports", "").await;
+    assert!(get(&killed, "closed").as_f64().unwrap() >= 1.0);
+    h.wait("a disconnect", 5000, |h| !h.client.connected()).await;
+    h.connected().await;
+    assert_ne!(h.client.id().unwrap(), first_id, "S0 has no recovery: a new session");
+    let statuses: Vec<String> = h.log.borrow().states.iter().map(|s| get(s, "status").as_string().unwrap()).collect();
+    assert!(statuses.iter().any(|s| s == "reconnecting"), "{statuses:?}");
+    let reasons: Vec<String> = h.log.borrow().states.iter().filter_map(|s| get(s, "reason").as_string()).collect();
+    assert!(reasons.iter().any(|r| r == "transport close"), "{reasons:?}");
+    // Still works.
+    let acked = h.emit_ack("echo", &js("[42]").unchecked_into()).await;
+    assert_eq!(json(&acked), "[42]");
+}
+
+#[wasm_bindgen_test]
+async fn recovers_the_session_and_gets_missed_events_once() {
+    let Some(url) = server(S1) else { return };
+    // A 1 s delay leaves time to publish while the client is away.
+    let h = Harness::new(url, &js(r#"{"auth":{"token":"t1"},"reconnectionDelay":1000,"randomizationFactor":0}"#));
+    h.client.connect().unwrap();
+    h.connected().await;
+    h.next_event("auth", 0).await;
+    // The recovery offset is reported apart from the arguments.
+    let offset = h.log.borrow().events.iter().find(|e| e.0 == "auth").unwrap().3.clone();
+    assert!(offset.as_string().is_some(), "auth carries an offset");
+    assert!(!h.client.recovered());
+    let id = h.client.id().unwrap();
+
+    control(url, "POST", "/control/kill-transports", "").await;
+    h.wait("a disconnect", 5000, |h| !h.client.connected()).await;
+    control(url, "POST", "/control/emit?event=news", r#"["missed"]"#).await;
+    h.connected().await;
+    assert!(h.client.recovered(), "the server restored the session");
+    assert_eq!(h.client.id().unwrap(), id);
+    let news = h.next_event("news", 0).await;
+    assert_eq!(json(&news), r#"["missed"]"#, "the offset is not an argument");
+    sleep(300).await;
+    assert_eq!(h.count("news"), 1, "a missed event is delivered once");
+}
+
+#[wasm_bindgen_test]
+async fn falls_back_to_long_polling_when_websocket_is_refused() {
+    let Some(url) = server(POLLING_ONLY) else { return };
+    let h = Harness::new(url, &fast_reconnect());
+    h.client.connect().unwrap();
+    h.wait("connected over polling", 15_000, |h| h.client.connected()).await;
+    assert_eq!(get(&h.client.state(), "transport"), "polling");
+    let fallback_reported = h.log.borrow().errors.iter().any(|e| get(e, "fallbackPending") == JsValue::TRUE);
+    assert!(fallback_reported, "the WebSocket failures were reported with fallbackPending");
+    // Events, acks and binary over polling.
+    let args = Array::new();
+    args.push(&"p".into());
+    args.push(&Uint8Array::from(&[7u8, 7, 7][..]));
+    let back = h.emit_ack("echo", &args).await;
+    assert_eq!(back.get(0), "p");
+    assert_eq!(back.get(1).dyn_into::<Uint8Array>().unwrap().to_vec(), vec![7, 7, 7]);
+    h.client.emit("doge", &Array::new(), JsValue::UNDEFINED).unwrap();
+    let doge = h.next_event("doge", 0).await;
+    assert_eq!(doge.get(0).dyn_into::<Uint8Array>().unwrap().to_vec(), b"asdfasdf".to_vec());
+}
+
+#[wasm_bindgen_test]
+async fn an_ack_timeout_rejects_and_close_releases() {
+    let Some(url) = server(S0) else { return };
+    let h = Harness::new(url, &JsValue::UNDEFINED);
+    h.client.connect().unwrap();
+    h.connected().await;
+    let p: Promise = h.client.emit("nothing-acks", &Array::new(), js(r#"{"timeout":100}"#)).unwrap().unchecked_into();
+    let err = JsFuture::from(p).await.unwrap_err();
+    assert_eq!(get(&err, "message"), "operation has timed out");
+    h.client.close();
+    // After close every command is a thrown Error.
+    let err = h.client.connect().unwrap_err();
+    assert!(err.is_instance_of::<js_sys::Error>());
+    assert!(!h.client.connected());
+}
+
+#[wasm_bindgen_test]
+fn bad_options_throw_errors() {
+    let url = "http://127.0.0.1:1";
+    for bad in [
+        r#"{"reconnectionDelay":-1}"#,
+        r#"{"transports":["carrier-pigeon"]}"#,
+        r#"{"transports":[]}"#,
+        r#"{"randomizationFactor":2}"#,
+        r#"{"retries":2}"#,
+        r#"{"auth":"token"}"#,
+        r#"{"backoff":"linear"}"#,
+        r#"{"feed":{"interval":10}}"#,
+        r#"{"upgrade":"yes"}"#,
+    ] {
+        let err = WasmClient::new(url, js(bad)).err().unwrap_or_else(|| panic!("{bad} was accepted"));
+        assert!(err.is_instance_of::<js_sys::Error>(), "{bad}");
+        let message = get(&err, "message").as_string().unwrap();
+        assert!(message.starts_with("tidings: "), "{message}");
+    }
+    let err = WasmClient::new("not a url", JsValue::UNDEFINED).err().expect("a bad url is refused");
+    assert!(err.is_instance_of::<js_sys::Error>());
+    assert!(WasmClient::new(url, js(r#"{"retries":2,"ackTimeout":100}"#)).is_ok());
+}
