@@ -32,6 +32,18 @@ cargo test -p tidings-core --target wasm32-unknown-unknown --no-run --locked
 step "unit, vector, property, harness, integration and doc tests"
 cargo test --workspace --locked
 
+step "browser toolchain: wasm-bindgen-cli, Chromium, npm packages (installed when missing)"
+bash scripts/install-wasm-tools.sh
+
+step "npm package: type checks (event-map generics) and React hook tests"
+(cd npm && npm run -s typecheck && npx vitest run)
+
+step "browser driver in headless Chromium against Node socket.io; npm build and browser smoke"
+bash scripts/test-wasm.sh
+
+step "npm package: exports resolve (publint, typed consumer, ESM imports)"
+(cd npm && npm run -s test:package)
+
 step "fuzz smoke (${FUZZ_SECONDS:-20} s per decoder)"
 bash scripts/fuzz-smoke.sh
 
