@@ -1,6 +1,6 @@
 //! End-to-end tests of `WasmClient` in headless Chromium against the real Node socket.io server
 //! (testing/node-server). `scripts/test-wasm.sh` starts the servers and passes their URLs at
-//! compile time; without them every test passes trivially (and says so).
+//! compile time; without them every test fails (nothing is skipped silently).
 #![cfg(target_arch = "wasm32")]
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,9 +22,7 @@ const S1: Option<&str> = option_env!("TIDINGS_WASM_S1_URL");
 const POLLING_ONLY: Option<&str> = option_env!("TIDINGS_WASM_POLLING_ONLY_URL");
 
 fn server(url: Option<&'static str>) -> Option<&'static str> {
-    if url.is_none() {
-        console_log!("no server URL at compile time: run scripts/test-wasm.sh");
-    }
+    assert!(url.is_some(), "no server URL at compile time: run the browser tests with scripts/test-wasm.sh");
     url
 }
 
