@@ -1,0 +1,126 @@
+//! Shared state and the one way events leave the server: [`App::publish`] logs, then broadcasts.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use socketioxide::SocketIo;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::store::{Appended, Envelope, LogEntry, Metadata, Store};
+use crate::{clock, rooms::Room};
+
+/// The `source` of every envelope this server produces.
+pub const SOURCE: &str = "tidings-example-server";
+
+/// Server state shared by the HTTP and Socket.IO handlers.
+#[derive(Debug)]
+pub struct App {
+    /// The configuration the server started with.
+    pub config: Config,
+    /// The event logs.
+    pub store: Store,
+    /// The Socket.IO server.
+    pub io: SocketIo,
+    /// Highest acknowledged offset per (tenant, user), in memory: where a feed read without
+    /// `since` starts for that user.
+    pub acked: std::sync::Mutex<HashMap<(String, String), u64>>,
+}
+
+/// An event to log and broadcast.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    /// The tenant whose log gets the event.
+    pub tenant: String,
+    /// Target rooms (all of this tenant, or user rooms).
+    pub rooms: Vec<Room>,
+    /// Event name.
+    pub event: String,
+    /// Payload (the envelope's `data`).
+    pub data: Value,
+    /// De-duplication key, already scoped by its producer.
+    pub idempotency_key: Option<String>,
+    /// Envelope metadata besides the tenant.
+    pub user_id: Option<String>,
+    /// Correlation id for the envelope.
+    pub correlation_id: Option<String>,
+    /// Socket.IO session id for the envelope.
+    pub session_id: Option<String>,
+}
+
+/// Where a published event landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The envelope id.
+    pub id: String,
+    /// The offset in the tenant's log.
+    pub offset: u64,
+    /// Whether the idempotency key was seen before (nothing was emitted this time).
+    pub replayed: bool,
+}
+
+/// Names Socket.IO reserves; emitting them would confuse every client.
+const RESERVED: [&str; 6] =
+    ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
+
+/// Checks an event name: 1-100 characters of `[A-Za-z0-9_.:-]`, not reserved.
+pub fn check_event_name(name: &str) -> Result<(), String> {
+    if RESERVED.contains(&name) {
+        return Err(format!("event name {name:?} is reserved by Socket.IO"));
+    }
+    let ok = (1..=100).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    if ok { Ok(()) } else { Err("event names are 1-100 characters of [A-Za-z0-9_.:-], e.g. task.created".into()) }
+}
+
+/// A fresh random id with a prefix (`evt_…`, `msg_…`).
+pub fn random_id(prefix: &str) -> String {
+    format!("{prefix}_{:032x}", rand::random::<u128>())
+}
+
+impl App {
+    /// Appends the event to its tenant's log (fsync'd), then broadcasts it to its rooms. A
+    /// repeated idempotency key returns the first event's id and offset and emits nothing.
+    pub async fn publish(&self, p: Publish) -> Result<Published, ApiError> {
+        check_event_name(&p.event).map_err(|m| ApiError::bad_request("invalid_event", m))?;
+        let log = self.store.tenant(&p.tenant).map_err(ApiError::internal)?;
+        let mut log = log.lock().await;
+        let ts_ms = clock::now_ms();
+        let envelope = Envelope {
+            id: random_id("evt"),
+            kind: p.event.clone(),
+            version: 1,
+            timestamp: clock::iso8601(ts_ms),
+            source: SOURCE.to_string(),
+            data: p.data,
+            metadata: Metadata {
+                correlation_id: p.correlation_id,
+                user_id: p.user_id,
+                tenant_id: p.tenant.clone(),
+                session_id: p.session_id,
+            },
+        };
+        let rooms: Vec<String> = p.rooms.iter().map(Room::name).collect();
+        let entry = LogEntry {
+            offset: log.next_offset(),
+            rooms: rooms.clone(),
+            ts_ms,
+            idempotency_key: p.idempotency_key,
+            envelope: envelope.clone(),
+        };
+        let offset = match log.append(entry).await.map_err(ApiError::internal)? {
+            Appended::Replayed { id, offset } => {
+                tracing::info!(tenant = %p.tenant, event = %p.event, %id, offset, "idempotent replay; not emitted again");
+                return Ok(Published { id, offset, replayed: true });
+            }
+            Appended::New(offset) => offset,
+        };
+        // Still under the tenant's lock, so sockets see events in offset order. A failed
+        // broadcast loses nothing: the event is in the log, and the feed serves it.
+        if let Err(e) = self.io.to(rooms.clone()).emit(&p.event, &envelope).await {
+            tracing::warn!(tenant = %p.tenant, event = %p.event, error = %e, "broadcast failed");
+        }
+        tracing::info!(tenant = %p.tenant, event = %p.event, id = %envelope.id, offset, rooms = ?rooms, "published");
+        Ok(Published { id: envelope.id, offset, replayed: false })
+    }
+}

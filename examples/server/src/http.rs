@@ -1,0 +1,391 @@
+//! The HTTP API: health, demo login, the internal emit API and the REST feed.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router, routing};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::app::{App, Publish};
+use crate::error::ApiError;
+use crate::jwt::{self, AuthError, Claims};
+use crate::rooms::{Room, valid_id};
+use crate::store::TenantLog;
+use crate::{clock, demo};
+
+/// Feed page size when the request names none, and the most it may ask for.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+/// The API routes (without Socket.IO, CORS or static files).
+pub fn routes(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health", routing::get(health))
+        .route("/api/dev/login", routing::post(dev_login))
+        .route("/api/dev/users", routing::get(dev_users))
+        .route("/internal/emit", routing::post(internal_emit))
+        .route("/api/polling/{tenant_id}/events", routing::get(feed))
+        .route("/api/polling/{tenant_id}/events/acknowledge", routing::post(acknowledge))
+        .with_state(app)
+}
+
+/// Parses a JSON body, turning every failure (too large, not JSON, wrong shape) into a clear 4xx.
+fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, shape: &str) -> Result<T, ApiError> {
+    let body = body.map_err(|e| ApiError {
+        status: e.status(),
+        code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "bad_body" },
+        message: e.body_text(),
+    })?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("bad_json", format!("the body must be JSON of the form {shape}: {e}")))
+}
+
+/// Equality of secrets in constant time (and independent of their lengths).
+fn secrets_equal(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn bearer(app: &App, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) else {
+        return Err(AuthError::Missing.into());
+    };
+    Ok(jwt::verify(token, app.config.jwt_secret.as_bytes(), clock::now_secs())?)
+}
+
+async fn health(State(app): State<Arc<App>>) -> Json<Value> {
+    let sockets = app.io.sockets().len();
+    Json(json!({ "status": "ok", "sockets": sockets }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LoginBody {
+    user_id: String,
+}
+
+/// DEMO ONLY: a token for one of the built-in demo users, no password. Disabled by
+/// `TIDINGS_DEV_LOGIN=0` / `--no-dev-login`.
+async fn dev_login(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+    if !app.config.dev_login {
+        return Err(ApiError::not_found(
+            "dev_login_disabled",
+            "dev login is disabled on this server (TIDINGS_DEV_LOGIN=0)",
+        ));
+    }
+    let LoginBody { user_id } = json_body(body, r#"{"userId": "alice"}"#)?;
+    let Some(user) = demo::user(&user_id) else {
+        return Err(ApiError::bad_request(
+            "unknown_user",
+            format!("unknown demo user {user_id:?}; demo users: {}", demo::ids().join(", ")),
+        ));
+    };
+    let now = clock::now_secs();
+    let exp = now + i64::try_from(app.config.token_ttl.as_secs()).unwrap_or(i64::MAX / 2);
+    let claims = Claims {
+        sub: user.id.into(),
+        tenant_id: user.tenant.into(),
+        name: Some(user.name.into()),
+        exp,
+        iat: Some(now),
+    };
+    let token = jwt::sign(&claims, app.config.jwt_secret.as_bytes());
+    tracing::info!(user = user.id, tenant = user.tenant, "demo login");
+    Ok(Json(json!({
+        "token": token,
+        "user": { "id": user.id, "tenantId": user.tenant, "name": user.name },
+        "expiresAt": clock::iso8601(exp.saturating_mul(1000)),
+        "demo": true,
+    })))
+}
+
+async fn dev_users(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    if !app.config.dev_login {
+        return Err(ApiError::not_found(
+            "dev_login_disabled",
+            "dev login is disabled on this server (TIDINGS_DEV_LOGIN=0)",
+        ));
+    }
+    let users: Vec<Value> =
+        demo::USERS.iter().map(|u| json!({ "id": u.id, "tenantId": u.tenant, "name": u.name })).collect();
+    Ok(Json(json!({ "users": users })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EmitBody {
+    to: Target,
+    event: String,
+    #[serde(default)]
+    data: Value,
+    idempotency_key: Option<String>,
+    tenant_id: Option<String>,
+    user_id: Option<String>,
+    correlation_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Target {
+    users: Option<Vec<String>>,
+    room: Option<String>,
+}
+
+const EMIT_SHAPE: &str = r#"{"to": {"users": ["alice"]} | {"room": "tenant:acme"}, "event": "task.created", "data": {...}, "idempotencyKey"?: "...", "tenantId"?: "acme"}"#;
+
+async fn internal_emit(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let key = headers.get("x-internal-api-key").and_then(|v| v.to_str().ok());
+    match key {
+        None => {
+            return Err(ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                code: "missing_api_key",
+                message: "missing x-internal-api-key header".into(),
+            });
+        }
+        Some(k) if !secrets_equal(k, &app.config.internal_api_key) => {
+            return Err(ApiError::forbidden("invalid_api_key", "invalid x-internal-api-key"));
+        }
+        Some(_) => {}
+    }
+    let b: EmitBody = json_body(body, EMIT_SHAPE)?;
+    let rooms = match (b.to.users, b.to.room) {
+        (Some(users), None) if !users.is_empty() && users.len() <= 1000 => {
+            if let Some(bad) = users.iter().find(|u| !valid_id(u)) {
+                return Err(ApiError::bad_request("invalid_user", format!("invalid user id {bad:?}")));
+            }
+            users.into_iter().map(Room::User).collect::<Vec<_>>()
+        }
+        (None, Some(room)) => vec![Room::parse(&room).map_err(|m| ApiError::bad_request("invalid_room", m))?],
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_target",
+                "\"to\" must be {\"users\": [1-1000 ids]} or {\"room\": name}",
+            ));
+        }
+    };
+    let data_tenant = b.data.get("tenantId").and_then(Value::as_str).map(str::to_string);
+    let room_tenant = rooms.first().and_then(Room::tenant).map(str::to_string);
+    let tenant = match (b.tenant_id, room_tenant) {
+        (Some(t), Some(r)) if t != r => {
+            return Err(ApiError::bad_request(
+                "tenant_mismatch",
+                format!("tenantId {t:?} but the room is of tenant {r:?}"),
+            ));
+        }
+        (Some(t), _) | (None, Some(t)) => t,
+        (None, None) => data_tenant.ok_or_else(|| {
+            ApiError::bad_request("missing_tenant", "sending to users needs \"tenantId\" (in the body or in data)")
+        })?,
+    };
+    if !valid_id(&tenant) {
+        return Err(ApiError::bad_request("invalid_tenant", format!("invalid tenant id {tenant:?}")));
+    }
+    if b.idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
+        return Err(ApiError::bad_request("invalid_idempotency_key", "idempotencyKey must be 1-200 characters"));
+    }
+    let user_id = b.user_id.or_else(|| b.data.get("userId").and_then(Value::as_str).map(str::to_string));
+    let published = app
+        .publish(Publish {
+            tenant,
+            rooms,
+            event: b.event,
+            data: b.data,
+            idempotency_key: b.idempotency_key.map(|k| format!("internal:{k}")),
+            user_id,
+            correlation_id: b.correlation_id,
+            session_id: None,
+        })
+        .await?;
+    let mut res = Json(json!({ "id": published.id, "offset": published.offset })).into_response();
+    if published.replayed {
+        res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(res)
+}
+
+fn tenant_claims(app: &App, headers: &HeaderMap, tenant_id: &str) -> Result<Claims, ApiError> {
+    let claims = bearer(app, headers)?;
+    if claims.tenant_id != tenant_id {
+        return Err(ApiError::forbidden(
+            "wrong_tenant",
+            format!("this token is for tenant {:?}, not {tenant_id:?}", claims.tenant_id),
+        ));
+    }
+    Ok(claims)
+}
+
+/// Where a feed read starts: the offset of the last event the caller already has.
+fn start_offset(app: &App, log: Option<&TenantLog>, since: Option<&str>, c: &Claims) -> Result<u64, ApiError> {
+    let head = log.map_or(0, TenantLog::head);
+    let Some(since) = since.filter(|s| !s.is_empty()) else {
+        let acked = app.acked.lock().ok().and_then(|m| m.get(&(c.tenant_id.clone(), c.sub.clone())).copied());
+        return Ok(acked.unwrap_or(head).min(head));
+    };
+    if since.bytes().all(|b| b.is_ascii_digit()) {
+        let n: u64 = since.parse().map_err(|_| ApiError::bad_request("bad_cursor", "cursor out of range"))?;
+        return Ok(n.min(head));
+    }
+    if let Some(offset) = log.and_then(|l| l.offset_of(since)) {
+        return Ok(offset);
+    }
+    if let Some(ms) = clock::parse_iso8601(since) {
+        return Ok(log.map_or(0, |l| l.offset_before_time(ms)));
+    }
+    Err(ApiError::bad_request(
+        "unknown_cursor",
+        format!("unknown cursor {since:?}: pass a cursor this feed returned, an event id, or an ISO 8601 UTC time"),
+    ))
+}
+
+/// `GET /api/polling/:tenantId/events?since=&limit=`: the events after `since` that the caller
+/// may see, oldest first, `{events: [{id, event, data, offset}], cursor}`.
+async fn feed(
+    State(app): State<Arc<App>>,
+    Path(tenant_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let c = tenant_claims(&app, &headers, &tenant_id)?;
+    let (mut since, mut limit) = (None, DEFAULT_LIMIT);
+    for (k, v) in form_pairs(query.as_deref().unwrap_or("")) {
+        match k.as_str() {
+            "since" => since = Some(v),
+            "limit" => {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| ApiError::bad_request("bad_limit", "limit must be a positive integer"))?
+                    .min(MAX_LIMIT);
+            }
+            _ => {}
+        }
+    }
+    let log = app.store.existing(&tenant_id);
+    let guard = match &log {
+        Some(l) => Some(l.lock().await),
+        None => None,
+    };
+    let start = start_offset(&app, guard.as_deref(), since.as_deref(), &c)?;
+    let mut events = Vec::new();
+    let mut cursor = start;
+    if let Some(log) = guard.as_deref() {
+        for e in log.after(start) {
+            if events.len() >= limit {
+                break;
+            }
+            cursor = e.offset;
+            if e.visible_to(&c.sub, &c.tenant_id) {
+                events.push(
+                    json!({ "id": e.envelope.id, "event": e.envelope.kind, "data": e.envelope, "offset": e.offset }),
+                );
+            }
+        }
+    }
+    let head = guard.as_deref().map_or(0, TenantLog::head);
+    Ok(Json(json!({ "events": events, "cursor": cursor, "hasMore": cursor < head })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AckBody {
+    event_ids: Vec<String>,
+}
+
+/// `POST /api/polling/:tenantId/events/acknowledge` `{eventIds: [...]}`: remembers (in memory)
+/// the caller's latest acknowledged event, where a read without `since` starts.
+async fn acknowledge(
+    State(app): State<Arc<App>>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let c = tenant_claims(&app, &headers, &tenant_id)?;
+    let AckBody { event_ids } = json_body(body, r#"{"eventIds": ["evt_..."]}"#)?;
+    if event_ids.len() > MAX_LIMIT {
+        return Err(ApiError::bad_request("too_many_ids", format!("at most {MAX_LIMIT} eventIds per request")));
+    }
+    let mut known = 0usize;
+    let mut highest = 0u64;
+    if let Some(log) = app.store.existing(&tenant_id) {
+        let log = log.lock().await;
+        for id in &event_ids {
+            if let Some(o) = log.offset_of(id) {
+                known += 1;
+                highest = highest.max(o);
+            }
+        }
+    }
+    if highest > 0
+        && let Ok(mut m) = app.acked.lock()
+    {
+        let e = m.entry((c.tenant_id.clone(), c.sub.clone())).or_insert(0);
+        *e = (*e).max(highest);
+    }
+    Ok(Json(json!({ "ok": true, "acknowledged": known })))
+}
+
+/// Decodes `application/x-www-form-urlencoded` pairs (`+` is a space, `%XX` a byte).
+fn form_pairs(q: &str) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let mut out = Vec::with_capacity(s.len());
+        let mut bytes = s.bytes();
+        while let Some(b) = bytes.next() {
+            match b {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex: Vec<u8> = bytes.clone().take(2).collect();
+                    match std::str::from_utf8(&hex).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        Some(v) if hex.len() == 2 => {
+                            out.push(v);
+                            bytes.nth(1);
+                        }
+                        _ => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding_and_secrets() {
+        assert_eq!(
+            form_pairs("since=2026-01-01T00%3A00%3A00Z&limit=5&x&bad=%zz"),
+            vec![
+                ("since".into(), "2026-01-01T00:00:00Z".into()),
+                ("limit".into(), "5".into()),
+                ("x".into(), String::new()),
+                ("bad".into(), "%zz".into())
+            ]
+        );
+        assert!(secrets_equal("k", "k"));
+        assert!(!secrets_equal("k", "k2"));
+    }
+}
