@@ -32,21 +32,16 @@ pub(crate) struct Net {
 }
 
 impl Net {
+    /// Clients without custom roots share one TLS configuration (its root store costs ~15 KiB
+    /// per client otherwise). The HTTP client stays per client: its pooled connections belong
+    /// to the tokio runtime that opened them.
     pub(crate) fn new(extra_roots: &[Vec<u8>], max_message: usize) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for der in extra_roots {
-            roots
-                .add(rustls::pki_types::CertificateDer::from(der.clone()))
-                .map_err(|e| format!("a custom root certificate is invalid: {e}"))?;
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup failed: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let tls = Arc::new(tls);
+        static DEFAULT_TLS: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> = std::sync::OnceLock::new();
+        let tls = if extra_roots.is_empty() {
+            DEFAULT_TLS.get_or_init(|| tls_config(&[])).clone()?
+        } else {
+            tls_config(extra_roots)?
+        };
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured((*tls).clone())
             .connect_timeout(Duration::from_secs(20))
@@ -55,6 +50,24 @@ impl Net {
             .map_err(|e| format!("HTTP client setup failed: {e}"))?;
         Ok(Self { http, tls, max_message })
     }
+}
+
+/// rustls with the web PKI roots plus `extra_roots`, verifying certificates.
+fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for der in extra_roots {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+            .map_err(|e| format!("a custom root certificate is invalid: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(tls))
 }
 
 /// Opens a WebSocket and pumps it until either side closes.

@@ -1,0 +1,246 @@
+//! Tidings benchmark harness. `bash scripts/bench.sh` builds it and runs `tidings-bench run`.
+//!
+//! ```text
+//! tidings-bench run [--smoke] [--out DIR] [--node-dir DIR]   everything, writes DIR/results.{json,md} + PNGs
+//! tidings-bench server raw|sioxide PORT                       a server (child process)
+//! tidings-bench client tidings|rust_socketio|floor throughput|rtt|idle URL N
+//! tidings-bench storm raw|sioxide socketio|full-jitter CLIENTS DOWN_MS
+//! ```
+//! Each server and client runs in its own process (the harness re-executes itself), so CPU time
+//! (getrusage) and RSS are those of one client alone.
+
+mod clients;
+mod probe;
+mod report;
+mod server;
+mod spawn;
+mod storm;
+mod sys;
+mod task;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+use crate::spawn::{Server, run_client};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    let result: Result<(), String> = match arg(0) {
+        "server" => rt().block_on(server::run(arg(1), arg(2).parse().unwrap_or(0))),
+        "client" => {
+            let n = arg(4).parse().unwrap_or(0);
+            rt().block_on(clients::run(arg(1), arg(2), arg(3), n)).map(|v| println!("{v}"))
+        }
+        "storm" => {
+            let c = arg(3).parse().unwrap_or(1000);
+            let down = arg(4).parse().unwrap_or(2000);
+            rt().block_on(storm::run(arg(1), arg(2), c, down)).map(|v| println!("{v}"))
+        }
+        "run" => rt().block_on(run_all(&args[1..])),
+        _ => Err("usage: tidings-bench run [--smoke] [--out DIR] [--node-dir DIR] (see src/main.rs)".into()),
+    };
+    if let Err(e) = result {
+        eprintln!("tidings-bench {}: {e}", arg(0));
+        std::process::exit(1);
+    }
+}
+
+/// The runtime every process uses: tokio's multi-threaded default (one worker per core), as
+/// `#[tokio::main]` gives an application.
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime") // cannot fail on Linux
+}
+
+/// Sizes of one run.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Sizes {
+    events: u64,
+    acks: u64,
+    idle_tidings: u64,
+    idle_rust_socketio: u64,
+    idle_node: u64,
+    storm_clients: u64,
+    storm_down_ms: u64,
+    repeats: usize,
+}
+
+impl Sizes {
+    fn new(smoke: bool) -> Sizes {
+        let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+        let (e, a, i, s, d, r) = if smoke { (2_000, 200, 100, 50, 500, 1) } else { (200_000, 10_000, 10_000, 1_000, 2_000, 3) };
+        Sizes {
+            events: env("BENCH_EVENTS", e),
+            acks: env("BENCH_ACKS", a),
+            idle_tidings: env("BENCH_IDLE", i),
+            idle_rust_socketio: env("BENCH_IDLE_RSIO", env("BENCH_IDLE", i)),
+            idle_node: env("BENCH_IDLE_NODE", env("BENCH_IDLE", i)),
+            storm_clients: env("BENCH_STORM_CLIENTS", s),
+            storm_down_ms: env("BENCH_STORM_DOWN_MS", d),
+            repeats: env("BENCH_REPEATS", r as u64).max(1) as usize,
+        }
+    }
+}
+
+const CLIENTS: [&str; 4] = ["floor", "tidings", "rust_socketio", "node"];
+const SERVERS: [&str; 2] = ["raw", "sioxide"];
+
+struct Ctx {
+    exe: PathBuf,
+    node_dir: PathBuf,
+    failures: Vec<String>,
+}
+
+impl Ctx {
+    fn client_cmd(&self, kind: &str, mode: &str, url: &str, n: u64) -> Command {
+        if kind == "node" {
+            let mut c = Command::new("node");
+            if mode == "idle" {
+                c.arg("--expose-gc").arg("--max-old-space-size=4096");
+            }
+            c.arg(self.node_dir.join("client.mjs")).args([mode, url, &n.to_string()]);
+            let task = serde_json::to_string(&task::TaskCreated::sample(7)).unwrap_or_default();
+            c.env("BENCH_TASK_JSON", task);
+            c
+        } else {
+            let mut c = Command::new(&self.exe);
+            c.args(["client", kind, mode, url, &n.to_string()]);
+            c
+        }
+    }
+
+    async fn client(&mut self, label: &str, cmd: Command, timeout: Duration) -> Option<Value> {
+        eprintln!("  {label} …");
+        match run_client(cmd, timeout).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("  {label} FAILED: {e}");
+                self.failures.push(format!("{label}: {e}"));
+                None
+            }
+        }
+    }
+}
+
+async fn run_all(args: &[String]) -> Result<(), String> {
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let out = PathBuf::from(opt("--out").unwrap_or_else(|| "bench/results".into()));
+    let only = opt("--only").unwrap_or_else(|| "throughput,rtt,memory,storm".into());
+    let node_dir = PathBuf::from(opt("--node-dir").unwrap_or_else(|| "bench/node".into()));
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    sys::raise_nofile();
+    let sizes = Sizes::new(smoke);
+    eprintln!("tidings-bench: {sizes:?}");
+    let mut ctx = Ctx { exe: std::env::current_exe().map_err(|e| e.to_string())?, node_dir, failures: Vec::new() };
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut results = json!({
+        "smoke": smoke,
+        "unix_time": started,
+        "machine": sys::machine(),
+        "sizes": sizes,
+        "versions": {
+            "tidings": "path ../sdk-native",
+            "rust_socketio": "0.6.0 (async, websocket transport)",
+            "socket.io-client": "4.8.4 (websocket transport), node ".to_string() + &node_version().await,
+            "socketioxide": "0.18.9 (axum 0.8)",
+            "floor": "tokio-tungstenite 0.30 + serde_json",
+        },
+    });
+
+    if only.contains("throughput") {
+        eprintln!("== receive throughput: {} events of ~330 B", sizes.events);
+        let mut rows = Vec::new();
+        for server_kind in SERVERS {
+            let server = Server::spawn(server_kind, 0).await?;
+            let url = format!("http://127.0.0.1:{}", server.port);
+            for kind in CLIENTS {
+                let mut runs = Vec::new();
+                for rep in 0..sizes.repeats {
+                    let s0 = sys::proc_cpu_time(server.pid);
+                    let label = format!("throughput {kind} vs {server_kind} #{rep}");
+                    let cmd = ctx.client_cmd(kind, "throughput", &url, sizes.events);
+                    if let Some(mut v) = ctx.client(&label, cmd, Duration::from_secs(300)).await {
+                        let server_cpu = (sys::proc_cpu_time(server.pid) - s0).as_secs_f64();
+                        v["server_cpu_s"] = json!(server_cpu);
+                        runs.push(v);
+                    }
+                }
+                if !runs.is_empty() {
+                    rows.push(report::throughput_row(kind, server_kind, runs));
+                }
+            }
+        }
+        results["throughput"] = Value::Array(rows);
+    }
+
+    if only.contains("rtt") {
+        eprintln!("== round trip: {} sequential emit-with-ack", sizes.acks);
+        let mut rows = Vec::new();
+        for server_kind in SERVERS {
+            let server = Server::spawn(server_kind, 0).await?;
+            let url = format!("http://127.0.0.1:{}", server.port);
+            for kind in CLIENTS {
+                let cmd = ctx.client_cmd(kind, "rtt", &url, sizes.acks);
+                if let Some(v) = ctx.client(&format!("rtt {kind} vs {server_kind}"), cmd, Duration::from_secs(300)).await {
+                    rows.push(report::rtt_row(kind, server_kind, &v));
+                }
+            }
+        }
+        results["rtt"] = Value::Array(rows);
+    }
+
+    if only.contains("memory") {
+        let mut rows = Vec::new();
+        for (kind, n) in [("tidings", sizes.idle_tidings), ("rust_socketio", sizes.idle_rust_socketio), ("node", sizes.idle_node)] {
+            eprintln!("== memory: {n} idle {kind} connections");
+            // A fresh server per client kind, in its own process: only the client's RSS is counted.
+            let server = Server::spawn("raw", 0).await?;
+            let url = format!("http://127.0.0.1:{}", server.port);
+            let cmd = ctx.client_cmd(kind, "idle", &url, n);
+            if let Some(v) = ctx.client(&format!("idle {kind} x{n}"), cmd, Duration::from_secs(600)).await {
+                rows.push(report::memory_row(kind, &v));
+            }
+            drop(server);
+            // Let the closed connections leave the kernel before the next batch.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        results["memory"] = Value::Array(rows);
+    }
+
+    if only.contains("storm") {
+        let mut rows = Vec::new();
+        for strategy in ["socketio", "full-jitter"] {
+            eprintln!("== reconnect storm: {} clients, {strategy}", sizes.storm_clients);
+            let mut cmd = Command::new(&ctx.exe);
+            cmd.args(["storm", "raw", strategy, &sizes.storm_clients.to_string(), &sizes.storm_down_ms.to_string()]);
+            if let Some(v) = ctx.client(&format!("storm {strategy}"), cmd, Duration::from_secs(300)).await {
+                rows.push(v);
+            }
+        }
+        results["storm"] = Value::Array(rows);
+    }
+
+    results["failures"] = json!(ctx.failures);
+    let json_path = out.join("results.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let md = report::markdown(&results);
+    std::fs::write(out.join("results.md"), &md).map_err(|e| e.to_string())?;
+    if let Err(e) = report::plots(&results, &out) {
+        eprintln!("warning: plots not written: {e}");
+    }
+    println!("{md}");
+    eprintln!("wrote {} and results.md", json_path.display());
+    if ctx.failures.is_empty() { Ok(()) } else { Err(format!("{} client run(s) failed", ctx.failures.len())) }
+}
+
+async fn node_version() -> String {
+    match Command::new("node").arg("--version").output().await {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Err(_) => "missing".into(),
+    }
+}

@@ -1,0 +1,327 @@
+//! Summaries, the Markdown table and the PNG plots.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+fn f(v: &Value, k: &str) -> f64 {
+    v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+/// Median of the repeats (by events/s).
+pub fn throughput_row(client: &str, server: &str, runs: Vec<Value>) -> Value {
+    let mut rates: Vec<(f64, usize)> =
+        runs.iter().enumerate().map(|(i, r)| (f(r, "events") / f(r, "wall_s"), i)).collect();
+    rates.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (rate, i) = rates[rates.len() / 2];
+    let r = &runs[i];
+    let events = f(r, "events");
+    json!({
+        "client": client,
+        "server": server,
+        "events": events,
+        "events_per_s": rate,
+        "cpu_us_per_event": f(r, "cpu_s") / events * 1e6,
+        "server_cpu_us_per_event": f(r, "server_cpu_s") / events * 1e6,
+        "wall_s": f(r, "wall_s"),
+        "runs": runs.iter().map(|r| json!({
+            "events_per_s": f(r, "events") / f(r, "wall_s"),
+            "cpu_s": f(r, "cpu_s"),
+            "wall_s": f(r, "wall_s"),
+            "server_cpu_s": f(r, "server_cpu_s"),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+pub fn rtt_row(client: &str, server: &str, v: &Value) -> Value {
+    let mut lat: Vec<f64> = v["lat_us"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+    lat.sort_by(f64::total_cmp);
+    let mean = lat.iter().sum::<f64>() / lat.len().max(1) as f64;
+    json!({
+        "client": client,
+        "server": server,
+        "acks": lat.len(),
+        "p50_us": percentile(&lat, 0.50),
+        "p90_us": percentile(&lat, 0.90),
+        "p99_us": percentile(&lat, 0.99),
+        "max_us": lat.last().copied().unwrap_or(f64::NAN),
+        "mean_us": mean,
+    })
+}
+
+pub fn memory_row(client: &str, v: &Value) -> Value {
+    let n = f(v, "connections");
+    let delta = f(v, "rss_after") - f(v, "rss_before");
+    json!({
+        "client": client,
+        "connections": n,
+        "rss_before_mib": f(v, "rss_before") / 1048576.0,
+        "rss_after_mib": f(v, "rss_after") / 1048576.0,
+        "kib_per_connection": delta / n / 1024.0,
+    })
+}
+
+fn rows<'a>(r: &'a Value, k: &str) -> Vec<&'a Value> {
+    r.get(k).and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default()
+}
+
+fn find<'a>(rows: &[&'a Value], client: &str, server: Option<&str>) -> Option<&'a Value> {
+    rows.iter().copied().find(|r| r["client"] == client && server.is_none_or(|s| r["server"] == s))
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b != 0.0 { format!("{:.2}", a / b) } else { "–".into() }
+}
+
+pub fn markdown(r: &Value) -> String {
+    let mut md = String::new();
+    let m = &r["machine"];
+    let s = &r["sizes"];
+    md += &format!(
+        "# Tidings benchmark results{}\n\nMachine: {} × {}, kernel {}, {} MiB RAM. All on 127.0.0.1; every client and server in its own process.\n\n",
+        if r["smoke"] == true { " (SMOKE RUN: tiny N, numbers are not meaningful)" } else { "" },
+        m["nproc"], m["cpu_model"].as_str().unwrap_or("?"), m["kernel"].as_str().unwrap_or("?"), m["mem_total_mib"],
+    );
+    md += &format!("Sizes: {}\n\n", serde_json::to_string(s).unwrap_or_default());
+
+    let t = rows(r, "throughput");
+    if !t.is_empty() {
+        md += &format!(
+            "## Receive throughput ({} `task.created` events, ~330 B JSON each, median of {} runs)\n\n",
+            s["events"], s["repeats"]
+        );
+        md += "| server | client | events/s | client CPU µs/event | server CPU µs/event | Tidings ÷ this (events/s) | Tidings ÷ this (CPU/event) |\n|---|---|---:|---:|---:|---:|---:|\n";
+        for row in &t {
+            let server = row["server"].as_str().unwrap_or("");
+            let tid = find(&t, "tidings", Some(server));
+            let (tr, tc) = tid.map_or((f64::NAN, f64::NAN), |x| (f(x, "events_per_s"), f(x, "cpu_us_per_event")));
+            md += &format!(
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |\n",
+                server,
+                row["client"].as_str().unwrap_or(""),
+                f(row, "events_per_s"),
+                f(row, "cpu_us_per_event"),
+                f(row, "server_cpu_us_per_event"),
+                ratio(tr, f(row, "events_per_s")),
+                ratio(tc, f(row, "cpu_us_per_event")),
+            );
+        }
+        md += "\n![throughput](throughput.png)\n\n";
+    }
+
+    let q = rows(r, "rtt");
+    if !q.is_empty() {
+        md += &format!("## Round trip ({} sequential emit-with-ack, ~330 B out, `{{\"ok\":true}}` back)\n\n", s["acks"]);
+        md += "| server | client | p50 µs | p90 µs | p99 µs | max µs | Tidings ÷ this (p50) | Tidings ÷ this (p99) |\n|---|---|---:|---:|---:|---:|---:|---:|\n";
+        for row in &q {
+            let server = row["server"].as_str().unwrap_or("");
+            let tid = find(&q, "tidings", Some(server));
+            let (t50, t99) = tid.map_or((f64::NAN, f64::NAN), |x| (f(x, "p50_us"), f(x, "p99_us")));
+            md += &format!(
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} |\n",
+                server,
+                row["client"].as_str().unwrap_or(""),
+                f(row, "p50_us"),
+                f(row, "p90_us"),
+                f(row, "p99_us"),
+                f(row, "max_us"),
+                ratio(t50, f(row, "p50_us")),
+                ratio(t99, f(row, "p99_us")),
+            );
+        }
+        md += "\n";
+    }
+
+    let mem = rows(r, "memory");
+    if !mem.is_empty() {
+        md += "## Memory per idle connection (client process RSS delta ÷ connections; server in another process)\n\n";
+        md += "| client | connections | RSS before MiB | RSS after MiB | KiB/connection | Tidings ÷ this |\n|---|---:|---:|---:|---:|---:|\n";
+        let tk = find(&mem, "tidings", None).map_or(f64::NAN, |x| f(x, "kib_per_connection"));
+        for row in &mem {
+            md += &format!(
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {} |\n",
+                row["client"].as_str().unwrap_or(""),
+                f(row, "connections"),
+                f(row, "rss_before_mib"),
+                f(row, "rss_after_mib"),
+                f(row, "kib_per_connection"),
+                ratio(tk, f(row, "kib_per_connection")),
+            );
+        }
+        md += "\n";
+    }
+
+    let st = rows(r, "storm");
+    if !st.is_empty() {
+        md += "## Reconnect storm (Tidings clients; server SIGKILLed, restarted on the same port)\n\n";
+        md += "| strategy | clients | server down ms | all back after restart ms | all back after kill ms | attempts/client | peak attempts/100 ms | peak after restart | peak connects/100 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+        for row in &st {
+            md += &format!(
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {} | {} | {} |\n",
+                row["strategy"].as_str().unwrap_or(""),
+                row["clients"],
+                f(row, "restart_at_ms"),
+                f(row, "all_back_after_restart_ms"),
+                f(row, "all_back_after_kill_ms"),
+                f(row, "attempts_per_client"),
+                row["peak_attempts_per_100ms"],
+                row["peak_attempts_per_100ms_after_restart"],
+                row["peak_connects_per_100ms"],
+            );
+        }
+        md += "\n![reconnect spread](reconnect.png)\n\n";
+    }
+    let fails = rows(r, "failures");
+    if !fails.is_empty() {
+        md += "## FAILURES\n\n";
+        for x in fails {
+            md += &format!("- {}\n", x.as_str().unwrap_or(""));
+        }
+    }
+    md
+}
+
+/// Writes throughput.png and reconnect.png with plotters (bitmap backend, DejaVu Sans via ab_glyph).
+pub fn plots(r: &Value, out: &Path) -> Result<(), String> {
+    use plotters::prelude::*;
+    register_font()?;
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+
+    let t = rows(r, "throughput");
+    if !t.is_empty() {
+        let path = out.join("throughput.png");
+        let root = BitMapBackend::new(&path, (1000, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let max = t.iter().map(|x| f(x, "events_per_s")).fold(0.0, f64::max) * 1.15;
+        let n = t.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("Receive throughput, {} events (higher is better)", r["sizes"]["events"]), ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(60)
+            .y_label_area_size(80)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..max.max(1.0))
+            .map_err(|x| e(&x))?;
+        let labels: Vec<String> = t
+            .iter()
+            .map(|x| format!("{} / {}", x["client"].as_str().unwrap_or(""), x["server"].as_str().unwrap_or("")))
+            .collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 0.01 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+            })
+            .y_desc("events/s")
+            .y_label_formatter(&|y| format!("{:.0}k", y / 1000.0))
+            .draw()
+            .map_err(|x| e(&x))?;
+        let color = |c: &str| match c {
+            "floor" => RGBColor(120, 120, 120),
+            "tidings" => RGBColor(31, 119, 180),
+            "rust_socketio" => RGBColor(214, 39, 40),
+            _ => RGBColor(44, 160, 44),
+        };
+        chart
+            .draw_series(t.iter().enumerate().map(|(i, x)| {
+                let v = f(x, "events_per_s");
+                Rectangle::new([(i as f64 - 0.35, 0.0), (i as f64 + 0.35, v)], color(x["client"].as_str().unwrap_or("")).filled())
+            }))
+            .map_err(|x| e(&x))?;
+        chart
+            .draw_series(t.iter().enumerate().map(|(i, x)| {
+                let v = f(x, "events_per_s");
+                Text::new(format!("{:.0}k", v / 1000.0), (i as f64 - 0.2, v + max * 0.05), ("sans-serif", 15))
+            }))
+            .map_err(|x| e(&x))?;
+        root.present().map_err(|x| e(&x))?;
+    }
+
+    let st = rows(r, "storm");
+    if !st.is_empty() {
+        let path = out.join("reconnect.png");
+        let root = BitMapBackend::new(&path, (1000, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(|x| e(&x))?;
+        let series: Vec<(String, Vec<u64>, f64)> = st
+            .iter()
+            .map(|x| {
+                let bins = x["attempts_per_100ms"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+                (x["strategy"].as_str().unwrap_or("").to_string(), bins, f(x, "restart_at_ms") / 1000.0)
+            })
+            .collect();
+        let xmax = series.iter().map(|s| s.1.len()).max().unwrap_or(1) as f64 / 10.0;
+        let ymax = series.iter().flat_map(|s| s.1.iter().copied()).max().unwrap_or(1) as f64 * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("Reconnect storm: {} clients, attempts per 100 ms after the server is killed", st[0]["clients"]),
+                ("sans-serif", 22),
+            )
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..xmax.max(0.1), 0f64..ymax.max(1.0))
+            .map_err(|x| e(&x))?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the server was killed")
+            .y_desc("connection attempts / 100 ms")
+            .draw()
+            .map_err(|x| e(&x))?;
+        let colors = [RGBColor(214, 39, 40), RGBColor(31, 119, 180)];
+        for (k, (name, bins, _)) in series.iter().enumerate() {
+            let c = colors[k % 2];
+            chart
+                .draw_series(LineSeries::new(
+                    bins.iter().enumerate().flat_map(|(i, v)| {
+                        let x = i as f64 / 10.0;
+                        [(x, *v as f64), (x + 0.1, *v as f64)]
+                    }),
+                    c.stroke_width(2),
+                ))
+                .map_err(|x| e(&x))?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        }
+        if let Some((_, _, up)) = series.first() {
+            chart
+                .draw_series(LineSeries::new([(*up, 0.0), (*up, ymax)], BLACK.stroke_width(1)))
+                .map_err(|x| e(&x))?
+                .label("server restarted")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|x| e(&x))?;
+        root.present().map_err(|x| e(&x))?;
+    }
+    Ok(())
+}
+
+fn register_font() -> Result<(), String> {
+    const CANDIDATES: [&str; 3] = [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    ];
+    let path = std::env::var("BENCH_FONT").ok().into_iter().chain(CANDIDATES.iter().map(|s| s.to_string()));
+    for p in path {
+        if let Ok(bytes) = std::fs::read(&p) {
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            return plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
+                .map_err(|_| format!("{p} is not a usable font"));
+        }
+    }
+    Err("no TTF font found (install fonts-dejavu-core or set BENCH_FONT)".into())
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Benchmarks: Tidings vs socket.io-client (Node) vs rust_socketio vs a bare tokio-tungstenite floor,
+# on 127.0.0.1. See docs/BENCHMARKS.md.
+#
+#   bash scripts/bench.sh                 full run  -> bench/results/results.{json,md}, *.png
+#   bash scripts/bench.sh --smoke         tiny N    -> bench/results/smoke/ (exits non-zero if any client fails)
+#   bash scripts/bench.sh --only rtt,storm    a subset (throughput, rtt, memory, storm)
+#
+# Sizes can be overridden: BENCH_EVENTS, BENCH_ACKS, BENCH_IDLE (BENCH_IDLE_RSIO, BENCH_IDLE_NODE),
+# BENCH_STORM_CLIENTS, BENCH_STORM_DOWN_MS, BENCH_REPEATS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/bench}"
+
+out="bench/results"
+for a in "$@"; do
+  [ "$a" = "--smoke" ] && out="bench/results/smoke"
+done
+
+# rust_socketio 0.6 pulls native-tls, which needs OpenSSL headers.
+if command -v dpkg >/dev/null && ! dpkg -s libssl-dev >/dev/null 2>&1; then
+  sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+  $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq libssl-dev pkg-config
+fi
+
+# socket.io-client 4.8.4, pinned by bench/node/package-lock.json.
+if [ ! -f bench/node/node_modules/socket.io-client/package.json ] \
+  || [ bench/node/package-lock.json -nt bench/node/node_modules/.package-lock.json ]; then
+  (cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+cargo build --release --locked --manifest-path bench/Cargo.toml
+exec "$CARGO_TARGET_DIR/release/tidings-bench" run --out "$out" --node-dir bench/node "$@"
