@@ -44,6 +44,9 @@ bash scripts/test-wasm.sh
 step "npm package: exports resolve (publint, typed consumer, ESM imports)"
 (cd npm && npm run -s test:package)
 
+step "benchmark smoke (tiny sizes, every client must finish; numbers not meaningful)"
+bash scripts/bench.sh --smoke
+
 step "fuzz smoke (${FUZZ_SECONDS:-20} s per decoder)"
 bash scripts/fuzz-smoke.sh
 
