@@ -1,61 +1,99 @@
 #!/usr/bin/env bash
-# The demo: a real Node socket.io server on 127.0.0.1, the `tidings` CLI listening to it, and a
-# few events and an ack round trip sent through it. Ctrl-C stops everything.
-# (The full demo with the reference server, the React dashboard and the bot comes with the examples.)
+# The demo: the reference server (examples/server) on 127.0.0.1 serving the React dashboard
+# (examples/react-app), and the bot (examples/bot) assigning every new task. Open the printed
+# URL, sign in as alice, create a task: the bot assigns it and announces it in #general.
+# Ctrl-C stops everything.
+#   DEMO_PORT=3000         the server's port
+#   DEMO_EXIT_AFTER=SECS   non-interactive: wait until /health answers, stay up SECS seconds
+#                          (0: stop at once), stop everything and exit 0 (CI smoke test)
+# Idempotent: installs and builds only what is missing or changed.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/install-node-deps.sh
-echo "building the tidings CLI…"
-cargo build -q -p tidings --bin tidings
-cli=target/debug/tidings
+port=${DEMO_PORT:-3000}
+exit_after=${DEMO_EXIT_AFTER:-}
+app=examples/react-app
+url="http://127.0.0.1:$port"
+key=${TIDINGS_INTERNAL_API_KEY:-tidings-dev-internal-key}
+data_dir=${DEMO_DATA_DIR:-target/demo-data}
+
+if curl -s -o /dev/null "$url/health" 2>/dev/null; then
+  echo "demo: something already answers on $url; stop it or set DEMO_PORT" >&2
+  exit 1
+fi
+
+echo "== tools (scripts/install-wasm-tools.sh)"
+bash scripts/install-wasm-tools.sh
+echo "== npm/dist (scripts/build-wasm.sh)"
+nice -n 5 bash scripts/build-wasm.sh | tail -n 3
+echo "== $app: npm ci when needed, vite build"
+if [[ ! -f "$app/node_modules/.package-lock.json" || "$app/package-lock.json" -nt "$app/node_modules/.package-lock.json" ]]; then
+  (cd "$app" && npm ci --no-audit --no-fund)
+fi
+(cd "$app" && npx --no-install vite build --logLevel warn)
+echo "== cargo build -p tidings-example-server -p tidings-example-bot"
+nice -n 5 cargo build -q -p tidings-example-server -p tidings-example-bot
 
 pids=()
+stopping=0
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [[ $stopping == 1 ]] && return
+  stopping=1
+  echo
+  echo "demo: stopping…"
+  # Reverse order: the bot first, then the server (SIGTERM: both shut down gracefully).
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
   wait 2>/dev/null || true
-  echo "stopped."
+  echo "demo: stopped."
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 0' INT TERM
 
-fifo=$(mktemp -u); mkfifo "$fifo"
-node testing/node-server/tidings-test-server.mjs --setup s1 >"$fifo" &
+mkdir -p "$data_dir"
+echo "== starting the server (data in $data_dir)"
+target/debug/tidings-example-server --bind "127.0.0.1:$port" --data-dir "$data_dir" --static-dir "$app/dist" \
+  --internal-api-key "$key" &
 pids+=($!)
-read -r line <"$fifo"
-port=$(printf '%s' "$line" | sed -E 's/.*"port":([0-9]+).*/\1/')
-control=$(printf '%s' "$line" | sed -nE 's/.*"control":([0-9]+).*/\1/p'); control=${control:-$port}
-cat "$fifo" >/dev/null & pids+=($!)
-url="http://127.0.0.1:$port"
-echo "Socket.IO server (Node socket.io 4.8, connection state recovery on): $url"
 
-echo
-echo "listening with: $cli listen $url --token demo-token --join demo-room"
-"$cli" listen "$url" --token demo-token --join demo-room &
+for _ in $(seq 100); do
+  curl -s -o /dev/null "$url/health" && break
+  kill -0 "${pids[0]}" 2>/dev/null || { echo "demo: the server exited" >&2; exit 1; }
+  sleep 0.1
+done
+curl -s -o /dev/null "$url/health" || { echo "demo: the server did not answer $url/health" >&2; exit 1; }
+
+echo "== starting the bot"
+target/debug/tidings-example-bot --url "$url" --internal-api-key "$key" &
 pids+=($!)
-sleep 1.5
 
-echo
-echo "emitting an event with an ack through the CLI:"
-echo "  $cli emit $url echo '{\"hello\":\"world\"}' --ack"
-"$cli" emit "$url" echo '{"hello":"world"}' --ack
-echo
-echo "broadcasting through the server's control API (the listener prints them):"
-curl -s -X POST "http://127.0.0.1:$control/control/emit?ns=/&event=task.created" \
-  -H 'content-type: application/json' -d '[{"id":"evt_1","type":"task.created","data":{"taskId":"t1","title":"Write the demo"}}]' >/dev/null
-curl -s -X POST "http://127.0.0.1:$control/control/to?room=demo-room&event=chat.message" \
-  -H 'content-type: application/json' -d '[{"room":"demo-room","text":"hi from the room"}]' >/dev/null
-sleep 0.5
-echo
-echo "simulating a network drop (the client reconnects and recovers missed events):"
-curl -s -X POST "http://127.0.0.1:$control/control/kill-transports" >/dev/null
-curl -s -X POST "http://127.0.0.1:$control/control/emit?ns=/&event=task.completed" \
-  -H 'content-type: application/json' -d '[{"id":"evt_2","type":"task.completed","data":{"taskId":"t1"}}]' >/dev/null
-sleep 2
 cat <<TXT
 
-Emit more yourself, for example:
-  curl -X POST 'http://127.0.0.1:$control/control/emit?ns=/&event=notification.created' -H 'content-type: application/json' -d '[{"text":"hello"}]'
-  $cli emit $url echo '"ping"' --ack
-Press Ctrl-C to stop.
+  Tidings demo is running.
+
+  Open  $url  and sign in as alice (bob in another window to chat).
+  Create a task in the dashboard: the bot assigns it and announces it in #general.
+
+  From a shell (dev login, then events through the internal API):
+    TOKEN=\$(curl -s -XPOST $url/api/dev/login -H 'content-type: application/json' -d '{"userId":"alice"}' | sed 's/.*"token":"\\([^"]*\\)".*/\\1/')
+    curl -s -XPOST $url/internal/emit -H 'x-internal-api-key: $key' -H 'content-type: application/json' \\
+      -d '{"to":{"room":"tenant:acme"},"event":"task.created","data":{"taskId":"t1","tenantId":"acme","userId":"carol","task":{"id":"t1","title":"Write the docs"}}}'
+    curl -s -XPOST $url/internal/emit -H 'x-internal-api-key: $key' -H 'content-type: application/json' \\
+      -d '{"to":{"users":["alice"]},"event":"notification.created","tenantId":"acme","data":{"title":"Hello","text":"from curl"}}'
+    curl -s "$url/api/polling/acme/events?since=0" -H "authorization: Bearer \$TOKEN"
+
+  Restart the server (Ctrl-C, run again): the dashboard reconnects and catches up from the feed.
+  Press Ctrl-C to stop.
+
 TXT
+
+if [[ -n "$exit_after" ]]; then
+  sleep "$exit_after"
+  curl -sf "$url/health" >/dev/null || { echo "demo: $url/health stopped answering" >&2; exit 1; }
+  echo "demo: DEMO_EXIT_AFTER=$exit_after: /health answered; stopping."
+  exit 0
+fi
 wait

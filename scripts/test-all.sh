@@ -44,6 +44,13 @@ bash scripts/test-wasm.sh
 step "npm package: exports resolve (publint, typed consumer, ESM imports)"
 (cd npm && npm run -s test:package)
 
+step "examples end to end: the React app on tidings/react against the example server, with a restart (Playwright + Chromium)"
+bash scripts/test-examples-e2e.sh
+
+step "the demo command starts and stops cleanly"
+demo_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+DEMO_PORT=$demo_port DEMO_EXIT_AFTER=3 DEMO_DATA_DIR="$(mktemp -d)" bash scripts/demo.sh
+
 step "benchmark smoke (tiny sizes, every client must finish; numbers not meaningful)"
 bash scripts/bench.sh --smoke
 

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::app::{App, Publish};
+use crate::app::{App, Publish, random_id};
 use crate::error::ApiError;
 use crate::jwt::{self, AuthError, Claims};
 use crate::rooms::{Room, valid_id};
@@ -30,6 +30,7 @@ pub fn routes(app: Arc<App>) -> Router {
         .route("/health", routing::get(health))
         .route("/api/dev/login", routing::post(dev_login))
         .route("/api/dev/users", routing::get(dev_users))
+        .route("/api/dev/tasks", routing::post(dev_create_task))
         .route("/internal/emit", routing::post(internal_emit))
         .route("/api/polling/{tenant_id}/events", routing::get(feed))
         .route("/api/polling/{tenant_id}/events/acknowledge", routing::post(acknowledge))
@@ -117,6 +118,56 @@ async fn dev_users(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError>
     let users: Vec<Value> =
         demo::USERS.iter().map(|u| json!({ "id": u.id, "tenantId": u.tenant, "name": u.name })).collect();
     Ok(Json(json!({ "users": users })))
+}
+
+#[derive(Deserialize)]
+struct TaskBody {
+    title: String,
+}
+
+/// Longest demo task title, in characters.
+const MAX_TASK_TITLE: usize = 200;
+
+/// DEMO ONLY: `POST /api/dev/tasks` `{"title": "..."}` with a Bearer token publishes
+/// `task.created` to the caller's tenant room (the example keeps no task database; a real app's
+/// task service would do this through `/internal/emit`). Off with the dev login.
+async fn dev_create_task(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    if !app.config.dev_login {
+        return Err(ApiError::not_found(
+            "dev_login_disabled",
+            "dev login is disabled on this server (TIDINGS_DEV_LOGIN=0)",
+        ));
+    }
+    let c = bearer(&app, &headers)?;
+    let TaskBody { title } = json_body(body, r#"{"title": "Write the docs"}"#)?;
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > MAX_TASK_TITLE {
+        return Err(ApiError::bad_request("invalid_title", format!("title must be 1-{MAX_TASK_TITLE} characters")));
+    }
+    let task_id = random_id("task");
+    let data = json!({
+        "taskId": task_id,
+        "tenantId": c.tenant_id,
+        "userId": c.sub,
+        "task": { "id": task_id, "title": title, "createdBy": c.sub },
+    });
+    let published = app
+        .publish(Publish {
+            tenant: c.tenant_id.clone(),
+            rooms: vec![Room::Tenant(c.tenant_id.clone())],
+            event: "task.created".into(),
+            data,
+            idempotency_key: None,
+            user_id: Some(c.sub.clone()),
+            correlation_id: None,
+            session_id: None,
+        })
+        .await?;
+    Ok(Json(json!({ "id": published.id, "offset": published.offset, "taskId": task_id })))
 }
 
 #[derive(Deserialize)]

@@ -30,17 +30,20 @@ const MAX_CHAT_TEXT: usize = 4000;
 /// Registers the main namespace with its middleware and handlers.
 pub fn attach(app: &Arc<App>) {
     let mw_app = app.clone();
+    // Handlers are registered here, in the middleware, and not in the connect handler:
+    // socketioxide (0.18) sends the CONNECT ack before it spawns the (always async) connect
+    // handler, so an event the client sends right after the ack (a `room:join`) could arrive
+    // before its handler exists and be dropped. The middleware runs before the ack.
     let middleware = move |s: SocketRef, TryData(auth): TryData<Value>| async move {
         let token = auth.ok().and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_string));
         let claims =
             jwt::verify(token.as_deref().unwrap_or(""), mw_app.config.jwt_secret.as_bytes(), clock::now_secs())
                 .inspect_err(|e| tracing::info!(sid = %s.id, code = e.code(), "connection refused"))?;
         s.extensions.insert(claims);
+        on_connect(&mw_app, s);
         Ok::<(), AuthError>(())
     };
-    let handler_app = app.clone();
-    let on_connect = move |s: SocketRef| async move { on_connect(&handler_app, s) };
-    app.io.ns("/", socketioxide::handler::ConnectHandler::with(on_connect, middleware));
+    app.io.ns("/", socketioxide::handler::ConnectHandler::with(async |_: SocketRef| {}, middleware));
 }
 
 fn on_connect(app: &Arc<App>, s: SocketRef) {

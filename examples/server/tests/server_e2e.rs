@@ -310,3 +310,51 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_stays_up() {
     bob.close().await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_demo_task_endpoint_publishes_task_created_to_the_tenant() {
+    let dir = temp_dir("devtask");
+    let (url, server) = start(&dir).await;
+    let bob = client(&url, "bob", "acme").await;
+    let mut tasks = bob.on::<Envelope<Value>>("task.created");
+    let alice = format!("Bearer {}", token("alice", "acme"));
+
+    let (s, v, _) = http(
+        "POST",
+        &format!("{url}/api/dev/tasks"),
+        &[("authorization", &alice)],
+        Some(r#"{"title":" Ship it "}"#.into()),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let got = tokio::time::timeout(T, tasks.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(got.data.id, v["id"].as_str().unwrap());
+    assert_eq!(got.data.data["taskId"], v["taskId"]);
+    assert_eq!(got.data.data["tenantId"], "acme");
+    assert_eq!(got.data.data["userId"], "alice");
+    assert_eq!(got.data.data["task"]["title"], "Ship it");
+    assert_eq!(got.data.data["task"]["id"], v["taskId"]);
+
+    // No token, an empty title, dev login off.
+    let (s, v, _) = http("POST", &format!("{url}/api/dev/tasks"), &[], Some(r#"{"title":"x"}"#.into())).await;
+    assert_eq!((s, v["code"].as_str()), (401, Some("token_missing")));
+    let (s, v, _) =
+        http("POST", &format!("{url}/api/dev/tasks"), &[("authorization", &alice)], Some(r#"{"title":"  "}"#.into()))
+            .await;
+    assert_eq!((s, v["code"].as_str()), (400, Some("invalid_title")));
+    bob.close().await;
+    server.shutdown().await;
+
+    let mut config = tidings_example_server::Config::new(&dir, SECRET, KEY);
+    config.dev_login = false;
+    let (addr, server) = tidings_example_server::serve(config).await.unwrap();
+    let (s, _, _) = http(
+        "POST",
+        &format!("http://{addr}/api/dev/tasks"),
+        &[("authorization", &alice)],
+        Some(r#"{"title":"x"}"#.into()),
+    )
+    .await;
+    assert_eq!(s, 404);
+    server.shutdown().await;
+}
