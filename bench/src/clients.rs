@@ -101,22 +101,37 @@ async fn tidings_rtt(url: &str, n: u64) -> Res {
     Ok(json!({ "lat_us": lat }))
 }
 
-async fn tidings_idle(url: &str, n: u64) -> Res {
-    let rss0 = rss_bytes();
+/// Opens `n` connections with `connect`, at most `CONNECT_CONCURRENCY` at a time.
+async fn connect_many<C, E, F, Fut>(url: &str, n: u64, connect: F) -> Result<Vec<C>, String>
+where
+    C: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<C, E>> + Send + 'static,
+{
     let sem = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..n {
         let sem = sem.clone();
-        let url = url.to_string();
+        let fut = connect(url.to_string());
         tasks.spawn(async move {
             let _permit = sem.acquire().await;
-            tidings_builder(&url, json!({ "mode": "idle" })).connect().await
+            fut.await
         });
     }
     let mut clients = Vec::with_capacity(n as usize);
     while let Some(r) = tasks.join_next().await {
         clients.push(r.map_err(|e| e.to_string())?.map_err(|e| format!("connect: {e}"))?);
     }
+    Ok(clients)
+}
+
+async fn tidings_idle(url: &str, n: u64) -> Res {
+    let rss0 = rss_bytes();
+    let clients = connect_many(url, n, |url| async move {
+        tidings_builder(&url, json!({ "mode": "idle" })).connect().await
+    })
+    .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let up = clients.iter().filter(|c| matches!(c.state(), tidings::ConnectionState::Connected { .. })).count();
     if up as u64 != n {
@@ -209,20 +224,9 @@ async fn rsio_rtt(url: &str, n: u64) -> Res {
 
 async fn rsio_idle(url: &str, n: u64) -> Res {
     let rss0 = rss_bytes();
-    let sem = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let sem = sem.clone();
-        let url = url.to_string();
-        tasks.spawn(async move {
-            let _permit = sem.acquire().await;
-            rsio_builder(&url, json!({ "mode": "idle" })).connect().await
-        });
-    }
-    let mut clients = Vec::with_capacity(n as usize);
-    while let Some(r) = tasks.join_next().await {
-        clients.push(r.map_err(|e| e.to_string())?.map_err(|e| format!("connect: {e}"))?);
-    }
+    let clients =
+        connect_many(url, n, |url| async move { rsio_builder(&url, json!({ "mode": "idle" })).connect().await })
+            .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss1 = rss_bytes();
     Ok(json!({ "connections": clients.len(), "rss_before": rss0, "rss_after": rss1 }))

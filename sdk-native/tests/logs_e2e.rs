@@ -7,23 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::NodeServer;
+use common::{NodeServer, next_state};
 use serde_json::{Value, json};
 use tidings::{ConnectionState, Notice, Tidings, TransportConfig};
 
 const T: Duration = Duration::from_secs(10);
-
-async fn next_state(
-    n: &mut tokio::sync::mpsc::UnboundedReceiver<Notice>,
-    pred: impl Fn(&ConnectionState) -> bool,
-) -> ConnectionState {
-    loop {
-        match tokio::time::timeout(T, n.recv()).await.expect("state change in time").expect("client alive") {
-            Notice::State(s) if pred(&s) => return s,
-            _ => {}
-        }
-    }
-}
 
 /// Collects everything the client logs at TRACE level.
 #[derive(Clone, Default)]

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{NodeServer, eventually};
+use common::{NodeServer, eventually, next_state};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tidings::{
@@ -18,18 +18,6 @@ const T: Duration = Duration::from_secs(10);
 
 fn ws_only() -> TransportConfig {
     TransportConfig::only(TransportKind::WebSocket)
-}
-
-async fn next_state(
-    n: &mut tokio::sync::mpsc::UnboundedReceiver<Notice>,
-    pred: impl Fn(&ConnectionState) -> bool,
-) -> ConnectionState {
-    loop {
-        match tokio::time::timeout(T, n.recv()).await.expect("state change in time").expect("client alive") {
-            Notice::State(s) if pred(&s) => return s,
-            _ => {}
-        }
-    }
 }
 
 #[tokio::test]

@@ -195,3 +195,20 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
     }
     f()
 }
+
+/// The next state change that matches `pred` (10 s at most).
+pub async fn next_state(
+    n: &mut tokio::sync::mpsc::UnboundedReceiver<tidings::Notice>,
+    pred: impl Fn(&tidings::ConnectionState) -> bool,
+) -> tidings::ConnectionState {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), n.recv())
+            .await
+            .expect("state change in time")
+            .expect("client alive")
+        {
+            tidings::Notice::State(s) if pred(&s) => return s,
+            _ => {}
+        }
+    }
+}
