@@ -44,8 +44,10 @@ for member in connect disconnect close emit ack join leave onEvent onState onCon
   fi
 done
 
-"$bin/esbuild" "$dist/wasm/tidings_wasm.js" --minify --format=esm --target=es2020 \
+# --bundle inlines the glue's snippets (sdk-wasm's `inline_js`), so the package has one glue file.
+"$bin/esbuild" "$dist/wasm/tidings_wasm.js" --bundle --minify --format=esm --target=es2020 \
   --outfile="$dist/wasm/tidings_wasm.js" --allow-overwrite --log-level=warning
+rm -rf "$dist/wasm/snippets"
 cp npm/src/wasm/tidings_wasm.d.ts "$dist/wasm/tidings_wasm.d.ts"
 
 "$bin/esbuild" npm/src/index.ts --bundle --minify --format=esm --target=es2020 \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the browser tests of sdk-wasm (sdk-wasm/tests/browser.rs) in headless Chromium against the
-# real Node socket.io test server: starts four servers on ephemeral ports (s0, a second s0 for the
-# kill-transports test, s1 with connection state recovery, polling-only), passes their URLs to the
+# real Node socket.io test server: starts six servers on ephemeral ports (s0, more s0s for the
+# kill-transports and block-websocket tests, s1 with connection state recovery, another s1 for the
+# REST feed test, polling-only), passes their URLs to the
 # test build at compile time, runs `cargo test -p tidings-wasm --target wasm32-unknown-unknown`
 # with wasm-bindgen-test-runner, then builds the npm package (scripts/build-wasm.sh) and runs its
 # browser smoke test (npm/test/browser/smoke.mjs) with Playwright; stops the servers on exit.
@@ -57,10 +58,14 @@ start s0 s0 >"$tmp/url.s0"
 start s0 s0kill >"$tmp/url.s0kill"
 start s1 s1 >"$tmp/url.s1"
 start polling-only polling >"$tmp/url.polling"
+start s0 s0block >"$tmp/url.s0block"
+start s1 s1feed >"$tmp/url.s1feed"
 export TIDINGS_WASM_S0_URL=$(cat "$tmp/url.s0")
 export TIDINGS_WASM_S0_KILL_URL=$(cat "$tmp/url.s0kill")
 export TIDINGS_WASM_S1_URL=$(cat "$tmp/url.s1")
 export TIDINGS_WASM_POLLING_ONLY_URL=$(cat "$tmp/url.polling")
+export TIDINGS_WASM_S0_BLOCK_URL=$(cat "$tmp/url.s0block")
+export TIDINGS_WASM_S1_FEED_URL=$(cat "$tmp/url.s1feed")
 echo "test-wasm: servers s0 $TIDINGS_WASM_S0_URL, s0 (kill) $TIDINGS_WASM_S0_KILL_URL, s1 $TIDINGS_WASM_S1_URL, polling-only $TIDINGS_WASM_POLLING_ONLY_URL"
 
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner

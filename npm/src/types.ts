@@ -106,6 +106,8 @@ export interface TidingsOptions {
   tryAllTransports?: boolean;
   /** WebSocket failures in a row before falling back to long-polling (default 2; 0 never). */
   fallbackAfter?: number;
+  /** After a fallback to long-polling, probe WebSocket again this often, in ms (default 30000). */
+  reprobeInterval?: number;
   /** Reconnect automatically (default true). */
   reconnection?: boolean;
   /** Give up after this many attempts (default Infinity). */

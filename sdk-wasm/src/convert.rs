@@ -2,13 +2,10 @@
 //!
 //! Received arguments are handed to `JSON.parse`; a reviver swaps each
 //! `{"_placeholder":true,"num":N}` for a `Uint8Array` of attachment N. Sent arguments go through
-//! `JSON.stringify` with a replacer that swaps every `ArrayBuffer` or `ArrayBufferView` for a
-//! placeholder and moves its bytes into the attachments.
+//! `JSON.stringify` with a replacer that swaps every `ArrayBuffer` or `ArrayBufferView` (a Node
+//! `Buffer` too) for a placeholder and moves its bytes into the attachments.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use js_sys::{Array, ArrayBuffer, JSON, Object, Reflect, Uint8Array};
+use js_sys::{Array, JSON, Object, Reflect, Uint8Array};
 use tidings_core::{
     Args, ConnectError, ConnectionState, DisconnectReason, EmitError, EventSource, FeedStatus, TransportKind,
 };
@@ -34,85 +31,49 @@ pub(crate) fn object(pairs: &[(&str, JsValue)]) -> JsValue {
     o
 }
 
-#[wasm_bindgen]
-extern "C" {
-    // js-sys has no JSON.parse with a reviver.
-    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
-    fn parse_with_reviver(text: &str, reviver: &js_sys::Function) -> Result<JsValue, JsValue>;
+// Binary data is swapped for placeholders in JavaScript: a `JSON.stringify` replacer must look at
+// `this[key]` (the value before its `toJSON`, which turns a Node `Buffer` into `{type, data}`),
+// and a Rust closure cannot see `this`. A module snippet, not `new Function`: no CSP `unsafe-eval`.
+#[wasm_bindgen(inline_js = r#"
+const bytes = (o) => o instanceof ArrayBuffer ? new Uint8Array(o.slice(0))
+  : ArrayBuffer.isView(o) ? new Uint8Array(o.buffer.slice(o.byteOffset, o.byteOffset + o.byteLength))
+  : undefined;
+export function encodeArgs(values, sink) {
+  return JSON.stringify(values, function (k, v) {
+    const b = bytes(this[k]);
+    return b === undefined ? v : { _placeholder: true, num: sink.push(b) - 1 };
+  });
 }
-
-fn placeholder_num(value: &JsValue, attachments: usize) -> Option<usize> {
-    if !value.is_object() || Array::is_array(value) {
-        return None;
-    }
-    let flag = Reflect::get(value, &JsValue::from_str("_placeholder")).ok()?;
-    if flag != JsValue::TRUE {
-        return None;
-    }
-    let num = Reflect::get(value, &JsValue::from_str("num")).ok()?.as_f64()?;
-    // Only exact small integers name an attachment.
-    if num.fract() != 0.0 || num < 0.0 || num >= attachments as f64 {
-        return None;
-    }
-    Some(num as usize)
+export function decodeArg(text, att) {
+  return att.length === 0 ? JSON.parse(text) : JSON.parse(text, (k, v) =>
+    v !== null && typeof v === "object" && !Array.isArray(v) && v._placeholder === true
+      && Number.isInteger(v.num) && v.num >= 0 && v.num < att.length ? att[v.num] : v);
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = encodeArgs, catch)]
+    fn encode_args(values: &Array, sink: &Array) -> Result<String, JsValue>;
+    #[wasm_bindgen(js_name = decodeArg, catch)]
+    fn decode_arg(text: &str, attachments: &Array) -> Result<JsValue, JsValue>;
 }
 
 /// The arguments as a JavaScript array, attachments as `Uint8Array`s in place of their placeholders.
 pub(crate) fn args_to_js(mut args: Args) -> Result<Array, JsValue> {
+    let attachments: Array =
+        args.take_attachments().iter().map(|b| JsValue::from(Uint8Array::from(b.as_slice()))).collect();
     let out = Array::new();
-    let attachments = args.take_attachments();
-    if attachments.is_empty() {
-        for raw in args.iter() {
-            out.push(&JSON::parse(raw)?);
-        }
-        return Ok(out);
-    }
-    let reviver = Closure::<dyn FnMut(JsValue, JsValue) -> JsValue>::new(move |_key: JsValue, value: JsValue| {
-        match placeholder_num(&value, attachments.len()).and_then(|n| attachments.get(n)) {
-            Some(bytes) => Uint8Array::from(bytes.as_slice()).into(),
-            None => value,
-        }
-    });
     for raw in args.iter() {
-        out.push(&parse_with_reviver(raw, reviver.as_ref().unchecked_ref())?);
+        out.push(&decode_arg(raw, &attachments)?);
     }
     Ok(out)
 }
 
-fn bytes_of(value: &JsValue) -> Option<Vec<u8>> {
-    if let Some(buf) = value.dyn_ref::<ArrayBuffer>() {
-        return Some(Uint8Array::new(buf).to_vec());
-    }
-    if ArrayBuffer::is_view(value) {
-        let get = |k: &str| Reflect::get(value, &JsValue::from_str(k)).ok();
-        let buffer = get("buffer")?.dyn_into::<ArrayBuffer>().ok()?;
-        let offset = get("byteOffset")?.as_f64()?;
-        let length = get("byteLength")?.as_f64()?;
-        // Offsets and lengths of views are exact integers below 2^53; u32 covers wasm32 memory.
-        return Some(Uint8Array::new_with_byte_offset_and_length(&buffer, offset as u32, length as u32).to_vec());
-    }
-    None
-}
-
-/// Core arguments from a JavaScript array of values (binary data becomes attachments).
+/// Core arguments from a JavaScript array of values: every `ArrayBuffer` or view (a `Uint8Array`,
+/// a Node `Buffer`, a `DataView`) becomes an attachment.
 pub(crate) fn js_to_args(values: &Array) -> Result<Args, JsValue> {
-    let attachments: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
-    let sink = attachments.clone();
-    let replacer = Closure::<dyn FnMut(JsValue, JsValue) -> JsValue>::new(move |_key: JsValue, value: JsValue| {
-        match bytes_of(&value) {
-            Some(bytes) => {
-                let mut list = sink.borrow_mut();
-                let num = list.len();
-                list.push(bytes);
-                object(&[("_placeholder", JsValue::TRUE), ("num", JsValue::from_f64(num as f64))])
-            }
-            None => value,
-        }
-    });
-    let text = JSON::stringify_with_replacer(values, replacer.as_ref())?;
-    drop(replacer);
-    let text: String = text.into();
-    let attachments = attachments.take();
+    let sink = Array::new();
+    let text = encode_args(values, &sink)?;
+    let attachments = sink.iter().map(|b| Uint8Array::new(&b).to_vec()).collect();
     Args::from_json_array(text, attachments).map_err(|e| error(e.to_string()))
 }
 

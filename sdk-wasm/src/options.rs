@@ -126,6 +126,9 @@ pub(crate) fn parse(url: &str, options: &JsValue) -> R<Parsed> {
     if let Some(n) = int(options, "fallbackAfter")? {
         t.fallback_after = n;
     }
+    if let Some(d) = millis(options, "reprobeInterval")? {
+        t.reprobe_every = d;
+    }
     if let Some(b) = boolean(options, "reconnection")? {
         c.reconnect.enabled = b;
     }

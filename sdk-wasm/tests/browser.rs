@@ -20,6 +20,9 @@ const S0: Option<&str> = option_env!("TIDINGS_WASM_S0_URL");
 const S0_KILL: Option<&str> = option_env!("TIDINGS_WASM_S0_KILL_URL");
 const S1: Option<&str> = option_env!("TIDINGS_WASM_S1_URL");
 const POLLING_ONLY: Option<&str> = option_env!("TIDINGS_WASM_POLLING_ONLY_URL");
+// Servers of their own: these tests switch the server's proxy on and off.
+const S0_BLOCK: Option<&str> = option_env!("TIDINGS_WASM_S0_BLOCK_URL");
+const S1_FEED: Option<&str> = option_env!("TIDINGS_WASM_S1_FEED_URL");
 
 fn server(url: Option<&'static str>) -> Option<&'static str> {
     assert!(url.is_some(), "no server URL at compile time: run the browser tests with scripts/test-wasm.sh");
@@ -32,6 +35,17 @@ extern "C" {
     fn set_timeout(cb: &Function, ms: f64) -> JsValue;
     #[wasm_bindgen(js_name = fetch)]
     fn fetch_str(url: &str, init: &JsValue) -> Promise;
+}
+
+// What a Node `Buffer` (bundlers polyfill it in browsers) looks like to JSON.stringify: a
+// Uint8Array whose toJSON turns it into {type: "Buffer", data: [...]}.
+#[wasm_bindgen(inline_js = r#"
+class BufferLike extends Uint8Array { toJSON() { return { type: "Buffer", data: Array.from(this) }; } }
+export function bufferLike(bytes) { return BufferLike.from(bytes); }
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = bufferLike)]
+    fn buffer_like(bytes: &[u8]) -> JsValue;
 }
 
 async fn sleep(ms: u32) {
@@ -67,7 +81,8 @@ async fn control(base: &str, method: &str, path: &str, body: &str) -> JsValue {
 /// Everything a client reported, in order.
 #[derive(Default)]
 struct Log {
-    events: Vec<(String, Array, JsValue, JsValue)>,
+    events: Vec<(String, Array, JsValue, JsValue, JsValue)>,
+    feed: Vec<JsValue>,
     states: Vec<JsValue>,
     errors: Vec<JsValue>,
 }
@@ -83,8 +98,8 @@ impl Harness {
         let log = Rc::new(RefCell::new(Log::default()));
         let l = log.clone();
         let on_event = Closure::<dyn FnMut(String, Array, JsValue, JsValue, JsValue)>::new(
-            move |name: String, args: Array, _offset: JsValue, _source: JsValue, ack: JsValue| {
-                l.borrow_mut().events.push((name, args, ack, _offset));
+            move |name: String, args: Array, offset: JsValue, source: JsValue, ack: JsValue| {
+                l.borrow_mut().events.push((name, args, ack, offset, source));
             },
         );
         client.on_event(Some(on_event.into_js_value().unchecked_into()));
@@ -94,6 +109,9 @@ impl Harness {
         let l = log.clone();
         let on_error = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| l.borrow_mut().errors.push(e));
         client.on_connect_error(Some(on_error.into_js_value().unchecked_into()));
+        let l = log.clone();
+        let on_feed = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| l.borrow_mut().feed.push(s));
+        client.on_feed(Some(on_feed.into_js_value().unchecked_into()));
         Harness { client, log }
     }
 
@@ -204,6 +222,15 @@ async fn binary_both_ways() {
     assert_eq!(buf.to_vec(), vec![9, 8]);
     assert_eq!(get(&back.get(1), "name"), "x");
 
+    // A Buffer-like view with a toJSON (and a DataView over part of a buffer) go as binary too.
+    let args = Array::new();
+    args.push(&buffer_like(&[5, 6, 7]));
+    let whole = Uint8Array::from(&[0u8, 1, 2, 3, 4][..]).buffer();
+    args.push(&js_sys::DataView::new(&whole, 1, 3));
+    let back = h.emit_ack("echo", &args).await;
+    assert_eq!(back.get(0).dyn_into::<Uint8Array>().expect("binary, not toJSON").to_vec(), vec![5, 6, 7]);
+    assert_eq!(back.get(1).dyn_into::<Uint8Array>().expect("a Uint8Array").to_vec(), vec![1, 2, 3]);
+
     // Server-sent binary: doge (one attachment) and bin2 (two, nested).
     h.client.emit("doge", &Array::new(), JsValue::UNDEFINED).unwrap();
     let doge = h.next_event("doge", 0).await;
@@ -305,6 +332,87 @@ async fn falls_back_to_long_polling_when_websocket_is_refused() {
     h.client.emit("doge", &Array::new(), JsValue::UNDEFINED).unwrap();
     let doge = h.next_event("doge", 0).await;
     assert_eq!(doge.get(0).dyn_into::<Uint8Array>().unwrap().to_vec(), b"asdfasdf".to_vec());
+}
+
+#[wasm_bindgen_test]
+async fn a_blocked_websocket_falls_back_to_polling_then_upgrades_when_unblocked() {
+    let Some(url) = server(S0_BLOCK) else { return };
+    control(url, "POST", "/control/block-websocket?on=1", "").await;
+    let h = Harness::new(url, &js(r#"{"reprobeInterval":300,"reconnectionDelay":100,"reconnectionDelayMax":200}"#));
+    h.client.connect().unwrap();
+    h.wait("connected over polling", 15_000, |h| h.client.connected()).await;
+    assert_eq!(get(&h.client.state(), "transport"), "polling");
+    let one = Array::of1(&"over polling".into());
+    assert_eq!(json(&h.emit_ack("echo", &one).await), r#"["over polling"]"#);
+    // The proxy lets WebSockets through again: the background re-probe upgrades the session
+    // (same sid, no reconnect) and nothing in flight is lost.
+    let sid = h.client.id().unwrap();
+    let states_before = h.log.borrow().states.len();
+    control(url, "POST", "/control/block-websocket?on=0", "").await;
+    h.wait("upgraded to websocket", 10_000, |h| get(&h.client.state(), "transport") == "websocket").await;
+    assert_eq!(h.client.id().unwrap(), sid, "an upgrade, not a new session");
+    let two = Array::of1(&"over websocket".into());
+    assert_eq!(json(&h.emit_ack("echo", &two).await), r#"["over websocket"]"#);
+    let log = h.log.borrow();
+    let after: Vec<String> = log.states[states_before..].iter().map(|s| json(&get(s, "status"))).collect();
+    assert!(after.iter().all(|s| s == r#""connected""#), "the upgrade needed no reconnection: {after:?}");
+}
+
+#[wasm_bindgen_test]
+async fn the_rest_feed_bridges_a_socketio_outage_without_duplicates() {
+    let Some(url) = server(S1_FEED) else { return };
+    let options = js(&format!(
+        r#"{{"auth":{{"token":"t1"}},"transports":["websocket"],"reconnectionDelay":100,"reconnectionDelayMax":300,
+            "randomizationFactor":0,"feed":{{"url":"{url}/feed","after":300,"interval":300,"minInterval":100,"maxInterval":2000}}}}"#
+    ));
+    let h = Harness::new(url, &options);
+    h.client.connect().unwrap();
+    h.connected().await;
+    JsFuture::from(h.client.join("user:1")).await.unwrap();
+    let publish = async |n: u32| {
+        let r = control(url, "POST", "/control/publish?room=user:1&event=task.created", &format!(r#"{{"task":{n}}}"#))
+            .await;
+        assert_eq!(get(&r, "id"), format!("evt_{n}"), "{}", json(&r));
+    };
+    publish(1).await;
+    h.next_event("task.created", 0).await;
+
+    // Socket.IO goes down, the application's REST feed stays up.
+    control(url, "POST", "/control/refuse-socketio?on=1", "").await;
+    h.wait("feed polling", 10_000, |h| h.log.borrow().feed.iter().any(|s| json(s).contains("polling"))).await;
+    publish(2).await;
+    publish(3).await;
+    h.next_event("task.created", 2).await;
+
+    // Socket.IO is back: the session is recovered and the server replays evt_2 and evt_3 on the
+    // socket; de-duplication keeps them from the handler.
+    control(url, "POST", "/control/refuse-socketio?on=0", "").await;
+    h.wait("reconnected", 15_000, |h| h.client.connected()).await;
+    assert!(h.client.recovered(), "the session was recovered");
+    h.wait("feed stopped", 5_000, |h| h.log.borrow().feed.iter().any(|s| json(s).contains("stopped"))).await;
+    publish(4).await;
+    h.next_event("task.created", 3).await;
+    sleep(500).await;
+    let got: Vec<(String, String)> = h
+        .log
+        .borrow()
+        .events
+        .iter()
+        .filter(|e| e.0 == "task.created")
+        .map(|e| (get(&e.1.get(0), "id").as_string().unwrap(), e.4.as_string().unwrap()))
+        .collect();
+    let expected = [("evt_1", "socket"), ("evt_2", "feed"), ("evt_3", "feed"), ("evt_4", "socket")];
+    assert_eq!(got, expected.map(|(a, b)| (a.to_string(), b.to_string())), "each event once, in order");
+
+    // The feed was asked from the last socket event, with the token in a header, never the URL.
+    let requests: Array = control(url, "GET", "/control/feed-requests", "").await.unchecked_into();
+    assert!(requests.length() > 0);
+    let first = requests.get(0);
+    assert!(get(&first, "url").as_string().unwrap().contains("since=evt_1"), "{}", json(&first));
+    for r in requests.iter() {
+        assert_eq!(get(&r, "authorization"), "Bearer t1");
+        assert!(!get(&r, "url").as_string().unwrap().contains("t1"), "{}", json(&r));
+    }
 }
 
 #[wasm_bindgen_test]
