@@ -18,6 +18,8 @@ bash scripts/install-node-deps.sh
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The browser driver is an empty crate on the host: lint it for the target it is built for.
+cargo clippy -p tidings-wasm --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
 
 step "tidings-core has no IO or runtime dependency"
 if cargo tree -p tidings-core -e normal --locked | grep -E '\b(tokio|web-sys|wasm-bindgen|js-sys|serde_json)\b'; then

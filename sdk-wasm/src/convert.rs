@@ -9,8 +9,8 @@ use js_sys::{Array, JSON, Object, Reflect, Uint8Array};
 use tidings_core::{
     Args, ConnectError, ConnectionState, DisconnectReason, EmitError, EventSource, FeedStatus, TransportKind,
 };
+use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::{JsCast, JsValue};
 
 /// A JavaScript `Error` with `message`.
 pub(crate) fn error(message: impl AsRef<str>) -> JsValue {

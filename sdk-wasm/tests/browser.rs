@@ -2,7 +2,14 @@
 //! (testing/node-server). `scripts/test-wasm.sh` starts the servers and passes their URLs at
 //! compile time; without them every test fails (nothing is skipped silently).
 #![cfg(target_arch = "wasm32")]
-#![allow(missing_docs, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::cell::RefCell;
 use std::rc::Rc;
