@@ -66,6 +66,7 @@ pub mod rng;
 pub mod socketio;
 pub mod time;
 pub mod url;
+mod vecmap;
 
 pub use args::{Args, ArgsError};
 pub use backoff::BackoffStrategy;

@@ -7,7 +7,7 @@ mod feed;
 mod socket;
 mod types;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 pub use types::*;
@@ -29,7 +29,7 @@ pub struct Client {
     rng: Rng,
     next_id: u64,
     engine: Engine,
-    sockets: BTreeMap<String, Socket>,
+    sockets: crate::vecmap::VecMap<String, Socket>,
     dedup: DedupWindow,
     feed: Feed,
     outputs: VecDeque<Output>,
@@ -42,7 +42,7 @@ impl Client {
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         config.validate()?;
         let main = config.url.namespace.clone();
-        let mut sockets = BTreeMap::new();
+        let mut sockets = crate::vecmap::VecMap::new();
         sockets.insert(main.clone(), Socket::new(main, config.auth.clone()));
         Ok(Self {
             rng: Rng::new(config.seed),
@@ -96,10 +96,8 @@ impl Client {
         {
             return Err(CommandError::InvalidAuth);
         }
-        let sock = self
-            .sockets
-            .entry(namespace.to_string())
-            .or_insert_with(|| Socket::new(namespace.to_string(), auth.clone()));
+        let sock =
+            self.sockets.get_or_insert_with(namespace.to_string(), || Socket::new(namespace.to_string(), auth.clone()));
         sock.auth = auth;
         self.activate(namespace);
         Ok(())

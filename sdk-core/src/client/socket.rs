@@ -1,6 +1,8 @@
 //! Namespaces: CONNECT with auth and recovery, emits, acks, retries, buffers, rooms, event delivery.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::vecmap::{VecMap, VecSet};
 use std::time::Duration;
 
 use super::{
@@ -29,13 +31,13 @@ pub(super) struct Socket {
     pid: Option<String>,
     offset: Option<String>,
     next_ack: u64,
-    acks: BTreeMap<u64, AckWait>,
+    acks: VecMap<u64, AckWait>,
     buffer: VecDeque<Pending>,
     buffer_bytes: usize,
     queue: VecDeque<Reliable>,
-    pub(super) rooms: BTreeSet<String>,
+    pub(super) rooms: VecSet<String>,
     /// Room changes made while not connected, to send after a recovered reconnect.
-    unsynced: BTreeMap<String, bool>,
+    unsynced: VecMap<String, bool>,
     auth_refreshed: bool,
 }
 
@@ -88,12 +90,12 @@ impl Socket {
             pid: None,
             offset: None,
             next_ack: 0,
-            acks: BTreeMap::new(),
+            acks: VecMap::new(),
             buffer: VecDeque::new(),
             buffer_bytes: 0,
             queue: VecDeque::new(),
-            rooms: BTreeSet::new(),
-            unsynced: BTreeMap::new(),
+            rooms: VecSet::new(),
+            unsynced: VecMap::new(),
             auth_refreshed: false,
         }
     }
@@ -183,7 +185,7 @@ fn connect_data(pid: Option<&str>, offset: Option<&str>, auth: Option<&str>) -> 
     } else if let Some(pid) = pid {
         put(&mut out, "pid", from_auth("pid"), Some(pid));
     }
-    let mut written = BTreeSet::new();
+    let mut written = VecSet::new();
     if pid.is_some() {
         written.insert("pid");
         if offset.is_some() {
