@@ -128,10 +128,9 @@ where
 
 async fn tidings_idle(url: &str, n: u64) -> Res {
     let rss0 = rss_bytes();
-    let clients = connect_many(url, n, |url| async move {
-        tidings_builder(&url, json!({ "mode": "idle" })).connect().await
-    })
-    .await?;
+    let clients =
+        connect_many(url, n, |url| async move { tidings_builder(&url, json!({ "mode": "idle" })).connect().await })
+            .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let up = clients.iter().filter(|c| matches!(c.state(), tidings::ConnectionState::Connected { .. })).count();
     if up as u64 != n {
@@ -163,7 +162,9 @@ async fn rsio_throughput(url: &str, n: u64) -> Res {
         .on("task.created", move |payload: Payload, _| {
             // The typed decode a user would write with this API: Payload::Text -> serde.
             let task = match payload {
-                Payload::Text(mut args) if !args.is_empty() => serde_json::from_value::<TaskCreated>(args.swap_remove(0)).ok(),
+                Payload::Text(mut args) if !args.is_empty() => {
+                    serde_json::from_value::<TaskCreated>(args.swap_remove(0)).ok()
+                }
                 _ => None,
             };
             match task {

@@ -1,13 +1,17 @@
 //! Tidings benchmark harness. `bash scripts/bench.sh` builds it and runs `tidings-bench run`.
 //!
 //! ```text
-//! tidings-bench run [--smoke] [--out DIR] [--node-dir DIR]   everything, writes DIR/results.{json,md} + PNGs
+//! tidings-bench run [--smoke] [--out DIR] [--node-dir DIR] [--browser-dir DIR] [--only a,b]
+//!                                                            every section (or those named), writes
+//!                                                            DIR/results.{json,md} + PNGs
 //! tidings-bench server raw|sioxide PORT                       a server (child process)
 //! tidings-bench client tidings|rust_socketio|floor throughput|rtt|idle URL N
 //! tidings-bench storm raw|sioxide socketio|full-jitter CLIENTS DOWN_MS
 //! ```
 //! Each server and client runs in its own process (the harness re-executes itself), so CPU time
-//! (getrusage) and RSS are those of one client alone.
+//! (getrusage) and RSS are those of one client alone. The browser section runs
+//! `node bench/browser/run.mjs URL N REPEATS` (headless Chromium, Tidings and socket.io-client in
+//! one page). With `--only`, the sections not run are kept from the existing DIR/results.json.
 
 mod clients;
 mod probe;
@@ -66,12 +70,16 @@ struct Sizes {
     storm_clients: u64,
     storm_down_ms: u64,
     repeats: usize,
+    browser_events: u64,
+    browser_repeats: u64,
 }
 
 impl Sizes {
     fn new(smoke: bool) -> Sizes {
         let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-        let (e, a, i, s, d, r) = if smoke { (2_000, 200, 100, 50, 500, 1) } else { (200_000, 10_000, 10_000, 1_000, 2_000, 3) };
+        let (e, a, i, s, d, r) =
+            if smoke { (2_000, 200, 100, 50, 500, 1) } else { (200_000, 10_000, 10_000, 1_000, 2_000, 3) };
+        let (be, br) = if smoke { (200, 1) } else { (100_000, 5) };
         Sizes {
             events: env("BENCH_EVENTS", e),
             acks: env("BENCH_ACKS", a),
@@ -81,16 +89,33 @@ impl Sizes {
             storm_clients: env("BENCH_STORM_CLIENTS", s),
             storm_down_ms: env("BENCH_STORM_DOWN_MS", d),
             repeats: env("BENCH_REPEATS", r as u64).max(1) as usize,
+            browser_events: env("BENCH_BROWSER_EVENTS", be).max(1),
+            browser_repeats: env("BENCH_BROWSER_REPEATS", br).max(1),
         }
     }
 }
 
 const CLIENTS: [&str; 4] = ["floor", "tidings", "rust_socketio", "node"];
 const SERVERS: [&str; 2] = ["raw", "sioxide"];
+/// The sections of a run, in order; `--only` picks some of them.
+const SECTIONS: [&str; 5] = ["throughput", "rtt", "memory", "storm", "browser"];
+
+/// The `Sizes` fields each section uses (kept together with the section when merging).
+fn section_sizes(section: &str) -> &'static [&'static str] {
+    match section {
+        "throughput" => &["events", "repeats"],
+        "rtt" => &["acks"],
+        "memory" => &["idle_tidings", "idle_rust_socketio", "idle_node"],
+        "storm" => &["storm_clients", "storm_down_ms"],
+        "browser" => &["browser_events", "browser_repeats"],
+        _ => &[],
+    }
+}
 
 struct Ctx {
     exe: PathBuf,
     node_dir: PathBuf,
+    browser_dir: PathBuf,
     failures: Vec<String>,
 }
 
@@ -129,13 +154,20 @@ async fn run_all(args: &[String]) -> Result<(), String> {
     let smoke = args.iter().any(|a| a == "--smoke");
     let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let out = PathBuf::from(opt("--out").unwrap_or_else(|| "bench/results".into()));
-    let only = opt("--only").unwrap_or_else(|| "throughput,rtt,memory,storm".into());
+    let only = opt("--only").unwrap_or_else(|| SECTIONS.join(","));
+    let selected: Vec<&str> = only.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if let Some(bad) = selected.iter().find(|s| !SECTIONS.contains(s)) {
+        return Err(format!("--only: no section {bad:?} (sections: {})", SECTIONS.join(", ")));
+    }
+    let run = |section: &str| selected.contains(&section);
     let node_dir = PathBuf::from(opt("--node-dir").unwrap_or_else(|| "bench/node".into()));
+    let browser_dir = PathBuf::from(opt("--browser-dir").unwrap_or_else(|| "bench/browser".into()));
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     sys::raise_nofile();
     let sizes = Sizes::new(smoke);
     eprintln!("tidings-bench: {sizes:?}");
-    let mut ctx = Ctx { exe: std::env::current_exe().map_err(|e| e.to_string())?, node_dir, failures: Vec::new() };
+    let mut ctx =
+        Ctx { exe: std::env::current_exe().map_err(|e| e.to_string())?, node_dir, browser_dir, failures: Vec::new() };
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut results = json!({
         "smoke": smoke,
@@ -148,10 +180,12 @@ async fn run_all(args: &[String]) -> Result<(), String> {
             "socket.io-client": "4.8.4 (websocket transport), node ".to_string() + &node_version().await,
             "socketioxide": "0.18.9 (axum 0.8)",
             "floor": "tokio-tungstenite 0.30 + serde_json",
+            "browser": "tidings npm/dist (scripts/build-wasm.sh) and socket.io-client 4.8.4 (esbuild bundle) in headless Chromium",
         },
+        "run_at": {},
     });
 
-    if only.contains("throughput") {
+    if run("throughput") {
         eprintln!("== receive throughput: {} events of ~330 B", sizes.events);
         let mut rows = Vec::new();
         for server_kind in SERVERS {
@@ -177,7 +211,7 @@ async fn run_all(args: &[String]) -> Result<(), String> {
         results["throughput"] = Value::Array(rows);
     }
 
-    if only.contains("rtt") {
+    if run("rtt") {
         eprintln!("== round trip: {} sequential emit-with-ack", sizes.acks);
         let mut rows = Vec::new();
         for server_kind in SERVERS {
@@ -185,7 +219,9 @@ async fn run_all(args: &[String]) -> Result<(), String> {
             let url = format!("http://127.0.0.1:{}", server.port);
             for kind in CLIENTS {
                 let cmd = ctx.client_cmd(kind, "rtt", &url, sizes.acks);
-                if let Some(v) = ctx.client(&format!("rtt {kind} vs {server_kind}"), cmd, Duration::from_secs(300)).await {
+                if let Some(v) =
+                    ctx.client(&format!("rtt {kind} vs {server_kind}"), cmd, Duration::from_secs(300)).await
+                {
                     rows.push(report::rtt_row(kind, server_kind, &v));
                 }
             }
@@ -193,9 +229,11 @@ async fn run_all(args: &[String]) -> Result<(), String> {
         results["rtt"] = Value::Array(rows);
     }
 
-    if only.contains("memory") {
+    if run("memory") {
         let mut rows = Vec::new();
-        for (kind, n) in [("tidings", sizes.idle_tidings), ("rust_socketio", sizes.idle_rust_socketio), ("node", sizes.idle_node)] {
+        for (kind, n) in
+            [("tidings", sizes.idle_tidings), ("rust_socketio", sizes.idle_rust_socketio), ("node", sizes.idle_node)]
+        {
             eprintln!("== memory: {n} idle {kind} connections");
             // A fresh server per client kind, in its own process: only the client's RSS is counted.
             let server = Server::spawn("raw", 0).await?;
@@ -211,7 +249,7 @@ async fn run_all(args: &[String]) -> Result<(), String> {
         results["memory"] = Value::Array(rows);
     }
 
-    if only.contains("storm") {
+    if run("storm") {
         let mut rows = Vec::new();
         for strategy in ["socketio", "full-jitter"] {
             eprintln!("== reconnect storm: {} clients, {strategy}", sizes.storm_clients);
@@ -224,8 +262,43 @@ async fn run_all(args: &[String]) -> Result<(), String> {
         results["storm"] = Value::Array(rows);
     }
 
-    results["failures"] = json!(ctx.failures);
+    if run("browser") {
+        let (n, reps) = (sizes.browser_events, sizes.browser_repeats);
+        eprintln!(
+            "== browser: {n} `task.created` events to a JS callback in headless Chromium, {reps} runs per client"
+        );
+        // Generous: three clients, a warm-up and `reps` runs each, at >= 2,000 events/s.
+        let timeout = Duration::from_secs(120 + 3 * n * (reps + 1) / 2_000);
+        let mut rows = Vec::new();
+        let mut browser = json!({});
+        for server_kind in SERVERS {
+            let server = Server::spawn(server_kind, 0).await?;
+            let url = format!("http://127.0.0.1:{}", server.port);
+            let mut cmd = Command::new("node");
+            cmd.arg(ctx.browser_dir.join("run.mjs")).args([url, n.to_string(), reps.to_string()]);
+            if let Some(v) = ctx.client(&format!("browser vs {server_kind}"), cmd, timeout).await {
+                rows.extend(report::browser_rows(server_kind, &v));
+                browser["chromium"] = v["chromium"].clone();
+                browser["bundles"] = v["bundles"].clone();
+            }
+        }
+        browser["rows"] = Value::Array(rows);
+        results["browser"] = browser;
+    }
+
+    for section in SECTIONS.iter().filter(|s| run(s)) {
+        results["run_at"][*section] = json!(started);
+    }
+    // A subset keeps the other sections (and their sizes) of the previous run in the same place.
     let json_path = out.join("results.json");
+    if selected.len() < SECTIONS.len() {
+        if let Some(prev) =
+            std::fs::read_to_string(&json_path).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        {
+            merge_previous(&mut results, &prev, &selected);
+        }
+    }
+    results["failures"] = json!(ctx.failures);
     std::fs::write(&json_path, serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
     let md = report::markdown(&results);
@@ -236,6 +309,22 @@ async fn run_all(args: &[String]) -> Result<(), String> {
     println!("{md}");
     eprintln!("wrote {} and results.md", json_path.display());
     if ctx.failures.is_empty() { Ok(()) } else { Err(format!("{} client run(s) failed", ctx.failures.len())) }
+}
+
+/// Copies into `results` the sections of `prev` that this run did not measure, with their sizes
+/// and the time they were run.
+fn merge_previous(results: &mut Value, prev: &Value, selected: &[&str]) {
+    for section in SECTIONS.iter().filter(|s| !selected.contains(s)) {
+        let Some(v) = prev.get(*section) else { continue };
+        results[*section] = v.clone();
+        for k in section_sizes(section) {
+            if let Some(size) = prev["sizes"].get(*k) {
+                results["sizes"][*k] = size.clone();
+            }
+        }
+        let when = prev["run_at"].get(*section).or_else(|| prev.get("unix_time")).cloned().unwrap_or(Value::Null);
+        results["run_at"][*section] = when;
+    }
 }
 
 async fn node_version() -> String {

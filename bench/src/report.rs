@@ -33,6 +33,43 @@ pub fn throughput_row(client: &str, server: &str, runs: Vec<Value>) -> Value {
     })
 }
 
+/// The rows of one `bench/browser/run.mjs` result (one per client, in the order they first ran):
+/// the median run by events/s, and every run.
+pub fn browser_rows(server: &str, v: &Value) -> Vec<Value> {
+    let runs: Vec<&Value> = v["runs"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    let mut clients: Vec<&str> = Vec::new();
+    for r in &runs {
+        let c = r["client"].as_str().unwrap_or("");
+        if !clients.contains(&c) {
+            clients.push(c);
+        }
+    }
+    clients
+        .into_iter()
+        .map(|client| {
+            let mut mine: Vec<&Value> = runs.iter().copied().filter(|r| r["client"] == client).collect();
+            mine.sort_by(|a, b| f(a, "events_per_s").total_cmp(&f(b, "events_per_s")));
+            let m = mine[mine.len() / 2];
+            let events = f(m, "events");
+            json!({
+                "client": client,
+                "server": server,
+                "events": events,
+                "events_per_s": f(m, "events_per_s"),
+                "wall_s": f(m, "wall_s"),
+                "cpu_us_per_event": f(m, "cpu_s") / events * 1e6,
+                "renderer_cpu_us_per_event": f(m, "renderer_cpu_s") / events * 1e6,
+                "runs": runs.iter().filter(|r| r["client"] == client).map(|r| json!({
+                    "events_per_s": f(r, "events_per_s"),
+                    "wall_s": f(r, "wall_s"),
+                    "cpu_s": f(r, "cpu_s"),
+                    "renderer_cpu_s": f(r, "renderer_cpu_s"),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -42,7 +79,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub fn rtt_row(client: &str, server: &str, v: &Value) -> Value {
-    let mut lat: Vec<f64> = v["lat_us"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+    let mut lat: Vec<f64> =
+        v["lat_us"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
     lat.sort_by(f64::total_cmp);
     let mean = lat.iter().sum::<f64>() / lat.len().max(1) as f64;
     json!({
@@ -88,7 +126,10 @@ pub fn markdown(r: &Value) -> String {
     md += &format!(
         "# Tidings benchmark results{}\n\nMachine: {} × {}, kernel {}, {} MiB RAM. All on 127.0.0.1; every client and server in its own process.\n\n",
         if r["smoke"] == true { " (SMOKE RUN: tiny N, numbers are not meaningful)" } else { "" },
-        m["nproc"], m["cpu_model"].as_str().unwrap_or("?"), m["kernel"].as_str().unwrap_or("?"), m["mem_total_mib"],
+        m["nproc"],
+        m["cpu_model"].as_str().unwrap_or("?"),
+        m["kernel"].as_str().unwrap_or("?"),
+        m["mem_total_mib"],
     );
     md += &format!("Sizes: {}\n\n", serde_json::to_string(s).unwrap_or_default());
 
@@ -119,7 +160,8 @@ pub fn markdown(r: &Value) -> String {
 
     let q = rows(r, "rtt");
     if !q.is_empty() {
-        md += &format!("## Round trip ({} sequential emit-with-ack, ~330 B out, `{{\"ok\":true}}` back)\n\n", s["acks"]);
+        md +=
+            &format!("## Round trip ({} sequential emit-with-ack, ~330 B out, `{{\"ok\":true}}` back)\n\n", s["acks"]);
         md += "| server | client | p50 µs | p90 µs | p99 µs | max µs | Tidings ÷ this (p50) | Tidings ÷ this (p99) |\n|---|---|---:|---:|---:|---:|---:|---:|\n";
         for row in &q {
             let server = row["server"].as_str().unwrap_or("");
@@ -179,6 +221,57 @@ pub fn markdown(r: &Value) -> String {
         }
         md += "\n![reconnect spread](reconnect.png)\n\n";
     }
+    let b = rows(&r["browser"], "rows");
+    if !b.is_empty() {
+        md += &format!(
+            "## Browser: events/s to a JS callback ({} `task.created` events, headless {}, median of {} runs)\n\n",
+            s["browser_events"],
+            r["browser"]["chromium"].as_str().unwrap_or("Chromium"),
+            s["browser_repeats"],
+        );
+        md += "Same page, same server, runs alternated. CPU: every Chromium process (browser, renderer, network service); renderer: the page's process alone.\n\n";
+        md += "| server | client | events/s | Chromium CPU µs/event | renderer CPU µs/event | runs (events/s) | Tidings ÷ this (events/s) |\n|---|---|---:|---:|---:|---|---:|\n";
+        for row in &b {
+            let server = row["server"].as_str().unwrap_or("");
+            let tr = find(&b, "tidings", Some(server)).map_or(f64::NAN, |x| f(x, "events_per_s"));
+            let runs: Vec<String> = row["runs"]
+                .as_array()
+                .map(|a| a.iter().map(|x| format!("{:.0}", f(x, "events_per_s"))).collect())
+                .unwrap_or_default();
+            md += &format!(
+                "| {} | {} | {:.0} | {:.1} | {:.1} | {} | {} |\n",
+                server,
+                row["client"].as_str().unwrap_or(""),
+                f(row, "events_per_s"),
+                f(row, "cpu_us_per_event"),
+                f(row, "renderer_cpu_us_per_event"),
+                runs.join(", "),
+                ratio(tr, f(row, "events_per_s")),
+            );
+        }
+        md += "\n![browser](browser.png)\n\n";
+        let bundles = &r["browser"]["bundles"];
+        if bundles.is_object() {
+            let t = &bundles["tidings"];
+            let sio = &bundles["socket.io-client"];
+            md += "### Browser bundle size (bytes; gzip -9)\n\n| bundle | raw | gzip -9 |\n|---|---:|---:|\n";
+            for (name, v) in [
+                ("tidings `.wasm`", &t["wasm"]),
+                ("tidings wasm-bindgen glue", &t["glue"]),
+                ("tidings `index.js`", &t["index"]),
+                ("**tidings total**", t),
+                ("socket.io-client (esbuild bundle, minified)", sio),
+            ] {
+                md += &format!("| {} | {} | {} |\n", name, v["raw"], v["gzip"]);
+            }
+            md += &format!(
+                "| tidings ÷ socket.io-client | {} | {} |\n\n",
+                ratio(f(t, "raw"), f(sio, "raw")),
+                ratio(f(t, "gzip"), f(sio, "gzip"))
+            );
+        }
+    }
+
     let fails = rows(r, "failures");
     if !fails.is_empty() {
         md += "## FAILURES\n\n";
@@ -197,53 +290,16 @@ pub fn plots(r: &Value, out: &Path) -> Result<(), String> {
 
     let t = rows(r, "throughput");
     if !t.is_empty() {
-        let path = out.join("throughput.png");
-        let root = BitMapBackend::new(&path, (1000, 520)).into_drawing_area();
-        root.fill(&WHITE).map_err(|x| e(&x))?;
-        let max = t.iter().map(|x| f(x, "events_per_s")).fold(0.0, f64::max) * 1.15;
-        let n = t.len();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(format!("Receive throughput, {} events (higher is better)", r["sizes"]["events"]), ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(60)
-            .y_label_area_size(80)
-            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..max.max(1.0))
-            .map_err(|x| e(&x))?;
-        let labels: Vec<String> = t
-            .iter()
-            .map(|x| format!("{} / {}", x["client"].as_str().unwrap_or(""), x["server"].as_str().unwrap_or("")))
-            .collect();
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 0.01 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
-            })
-            .y_desc("events/s")
-            .y_label_formatter(&|y| format!("{:.0}k", y / 1000.0))
-            .draw()
-            .map_err(|x| e(&x))?;
-        let color = |c: &str| match c {
-            "floor" => RGBColor(120, 120, 120),
-            "tidings" => RGBColor(31, 119, 180),
-            "rust_socketio" => RGBColor(214, 39, 40),
-            _ => RGBColor(44, 160, 44),
-        };
-        chart
-            .draw_series(t.iter().enumerate().map(|(i, x)| {
-                let v = f(x, "events_per_s");
-                Rectangle::new([(i as f64 - 0.35, 0.0), (i as f64 + 0.35, v)], color(x["client"].as_str().unwrap_or("")).filled())
-            }))
-            .map_err(|x| e(&x))?;
-        chart
-            .draw_series(t.iter().enumerate().map(|(i, x)| {
-                let v = f(x, "events_per_s");
-                Text::new(format!("{:.0}k", v / 1000.0), (i as f64 - 0.2, v + max * 0.05), ("sans-serif", 15))
-            }))
-            .map_err(|x| e(&x))?;
-        root.present().map_err(|x| e(&x))?;
+        let title = format!("Receive throughput, {} events (higher is better)", r["sizes"]["events"]);
+        bars(&out.join("throughput.png"), &title, &t)?;
+    }
+    let b = rows(&r["browser"], "rows");
+    if !b.is_empty() {
+        let title = format!(
+            "Browser (headless Chromium), {} events to a JS callback (higher is better)",
+            r["sizes"]["browser_events"]
+        );
+        bars(&out.join("browser.png"), &title, &b)?;
     }
 
     let st = rows(r, "storm");
@@ -254,7 +310,10 @@ pub fn plots(r: &Value, out: &Path) -> Result<(), String> {
         let series: Vec<(String, Vec<u64>, f64)> = st
             .iter()
             .map(|x| {
-                let bins = x["attempts_per_100ms"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+                let bins = x["attempts_per_100ms"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                    .unwrap_or_default();
                 (x["strategy"].as_str().unwrap_or("").to_string(), bins, f(x, "restart_at_ms") / 1000.0)
             })
             .collect();
@@ -262,7 +321,10 @@ pub fn plots(r: &Value, out: &Path) -> Result<(), String> {
         let ymax = series.iter().flat_map(|s| s.1.iter().copied()).max().unwrap_or(1) as f64 * 1.1;
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                format!("Reconnect storm: {} clients, attempts per 100 ms after the server is killed", st[0]["clients"]),
+                format!(
+                    "Reconnect storm: {} clients, attempts per 100 ms after the server is killed",
+                    st[0]["clients"]
+                ),
                 ("sans-serif", 22),
             )
             .margin(15)
@@ -307,6 +369,66 @@ pub fn plots(r: &Value, out: &Path) -> Result<(), String> {
         root.present().map_err(|x| e(&x))?;
     }
     Ok(())
+}
+
+/// A bar chart of `events_per_s`, one bar per row, labelled "client / server".
+fn bars(path: &Path, title: &str, t: &[&Value]) -> Result<(), String> {
+    use plotters::prelude::*;
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    let root = BitMapBackend::new(path, (1000, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let max = t.iter().map(|x| f(x, "events_per_s")).fold(0.0, f64::max) * 1.15;
+    let n = t.len();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(60)
+        .y_label_area_size(80)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..max.max(1.0))
+        .map_err(|x| e(&x))?;
+    let labels: Vec<String> = t
+        .iter()
+        .map(|x| format!("{} / {}", x["client"].as_str().unwrap_or(""), x["server"].as_str().unwrap_or("")))
+        .collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 0.01 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("events/s")
+        .y_label_formatter(&|y| format!("{:.0}k", y / 1000.0))
+        .draw()
+        .map_err(|x| e(&x))?;
+    let color = |c: &str| match c {
+        "floor" => RGBColor(120, 120, 120),
+        "tidings" => RGBColor(31, 119, 180),
+        "rust_socketio" => RGBColor(214, 39, 40),
+        _ => RGBColor(44, 160, 44),
+    };
+    chart
+        .draw_series(t.iter().enumerate().map(|(i, x)| {
+            let v = f(x, "events_per_s");
+            Rectangle::new(
+                [(i as f64 - 0.35, 0.0), (i as f64 + 0.35, v)],
+                color(x["client"].as_str().unwrap_or("")).filled(),
+            )
+        }))
+        .map_err(|x| e(&x))?;
+    chart
+        .draw_series(t.iter().enumerate().map(|(i, x)| {
+            let v = f(x, "events_per_s");
+            let label = if v >= 10_000.0 { format!("{:.0}k", v / 1000.0) } else { format!("{:.1}k", v / 1000.0) };
+            Text::new(label, (i as f64 - 0.2, v + max * 0.05), ("sans-serif", 15))
+        }))
+        .map_err(|x| e(&x))?;
+    root.present().map_err(|x| e(&x))
 }
 
 fn register_font() -> Result<(), String> {

@@ -66,7 +66,8 @@ pub async fn run_client(mut cmd: Command, timeout: Duration) -> Result<serde_jso
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        let tail: String =
+            stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
         return Err(format!("client failed ({}): {tail}", out.status));
     }
     let last = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).ok_or("client printed no result")?;

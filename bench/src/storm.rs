@@ -20,7 +20,9 @@ enum Ev {
 pub fn strategy(name: &str) -> Result<tidings::BackoffStrategy, String> {
     match name {
         // socket.io-client's defaults (reconnectionDelay 1000, reconnectionDelayMax 5000, randomizationFactor 0.5).
-        "socketio" => Ok(tidings::BackoffStrategy::SocketIo { min_ms: 1000, max_ms: 5000, factor: 2.0, randomization: 0.5 }),
+        "socketio" => {
+            Ok(tidings::BackoffStrategy::SocketIo { min_ms: 1000, max_ms: 5000, factor: 2.0, randomization: 0.5 })
+        }
         // The same envelope with full jitter: uniform in [0, min(5000, 1000 * 2^attempt)].
         "full-jitter" => Ok(tidings::BackoffStrategy::FullJitter { min_ms: 1000, max_ms: 5000, factor: 2.0 }),
         other => Err(format!("unknown strategy {other}")),
@@ -60,7 +62,9 @@ pub async fn run(server_kind: &str, strategy_name: &str, clients: usize, down_ms
             while let Some(n) = notices.recv().await {
                 let now = Instant::now();
                 let ev = match n {
-                    tidings::Notice::State(tidings::ConnectionState::Reconnecting { delay, .. }) => Ev::Attempt(now + delay),
+                    tidings::Notice::State(tidings::ConnectionState::Reconnecting { delay, .. }) => {
+                        Ev::Attempt(now + delay)
+                    }
                     tidings::Notice::State(tidings::ConnectionState::Connected { .. }) => Ev::Connected(now),
                     _ => continue,
                 };

@@ -121,7 +121,8 @@ fn grown(min_ms: u64, max_ms: u64, factor: f64, attempt: u32) -> f64 {
     }
     // `f64::max` ignores a NaN operand, so a NaN factor counts as 1.
     let factor = factor.max(1.0);
-    base * factor.powf(f64::from(attempt))
+    // powi, not powf: no libm `pow` in the browser build; exact for the integer exponents used.
+    base * factor.powi(i32::try_from(attempt).unwrap_or(i32::MAX))
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Empty => f.write_str("empty Engine.IO packet"),
-            Self::UnknownType(b) => write!(f, "unknown Engine.IO packet type {:?}", char::from(*b)),
+            Self::UnknownType(b) => write!(f, "unknown Engine.IO packet type '{}'", char::from(*b).escape_default()),
             Self::BadHandshake(why) => write!(f, "invalid Engine.IO open packet: {why}"),
             Self::UnexpectedPayload => f.write_str("Engine.IO packet carries an unexpected payload"),
             Self::BadBase64 => f.write_str("invalid base64 in a binary polling record"),

@@ -95,7 +95,7 @@ pub(crate) fn parse(url: &str, options: &JsValue) -> R<Parsed> {
     if !(options.is_undefined() || options.is_null() || options.is_object()) {
         return Err("options must be an object".to_string());
     }
-    let mut c = Config::new(url).map_err(|e| format!("invalid url {url:?}: {}", e.0))?;
+    let mut c = Config::new(url).map_err(|e| format!("invalid url \"{url}\": {}", e.0))?;
     let mut auth_provider = None;
     match get(options, "auth")? {
         None => {}

@@ -496,7 +496,7 @@ impl Client {
         };
         s.upgrade = Upgrade::None;
         s.transport = Active::Ws(conn);
-        let queued: Vec<Packet<'static>> = s.queue.drain(..).collect();
+        let queued: Vec<Packet<'static>> = Vec::from(std::mem::take(&mut s.queue));
         // A WebSocket that works ends the run of consecutive failures: the next reconnect opens
         // with WebSocket again instead of staying on the polling fallback.
         self.engine.ws_failures = 0;

@@ -390,8 +390,8 @@ impl Client {
             return;
         }
         s.phase = Phase::Inactive;
-        let buffered: Vec<Pending> = s.buffer.drain(..).collect();
-        let queued: Vec<Reliable> = s.queue.drain(..).collect();
+        let buffered: Vec<Pending> = Vec::from(std::mem::take(&mut s.buffer));
+        let queued: Vec<Reliable> = Vec::from(std::mem::take(&mut s.queue));
         s.buffer_bytes = 0;
         if reason != DisconnectReason::ReconnectFailed {
             // Neither a client nor a server disconnect keeps a session to recover.
@@ -739,7 +739,7 @@ impl Client {
 
     fn flush_buffer(&mut self, nsp: &str) {
         let Some(s) = self.sock(nsp) else { return };
-        let buffered: Vec<Pending> = s.buffer.drain(..).collect();
+        let buffered: Vec<Pending> = Vec::from(std::mem::take(&mut s.buffer));
         for p in buffered {
             if let Some(s) = self.sock(nsp) {
                 s.buffer_bytes = s.buffer_bytes.saturating_sub(p.args.byte_size() + p.event.len());
@@ -855,7 +855,7 @@ impl Client {
                 }
             }
             let mut kept = VecDeque::new();
-            for p in s.buffer.drain(..) {
+            for p in std::mem::take(&mut s.buffer) {
                 if p.deadline.is_some_and(|d| d <= now) {
                     s.buffer_bytes = s.buffer_bytes.saturating_sub(p.args.byte_size() + p.event.len());
                     outs.push(Output::Settled { emit: p.emit, result: Err(EmitError::Timeout) });

@@ -351,7 +351,9 @@ pub enum CommandError {
 impl fmt::Display for CommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidNamespace(n) => write!(f, "invalid namespace {n:?}: it must start with '/'"),
+            Self::InvalidNamespace(n) => {
+                write!(f, "invalid namespace \"{}\": it must start with '/'", n.escape_default())
+            }
             Self::UnknownNamespace(n) => write!(f, "namespace {n} is not open on this client"),
             Self::InvalidAuth => f.write_str("auth must be a JSON object"),
             Self::StaleAuthRequest => f.write_str("this auth request is no longer current"),
