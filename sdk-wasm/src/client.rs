@@ -5,14 +5,15 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use js_sys::{Array, Function, Promise, Reflect};
-use tidings_core::{AckRequest, Client as Core, ConnectionState, EmitError, EmitRequest};
+use tidings_core::{AckRequest, AuthMode, Client as Core, ConnectionState, EmitError, EmitRequest};
 use wasm_bindgen::prelude::*;
 
 use crate::convert::{self, error};
 use crate::driver::{Pending, Shared};
 use crate::options;
 
-/// One Socket.IO client (one namespace, the URL's) driven in the browser.
+/// One Socket.IO namespace driven in the browser: the URL's, or another one opened with `of()`
+/// over the same connection (socket.io-client's multiplexing).
 ///
 /// Callbacks: `onEvent(name, args, offset, source, ackId)`, `onState(state)`,
 /// `onConnectError(error)`, `onFeed(status)`. `ackId` is a number when the server asked for an
@@ -20,6 +21,7 @@ use crate::options;
 #[wasm_bindgen]
 pub struct WasmClient {
     shared: Rc<Shared>,
+    nsp: String,
 }
 
 fn opt_bool(opts: &JsValue, key: &str) -> bool {
@@ -34,23 +36,86 @@ impl WasmClient {
     pub fn new(url: &str, options: JsValue) -> Result<WasmClient, JsValue> {
         let parsed = options::parse(url, &options).map_err(|e| error(format!("tidings: {e}")))?;
         let core = Core::new(parsed.config).map_err(|e| error(format!("tidings: {e}")))?;
-        Ok(WasmClient { shared: Shared::new(core, parsed.auth_provider) })
+        let nsp = core.main_namespace().to_string();
+        Ok(WasmClient { shared: Shared::new(core, parsed.auth_provider), nsp })
     }
 
-    /// Connects (or reconnects after a disconnect).
+    /// Opens `namespace` over this client's connection, with `options.auth` (an object, or a
+    /// function called before every attempt). Connects it at once (and the connection if needed).
+    /// Throws for an invalid namespace or auth, or when the namespace already has an open handle.
+    pub fn of(&self, namespace: &str, options: JsValue) -> Result<WasmClient, JsValue> {
+        let (auth, provider) = options::namespace_auth(&options).map_err(|e| error(format!("tidings: {e}")))?;
+        let nsp = namespace.to_string();
+        self.shared.run(|i, now| {
+            if i.handles.contains(&nsp) {
+                return Err(error(format!("tidings: namespace {nsp} is already open on this connection")));
+            }
+            i.core.open_namespace(now, &nsp, auth).map_err(|e| error(format!("tidings: {e}")))?;
+            match provider {
+                Some(f) => i.auth.insert(nsp.clone(), f),
+                None => drop(i.auth.remove(&nsp)),
+            }
+            i.handles.push(nsp.clone());
+            Ok(())
+        })??;
+        Ok(WasmClient { shared: self.shared.clone(), nsp })
+    }
+
+    /// The namespace of this handle.
+    #[wasm_bindgen(getter)]
+    pub fn namespace(&self) -> String {
+        self.nsp.clone()
+    }
+
+    /// Connects this namespace (and the connection if needed), or reconnects after a disconnect.
     pub fn connect(&self) -> Result<(), JsValue> {
-        self.shared.run(|i, now| i.core.connect(now))
+        let nsp = &self.nsp;
+        self.shared.run(|i, now| {
+            if *nsp == i.core.main_namespace() {
+                i.core.connect(now);
+                Ok(())
+            } else {
+                let mode = i.core.namespace_auth(nsp).cloned().unwrap_or(AuthMode::None);
+                i.core.open_namespace(now, nsp, mode).map_err(|e| error(e.to_string()))
+            }
+        })?
     }
 
-    /// Disconnects ("io client disconnect"); `connect()` may follow.
+    /// Disconnects this namespace ("io client disconnect"); the connection closes with the last
+    /// namespace. `connect()` may follow.
     pub fn disconnect(&self) -> Result<(), JsValue> {
-        self.shared.run(|i, now| i.core.disconnect(now))
+        let nsp = &self.nsp;
+        self.shared.run(|i, now| {
+            if i.handles.len() <= 1 {
+                i.core.disconnect(now);
+            } else {
+                let _ = i.core.disconnect_namespace(now, nsp);
+            }
+        })
     }
 
-    /// Disconnects and releases every socket, request, timer and listener. Pending acks and room
-    /// requests are rejected. Call `free()` afterwards to release the wasm memory.
+    /// Disconnects this namespace and forgets its callbacks. The last handle to close also
+    /// releases every socket, request, timer and listener, and rejects what is still pending.
+    /// Call `free()` afterwards to release the wasm memory.
     pub fn close(&self) {
-        self.shared.close();
+        let nsp = &self.nsp;
+        let last = self
+            .shared
+            .run(|i, now| {
+                i.handles.retain(|n| n != nsp);
+                let last = i.handles.is_empty();
+                if !last {
+                    let _ = i.core.disconnect_namespace(now, nsp);
+                    i.auth.remove(nsp);
+                }
+                last
+            })
+            .unwrap_or(false);
+        if last {
+            self.shared.close();
+        } else if let Ok(mut c) = self.shared.callbacks.try_borrow_mut() {
+            c.remove(nsp);
+        }
     }
 
     /// Emits `event` with `args` (an array; `ArrayBuffer`s and typed arrays are sent as binary).
@@ -77,7 +142,7 @@ impl WasmClient {
             Err(e) => return fail(e),
         };
         let (promise, pending) = if ack { Pending::new() } else { (Promise::resolve(&JsValue::UNDEFINED), None) };
-        let namespace = self.shared.read(|i| i.core.main_namespace().to_string()).unwrap_or_else(|| "/".into());
+        let namespace = self.nsp.clone();
         let result = self.shared.run(|i, now| {
             let mut req = EmitRequest::new(event, args).namespace(namespace);
             req.ack = ack;
@@ -106,7 +171,7 @@ impl WasmClient {
     pub fn ack(&self, ack_id: f64, args: &Array) -> Result<(), JsValue> {
         let args = convert::js_to_args(args)?;
         let r = self.shared.run(|i, now| {
-            let req = AckRequest { namespace: i.core.main_namespace().to_string(), id: ack_id as u64 };
+            let req = AckRequest { namespace: self.nsp.clone(), id: ack_id as u64 };
             i.core.ack(now, &req, args)
         })?;
         r.map_err(|e| error(e.to_string()))
@@ -126,10 +191,10 @@ impl WasmClient {
     fn room(&self, room: &str, join: bool) -> Promise {
         let (promise, pending) = Pending::new();
         let result = self.shared.run(|i, now| {
-            let nsp = i.core.main_namespace().to_string();
-            let r = if join { i.core.join(now, &nsp, room) } else { i.core.leave(now, &nsp, room) };
+            let nsp = &self.nsp;
+            let r = if join { i.core.join(now, nsp, room) } else { i.core.leave(now, nsp, room) };
             if let (Ok(()), Some(p)) = (&r, pending)
-                && let Some(waiters) = i.rooms.get_or_insert_with((room.to_string(), join), Vec::new)
+                && let Some(waiters) = i.rooms.get_or_insert_with((nsp.clone(), room.to_string(), join), Vec::new)
             {
                 waiters.push(p);
             }
@@ -145,14 +210,14 @@ impl WasmClient {
     /// The connection state (`ConnectionState` in types.ts).
     #[wasm_bindgen(getter)]
     pub fn state(&self) -> JsValue {
-        self.shared.read(|i| convert::state_to_js(&i.state)).unwrap_or(JsValue::UNDEFINED)
+        self.shared.read(|i| convert::state_to_js(i.state(&self.nsp).0)).unwrap_or(JsValue::UNDEFINED)
     }
 
     /// The socket id while connected.
     #[wasm_bindgen(getter)]
     pub fn id(&self) -> Option<String> {
         self.shared
-            .read(|i| match &i.state {
+            .read(|i| match i.state(&self.nsp).0 {
                 ConnectionState::Connected { sid, .. } => Some(sid.clone()),
                 _ => None,
             })
@@ -162,52 +227,42 @@ impl WasmClient {
     /// Whether the namespace is connected.
     #[wasm_bindgen(getter)]
     pub fn connected(&self) -> bool {
-        self.shared.read(|i| matches!(i.state, ConnectionState::Connected { .. })).unwrap_or(false)
+        self.shared.read(|i| matches!(i.state(&self.nsp).0, ConnectionState::Connected { .. })).unwrap_or(false)
     }
 
     /// Whether the last connection restored the previous session.
     #[wasm_bindgen(getter)]
     pub fn recovered(&self) -> bool {
-        self.shared.read(|i| i.recovered).unwrap_or(false)
+        self.shared.read(|i| i.state(&self.nsp).1).unwrap_or(false)
     }
 
     /// Rooms remembered (re-joined after a reconnect).
     #[wasm_bindgen(getter)]
     pub fn rooms(&self) -> Array {
-        self.shared
-            .read(|i| i.core.rooms(i.core.main_namespace()).iter().map(|r| JsValue::from_str(r)).collect())
-            .unwrap_or_default()
+        self.shared.read(|i| i.core.rooms(&self.nsp).iter().map(|r| JsValue::from_str(r)).collect()).unwrap_or_default()
     }
 
     /// `onEvent(name, args, offset, source, ackId)` for every server event (or `undefined`).
     #[wasm_bindgen(js_name = onEvent)]
     pub fn on_event(&self, f: Option<Function>) {
-        if let Ok(mut c) = self.shared.callbacks.try_borrow_mut() {
-            c.event = f;
-        }
+        self.shared.set_callback(&self.nsp, |c| c.event = f);
     }
 
     /// `onState(state)` for every state change.
     #[wasm_bindgen(js_name = onState)]
     pub fn on_state(&self, f: Option<Function>) {
-        if let Ok(mut c) = self.shared.callbacks.try_borrow_mut() {
-            c.state = f;
-        }
+        self.shared.set_callback(&self.nsp, |c| c.state = f);
     }
 
     /// `onConnectError(error)` for every failed attempt.
     #[wasm_bindgen(js_name = onConnectError)]
     pub fn on_connect_error(&self, f: Option<Function>) {
-        if let Ok(mut c) = self.shared.callbacks.try_borrow_mut() {
-            c.connect_error = f;
-        }
+        self.shared.set_callback(&self.nsp, |c| c.connect_error = f);
     }
 
     /// `onFeed(status)` for the REST feed fallback's changes.
     #[wasm_bindgen(js_name = onFeed)]
     pub fn on_feed(&self, f: Option<Function>) {
-        if let Ok(mut c) = self.shared.callbacks.try_borrow_mut() {
-            c.feed = f;
-        }
+        self.shared.set_callback(&self.nsp, |c| c.feed = f);
     }
 }

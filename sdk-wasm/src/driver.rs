@@ -38,8 +38,8 @@ impl Pending {
     }
 }
 
-/// The application's callbacks (JS functions), set by `WasmClient::on*`.
-#[derive(Default)]
+/// One namespace's callbacks (JS functions), set by `WasmClient::on*`.
+#[derive(Default, Clone)]
 pub(crate) struct Callbacks {
     pub(crate) event: Option<Function>,
     pub(crate) state: Option<Function>,
@@ -50,8 +50,8 @@ pub(crate) struct Callbacks {
 /// Something for the application, delivered after the core's borrow is released.
 enum Delivery {
     Event(Event),
-    State(ConnectionState),
-    ConnectError(ConnectError),
+    State(String, ConnectionState),
+    ConnectError(String, ConnectError),
     Feed(FeedStatus),
     Settle(Pending, Result<Args, EmitError>),
     Auth(AuthRequestId, Function),
@@ -69,11 +69,23 @@ pub(crate) struct Inner {
     armed: Option<Instant>,
     page: Option<PageListeners>,
     pub(crate) acks: SmallMap<EmitId, Pending>,
-    pub(crate) rooms: SmallMap<(String, bool), Vec<Pending>>,
-    auth: Option<Function>,
-    pub(crate) state: ConnectionState,
-    pub(crate) recovered: bool,
+    /// Room requests waiting for their ack, by (namespace, room, join).
+    pub(crate) rooms: SmallMap<(String, String, bool), Vec<Pending>>,
+    /// Auth providers by namespace.
+    pub(crate) auth: SmallMap<String, Function>,
+    /// The last state (and whether it was a recovery) by namespace.
+    pub(crate) states: SmallMap<String, (ConnectionState, bool)>,
+    /// The namespaces with an open `WasmClient` handle; the last one to close closes the engine.
+    pub(crate) handles: Vec<String>,
     pub(crate) closed: bool,
+}
+
+impl Inner {
+    /// The state of `nsp` (disconnected before its first change).
+    pub(crate) fn state(&self, nsp: &str) -> (&ConnectionState, bool) {
+        const IDLE: ConnectionState = ConnectionState::Disconnected { reason: DisconnectReason::IoClientDisconnect };
+        self.states.get_ref(nsp).map_or((&IDLE, false), |(s, r)| (s, *r))
+    }
 }
 
 /// The client's shared state; JS callbacks hold a `Weak` to it.
@@ -81,11 +93,19 @@ pub(crate) struct Shared {
     inner: RefCell<Inner>,
     queue: RefCell<VecDeque<Delivery>>,
     delivering: Cell<bool>,
-    pub(crate) callbacks: RefCell<Callbacks>,
+    /// Callbacks by namespace.
+    pub(crate) callbacks: RefCell<SmallMap<String, Callbacks>>,
+    /// The URL's namespace (the feed's events and status belong to it).
+    pub(crate) main: String,
 }
 
 impl Shared {
     pub(crate) fn new(core: Core, auth: Option<Function>) -> Rc<Self> {
+        let main = core.main_namespace().to_string();
+        let mut providers = SmallMap::new();
+        if let Some(f) = auth {
+            providers.insert(main.clone(), f);
+        }
         Rc::new_cyclic(|weak: &Weak<Shared>| Shared {
             inner: RefCell::new(Inner {
                 core,
@@ -98,14 +118,15 @@ impl Shared {
                 page: Some(PageListeners::install(weak)),
                 acks: SmallMap::new(),
                 rooms: SmallMap::new(),
-                auth,
-                state: ConnectionState::Disconnected { reason: DisconnectReason::IoClientDisconnect },
-                recovered: false,
+                auth: providers,
+                states: SmallMap::new(),
+                handles: vec![main.clone()],
                 closed: false,
             }),
             queue: RefCell::new(VecDeque::new()),
             delivering: Cell::new(false),
-            callbacks: RefCell::new(Callbacks::default()),
+            callbacks: RefCell::new(SmallMap::new()),
+            main,
         })
     }
 
@@ -207,7 +228,16 @@ impl Shared {
             }
         }
         if let Ok(mut cb) = self.callbacks.try_borrow_mut() {
-            *cb = Callbacks::default();
+            cb.clear();
+        }
+    }
+
+    /// Sets one callback of `nsp`'s.
+    pub(crate) fn set_callback(&self, nsp: &str, set: impl FnOnce(&mut Callbacks)) {
+        if let Ok(mut c) = self.callbacks.try_borrow_mut()
+            && let Some(cb) = c.get_or_insert_with(nsp.to_string(), Callbacks::default)
+        {
+            set(cb);
         }
     }
 
@@ -227,15 +257,16 @@ impl Shared {
         self.delivering.set(false);
     }
 
-    fn callback(&self, pick: impl FnOnce(&Callbacks) -> Option<Function>) -> Option<Function> {
-        self.callbacks.try_borrow().ok().and_then(|c| pick(&c))
+    fn callback(&self, nsp: Option<&str>, pick: impl FnOnce(&Callbacks) -> Option<Function>) -> Option<Function> {
+        let c = self.callbacks.try_borrow().ok()?;
+        c.get_ref(nsp.unwrap_or(&self.main)).and_then(pick)
     }
 
     fn deliver_one(self: &Rc<Self>, d: Delivery) {
         let this = JsValue::UNDEFINED;
         let result = match d {
             Delivery::Event(ev) => {
-                let Some(f) = self.callback(|c| c.event.clone()) else { return };
+                let Some(f) = self.callback(Some(&ev.namespace), |c| c.event.clone()) else { return };
                 let args = match convert::args_to_js(ev.args) {
                     Ok(a) => a,
                     Err(e) => return report(&e),
@@ -248,15 +279,15 @@ impl Shared {
                 call.push(&ev.ack.map_or(JsValue::UNDEFINED, |a| JsValue::from_f64(a.id as f64)));
                 f.apply(&this, &call)
             }
-            Delivery::State(s) => match self.callback(|c| c.state.clone()) {
+            Delivery::State(nsp, s) => match self.callback(Some(&nsp), |c| c.state.clone()) {
                 Some(f) => f.call1(&this, &convert::state_to_js(&s)),
                 None => return,
             },
-            Delivery::ConnectError(e) => match self.callback(|c| c.connect_error.clone()) {
+            Delivery::ConnectError(nsp, e) => match self.callback(Some(&nsp), |c| c.connect_error.clone()) {
                 Some(f) => f.call1(&this, &convert::connect_error_to_js(&e)),
                 None => return,
             },
-            Delivery::Feed(s) => match self.callback(|c| c.feed.clone()) {
+            Delivery::Feed(s) => match self.callback(None, |c| c.feed.clone()) {
                 Some(f) => f.call1(&this, &convert::feed_to_js(&s)),
                 None => return,
             },
@@ -294,10 +325,6 @@ impl Shared {
 }
 
 impl Inner {
-    fn is_main(&self, namespace: &str) -> bool {
-        namespace == self.core.main_namespace()
-    }
-
     /// Performs every output; application-bound ones go to `out`. Re-arms the timer last.
     fn drain(&mut self, out: &mut VecDeque<Delivery>) {
         loop {
@@ -338,42 +365,33 @@ impl Inner {
                 Output::AbortHttp(id) => {
                     self.requests.remove(&id);
                 }
-                Output::NeedAuth { namespace: _, request } => match &self.auth {
+                Output::NeedAuth { namespace, request } => match self.auth.get(&namespace) {
                     Some(f) => out.push_back(Delivery::Auth(request, f.clone())),
                     None => {
                         let now = self.clock.now();
                         let _ = self.core.provide_auth(now, request, None);
                     }
                 },
-                Output::Event(ev) => {
-                    if self.is_main(&ev.namespace) {
-                        out.push_back(Delivery::Event(ev));
-                    }
-                }
+                Output::Event(ev) => out.push_back(Delivery::Event(ev)),
                 Output::Settled { emit, result } => {
                     if let Some(p) = self.acks.remove(&emit) {
                         out.push_back(Delivery::Settle(p, result));
                     }
                 }
-                Output::Room { namespace: _, room, join, result } => {
-                    for p in self.rooms.remove(&(room, join)).unwrap_or_default() {
+                Output::Room { namespace, room, join, result } => {
+                    for p in self.rooms.remove(&(namespace, room, join)).unwrap_or_default() {
                         out.push_back(Delivery::Settle(p, result.clone()));
                     }
                 }
                 Output::State { namespace, state } => {
-                    if self.is_main(&namespace) {
-                        if let ConnectionState::Connected { recovered, .. } = &state {
-                            self.recovered = *recovered;
-                        }
-                        self.state = state.clone();
-                        out.push_back(Delivery::State(state));
-                    }
+                    let recovered = match &state {
+                        ConnectionState::Connected { recovered, .. } => *recovered,
+                        _ => self.state(&namespace).1,
+                    };
+                    self.states.insert(namespace.clone(), (state.clone(), recovered));
+                    out.push_back(Delivery::State(namespace, state));
                 }
-                Output::ConnectError { namespace, error } => {
-                    if self.is_main(&namespace) {
-                        out.push_back(Delivery::ConnectError(error));
-                    }
-                }
+                Output::ConnectError { namespace, error } => out.push_back(Delivery::ConnectError(namespace, error)),
                 Output::Feed(status) => out.push_back(Delivery::Feed(status)),
             }
         }

@@ -90,6 +90,18 @@ pub(crate) fn auth_json(v: &JsValue) -> R<String> {
         .ok_or_else(|| "auth could not be serialised as JSON".to_string())
 }
 
+/// The `auth` option of `WasmClient.of(namespace, {auth})`: an object, or a provider function.
+pub(crate) fn namespace_auth(options: &JsValue) -> R<(AuthMode, Option<Function>)> {
+    if !(options.is_undefined() || options.is_null() || options.is_object()) {
+        return Err("options must be an object".to_string());
+    }
+    Ok(match get(options, "auth")? {
+        None => (AuthMode::None, None),
+        Some(f) if f.is_function() => (AuthMode::Provider, f.dyn_into::<Function>().ok()),
+        Some(v) => (AuthMode::Static(auth_json(&v)?), None),
+    })
+}
+
 /// Parses `options` (an object or undefined) for `url`.
 pub(crate) fn parse(url: &str, options: &JsValue) -> R<Parsed> {
     if !(options.is_undefined() || options.is_null() || options.is_object()) {

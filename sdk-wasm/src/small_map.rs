@@ -21,6 +21,14 @@ impl<K: PartialEq, V> SmallMap<K, V> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
+    /// `get` by a borrowed form of the key (`&str` for `String` keys).
+    pub(crate) fn get_ref<Q: ?Sized + PartialEq>(&self, key: &Q) -> Option<&V>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
+        self.0.iter().find(|(k, _)| k.borrow() == key).map(|(_, v)| v)
+    }
+
     pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
         let i = self.0.iter().position(|(k, _)| k == key)?;
         Some(self.0.remove(i).1)

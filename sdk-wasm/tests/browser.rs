@@ -101,7 +101,10 @@ struct Harness {
 
 impl Harness {
     fn new(url: &str, options: &JsValue) -> Self {
-        let client = WasmClient::new(url, options.clone()).expect("client");
+        Self::with(WasmClient::new(url, options.clone()).expect("client"))
+    }
+
+    fn with(client: WasmClient) -> Self {
         let log = Rc::new(RefCell::new(Log::default()));
         let l = log.clone();
         let on_event = Closure::<dyn FnMut(String, Array, JsValue, JsValue, JsValue)>::new(
@@ -420,6 +423,48 @@ async fn the_rest_feed_bridges_a_socketio_outage_without_duplicates() {
         assert_eq!(get(&r, "authorization"), "Bearer t1");
         assert!(!get(&r, "url").as_string().unwrap().contains("t1"), "{}", json(&r));
     }
+}
+
+#[wasm_bindgen_test]
+async fn namespaces_share_one_connection() {
+    let Some(url) = server(S0) else { return };
+    let main = Harness::new(url, &js(r#"{"auth":{"token":"main"}}"#));
+    main.client.connect().unwrap();
+    main.connected().await;
+    let custom = Harness::with(main.client.of("/custom", js(r#"{"auth":{"token":"custom"}}"#)).unwrap());
+    assert_eq!(custom.client.namespace(), "/custom");
+    custom.connected().await;
+    assert!(main.client.of("/custom", JsValue::UNDEFINED).is_err(), "one handle per namespace");
+    assert!(main.client.of("custom", JsValue::UNDEFINED).is_err(), "a namespace starts with '/'");
+
+    // Each namespace got its own auth, and each handle sees only its own events.
+    assert_eq!(json(&main.next_event("auth", 0).await), r#"[{"token":"main"}]"#);
+    assert_eq!(json(&custom.next_event("auth", 0).await), r#"[{"token":"custom"}]"#);
+    let back = custom.emit_ack("echo", &Array::of1(&"via custom".into())).await;
+    assert_eq!(json(&back), r#"["via custom"]"#);
+    assert_eq!(main.count("auth"), 1);
+    assert_ne!(main.client.id(), custom.client.id());
+
+    // One engine session: the server sees both sockets on the same engine connection.
+    let sockets: Array = control(url, "GET", "/control/sockets", "").await.unchecked_into();
+    let engine_of = |nsp: &str, id: &str| {
+        sockets
+            .iter()
+            .find(|s| get(s, "nsp") == nsp && get(s, "id") == id)
+            .map(|s| get(&s, "engineId"))
+            .unwrap_or_else(|| panic!("no {nsp} socket {id}: {}", json(&sockets)))
+    };
+    let a = engine_of("/", &main.client.id().unwrap());
+    let b = engine_of("/custom", &custom.client.id().unwrap());
+    assert_eq!(a, b, "both namespaces over one engine connection");
+
+    // Closing one namespace leaves the other connected; the last close ends the connection.
+    custom.client.close();
+    sleep(200).await;
+    assert!(!custom.client.connected());
+    assert!(main.client.connected(), "the main namespace stays connected");
+    let back = main.emit_ack("echo", &Array::of1(&"still here".into())).await;
+    assert_eq!(json(&back), r#"["still here"]"#);
 }
 
 #[wasm_bindgen_test]

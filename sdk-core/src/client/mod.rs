@@ -103,6 +103,11 @@ impl Client {
         Ok(())
     }
 
+    /// How `namespace` authenticates (as opened), if it was opened.
+    pub fn namespace_auth(&self, namespace: &str) -> Option<&AuthMode> {
+        self.sockets.get(namespace).map(|s| &s.auth)
+    }
+
     /// Connects the URL's namespace (and any namespace opened before), like `socket.connect()`.
     /// Also the way back after "io server disconnect", a CONNECT_ERROR or a client disconnect.
     pub fn connect(&mut self, now: Instant) {
