@@ -81,8 +81,53 @@ function ackValue(args: unknown[]): unknown {
 
 const DISCONNECTED: ConnectionState = { status: "disconnected", reason: "io client disconnect" };
 
+/**
+ * One connection shared by the sockets of one server's namespaces (socket.io-client's Manager):
+ * the first socket creates it; the others open their namespace over it with `WasmClient.of`.
+ */
+class Connection {
+  readonly sockets = new Set<TidingsSocket<EventsMap, EventsMap>>();
+  #waiting: Array<(client: WasmClient | Error) => void> = [];
+  #error: Error | undefined;
+
+  constructor(readonly key: string | undefined) {}
+
+  /** Calls `f` with a client of this connection (any open socket's) once there is one. */
+  whenReady(f: (client: WasmClient | Error) => void): void {
+    if (this.#error) return f(this.#error);
+    for (const s of this.sockets) {
+      const c = s.wasmClient;
+      if (c) return f(c);
+    }
+    this.#waiting.push(f);
+  }
+
+  /** A socket got its client: open the namespaces waiting for one. */
+  ready(client: WasmClient | Error): void {
+    if (client instanceof Error) this.#error = client;
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const f of waiting) f(client);
+  }
+
+  remove(socket: TidingsSocket<EventsMap, EventsMap>): void {
+    this.sockets.delete(socket);
+    if (this.sockets.size > 0) return;
+    if (this.key !== undefined && connections.get(this.key) === this) connections.delete(this.key);
+    // Nobody is left to create the client the waiting namespaces need.
+    this.ready(new Error("tidings: the socket that opened this connection was closed before it was ready"));
+  }
+}
+
+/** Shared connections by server (scheme, host, port and query). */
+const connections = new Map<string, Connection>();
+
 class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements Socket<Listen, Emit> {
   #client: WasmClient | undefined;
+  #connection: Connection;
+  /** Whether this socket opens its namespace over a connection another socket created. */
+  #rides: boolean;
+  #opening = false;
   #queue: Array<(c: WasmClient) => void> = [];
   #closed = false;
   #broken: Error | undefined;
@@ -96,12 +141,30 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
   constructor(
     private readonly url: string,
     private readonly options: TidingsOptions,
+    connection: Connection,
+    /** The namespace (socket.io-client's `socket.nsp`). */
+    readonly nsp: string,
+    rides: boolean,
   ) {
     const auto = options.autoConnect !== false;
     this.#state = auto ? { status: "connecting" } : DISCONNECTED;
+    this.#connection = connection;
+    this.#rides = rides;
+    connection.sockets.add(this as TidingsSocket<EventsMap, EventsMap>);
+    if (rides) {
+      if (auto) this.#open();
+      return;
+    }
     if (ready) {
-      // Throws for a bad URL or option.
-      this.#attach(new WasmClient(url, options), auto);
+      let client: WasmClient;
+      try {
+        client = new WasmClient(url, options);
+      } catch (e) {
+        // A bad URL or option: thrown, and this socket never joins the connection.
+        connection.remove(this as TidingsSocket<EventsMap, EventsMap>);
+        throw e;
+      }
+      this.#attach(client, auto);
       return;
     }
     if (auto) this.#queue.push((c) => c.connect());
@@ -121,8 +184,31 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     );
   }
 
+  /** The client once attached (for the connection's other namespaces). */
+  get wasmClient(): WasmClient | undefined {
+    return this.#closed ? undefined : this.#client;
+  }
+
+  /** Opens the namespace over the shared connection once it has a client (connects it). */
+  #open(): void {
+    this.#opening = true;
+    this.#connection.whenReady((c) => {
+      if (this.#closed) return;
+      if (c instanceof Error) return this.#fail(c);
+      let client: WasmClient;
+      try {
+        client = c.of(this.nsp, { auth: this.options.auth });
+      } catch (e) {
+        this.#fail(e instanceof Error ? e : new Error(String(e)));
+        return;
+      }
+      this.#attach(client, false);
+    });
+  }
+
   #attach(client: WasmClient, connect: boolean): void {
     this.#client = client;
+    this.#connection.ready(client);
     client.onEvent((name, args, offset, source, ackId) => this.#onEvent(name, args, offset, source, ackId));
     client.onState((s) => this.#onState(s));
     client.onConnectError((e) => this.#emitReserved("connect_error", e));
@@ -143,6 +229,7 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
   /** The module or the options were unusable: report once, then refuse every command. */
   #fail(error: Error): void {
     this.#broken = error;
+    if (!this.#rides) this.#connection.ready(error);
     this.#queue = [];
     const connectError = Object.assign(error, { data: undefined, willRetry: false, fallbackPending: false });
     this.#emitReserved("connect_error", connectError);
@@ -357,6 +444,11 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
   }
 
   connect(): this {
+    if (this.#rides && !this.#opening && !this.#closed && !this.#broken) {
+      this.#state = { status: "connecting" };
+      this.#open();
+      return this;
+    }
     this.#run(
       (c) => c.connect(),
       () => {
@@ -390,6 +482,7 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     this.#listeners.clear();
     this.#reserved.clear();
     this.#any = [];
+    this.#connection.remove(this as TidingsSocket<EventsMap, EventsMap>);
   }
 }
 
@@ -404,7 +497,30 @@ export function connect<Listen extends EventsMap = DefaultEventsMap, Emit extend
   options: TidingsOptions = {},
 ): Socket<Listen, Emit> {
   if (loadError) throw loadError;
-  return new TidingsSocket<Listen, Emit>(url, options);
+  const server = serverOf(url);
+  const shared = options.forceNew !== true && options.multiplex !== false && server !== undefined;
+  const existing = shared ? connections.get(server.key) : undefined;
+  // A second socket for the same namespace gets a connection of its own, as in socket.io-client.
+  const nsp = server?.namespace ?? "/";
+  const same = existing !== undefined && [...existing.sockets].some((s) => s.nsp === nsp);
+  if (existing !== undefined && !same) {
+    return new TidingsSocket<Listen, Emit>(url, options, existing, nsp, true);
+  }
+  const connection = new Connection(shared && server !== undefined && !same ? server.key : undefined);
+  if (connection.key !== undefined) connections.set(connection.key, connection);
+  return new TidingsSocket<Listen, Emit>(url, options, connection, nsp, false);
+}
+
+/** The key of a server (everything but the namespace) and the namespace of `url`. */
+function serverOf(url: string): { key: string; namespace: string } | undefined {
+  let u: URL;
+  try {
+    u = new URL(url, (globalThis as { location?: { href: string } }).location?.href);
+  } catch {
+    // The core reports the bad URL.
+    return undefined;
+  }
+  return { key: `${u.protocol}//${u.host}${u.search}`, namespace: u.pathname === "" ? "/" : u.pathname };
 }
 
 /** Alias of `connect`, for code moving from socket.io-client. */

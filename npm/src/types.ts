@@ -146,6 +146,14 @@ export interface TidingsOptions {
   };
   /** Connect at once (default true); otherwise call `connect()`. */
   autoConnect?: boolean;
+  /**
+   * Share one connection among the namespaces of one server (default true), as socket.io-client
+   * does: a second `connect()` to another namespace of the same origin rides the first one's
+   * connection, with its own `auth`; its other options are those of the first.
+   */
+  multiplex?: boolean;
+  /** A connection of its own even when one to the same server exists (default false). */
+  forceNew?: boolean;
 }
 
 /** Listeners for the client's own events (not sent by the server). */
@@ -175,6 +183,8 @@ export type AnyListener = (event: string, ...args: unknown[]) => void;
 export interface Socket<Listen extends EventsMap = DefaultEventsMap, Emit extends EventsMap = DefaultEventsMap> {
   /** The socket id while connected. */
   readonly id: string | undefined;
+  /** The namespace, from the URL's path (`"/"` by default). */
+  readonly nsp: string;
   readonly connected: boolean;
   /** Whether the last connection restored the previous session. */
   readonly recovered: boolean;

@@ -47,6 +47,7 @@ export interface Emitted {
 export class FakeSocket<Listen extends EventsMap = DefaultEventsMap, Emit extends EventsMap = DefaultEventsMap>
   implements Socket<Listen, Emit>
 {
+  readonly nsp: string = "/";
   recovered = false;
   /** Makes `state` hand out a new object on every read, as a getter over wasm might. */
   freshStateObjects = false;

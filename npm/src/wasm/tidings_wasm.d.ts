@@ -21,6 +21,9 @@ export interface WasmEmitOptions {
 /** The low-level client (sdk-wasm/src/client.rs). */
 export class WasmClient {
   constructor(url: string, options: unknown);
+  /** Opens another namespace over the same connection (connects it at once). */
+  of(namespace: string, options: { auth?: unknown }): WasmClient;
+  readonly namespace: string;
   free(): void;
   connect(): void;
   disconnect(): void;

@@ -60,6 +60,21 @@ try {
   check("timeout rejects", timeoutErr?.message === "operation has timed out", timeoutErr?.message);
   const joined = await s.join("r1");
   check("join", joined?.ok === true, JSON.stringify(joined));
+  // Another namespace of the same server rides the same connection (socket.io-client's multiplex);
+  // forceNew gets a connection of its own.
+  const base = ${JSON.stringify(serverUrl.replace(/\/$/, ""))};
+  const custom = connect(base + "/custom", { auth: { token: "c" } });
+  const customAuth = await new Promise((r) => custom.on("auth", (a) => r(a)));
+  check("namespace auth", custom.nsp === "/custom" && customAuth.token === "c", JSON.stringify(customAuth));
+  const own = connect(base + "/custom", { forceNew: true });
+  await new Promise((r) => (own.connected ? r() : own.once("connect", r)));
+  const sockets = await (await fetch(base + "/control/sockets")).json();
+  const engine = (nsp, id) => sockets.find((x) => x.nsp === nsp && x.id === id)?.engineId;
+  check("multiplexed", engine("/", s.id) !== undefined && engine("/", s.id) === engine("/custom", custom.id), JSON.stringify(sockets));
+  check("forceNew", engine("/custom", own.id) !== undefined && engine("/custom", own.id) !== engine("/", s.id), JSON.stringify(sockets));
+  own.close();
+  custom.close();
+  check("closing a namespace keeps the others", s.connected && (await s.emitWithAck("echo", "on")) === "on", s.state.status);
   const disconnected = new Promise((r) => s.once("disconnect", r));
   s.disconnect();
   check("disconnect reason", (await disconnected) === "io client disconnect", await disconnected);
@@ -100,6 +115,7 @@ try {
   const tab = await browser.newPage();
   const errors = [];
   tab.on("pageerror", (e) => errors.push(e.message));
+  tab.on("console", (m) => console.log(`page: ${m.text()}`));
   await tab.goto(origin);
   await tab.waitForFunction(() => window.__results !== undefined, null, { timeout: 30000 });
   const results = await tab.evaluate(() => window.__results);
