@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tidings_core::engineio::Frame;
 use tidings_core::event::EventPattern;
 use tidings_core::{
     AckRequest, Args, Client as Core, ConnId, ConnectError, ConnectionState, EmitId, EmitRequest, Event, FeedStatus,
@@ -14,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant as TokioInstant;
 
-use crate::transport::{IoEvent, Net, spawn_http, spawn_ws};
+use crate::transport::{IoEvent, Net, Ws, WsIo, poll_sockets, spawn_http, spawn_ws_open};
 use crate::{AuthProvider, Error, Payload};
 
 /// Where an ack (or a room ack) is delivered.
@@ -106,6 +105,12 @@ pub enum Notice {
     Feed(FeedStatus),
 }
 
+/// A WebSocket being opened (by a task) or open (read and written here).
+enum Sock {
+    Opening(JoinHandle<()>),
+    Open(Ws),
+}
+
 pub(crate) struct Driver {
     core: Core,
     net: Net,
@@ -113,7 +118,7 @@ pub(crate) struct Driver {
     io_tx: mpsc::Sender<IoEvent>,
     io_rx: mpsc::Receiver<IoEvent>,
     cmds: mpsc::UnboundedReceiver<Command>,
-    sockets: HashMap<ConnId, (Option<mpsc::UnboundedSender<Frame>>, JoinHandle<()>)>,
+    sockets: HashMap<ConnId, Sock>,
     requests: HashMap<RequestId, JoinHandle<()>>,
     closing: Vec<JoinHandle<()>>,
     subscribers: Vec<Subscriber>,
@@ -182,11 +187,24 @@ impl Driver {
                     None => std::future::pending::<()>().await,
                 }
             };
+            let sockets = &mut self.sockets;
+            let socket_io = std::future::poll_fn(move |cx| {
+                let open = sockets.iter_mut().filter_map(|(c, s)| match s {
+                    Sock::Open(ws) => Some((c, ws)),
+                    Sock::Opening(_) => None,
+                });
+                poll_sockets(open, cx)
+            });
+            // Not biased: an inbound flood must not starve commands, nor a flood of emits reads.
             tokio::select! {
-                biased;
                 io = self.io_rx.recv() => {
                     // The driver holds a sender, so the channel never closes.
                     if let Some(io) = io { self.on_io(io); }
+                }
+                batch = socket_io => {
+                    for (conn, io) in batch {
+                        self.on_ws(conn, io);
+                    }
                 }
                 cmd = self.cmds.recv(), if stopping.is_none() => match cmd {
                     Some(Command::Shutdown(tx)) => {
@@ -212,8 +230,10 @@ impl Driver {
         // Let the sockets flush their last frames and close frames (bounded), then stop every IO task.
         let closing: Vec<_> = self.closing.drain(..).collect();
         let _ = tokio::time::timeout(Duration::from_secs(2), futures_util::future::join_all(closing)).await;
-        for (_, (_, task)) in self.sockets.drain() {
-            task.abort();
+        for (_, sock) in self.sockets.drain() {
+            if let Sock::Opening(task) = sock {
+                task.abort();
+            }
         }
         for (_, task) in self.requests.drain() {
             // Requests already sent (the polling `1`) get a moment to complete.
@@ -227,15 +247,13 @@ impl Driver {
     fn on_io(&mut self, io: IoEvent) {
         let now = self.now();
         let input = match io {
-            IoEvent::WsOpened(conn, tx) => {
+            IoEvent::WsOpened(conn, stream) => {
                 match self.sockets.get_mut(&conn) {
-                    Some(entry) => entry.0 = Some(tx),
-                    None => return, // closed meanwhile; dropping tx closes it
+                    Some(entry) => *entry = Sock::Open(Ws::new(stream)),
+                    None => return, // closed meanwhile; dropping the stream closes it
                 }
                 Input::WsOpened(conn)
             }
-            IoEvent::WsText(c, t) => Input::WsText(c, t),
-            IoEvent::WsBinary(c, b) => Input::WsBinary(c, b),
             IoEvent::WsClosed { conn, code, error } => {
                 self.sockets.remove(&conn);
                 Input::WsClosed { conn, code, error }
@@ -256,6 +274,19 @@ impl Driver {
                     tracing::warn!(error = %e, "auth not used");
                 }
                 return;
+            }
+        };
+        self.core.handle_input(now, input);
+    }
+
+    fn on_ws(&mut self, conn: ConnId, io: WsIo) {
+        let now = self.now();
+        let input = match io {
+            WsIo::Text(t) => Input::WsText(conn, t),
+            WsIo::Binary(b) => Input::WsBinary(conn, b),
+            WsIo::Closed { code, error } => {
+                self.sockets.remove(&conn);
+                Input::WsClosed { conn, code, error }
             }
         };
         self.core.handle_input(now, input);
@@ -332,25 +363,23 @@ impl Driver {
                 Output::Wait(deadline) => return deadline,
                 Output::OpenWebSocket { conn, url } => {
                     tracing::debug!(conn = conn.get(), "opening websocket");
-                    let task = spawn_ws(&self.net, conn, url, self.io_tx.clone());
-                    self.sockets.insert(conn, (None, task));
+                    let task = spawn_ws_open(&self.net, conn, url, self.io_tx.clone());
+                    self.sockets.insert(conn, Sock::Opening(task));
                 }
                 Output::SendWebSocket { conn, frame } => {
-                    if let Some((Some(tx), _)) = self.sockets.get(&conn) {
-                        let _ = tx.send(frame);
+                    if let Some(Sock::Open(ws)) = self.sockets.get_mut(&conn) {
+                        ws.send(frame);
                     }
                 }
-                Output::CloseWebSocket(conn) => {
-                    // Dropping the sender makes the socket task send a close frame and end.
-                    if let Some((tx, task)) = self.sockets.remove(&conn) {
-                        if tx.is_none() {
-                            task.abort();
-                        } else {
-                            self.closing.retain(|t| !t.is_finished());
-                            self.closing.push(task);
-                        }
+                Output::CloseWebSocket(conn) => match self.sockets.remove(&conn) {
+                    Some(Sock::Opening(task)) => task.abort(),
+                    // What is queued, then a close frame, on a task of its own.
+                    Some(Sock::Open(ws)) => {
+                        self.closing.retain(|t| !t.is_finished());
+                        self.closing.push(ws.close());
                     }
-                }
+                    None => {}
+                },
                 Output::Http(req) => {
                     tracing::trace!(?req, "http request");
                     let id = req.id;

@@ -1,23 +1,25 @@
-//! IO tasks: one per WebSocket, one per HTTP request. They only move bytes between the network and
-//! the driver's channel; every decision is the core's.
+//! IO: open WebSockets (read and written on the driver's task), a task per WebSocket opening and
+//! per HTTP request. They only move bytes between the network and the driver; every decision is
+//! the core's.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tidings_core::engineio::Frame;
 use tidings_core::{ConnId, HttpRequest, Method, RequestId};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{Connector, connect_async_tls_with_config};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream, connect_async_tls_with_config};
 
 /// What the IO tasks tell the driver.
 #[derive(Debug)]
 pub(crate) enum IoEvent {
-    WsOpened(ConnId, mpsc::UnboundedSender<Frame>),
-    WsText(ConnId, String),
-    WsBinary(ConnId, Vec<u8>),
+    WsOpened(ConnId, Box<WsStream>),
     WsClosed { conn: ConnId, code: Option<u16>, error: Option<String> },
     Http { id: RequestId, result: Result<(u16, Vec<u8>), String> },
     Auth { request: tidings_core::AuthRequestId, auth: Result<Option<String>, String> },
@@ -70,8 +72,12 @@ fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, Stri
     Ok(Arc::new(tls))
 }
 
-/// Opens a WebSocket and pumps it until either side closes.
-pub(crate) fn spawn_ws(
+/// An open WebSocket as the handshake returns it.
+pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens a WebSocket in a task of its own (DNS, TCP, TLS and the handshake take a while) and
+/// hands the open stream to the driver, which then reads and writes it on its own task.
+pub(crate) fn spawn_ws_open(
     net: &Net,
     conn: ConnId,
     url: String,
@@ -86,56 +92,138 @@ pub(crate) fn spawn_ws(
         .max_message_size(Some(net.max_message))
         .max_frame_size(Some(net.max_message));
     tokio::spawn(async move {
-        let connected =
-            connect_async_tls_with_config(url.as_str(), Some(config), true, Some(Connector::Rustls(tls))).await;
-        let ws = match connected {
-            Ok((ws, _)) => ws,
-            Err(e) => {
-                tracing::debug!(conn = conn.get(), error = %e, "websocket failed to open");
-                let _ = events.send(IoEvent::WsClosed { conn, code: None, error: Some(e.to_string()) }).await;
-                return;
-            }
-        };
-        let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
-        if events.send(IoEvent::WsOpened(conn, tx)).await.is_err() {
-            return;
-        }
-        let (mut sink, mut stream) = ws.split();
-        let (code, error) = loop {
-            tokio::select! {
-                out = rx.recv() => match out {
-                    Some(frame) => {
-                        let msg = match frame {
-                            Frame::Text(t) => Message::text(t),
-                            Frame::Binary(b) => Message::binary(b),
-                        };
-                        if let Err(e) = sink.send(msg).await {
-                            break (None, Some(e.to_string()));
-                        }
-                    }
-                    // The driver dropped us: close politely.
-                    None => {
-                        let _ = sink.send(Message::Close(None)).await;
-                        let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
-                        return;
-                    }
-                },
-                msg = stream.next() => match msg {
-                    Some(Ok(Message::Text(t))) => {
-                        if events.send(IoEvent::WsText(conn, t.as_str().to_owned())).await.is_err() { return; }
-                    }
-                    Some(Ok(Message::Binary(b))) => {
-                        if events.send(IoEvent::WsBinary(conn, b.to_vec())).await.is_err() { return; }
-                    }
-                    Some(Ok(Message::Close(frame))) => break (Some(frame.map_or(1005, |f| u16::from(f.code))), None),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => break (None, Some(e.to_string())),
-                    None => break (None, None),
-                },
-            }
-        };
-        let _ = events.send(IoEvent::WsClosed { conn, code, error }).await;
+        let event =
+            match connect_async_tls_with_config(url.as_str(), Some(config), true, Some(Connector::Rustls(tls))).await {
+                Ok((ws, _)) => IoEvent::WsOpened(conn, Box::new(ws)),
+                Err(e) => {
+                    tracing::debug!(conn = conn.get(), error = %e, "websocket failed to open");
+                    IoEvent::WsClosed { conn, code: None, error: Some(e.to_string()) }
+                }
+            };
+        let _ = events.send(event).await;
     })
+}
+
+/// What an open WebSocket produced.
+pub(crate) enum WsIo {
+    Text(String),
+    Binary(Vec<u8>),
+    Closed { code: Option<u16>, error: Option<String> },
+}
+
+/// An open WebSocket, read and written by the driver's task: a received frame reaches the core
+/// without a task switch or a channel, and a frame the core sends is written on the next poll.
+pub(crate) struct Ws {
+    stream: Box<WsStream>,
+    out: VecDeque<Message>,
+    /// Written but maybe not flushed (also set after a read: tungstenite queues pongs).
+    unflushed: bool,
+}
+
+impl Ws {
+    pub(crate) fn new(stream: Box<WsStream>) -> Self {
+        Ws { stream, out: VecDeque::new(), unflushed: false }
+    }
+
+    pub(crate) fn send(&mut self, frame: Frame) {
+        self.out.push_back(match frame {
+            Frame::Text(t) => Message::text(t),
+            Frame::Binary(b) => Message::binary(b),
+        });
+    }
+
+    /// Writes what is queued (as far as the socket takes it), flushes, then reads one message.
+    pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<WsIo> {
+        let closed = |e: tokio_tungstenite::tungstenite::Error| WsIo::Closed { code: None, error: Some(e.to_string()) };
+        while !self.out.is_empty() {
+            match self.stream.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {
+                    if let Some(m) = self.out.pop_front()
+                        && let Err(e) = self.stream.start_send_unpin(m)
+                    {
+                        return Poll::Ready(closed(e));
+                    }
+                    self.unflushed = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(closed(e)),
+                Poll::Pending => break,
+            }
+        }
+        if self.unflushed {
+            match self.stream.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(closed(e)),
+                Poll::Pending => {}
+            }
+        }
+        loop {
+            let msg = match self.stream.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(m))) => m,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(closed(e)),
+                Poll::Ready(None) => return Poll::Ready(WsIo::Closed { code: None, error: None }),
+                Poll::Pending => return Poll::Pending,
+            };
+            return Poll::Ready(match msg {
+                Message::Text(t) => WsIo::Text(t.as_str().to_owned()),
+                Message::Binary(b) => WsIo::Binary(b.to_vec()),
+                Message::Close(frame) => {
+                    WsIo::Closed { code: Some(frame.map_or(1005, |f| u16::from(f.code))), error: None }
+                }
+                // tungstenite answers pings itself; the pong goes out with the next flush.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
+                    self.unflushed = true;
+                    continue;
+                }
+            });
+        }
+    }
+
+    /// Sends what is still queued and a close frame, on a task of its own (bounded: 2 s).
+    pub(crate) fn close(self) -> tokio::task::JoinHandle<()> {
+        let Ws { mut stream, out, .. } = self;
+        tokio::spawn(async move {
+            let polite = async {
+                for m in out {
+                    stream.feed(m).await?;
+                }
+                stream.send(Message::Close(None)).await?;
+                SinkExt::close(&mut stream).await
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), polite).await;
+        })
+    }
+}
+
+/// At most this many frames are taken from the sockets per turn of the driver's loop: one turn
+/// (drain the core, arm the timer, select) serves a whole batch of a burst.
+const BATCH: usize = 64;
+
+/// What `sockets` produced (pending while none produced anything): up to [`BATCH`] frames of
+/// the first socket that has any. A closed socket's `Closed` ends its batch. Fair across
+/// sockets only in map order, which is fine for the one or two a client has.
+pub(crate) fn poll_sockets<'a>(
+    sockets: impl Iterator<Item = (&'a ConnId, &'a mut Ws)>,
+    cx: &mut Context<'_>,
+) -> Poll<Vec<(ConnId, WsIo)>> {
+    for (conn, ws) in sockets {
+        let mut batch = Vec::new();
+        while batch.len() < BATCH {
+            match ws.poll_io(cx) {
+                Poll::Ready(io) => {
+                    let end = matches!(io, WsIo::Closed { .. });
+                    batch.push((*conn, io));
+                    if end {
+                        break;
+                    }
+                }
+                Poll::Pending => break,
+            }
+        }
+        if !batch.is_empty() {
+            return Poll::Ready(batch);
+        }
+    }
+    Poll::Pending
 }
 
 /// Performs one HTTP request, reading at most `max_body` bytes of the answer.
