@@ -269,11 +269,11 @@ async fn floor_throughput(url: &str, n: u64) -> Res {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => {
                 if let Some(body) = t.strip_prefix("42") {
-                    if let Ok((name, task)) = serde_json::from_str::<(&str, TaskCreated)>(body) {
-                        if name == "task.created" {
-                            check += task.touch();
-                            count += 1;
-                        }
+                    if let Ok((name, task)) = serde_json::from_str::<(&str, TaskCreated)>(body)
+                        && name == "task.created"
+                    {
+                        check += task.touch();
+                        count += 1;
                     }
                 } else if t.as_str() == "2" {
                     ws.send(Message::text("3")).await.map_err(|e| e.to_string())?;

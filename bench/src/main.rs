@@ -291,12 +291,11 @@ async fn run_all(args: &[String]) -> Result<(), String> {
     }
     // A subset keeps the other sections (and their sizes) of the previous run in the same place.
     let json_path = out.join("results.json");
-    if selected.len() < SECTIONS.len() {
-        if let Some(prev) =
+    if selected.len() < SECTIONS.len()
+        && let Some(prev) =
             std::fs::read_to_string(&json_path).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        {
-            merge_previous(&mut results, &prev, &selected);
-        }
+    {
+        merge_previous(&mut results, &prev, &selected);
     }
     results["failures"] = json!(ctx.failures);
     std::fs::write(&json_path, serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?)
