@@ -241,7 +241,7 @@ try {
   const { product } = await chrome.send("Browser.getVersion");
   result = { events: n, repeats, runs, bundles, chromium: product, socket_io_client: sioPkg.version };
 } catch (e) {
-  fail(e?.stack ?? String(e));
+  fail(e instanceof Error ? e.message : String(e));
 } finally {
   await chrome.close();
   server.close();
@@ -282,13 +282,17 @@ async function launch() {
       else p.resolve(msg.result);
     }
   });
-  child.on("exit", (code, signal) => {
+  const gone = (why) => {
     exited = true;
-    for (const p of pending.values()) p.reject(new Error(`chromium exited (${code ?? signal}): ${stderr}`));
+    for (const p of pending.values()) p.reject(new Error(`chromium ${why}: ${stderr}`));
     pending.clear();
-  });
+  };
+  child.on("exit", (code, signal) => gone(`exited (${code ?? signal})`));
+  child.on("error", (e) => gone(`could not run ${chromiumPath}: ${e.message}`));
+  // A write to a Chromium that has gone away: reported by the exit handler instead.
+  toChrome.on("error", () => {});
   const send = (method, params = {}, sessionId) => new Promise((resolve, reject) => {
-    if (exited) return reject(new Error(`chromium exited: ${stderr}`));
+    if (exited) return reject(new Error(`chromium is gone: ${stderr}`));
     const id = nextId++;
     pending.set(id, { resolve, reject, method });
     toChrome.write(JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) }) + "\0");
