@@ -44,6 +44,7 @@ export function encodeArgs(values, sink) {
     return b === undefined ? v : { _placeholder: true, num: sink.push(b) - 1 };
   });
 }
+export function call5(f, a, b, c, d, e) { f(a, b, c, d, e); }
 export function decodeArg(text, att) {
   return att.length === 0 ? JSON.parse(text) : JSON.parse(text, (k, v) =>
     v !== null && typeof v === "object" && !Array.isArray(v) && v._placeholder === true
@@ -55,6 +56,39 @@ extern "C" {
     fn encode_args(values: &Array, sink: &Array) -> Result<String, JsValue>;
     #[wasm_bindgen(js_name = decodeArg, catch)]
     fn decode_arg(text: &str, attachments: &Array) -> Result<JsValue, JsValue>;
+    /// `f(a, b, c, d, e)` in one crossing (an `Array` of arguments and `apply` take seven).
+    #[wasm_bindgen(catch)]
+    pub(crate) fn call5(
+        f: &js_sys::Function,
+        a: &JsValue,
+        b: &JsValue,
+        c: &JsValue,
+        d: &JsValue,
+        e: &JsValue,
+    ) -> Result<(), JsValue>;
+}
+
+/// JS strings for the event names seen last, so a name is decoded from UTF-8 once, not per event.
+pub(crate) struct Names(Vec<(String, JsValue)>);
+
+impl Names {
+    const CAP: usize = 32;
+
+    pub(crate) fn new() -> Self {
+        Names(Vec::new())
+    }
+
+    pub(crate) fn get(&mut self, name: &str) -> JsValue {
+        if let Some((_, v)) = self.0.iter().find(|(n, _)| n == name) {
+            return v.clone();
+        }
+        let v = JsValue::from_str(name);
+        if self.0.len() >= Self::CAP {
+            self.0.remove(0);
+        }
+        self.0.push((name.to_string(), v.clone()));
+        v
+    }
 }
 
 /// The arguments as a JavaScript array, attachments as `Uint8Array`s in place of their placeholders.
@@ -126,11 +160,11 @@ pub(crate) fn feed_to_js(s: &FeedStatus) -> JsValue {
 }
 
 /// `"socket"` or `"feed"`.
-pub(crate) fn source_to_js(s: EventSource) -> JsValue {
-    match s {
-        EventSource::Socket => "socket".into(),
-        EventSource::Feed => "feed".into(),
-    }
+pub(crate) fn source_to_js(s: EventSource, names: &mut Names) -> JsValue {
+    names.get(match s {
+        EventSource::Socket => "socket",
+        EventSource::Feed => "feed",
+    })
 }
 
 /// An emit's failure as an `Error` (socket.io-client's messages where it has one).

@@ -10,7 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Function, Promise};
 use tidings_core::{
     Args, AuthRequestId, Client as Core, ConnId, ConnectError, ConnectionState, DisconnectReason, EmitError, EmitId,
     Event, FeedStatus, Input, Instant, Output, RequestId,
@@ -97,6 +97,7 @@ pub(crate) struct Shared {
     pub(crate) callbacks: RefCell<SmallMap<String, Callbacks>>,
     /// The URL's namespace (the feed's events and status belong to it).
     pub(crate) main: String,
+    names: RefCell<convert::Names>,
 }
 
 impl Shared {
@@ -127,6 +128,7 @@ impl Shared {
             delivering: Cell::new(false),
             callbacks: RefCell::new(SmallMap::new()),
             main,
+            names: RefCell::new(convert::Names::new()),
         })
     }
 
@@ -271,13 +273,13 @@ impl Shared {
                     Ok(a) => a,
                     Err(e) => return report(&e),
                 };
-                let call = Array::new();
-                call.push(&JsValue::from_str(&ev.name));
-                call.push(&args);
-                call.push(&ev.offset.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str));
-                call.push(&convert::source_to_js(ev.source));
-                call.push(&ev.ack.map_or(JsValue::UNDEFINED, |a| JsValue::from_f64(a.id as f64)));
-                f.apply(&this, &call)
+                let (name, source) = match self.names.try_borrow_mut() {
+                    Ok(mut names) => (names.get(&ev.name), convert::source_to_js(ev.source, &mut names)),
+                    Err(_) => return,
+                };
+                let offset = ev.offset.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str);
+                let ack = ev.ack.map_or(JsValue::UNDEFINED, |a| JsValue::from_f64(a.id as f64));
+                convert::call5(&f, &name, &args, &offset, &source, &ack).map(|()| JsValue::UNDEFINED)
             }
             Delivery::State(nsp, s) => match self.callback(Some(&nsp), |c| c.state.clone()) {
                 Some(f) => f.call1(&this, &convert::state_to_js(&s)),
