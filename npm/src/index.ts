@@ -112,10 +112,17 @@ class Connection {
 
   remove(socket: TidingsSocket<EventsMap, EventsMap>): void {
     this.sockets.delete(socket);
-    if (this.sockets.size > 0) return;
-    if (this.key !== undefined && connections.get(this.key) === this) connections.delete(this.key);
-    // Nobody is left to create the client the waiting namespaces need.
+    if (this.sockets.size === 0) this.#forget();
+  }
+
+  /** The socket that was to create the client closed first: the waiting namespaces fail. */
+  abandon(): void {
+    this.#forget();
     this.ready(new Error("tidings: the socket that opened this connection was closed before it was ready"));
+  }
+
+  #forget(): void {
+    if (this.key !== undefined && connections.get(this.key) === this) connections.delete(this.key);
   }
 }
 
@@ -473,6 +480,7 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     this.#queue = [];
     const client = this.#client;
     this.#client = undefined;
+    if (!client && !this.#rides) this.#connection.abandon();
     if (client) {
       client.close();
       // Deferred: close() may be called from a listener running inside a WasmClient method,
