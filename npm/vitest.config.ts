@@ -3,6 +3,10 @@ import { defineConfig } from "vitest/config";
 // Hook unit tests in jsdom. test/browser/ (real browser, Playwright) and test/package/ (the built
 // package, `npm run test:package`) run separately.
 export default defineConfig({
+  // The wasm-bindgen glue only exists in dist/ after a build: unit tests get a stub (and mock it).
+  resolve: {
+    alias: [{ find: /^.*\/wasm\/tidings_wasm\.js$/, replacement: new URL("./test/wasm-stub.ts", import.meta.url).pathname }],
+  },
   test: {
     environment: "jsdom",
     include: ["test/**/*.test.{ts,tsx}"],
