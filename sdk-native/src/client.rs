@@ -521,35 +521,30 @@ impl Emit {
     }
 
     /// Sends without asking for an ack.
-    pub async fn send(self) -> Result<(), Error> {
-        self.dispatch(false).await.map(|_| ())
+    pub async fn send(mut self) -> Result<(), Error> {
+        self.prepare(false)?;
+        let (tx, rx) = oneshot::channel();
+        self.client.send(Command::Emit { req: self.req, accepted: Some(tx), ack: None })?;
+        rx.await.map_err(|_| Error::Closed)?.map(|_| ())
     }
 
     /// Sends and waits for the server's ack (or the timeout).
-    pub async fn ack(self) -> Result<Payload, Error> {
-        let rx = self.dispatch(true).await?;
-        match rx {
-            Some(rx) => rx.await.map_err(|_| Error::Closed)?,
-            None => Err(Error::Closed),
-        }
+    pub async fn ack(mut self) -> Result<Payload, Error> {
+        self.prepare(true)?;
+        // One wait: a refused emit is answered on the ack channel too (a separate "accepted"
+        // answer would cost the round trip a second task wake-up).
+        let (tx, rx) = oneshot::channel();
+        self.client.send(Command::Emit { req: self.req, accepted: None, ack: Some(tx) })?;
+        rx.await.map_err(|_| Error::Closed)?
     }
 
-    async fn dispatch(mut self, ack: bool) -> Result<Option<oneshot::Receiver<Result<Payload, Error>>>, Error> {
-        if let Some(e) = self.err {
+    fn prepare(&mut self, ack: bool) -> Result<(), Error> {
+        if let Some(e) = self.err.take() {
             return Err(e);
         }
-        self.req.args = texts_to_args(self.texts)?;
+        self.req.args = texts_to_args(std::mem::take(&mut self.texts))?;
         self.req.ack = ack;
-        let (atx, arx) = oneshot::channel();
-        let (ack_tx, ack_rx) = if ack {
-            let (t, r) = oneshot::channel();
-            (Some(t), Some(r))
-        } else {
-            (None, None)
-        };
-        self.client.send(Command::Emit { req: self.req, accepted: atx, ack: ack_tx })?;
-        arx.await.map_err(|_| Error::Closed)??;
-        Ok(ack_rx)
+        Ok(())
     }
 }
 

@@ -23,7 +23,8 @@ pub(crate) type Reply = oneshot::Sender<Result<Payload, Error>>;
 pub(crate) enum Command {
     Emit {
         req: EmitRequest,
-        accepted: oneshot::Sender<Result<EmitId, Error>>,
+        /// Told whether the core took the emit (`None`: a refusal goes to `ack` instead).
+        accepted: Option<oneshot::Sender<Result<EmitId, Error>>>,
         ack: Option<oneshot::Sender<Result<Payload, Error>>>,
     },
     Ack {
@@ -297,10 +298,18 @@ impl Driver {
         match c {
             Command::Emit { req, accepted, ack } => {
                 let r = self.core.emit(now, req);
-                if let (Ok(id), Some(ack)) = (&r, ack) {
-                    self.acks.insert(*id, ack);
+                match (&r, ack) {
+                    (Ok(id), Some(ack)) => {
+                        self.acks.insert(*id, ack);
+                    }
+                    (Err(e), Some(ack)) if accepted.is_none() => {
+                        let _ = ack.send(Err(Error::Emit(e.clone())));
+                    }
+                    _ => {}
                 }
-                let _ = accepted.send(r.map_err(Error::Emit));
+                if let Some(accepted) = accepted {
+                    let _ = accepted.send(r.map_err(Error::Emit));
+                }
             }
             Command::Ack { req, args } => {
                 if let Err(e) = self.core.ack(now, &req, args) {
