@@ -16,7 +16,7 @@ use tidings_core::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::driver::{Command, Delivery, Driver, Notice, Subscriber};
+use crate::driver::{Command, Delivery, Driver, EmitReply, Notice, Subscriber};
 use crate::payload::{texts_to_args, values_to_args};
 use crate::transport::Net;
 use crate::{Error, Payload};
@@ -524,7 +524,7 @@ impl Emit {
     pub async fn send(mut self) -> Result<(), Error> {
         self.prepare(false)?;
         let (tx, rx) = oneshot::channel();
-        self.client.send(Command::Emit { req: self.req, accepted: Some(tx), ack: None })?;
+        self.client.send(Command::Emit { req: self.req, reply: EmitReply::Accepted(tx) })?;
         rx.await.map_err(|_| Error::Closed)?.map(|_| ())
     }
 
@@ -534,7 +534,7 @@ impl Emit {
         // One wait: a refused emit is answered on the ack channel too (a separate "accepted"
         // answer would cost the round trip a second task wake-up).
         let (tx, rx) = oneshot::channel();
-        self.client.send(Command::Emit { req: self.req, accepted: None, ack: Some(tx) })?;
+        self.client.send(Command::Emit { req: self.req, reply: EmitReply::Ack(tx) })?;
         rx.await.map_err(|_| Error::Closed)?
     }
 

@@ -19,13 +19,19 @@ use crate::{AuthProvider, Error, Payload};
 /// Where an ack (or a room ack) is delivered.
 pub(crate) type Reply = oneshot::Sender<Result<Payload, Error>>;
 
+/// Where the outcome of an emit goes.
+pub(crate) enum EmitReply {
+    /// No ack asked: whether the core took the emit (sent, or buffered until connected).
+    Accepted(oneshot::Sender<Result<EmitId, Error>>),
+    /// The server's ack, or why the emit was refused or failed: one wait for the caller.
+    Ack(Reply),
+}
+
 /// What the handle asks the driver.
 pub(crate) enum Command {
     Emit {
         req: EmitRequest,
-        /// Told whether the core took the emit (`None`: a refusal goes to `ack` instead).
-        accepted: Option<oneshot::Sender<Result<EmitId, Error>>>,
-        ack: Option<oneshot::Sender<Result<Payload, Error>>>,
+        reply: EmitReply,
     },
     Ack {
         req: AckRequest,
@@ -296,21 +302,17 @@ impl Driver {
     fn on_command(&mut self, c: Command) {
         let now = self.now();
         match c {
-            Command::Emit { req, accepted, ack } => {
-                let r = self.core.emit(now, req);
-                match (&r, ack) {
-                    (Ok(id), Some(ack)) => {
-                        self.acks.insert(*id, ack);
-                    }
-                    (Err(e), Some(ack)) if accepted.is_none() => {
-                        let _ = ack.send(Err(Error::Emit(e.clone())));
-                    }
-                    _ => {}
+            Command::Emit { req, reply } => match (self.core.emit(now, req), reply) {
+                (Ok(id), EmitReply::Ack(tx)) => {
+                    self.acks.insert(id, tx);
                 }
-                if let Some(accepted) = accepted {
-                    let _ = accepted.send(r.map_err(Error::Emit));
+                (Err(e), EmitReply::Ack(tx)) => {
+                    let _ = tx.send(Err(Error::Emit(e)));
                 }
-            }
+                (r, EmitReply::Accepted(tx)) => {
+                    let _ = tx.send(r.map_err(Error::Emit));
+                }
+            },
             Command::Ack { req, args } => {
                 if let Err(e) = self.core.ack(now, &req, args) {
                     tracing::warn!(error = %e, "ack not sent");

@@ -146,6 +146,14 @@ impl Harness {
         self.wait("connected", 10_000, |h| h.client.connected()).await;
     }
 
+    /// A client for `url` with `options`, connected.
+    async fn connect(url: &str, options: &JsValue) -> Self {
+        let h = Self::new(url, options);
+        h.client.connect().unwrap();
+        h.connected().await;
+        h
+    }
+
     /// The arguments of the `n`th event called `name`.
     fn event(&self, name: &str, n: usize) -> Option<Array> {
         self.log.borrow().events.iter().filter(|e| e.0 == name).nth(n).map(|e| e.1.clone())
@@ -179,9 +187,7 @@ fn fast_reconnect() -> JsValue {
 #[wasm_bindgen_test]
 async fn connects_with_auth_and_exchanges_events_and_acks() {
     let Some(url) = server(S0) else { return };
-    let h = Harness::new(url, &js(r#"{"auth":{"token":"abc"}}"#));
-    h.client.connect().unwrap();
-    h.connected().await;
+    let h = Harness::connect(url, &js(r#"{"auth":{"token":"abc"}}"#)).await;
     assert!(h.client.id().is_some());
     assert_eq!(get(&h.client.state(), "status"), "connected");
 
@@ -215,9 +221,7 @@ async fn connects_with_auth_and_exchanges_events_and_acks() {
 #[wasm_bindgen_test]
 async fn binary_both_ways() {
     let Some(url) = server(S0) else { return };
-    let h = Harness::new(url, &JsValue::UNDEFINED);
-    h.client.connect().unwrap();
-    h.connected().await;
+    let h = Harness::connect(url, &JsValue::UNDEFINED).await;
 
     // A Uint8Array (and an ArrayBuffer) nested in the arguments go as attachments and come back.
     let args = Array::new();
@@ -258,9 +262,7 @@ async fn auth_provider_rooms_and_volatile() {
     let options = Object::new();
     let provider = Closure::<dyn FnMut() -> Promise>::new(|| Promise::resolve(&js(r#"{"token":"from-fn"}"#)));
     Reflect::set(&options, &"auth".into(), &provider.into_js_value()).unwrap();
-    let h = Harness::new(url, &options);
-    h.client.connect().unwrap();
-    h.connected().await;
+    let h = Harness::connect(url, &options).await;
     assert_eq!(json(&h.next_event("auth", 0).await), r#"[{"token":"from-fn"}]"#);
 
     let joined = JsFuture::from(h.client.join("blue")).await.unwrap();
@@ -279,9 +281,7 @@ async fn auth_provider_rooms_and_volatile() {
 #[wasm_bindgen_test]
 async fn reconnects_after_the_transport_is_killed() {
     let Some(url) = server(S0_KILL) else { return };
-    let h = Harness::new(url, &fast_reconnect());
-    h.client.connect().unwrap();
-    h.connected().await;
+    let h = Harness::connect(url, &fast_reconnect()).await;
     let first_id = h.client.id().unwrap();
     let killed = control(url, "POST", "/control/kill-transports", "").await;
     assert!(get(&killed, "closed").as_f64().unwrap() >= 1.0);
@@ -301,9 +301,8 @@ async fn reconnects_after_the_transport_is_killed() {
 async fn recovers_the_session_and_gets_missed_events_once() {
     let Some(url) = server(S1) else { return };
     // A 1 s delay leaves time to publish while the client is away.
-    let h = Harness::new(url, &js(r#"{"auth":{"token":"t1"},"reconnectionDelay":1000,"randomizationFactor":0}"#));
-    h.client.connect().unwrap();
-    h.connected().await;
+    let h =
+        Harness::connect(url, &js(r#"{"auth":{"token":"t1"},"reconnectionDelay":1000,"randomizationFactor":0}"#)).await;
     h.next_event("auth", 0).await;
     // The recovery offset is reported apart from the arguments.
     let offset = h.log.borrow().events.iter().find(|e| e.0 == "auth").unwrap().3.clone();
@@ -375,9 +374,7 @@ async fn the_rest_feed_bridges_a_socketio_outage_without_duplicates() {
         r#"{{"auth":{{"token":"t1"}},"transports":["websocket"],"reconnectionDelay":100,"reconnectionDelayMax":300,
             "randomizationFactor":0,"feed":{{"url":"{url}/feed","after":300,"interval":300,"minInterval":100,"maxInterval":2000}}}}"#
     ));
-    let h = Harness::new(url, &options);
-    h.client.connect().unwrap();
-    h.connected().await;
+    let h = Harness::connect(url, &options).await;
     JsFuture::from(h.client.join("user:1")).await.unwrap();
     let publish = async |n: u32| {
         let r = control(url, "POST", "/control/publish?room=user:1&event=task.created", &format!(r#"{{"task":{n}}}"#))
@@ -428,9 +425,7 @@ async fn the_rest_feed_bridges_a_socketio_outage_without_duplicates() {
 #[wasm_bindgen_test]
 async fn namespaces_share_one_connection() {
     let Some(url) = server(S0) else { return };
-    let main = Harness::new(url, &js(r#"{"auth":{"token":"main"}}"#));
-    main.client.connect().unwrap();
-    main.connected().await;
+    let main = Harness::connect(url, &js(r#"{"auth":{"token":"main"}}"#)).await;
     let custom = Harness::with(main.client.of("/custom", js(r#"{"auth":{"token":"custom"}}"#)).unwrap());
     assert_eq!(custom.client.namespace(), "/custom");
     custom.connected().await;
@@ -470,9 +465,7 @@ async fn namespaces_share_one_connection() {
 #[wasm_bindgen_test]
 async fn an_ack_timeout_rejects_and_close_releases() {
     let Some(url) = server(S0) else { return };
-    let h = Harness::new(url, &JsValue::UNDEFINED);
-    h.client.connect().unwrap();
-    h.connected().await;
+    let h = Harness::connect(url, &JsValue::UNDEFINED).await;
     let p: Promise = h.client.emit("nothing-acks", &Array::new(), js(r#"{"timeout":100}"#)).unwrap().unchecked_into();
     let err = JsFuture::from(p).await.unwrap_err();
     assert_eq!(get(&err, "message"), "operation has timed out");
