@@ -185,6 +185,15 @@ try {
   log("server stopped (SIGTERM)");
   await page.locator('[data-testid="connection-badge"]:not([data-status="connected"])').waitFor({ timeout: T });
   log(`app sees: ${(await badge.innerText()).replace(/\s+/g, " ")}`);
+  // The countdown is read in the first frames after the drop: it must count down from the delay,
+  // never show more than it (a stale clock once made a 3 s delay read "3.6 s").
+  const detail = await page.getByTestId("connection-detail").innerText();
+  const secs = /in (\d+(?:\.\d+)?) s/.exec(detail);
+  check(
+    "reconnect countdown starts at most at the delay",
+    secs !== null ? Number(secs[1]) <= RECONNECT_DELAY_MS / 1000 : /now/.test(detail),
+    detail,
+  );
   await page.screenshot({ path: path.join(artifacts, "02-reconnecting.png"), fullPage: true });
   server = startServer();
   await waitHealthy();

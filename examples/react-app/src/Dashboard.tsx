@@ -108,21 +108,26 @@ export function Dashboard({ session, onSignOut }: { session: Session; onSignOut:
   );
 }
 
+/** The current time, read at render; while `active`, the component re-renders every `every` ms.
+ * (Reading the clock at render, not from state set by the last tick, keeps a countdown that starts
+ * now from reading a stale "now" that lies before its own start.) */
 function useNow(active: boolean, every = 100): number {
-  const [now, setNow] = useState(Date.now());
+  const [, setTick] = useState(0);
   useEffect(() => {
     if (!active) return undefined;
-    const t = setInterval(() => setNow(Date.now()), every);
+    const t = setInterval(() => setTick((n) => n + 1), every);
     return () => clearInterval(t);
   }, [active, every]);
-  return now;
+  return Date.now();
 }
 
+/** When `state` entered its current status (or reconnect attempt), fixed in the render that first
+ * saw it, so the first frame of a countdown already counts from the right moment. */
 function useSince(state: ConnectionState): number {
-  const [since, setSince] = useState(Date.now());
   const key = state.status === "reconnecting" ? `r${state.attempt}` : state.status;
-  useEffect(() => setSince(Date.now()), [key]);
-  return since;
+  const mark = useRef<{ key: string; at: number } | null>(null);
+  if (mark.current === null || mark.current.key !== key) mark.current = { key, at: Date.now() };
+  return mark.current.at;
 }
 
 function ConnectionBadge({
