@@ -16,7 +16,7 @@ use tidings_core::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::driver::{Command, Delivery, Driver, EmitReply, Notice, Subscriber};
+use crate::driver::{Command, Delivery, Driver, EmitReply, Lossy, Notice, Subscriber};
 use crate::payload::{texts_to_args, values_to_args};
 use crate::transport::Net;
 use crate::{Error, Payload};
@@ -25,6 +25,9 @@ use crate::{Error, Payload};
 /// the CONNECT payload (a JSON object, for example `{"token": "…"}`).
 pub type AuthProvider =
     Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send>> + Send + Sync>;
+
+/// How many notices a [`Tidings::notices`] receiver buffers before it misses some.
+pub const NOTICE_CAPACITY: usize = 256;
 
 /// Configures and starts a [`Tidings`] client.
 ///
@@ -204,6 +207,10 @@ impl ClientBuilder {
                     tracing::debug!(message = %e.message, "websocket failed; waiting for the polling fallback");
                 }
                 Some(Notice::ConnectError(e)) => return Err(Error::Connect(e)),
+                // Only a receiver left unread misses notices; the state itself is never missed.
+                Some(Notice::Missed(_)) if matches!(client.state(), ConnectionState::Connected { .. }) => {
+                    return Ok(client);
+                }
                 Some(_) => {}
                 None => return Err(Error::Closed),
             }
@@ -298,10 +305,11 @@ impl Tidings {
     }
 
     /// Every change of this namespace's state, its connect errors and the feed's changes, in
-    /// order, from now on.
-    pub fn notices(&self) -> mpsc::UnboundedReceiver<Notice> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = self.send(Command::Listen(self.inner.main.clone(), tx));
+    /// order, from now on. The receiver buffers [`NOTICE_CAPACITY`] notices; a receiver left unread
+    /// while more arrive gets [`Notice::Missed`] with the count it lost, then the newer ones.
+    pub fn notices(&self) -> mpsc::Receiver<Notice> {
+        let (tx, rx) = mpsc::channel(NOTICE_CAPACITY);
+        let _ = self.send(Command::Listen(self.inner.main.clone(), Lossy::new(tx)));
         rx
     }
 
@@ -319,7 +327,7 @@ impl Tidings {
     fn subscribe(&self, pattern: EventPattern) -> mpsc::Receiver<Delivery> {
         let (tx, rx) = mpsc::channel(self.inner.subscription_capacity.max(1));
         let namespace = Some(self.inner.main.clone());
-        let _ = self.send(Command::Subscribe(Subscriber { namespace, pattern, tx, lagged: 0 }));
+        let _ = self.send(Command::Subscribe(Subscriber { namespace, pattern, tx: Lossy::new(tx) }));
         rx
     }
 

@@ -45,7 +45,7 @@ pub(crate) enum Command {
     },
     Subscribe(Subscriber),
     /// Notices about one namespace (and feed notices).
-    Listen(String, mpsc::UnboundedSender<Notice>),
+    Listen(String, Lossy<Notice>),
     /// Opens another namespace on the same engine session, reporting its state to `state`.
     OpenNamespace {
         namespace: String,
@@ -66,38 +66,61 @@ pub(crate) enum Delivery {
     Lagged(u64),
 }
 
-/// An event subscription: events whose name matches go to `tx` (bounded: a subscriber that
-/// does not keep up loses events, and is told how many before its next event).
-pub(crate) struct Subscriber {
-    pub(crate) namespace: Option<String>,
-    pub(crate) pattern: EventPattern,
-    pub(crate) tx: mpsc::Sender<Delivery>,
-    pub(crate) lagged: u64,
+/// A bounded sender to a reader that may fall behind: an item that does not fit is dropped and
+/// counted, and the reader is told how many it missed before the next item that fits. The driver
+/// never waits on a slow reader, and a reader that never reads costs at most its buffer.
+pub(crate) struct Lossy<T> {
+    tx: mpsc::Sender<T>,
+    missed: u64,
 }
 
-impl Subscriber {
-    /// Delivers `ev`, or counts it as lost when the buffer is full; false when the subscriber is gone.
-    fn deliver(&mut self, ev: Event) -> bool {
+impl<T> Lossy<T> {
+    pub(crate) fn new(tx: mpsc::Sender<T>) -> Self {
+        Lossy { tx, missed: 0 }
+    }
+
+    /// Sends `item`, or counts it as missed when the buffer is full (`missed(n)` is the item that
+    /// tells the reader); false when the reader is gone.
+    fn offer(&mut self, item: T, missed: fn(u64) -> T, what: &'static str) -> bool {
         use mpsc::error::TrySendError;
-        if self.lagged > 0 {
-            match self.tx.try_send(Delivery::Lagged(self.lagged)) {
-                Ok(()) => self.lagged = 0,
+        if self.missed > 0 {
+            match self.tx.try_send(missed(self.missed)) {
+                Ok(()) => self.missed = 0,
                 Err(TrySendError::Full(_)) => {
-                    self.lagged = self.lagged.saturating_add(1);
+                    self.missed = self.missed.saturating_add(1);
                     return true;
                 }
                 Err(TrySendError::Closed(_)) => return false,
             }
         }
-        match self.tx.try_send(Delivery::Event(ev)) {
+        match self.tx.try_send(item) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
-                self.lagged = self.lagged.saturating_add(1);
-                tracing::warn!(lost = self.lagged, "a subscriber is not keeping up; events are dropped for it");
+                self.missed = 1;
+                tracing::warn!(reader = what, "a reader is not keeping up; items are dropped for it until it does");
                 true
             }
             Err(TrySendError::Closed(_)) => false,
         }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// An event subscription: events whose name matches go to `tx` (bounded: a subscriber that
+/// does not keep up loses events, and is told how many before its next event).
+pub(crate) struct Subscriber {
+    pub(crate) namespace: Option<String>,
+    pub(crate) pattern: EventPattern,
+    pub(crate) tx: Lossy<Delivery>,
+}
+
+impl Subscriber {
+    /// Delivers `ev`, or counts it as lost when the buffer is full; false when the subscriber is gone.
+    fn deliver(&mut self, ev: Event) -> bool {
+        self.tx.offer(Delivery::Event(ev), Delivery::Lagged, "event subscription")
     }
 }
 
@@ -110,6 +133,9 @@ pub enum Notice {
     ConnectError(ConnectError),
     /// The REST feed fallback changed state.
     Feed(FeedStatus),
+    /// This many notices were dropped because this receiver's buffer was full (it was not read
+    /// while the connection changed state many times).
+    Missed(u64),
 }
 
 /// A WebSocket being opened (by a task) or open (read and written here).
@@ -132,7 +158,7 @@ pub(crate) struct Driver {
     acks: HashMap<EmitId, oneshot::Sender<Result<Payload, Error>>>,
     rooms: HashMap<(String, String, bool), Vec<Reply>>,
     states: HashMap<String, watch::Sender<ConnectionState>>,
-    notices: Vec<(String, mpsc::UnboundedSender<Notice>)>,
+    notices: Vec<(String, Lossy<Notice>)>,
     auth: Option<AuthProvider>,
     main: String,
 }
@@ -364,7 +390,9 @@ impl Driver {
 
     /// Sends `n` to the listeners of `namespace` (`None`: every listener).
     fn notify(&mut self, namespace: Option<&str>, n: Notice) {
-        self.notices.retain(|(ns, tx)| namespace.is_some_and(|n| n != ns) || tx.send(n.clone()).is_ok());
+        self.notices.retain_mut(|(ns, tx)| {
+            namespace.is_some_and(|n| n != ns) || tx.offer(n.clone(), Notice::Missed, "notices")
+        });
     }
 
     /// Performs every output; returns the next deadline.
@@ -475,5 +503,39 @@ impl Driver {
         if let Some(s) = self.subscribers.get_mut(last) {
             s.deliver(ev);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missed(n: u64) -> u64 {
+        1000 + n
+    }
+
+    #[test]
+    fn lossy_sender_counts_what_did_not_fit_and_says_so_before_the_next_item() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let mut lossy = Lossy::new(tx);
+        for i in 1..=5 {
+            assert!(lossy.offer(i, missed, "test"));
+        }
+        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(1), Ok(2)));
+        assert!(rx.try_recv().is_err(), "3, 4 and 5 did not fit");
+        assert!(lossy.offer(6, missed, "test"));
+        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(missed(3)), Ok(6)));
+        for i in 7..=9 {
+            assert!(lossy.offer(i, missed, "test"));
+        }
+        assert_eq!(rx.try_recv(), Ok(7));
+        // One slot free: the count of 9 fits, 10 does not and is counted next.
+        assert!(lossy.offer(10, missed, "test"));
+        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(8), Ok(missed(1))));
+        assert!(lossy.offer(11, missed, "test"));
+        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(missed(1)), Ok(11)));
+        assert!(rx.try_recv().is_err());
+        drop(rx);
+        assert!(!lossy.offer(8, missed, "test"), "a gone reader is reported");
     }
 }

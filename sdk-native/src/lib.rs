@@ -37,7 +37,7 @@ mod error;
 mod payload;
 mod transport;
 
-pub use client::{AckHandle, AuthProvider, ClientBuilder, Emit, Received, Subscription, Tidings};
+pub use client::{AckHandle, AuthProvider, ClientBuilder, Emit, NOTICE_CAPACITY, Received, Subscription, Tidings};
 pub use driver::Notice;
 pub use error::Error;
 pub use payload::{Bytes, Payload};
