@@ -66,6 +66,28 @@ pub(crate) enum Delivery {
     Lagged(u64),
 }
 
+/// An item of a [`Lossy`] channel: it can say how many of its kind a reader missed.
+pub(crate) trait Lossable {
+    /// Names the reader in the log line written when it starts to fall behind.
+    const READER: &'static str;
+    /// The item that tells the reader it missed `n` items.
+    fn missed(n: u64) -> Self;
+}
+
+impl Lossable for Delivery {
+    const READER: &'static str = "event subscription";
+    fn missed(n: u64) -> Self {
+        Delivery::Lagged(n)
+    }
+}
+
+impl Lossable for Notice {
+    const READER: &'static str = "notices";
+    fn missed(n: u64) -> Self {
+        Notice::Missed(n)
+    }
+}
+
 /// A bounded sender to a reader that may fall behind: an item that does not fit is dropped and
 /// counted, and the reader is told how many it missed before the next item that fits. The driver
 /// never waits on a slow reader, and a reader that never reads costs at most its buffer.
@@ -74,17 +96,16 @@ pub(crate) struct Lossy<T> {
     missed: u64,
 }
 
-impl<T> Lossy<T> {
+impl<T: Lossable> Lossy<T> {
     pub(crate) fn new(tx: mpsc::Sender<T>) -> Self {
         Lossy { tx, missed: 0 }
     }
 
-    /// Sends `item`, or counts it as missed when the buffer is full (`missed(n)` is the item that
-    /// tells the reader); false when the reader is gone.
-    fn offer(&mut self, item: T, missed: fn(u64) -> T, what: &'static str) -> bool {
+    /// Sends `item`, or counts it as missed when the buffer is full; false when the reader is gone.
+    fn offer(&mut self, item: T) -> bool {
         use mpsc::error::TrySendError;
         if self.missed > 0 {
-            match self.tx.try_send(missed(self.missed)) {
+            match self.tx.try_send(T::missed(self.missed)) {
                 Ok(()) => self.missed = 0,
                 Err(TrySendError::Full(_)) => {
                     self.missed = self.missed.saturating_add(1);
@@ -97,7 +118,10 @@ impl<T> Lossy<T> {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.missed = 1;
-                tracing::warn!(reader = what, "a reader is not keeping up; items are dropped for it until it does");
+                tracing::warn!(
+                    reader = T::READER,
+                    "a reader is not keeping up; items are dropped for it until it does"
+                );
                 true
             }
             Err(TrySendError::Closed(_)) => false,
@@ -120,7 +144,7 @@ pub(crate) struct Subscriber {
 impl Subscriber {
     /// Delivers `ev`, or counts it as lost when the buffer is full; false when the subscriber is gone.
     fn deliver(&mut self, ev: Event) -> bool {
-        self.tx.offer(Delivery::Event(ev), Delivery::Lagged, "event subscription")
+        self.tx.offer(Delivery::Event(ev))
     }
 }
 
@@ -390,9 +414,7 @@ impl Driver {
 
     /// Sends `n` to the listeners of `namespace` (`None`: every listener).
     fn notify(&mut self, namespace: Option<&str>, n: Notice) {
-        self.notices.retain_mut(|(ns, tx)| {
-            namespace.is_some_and(|n| n != ns) || tx.offer(n.clone(), Notice::Missed, "notices")
-        });
+        self.notices.retain_mut(|(ns, tx)| namespace.is_some_and(|n| n != ns) || tx.offer(n.clone()));
     }
 
     /// Performs every output; returns the next deadline.
@@ -510,8 +532,18 @@ impl Driver {
 mod tests {
     use super::*;
 
-    fn missed(n: u64) -> u64 {
-        1000 + n
+    /// A test item: a number, or the count of missed numbers.
+    #[derive(Debug, PartialEq)]
+    enum Item {
+        N(u32),
+        Missed(u64),
+    }
+
+    impl Lossable for Item {
+        const READER: &'static str = "test";
+        fn missed(n: u64) -> Self {
+            Item::Missed(n)
+        }
     }
 
     #[test]
@@ -519,23 +551,23 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(2);
         let mut lossy = Lossy::new(tx);
         for i in 1..=5 {
-            assert!(lossy.offer(i, missed, "test"));
+            assert!(lossy.offer(Item::N(i)));
         }
-        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(1), Ok(2)));
+        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(Item::N(1)), Ok(Item::N(2))));
         assert!(rx.try_recv().is_err(), "3, 4 and 5 did not fit");
-        assert!(lossy.offer(6, missed, "test"));
-        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(missed(3)), Ok(6)));
+        assert!(lossy.offer(Item::N(6)));
+        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(Item::Missed(3)), Ok(Item::N(6))));
         for i in 7..=9 {
-            assert!(lossy.offer(i, missed, "test"));
+            assert!(lossy.offer(Item::N(i)));
         }
-        assert_eq!(rx.try_recv(), Ok(7));
+        assert_eq!(rx.try_recv(), Ok(Item::N(7)));
         // One slot free: the count of 9 fits, 10 does not and is counted next.
-        assert!(lossy.offer(10, missed, "test"));
-        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(8), Ok(missed(1))));
-        assert!(lossy.offer(11, missed, "test"));
-        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(missed(1)), Ok(11)));
+        assert!(lossy.offer(Item::N(10)));
+        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(Item::N(8)), Ok(Item::Missed(1))));
+        assert!(lossy.offer(Item::N(11)));
+        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(Item::Missed(1)), Ok(Item::N(11))));
         assert!(rx.try_recv().is_err());
         drop(rx);
-        assert!(!lossy.offer(8, missed, "test"), "a gone reader is reported");
+        assert!(!lossy.offer(Item::N(8)), "a gone reader is reported");
     }
 }
