@@ -157,7 +157,7 @@ impl Args {
     }
 
     /// Approximate memory held, for buffer limits.
-    pub(crate) fn byte_size(&self) -> usize {
+    pub fn byte_size(&self) -> usize {
         self.text.len() + self.attachments.iter().map(Vec::len).sum::<usize>()
     }
 }

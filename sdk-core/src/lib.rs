@@ -71,9 +71,9 @@ mod vecmap;
 pub use args::{Args, ArgsError};
 pub use backoff::BackoffStrategy;
 pub use client::{
-    AckRequest, AuthRequestId, Client, CommandError, ConnId, ConnectError, ConnectionState, DisconnectReason,
-    EmitError, EmitId, EmitRequest, Event, EventSource, FeedStatus, HttpRequest, Input, Method, Output, RequestId,
-    RequestPurpose,
+    AckRequest, AuthRequestId, Client, CommandError, ConnId, ConnectError, ConnectionState, DeliveryId,
+    DisconnectReason, EmitError, EmitId, EmitRequest, Event, EventSource, FeedStatus, HttpRequest, Input, Method,
+    Output, RequestId, RequestPurpose,
 };
 pub use config::{AuthMode, Config, ConfigError, FeedConfig, TransportConfig, TransportKind};
 pub use time::Instant;

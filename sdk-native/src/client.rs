@@ -16,7 +16,8 @@ use tidings_core::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::driver::{Command, Delivery, Driver, EmitReply, Lossy, Notice, Subscriber};
+use crate::delivery::{DEFAULT_RECEIVE_BUFFER, Delivery, Notices, Source, queue};
+use crate::driver::{Command, Driver, EmitReply, Notice, Subscriber};
 use crate::payload::{texts_to_args, values_to_args};
 use crate::transport::Net;
 use crate::{Error, Payload};
@@ -25,9 +26,6 @@ use crate::{Error, Payload};
 /// the CONNECT payload (a JSON object, for example `{"token": "…"}`).
 pub type AuthProvider =
     Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send>> + Send + Sync>;
-
-/// How many notices a [`Tidings::notices`] receiver buffers before it misses some.
-pub const NOTICE_CAPACITY: usize = 256;
 
 /// Configures and starts a [`Tidings`] client.
 ///
@@ -46,11 +44,8 @@ pub struct ClientBuilder {
     config: Result<Config, Error>,
     provider: Option<AuthProvider>,
     roots: Vec<Vec<u8>>,
-    subscription_capacity: usize,
+    receive_buffer: usize,
 }
-
-/// Events buffered per subscription by default.
-const SUBSCRIPTION_CAPACITY: usize = 16_384;
 
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -145,11 +140,14 @@ impl ClientBuilder {
         self.map(|c| c.room_events = (join.to_string(), leave.to_string()))
     }
 
-    /// How many events each subscription buffers (default 16,384). A subscription that is not
-    /// read fast enough loses the events that do not fit and then yields [`Error::Lagged`] with
-    /// their count before its next event; the connection and other subscriptions are unaffected.
-    pub fn subscription_capacity(mut self, events: usize) -> Self {
-        self.subscription_capacity = events.max(1);
+    /// How many bytes of received events and notices may wait for consumers (default
+    /// [`DEFAULT_RECEIVE_BUFFER`], 4 MiB; each event counts its JSON text plus ~200 bytes).
+    /// Nothing is dropped when it is full: the client stops reading the connection until the
+    /// consumers catch up, so the server is slowed by TCP. A consumer stalled for longer than
+    /// the server's ping timeout gets a reconnect with recovery, and then every event once
+    /// (docs/RELIABILITY.md).
+    pub fn receive_buffer(mut self, bytes: usize) -> Self {
+        self.receive_buffer = bytes.max(1);
         self
     }
 
@@ -179,18 +177,10 @@ impl ClientBuilder {
         let main = core.main_namespace().to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
-        let driver = Driver::new(core, net, rx, state_tx, self.provider);
+        let driver = Driver::new(core, net, rx, state_tx, self.provider, self.receive_buffer);
         tokio::spawn(driver.run());
         let _ = tx.send(Command::Connect(main.clone()));
-        Ok(Tidings {
-            inner: Arc::new(Inner {
-                tx,
-                state: state_rx,
-                main,
-                is_main: true,
-                subscription_capacity: self.subscription_capacity,
-            }),
-        })
+        Ok(Tidings { inner: Arc::new(Inner { tx, state: state_rx, main, is_main: true }) })
     }
 
     /// Starts the client and waits until it is connected, or fails with the first connect error,
@@ -207,10 +197,6 @@ impl ClientBuilder {
                     tracing::debug!(message = %e.message, "websocket failed; waiting for the polling fallback");
                 }
                 Some(Notice::ConnectError(e)) => return Err(Error::Connect(e)),
-                // Only a receiver left unread misses notices; the state itself is never missed.
-                Some(Notice::Missed(_)) if matches!(client.state(), ConnectionState::Connected { .. }) => {
-                    return Ok(client);
-                }
                 Some(_) => {}
                 None => return Err(Error::Closed),
             }
@@ -221,7 +207,6 @@ impl ClientBuilder {
 struct Inner {
     tx: mpsc::UnboundedSender<Command>,
     state: watch::Receiver<ConnectionState>,
-    subscription_capacity: usize,
     /// This handle's namespace.
     main: String,
     /// Whether it is the namespace the client was built for (its `disconnect` ends them all).
@@ -251,7 +236,7 @@ impl Tidings {
             config: Config::new(url).map_err(|e| Error::Config(e.to_string())),
             provider: None,
             roots: Vec::new(),
-            subscription_capacity: SUBSCRIPTION_CAPACITY,
+            receive_buffer: DEFAULT_RECEIVE_BUFFER,
         }
     }
 
@@ -293,24 +278,16 @@ impl Tidings {
         }
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
         self.send(Command::OpenNamespace { namespace: ns.clone(), state: state_tx })?;
-        Ok(Tidings {
-            inner: Arc::new(Inner {
-                tx: self.inner.tx.clone(),
-                state: state_rx,
-                main: ns,
-                is_main: false,
-                subscription_capacity: self.inner.subscription_capacity,
-            }),
-        })
+        Ok(Tidings { inner: Arc::new(Inner { tx: self.inner.tx.clone(), state: state_rx, main: ns, is_main: false }) })
     }
 
     /// Every change of this namespace's state, its connect errors and the feed's changes, in
-    /// order, from now on. The receiver buffers [`NOTICE_CAPACITY`] notices; a receiver left unread
-    /// while more arrive gets [`Notice::Missed`] with the count it lost, then the newer ones.
-    pub fn notices(&self) -> mpsc::Receiver<Notice> {
-        let (tx, rx) = mpsc::channel(NOTICE_CAPACITY);
-        let _ = self.send(Command::Listen(self.inner.main.clone(), Lossy::new(tx)));
-        rx
+    /// order (with the events around them), from now on. Nothing is skipped: unread notices wait
+    /// in the receive buffer, so drop the receiver when you stop reading it.
+    pub fn notices(&self) -> Notices {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.send(Command::Listen(self.inner.main.clone(), tx));
+        Notices { rx }
     }
 
     /// Waits until connected, at most `timeout`.
@@ -324,18 +301,21 @@ impl Tidings {
         }
     }
 
-    fn subscribe(&self, pattern: EventPattern) -> mpsc::Receiver<Delivery> {
-        let (tx, rx) = mpsc::channel(self.inner.subscription_capacity.max(1));
+    fn subscribe<T>(&self, pattern: &str, lossy: Option<usize>, decode: Decoder<T>) -> Subscription<T> {
+        let (sink, rx) = queue(lossy);
         let namespace = Some(self.inner.main.clone());
-        let _ = self.send(Command::Subscribe(Subscriber { namespace, pattern, tx: Lossy::new(tx) }));
-        rx
+        let _ = self.send(Command::Subscribe(Subscriber { namespace, pattern: EventPattern::parse(pattern), sink }));
+        Subscription { rx, tx: self.inner.tx.clone(), decode }
     }
 
     /// Events named `pattern` (exact name, `prefix.*`, or `*`), deserialised into `T` (see
     /// [`Payload::deserialize`]). A payload that does not fit `T` is an error item, not a panic.
     ///
-    /// Subscribe before connecting (with [`ClientBuilder::build`]) to see events the server sends
-    /// right at connection time. A subscription keeps the client alive while it exists.
+    /// Lossless: every matching event, in order, once. A subscription read slower than events
+    /// arrive slows the connection down (see [`ClientBuilder::receive_buffer`]); drop it when you
+    /// stop reading. Subscribe before connecting (with [`ClientBuilder::build`]) to see events
+    /// the server sends right at connection time. A subscription keeps the client alive while it
+    /// exists.
     ///
     /// ```no_run
     /// use futures_util::StreamExt;
@@ -349,20 +329,21 @@ impl Tidings {
     /// # }
     /// ```
     pub fn on<T: DeserializeOwned>(&self, pattern: &str) -> Subscription<T> {
-        Subscription {
-            rx: self.subscribe(EventPattern::parse(pattern)),
-            tx: self.inner.tx.clone(),
-            decode: Payload::deserialize::<T>,
-        }
+        self.subscribe(pattern, None, Payload::deserialize_event::<T>)
     }
 
-    /// Events named `pattern`, undecoded (raw JSON arguments and attachments).
+    /// Events named `pattern`, lossy by choice: at most `capacity` events wait for the reader;
+    /// when it is behind, newer events are skipped and the stream yields [`Error::Lagged`] with
+    /// their count before the next event. For readers that only want recent values (a
+    /// dashboard gauge); it never slows the connection or other subscriptions down.
+    pub fn on_lossy<T: DeserializeOwned>(&self, pattern: &str, capacity: usize) -> Subscription<T> {
+        self.subscribe(pattern, Some(capacity), Payload::deserialize_event::<T>)
+    }
+
+    /// Events named `pattern`, undecoded (raw JSON arguments and attachments; a recovery offset
+    /// is in [`Received::offset`], not in the payload).
     pub fn on_raw(&self, pattern: &str) -> Subscription<Payload> {
-        Subscription {
-            rx: self.subscribe(EventPattern::parse(pattern)),
-            tx: self.inner.tx.clone(),
-            decode: |p| Ok(p.clone()),
-        }
+        self.subscribe(pattern, None, |args, _| Ok(Payload(args.clone())))
     }
 
     /// Every event, undecoded.
@@ -370,14 +351,30 @@ impl Tidings {
         self.on_raw("*")
     }
 
-    /// Waits for the next event named `event` (for tests and scripts).
-    pub async fn wait_for<T: DeserializeOwned>(&self, event: &str, timeout: Duration) -> Result<Received<T>, Error> {
+    /// The next event named `event` (for tests and scripts). It subscribes when called, not
+    /// when first polled, so an event that arrives before the future is awaited is not missed:
+    ///
+    /// ```no_run
+    /// # async fn run(client: tidings::Tidings) -> Result<(), tidings::Error> {
+    /// use std::time::Duration;
+    /// let pong = client.wait_for::<serde_json::Value>("pong", Duration::from_secs(5));
+    /// client.emit("ping", &1).await?;
+    /// let pong = pong.await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn wait_for<T: DeserializeOwned + Send + 'static>(
+        &self,
+        event: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Received<T>, Error>> + Send + 'static {
         use futures_util::StreamExt;
         let mut sub = self.on::<T>(event);
-        match tokio::time::timeout(timeout, sub.next()).await {
-            Ok(Some(r)) => r,
-            Ok(None) => Err(Error::Closed),
-            Err(_) => Err(Error::Timeout),
+        async move {
+            match tokio::time::timeout(timeout, sub.next()).await {
+                Ok(Some(r)) => r,
+                Ok(None) => Err(Error::Closed),
+                Err(_) => Err(Error::Timeout),
+            }
         }
     }
 
@@ -570,7 +567,9 @@ pub struct Received<T> {
     pub event: String,
     /// The decoded payload.
     pub data: T,
-    /// The recovery offset the server attached, if any.
+    /// The event's last argument when it may be the recovery offset a socket.io server appends
+    /// (a string, recovery on, no ack asked). A volatile event's last string argument looks the
+    /// same on the wire: [`Tidings::on`] then also tries it as data (docs/PROTOCOL.md, "Offsets").
     pub offset: Option<String>,
     /// Socket or REST feed.
     pub source: EventSource,
@@ -593,11 +592,14 @@ impl AckHandle {
     }
 }
 
+/// Turns an event's data arguments (and its offset candidate) into the subscription's type.
+type Decoder<T> = fn(&tidings_core::Args, Option<&str>) -> Result<T, Error>;
+
 /// A stream of received events of type `T`.
 pub struct Subscription<T> {
-    rx: mpsc::Receiver<Delivery>,
+    rx: Source,
     tx: mpsc::UnboundedSender<Command>,
-    decode: fn(&Payload) -> Result<T, Error>,
+    decode: Decoder<T>,
 }
 
 impl<T> std::fmt::Debug for Subscription<T> {
@@ -613,17 +615,18 @@ impl<T> Stream for Subscription<T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(Delivery::Lagged(n))) => Poll::Ready(Some(Err(Error::Lagged(n)))),
-            Poll::Ready(Some(Delivery::Event(ev))) => {
-                let payload = Payload(ev.args);
-                let ack = ev.ack.map(|req| AckHandle { req, tx: self.tx.clone() });
-                let item = (self.decode)(&payload).map(|data| Received {
-                    event: ev.name,
+            Poll::Ready(Some(Delivery::Skipped(n))) => Poll::Ready(Some(Err(Error::Lagged(n)))),
+            Poll::Ready(Some(Delivery::Event(shared))) => {
+                let ev = &shared.ev;
+                let item = (self.decode)(&ev.args, ev.offset.as_deref()).map(|data| Received {
+                    event: ev.name.clone(),
                     data,
-                    offset: ev.offset,
+                    offset: ev.offset.clone(),
                     source: ev.source,
-                    ack,
+                    ack: ev.ack.clone().map(|req| AckHandle { req, tx: self.tx.clone() }),
                 });
+                // The last reader's drop returns the event's bytes to the receive buffer.
+                drop(shared);
                 Poll::Ready(Some(item))
             }
             Poll::Ready(None) => Poll::Ready(None),

@@ -1,18 +1,20 @@
 //! The driver task: owns the core `Client`, turns IO and timers into inputs and outputs into IO.
 //! No protocol decisions are made here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tidings_core::event::EventPattern;
 use tidings_core::{
     AckRequest, Args, Client as Core, ConnId, ConnectError, ConnectionState, EmitId, EmitRequest, Event, FeedStatus,
-    Input, Output, RequestId,
+    Input, Output, RequestId, RequestPurpose,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant as TokioInstant;
 
+use crate::delivery::{Budget, Shared, Sink, event_cost, notice_cost};
 use crate::transport::{IoEvent, Net, Ws, WsIo, poll_sockets, spawn_http, spawn_ws_open};
 use crate::{AuthProvider, Error, Payload};
 
@@ -45,7 +47,7 @@ pub(crate) enum Command {
     },
     Subscribe(Subscriber),
     /// Notices about one namespace (and feed notices).
-    Listen(String, Lossy<Notice>),
+    Listen(String, mpsc::UnboundedSender<(Notice, OwnedSemaphorePermit)>),
     /// Opens another namespace on the same engine session, reporting its state to `state`.
     OpenNamespace {
         namespace: String,
@@ -59,93 +61,18 @@ pub(crate) enum Command {
     Network(Input),
 }
 
-/// What a subscription receives.
-pub(crate) enum Delivery {
-    Event(Event),
-    /// This many events were dropped for this subscriber because its buffer was full.
-    Lagged(u64),
-}
-
-/// An item of a [`Lossy`] channel: it can say how many of its kind a reader missed.
-pub(crate) trait Lossable {
-    /// Names the reader in the log line written when it starts to fall behind.
-    const READER: &'static str;
-    /// The item that tells the reader it missed `n` items.
-    fn missed(n: u64) -> Self;
-}
-
-impl Lossable for Delivery {
-    const READER: &'static str = "event subscription";
-    fn missed(n: u64) -> Self {
-        Delivery::Lagged(n)
-    }
-}
-
-impl Lossable for Notice {
-    const READER: &'static str = "notices";
-    fn missed(n: u64) -> Self {
-        Notice::Missed(n)
-    }
-}
-
-/// A bounded sender to a reader that may fall behind: an item that does not fit is dropped and
-/// counted, and the reader is told how many it missed before the next item that fits. The driver
-/// never waits on a slow reader, and a reader that never reads costs at most its buffer.
-pub(crate) struct Lossy<T> {
-    tx: mpsc::Sender<T>,
-    missed: u64,
-}
-
-impl<T: Lossable> Lossy<T> {
-    pub(crate) fn new(tx: mpsc::Sender<T>) -> Self {
-        Lossy { tx, missed: 0 }
-    }
-
-    /// Sends `item`, or counts it as missed when the buffer is full; false when the reader is gone.
-    fn offer(&mut self, item: T) -> bool {
-        use mpsc::error::TrySendError;
-        if self.missed > 0 {
-            match self.tx.try_send(T::missed(self.missed)) {
-                Ok(()) => self.missed = 0,
-                Err(TrySendError::Full(_)) => {
-                    self.missed = self.missed.saturating_add(1);
-                    return true;
-                }
-                Err(TrySendError::Closed(_)) => return false,
-            }
-        }
-        match self.tx.try_send(item) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                self.missed = 1;
-                tracing::warn!(
-                    reader = T::READER,
-                    "a reader is not keeping up; items are dropped for it until it does"
-                );
-                true
-            }
-            Err(TrySendError::Closed(_)) => false,
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-}
-
-/// An event subscription: events whose name matches go to `tx` (bounded: a subscriber that
-/// does not keep up loses events, and is told how many before its next event).
+/// An event subscription: events whose name matches go to `sink`.
 pub(crate) struct Subscriber {
     pub(crate) namespace: Option<String>,
     pub(crate) pattern: EventPattern,
-    pub(crate) tx: Lossy<Delivery>,
+    pub(crate) sink: Sink,
 }
 
-impl Subscriber {
-    /// Delivers `ev`, or counts it as lost when the buffer is full; false when the subscriber is gone.
-    fn deliver(&mut self, ev: Event) -> bool {
-        self.tx.offer(Delivery::Event(ev))
-    }
+/// What waits for the consumers' budget, in the order the core produced it.
+enum Pending {
+    Event(Event),
+    /// A notice for the listeners of a namespace (`None`: every listener).
+    Notice(Option<String>, Notice),
 }
 
 /// A state change or a connect error, for `state_changes()` listeners.
@@ -157,9 +84,6 @@ pub enum Notice {
     ConnectError(ConnectError),
     /// The REST feed fallback changed state.
     Feed(FeedStatus),
-    /// This many notices were dropped because this receiver's buffer was full (it was not read
-    /// while the connection changed state many times).
-    Missed(u64),
 }
 
 /// A WebSocket being opened (by a task) or open (read and written here).
@@ -182,9 +106,20 @@ pub(crate) struct Driver {
     acks: HashMap<EmitId, oneshot::Sender<Result<Payload, Error>>>,
     rooms: HashMap<(String, String, bool), Vec<Reply>>,
     states: HashMap<String, watch::Sender<ConnectionState>>,
-    notices: Vec<(String, Lossy<Notice>)>,
+    notices: Vec<(String, mpsc::UnboundedSender<(Notice, OwnedSemaphorePermit)>)>,
     auth: Option<AuthProvider>,
     main: String,
+    /// The consumers' byte budget (the receive buffer).
+    budget: Budget,
+    /// Events and notices the core produced that wait for budget. While it is not empty the
+    /// driver reads no transport: that is the backpressure.
+    backlog: VecDeque<Pending>,
+    /// The cost the head of the backlog waits for.
+    blocked: Option<usize>,
+    /// Frames read in the batch that filled the budget, fed to the core once it has room.
+    unread: VecDeque<(ConnId, WsIo)>,
+    /// Receiving requests (polling GETs, feed GETs) held back while the backlog is not empty.
+    deferred: Vec<tidings_core::HttpRequest>,
 }
 
 impl Driver {
@@ -194,6 +129,7 @@ impl Driver {
         cmds: mpsc::UnboundedReceiver<Command>,
         state: watch::Sender<ConnectionState>,
         auth: Option<AuthProvider>,
+        receive_buffer: usize,
     ) -> Self {
         let (io_tx, io_rx) = mpsc::channel(256);
         let main = core.main_namespace().to_string();
@@ -214,6 +150,11 @@ impl Driver {
             notices: Vec::new(),
             auth,
             main,
+            budget: Budget::new(receive_buffer),
+            backlog: VecDeque::new(),
+            blocked: None,
+            unread: VecDeque::new(),
+            deferred: Vec::new(),
         }
     }
 
@@ -228,6 +169,11 @@ impl Driver {
         let mut stopping: Option<TokioInstant> = None;
         loop {
             let deadline = self.drain();
+            // Frames left over from a batch that filled the budget go first, one at a time.
+            if self.backlog.is_empty() && !self.unread.is_empty() {
+                self.feed_frames(Vec::new());
+                continue;
+            }
             if let Some(limit) = stopping
                 && (!self.core.is_flushing() || TokioInstant::now() >= limit)
             {
@@ -244,6 +190,11 @@ impl Driver {
                     None => std::future::pending::<()>().await,
                 }
             };
+            // Backpressure: while consumers are behind, no transport is read (the HTTP requests
+            // that receive are deferred in `drain`); commands and timers go on.
+            let reading = self.backlog.is_empty();
+            let budget = self.budget.clone();
+            let wanted = self.blocked.unwrap_or(0);
             let sockets = &mut self.sockets;
             let socket_io = std::future::poll_fn(move |cx| {
                 let open = sockets.iter_mut().filter_map(|(c, s)| match s {
@@ -258,10 +209,10 @@ impl Driver {
                     // The driver holds a sender, so the channel never closes.
                     if let Some(io) = io { self.on_io(io); }
                 }
-                batch = socket_io => {
-                    for (conn, io) in batch {
-                        self.on_ws(conn, io);
-                    }
+                batch = socket_io, if reading => self.feed_frames(batch),
+                () = budget.wait_for(wanted), if self.blocked.is_some() => {
+                    // Consumers took enough: `drain` delivers the backlog's head now.
+                    self.blocked = None;
                 }
                 cmd = self.cmds.recv(), if stopping.is_none() => match cmd {
                     Some(Command::Shutdown(tx)) => {
@@ -334,6 +285,16 @@ impl Driver {
             }
         };
         self.core.handle_input(now, input);
+    }
+
+    /// Feeds frames to the core, one at a time, until the budget is spent; keeps the rest.
+    fn feed_frames(&mut self, batch: Vec<(ConnId, WsIo)>) {
+        self.unread.extend(batch);
+        while self.backlog.is_empty() {
+            let Some((conn, io)) = self.unread.pop_front() else { break };
+            self.on_ws(conn, io);
+            self.drain();
+        }
     }
 
     fn on_ws(&mut self, conn: ConnId, io: WsIo) {
@@ -412,13 +373,29 @@ impl Driver {
         }
     }
 
-    /// Sends `n` to the listeners of `namespace` (`None`: every listener).
-    fn notify(&mut self, namespace: Option<&str>, n: Notice) {
-        self.notices.retain_mut(|(ns, tx)| namespace.is_some_and(|n| n != ns) || tx.offer(n.clone()));
+    /// Performs every output and delivers what the budget allows; returns the next deadline.
+    fn drain(&mut self) -> Option<tidings_core::Instant> {
+        loop {
+            let deadline = self.drain_outputs();
+            self.pump();
+            if !self.backlog.is_empty() || self.deferred.is_empty() {
+                return deadline;
+            }
+            // Consumers caught up: ask for more, then perform what that produces.
+            for req in std::mem::take(&mut self.deferred) {
+                self.spawn_request(req);
+            }
+        }
     }
 
-    /// Performs every output; returns the next deadline.
-    fn drain(&mut self) -> Option<tidings_core::Instant> {
+    fn spawn_request(&mut self, req: tidings_core::HttpRequest) {
+        tracing::trace!(?req, "http request");
+        let id = req.id;
+        let task = spawn_http(&self.net, req, self.io_tx.clone());
+        self.requests.insert(id, task);
+    }
+
+    fn drain_outputs(&mut self) -> Option<tidings_core::Instant> {
         loop {
             match self.core.poll_output() {
                 Output::Wait(deadline) => return deadline,
@@ -442,10 +419,12 @@ impl Driver {
                     None => {}
                 },
                 Output::Http(req) => {
-                    tracing::trace!(?req, "http request");
-                    let id = req.id;
-                    let task = spawn_http(&self.net, req, self.io_tx.clone());
-                    self.requests.insert(id, task);
+                    let receives = matches!(req.purpose, RequestPurpose::PollReceive | RequestPurpose::FeedPoll);
+                    if receives && !self.backlog.is_empty() {
+                        self.deferred.push(req);
+                    } else {
+                        self.spawn_request(req);
+                    }
                 }
                 Output::AbortHttp(id) => {
                     if let Some(task) = self.requests.remove(&id) {
@@ -453,7 +432,7 @@ impl Driver {
                     }
                 }
                 Output::NeedAuth { namespace, request } => self.fetch_auth(namespace, request),
-                Output::Event(ev) => self.dispatch(ev),
+                Output::Event(ev) => self.backlog.push_back(Pending::Event(ev)),
                 Output::Settled { emit, result } => {
                     if let Some(tx) = self.acks.remove(&emit) {
                         let _ = tx.send(result.map(Payload).map_err(Error::Emit));
@@ -477,15 +456,15 @@ impl Driver {
                     if let Some(tx) = self.states.get(&namespace) {
                         tx.send_replace(state.clone());
                     }
-                    self.notify(Some(&namespace), Notice::State(state));
+                    self.backlog.push_back(Pending::Notice(Some(namespace), Notice::State(state)));
                 }
                 Output::ConnectError { namespace, error } => {
                     tracing::warn!(namespace = %namespace, message = %error.message, "connect error");
-                    self.notify(Some(&namespace), Notice::ConnectError(error));
+                    self.backlog.push_back(Pending::Notice(Some(namespace), Notice::ConnectError(error)));
                 }
                 Output::Feed(status) => {
                     tracing::info!(?status, "feed fallback");
-                    self.notify(None, Notice::Feed(status));
+                    self.backlog.push_back(Pending::Notice(None, Notice::Feed(status)));
                 }
             }
         }
@@ -504,70 +483,79 @@ impl Driver {
         });
     }
 
-    fn dispatch(&mut self, ev: Event) {
-        self.subscribers.retain(|s| !s.tx.is_closed());
-        let matching: Vec<usize> = self
-            .subscribers
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.namespace.as_deref().is_none_or(|n| n == ev.namespace) && s.pattern.matches(&ev.name))
-            .map(|(i, _)| i)
-            .collect();
-        let Some((&last, rest)) = matching.split_last() else {
-            tracing::trace!(event = %ev.name, "no subscriber");
-            return;
-        };
-        for &i in rest {
-            if let Some(s) = self.subscribers.get_mut(i) {
-                s.deliver(ev.clone());
+    /// Hands the backlog to consumers, oldest first, while the budget allows; reports each
+    /// event delivered to the core once every matching subscription has it.
+    fn pump(&mut self) {
+        while let Some(head) = self.backlog.front() {
+            let permit = match head {
+                Pending::Event(ev) => {
+                    self.subscribers.retain(|s| !s.sink.is_closed());
+                    let lossless = self.subscribers.iter().filter(|s| s.sink.is_lossless() && s.wants(ev)).count();
+                    if lossless == 0 { None } else { Some(event_cost(ev, lossless)) }
+                }
+                Pending::Notice(ns, _) => {
+                    self.notices.retain(|(_, tx)| !tx.is_closed());
+                    let readers = self.notices.iter().filter(|(n, _)| ns.as_ref().is_none_or(|ns| ns == n)).count();
+                    if readers == 0 { None } else { Some(notice_cost(readers)) }
+                }
+            }
+            .map(|cost| self.budget.try_take(cost).ok_or(cost))
+            .transpose();
+            let permit = match permit {
+                Ok(p) => p,
+                Err(cost) => {
+                    self.blocked = Some(cost);
+                    return;
+                }
+            };
+            match self.backlog.pop_front() {
+                Some(Pending::Event(ev)) => self.dispatch(ev, permit),
+                Some(Pending::Notice(ns, n)) => self.notify(ns.as_deref(), n, permit),
+                None => {}
             }
         }
-        if let Some(s) = self.subscribers.get_mut(last) {
-            s.deliver(ev);
+        self.blocked = None;
+    }
+
+    fn dispatch(&mut self, ev: Event, permit: Option<OwnedSemaphorePermit>) {
+        let id = ev.delivery;
+        let (lossless, lossy): (Vec<_>, Vec<_>) =
+            self.subscribers.iter_mut().filter(|s| s.wants(&ev)).partition(|s| s.sink.is_lossless());
+        if lossless.is_empty() && lossy.is_empty() {
+            tracing::trace!(event = %ev.name, "no subscriber");
+        } else {
+            // Lossy subscriptions hold a copy outside the budget, so they can never stall it.
+            let lossy_copy = (!lossy.is_empty() && !lossless.is_empty()).then(|| Shared::new(ev.clone(), None));
+            let shared = Shared::new(ev, permit);
+            for s in lossless {
+                s.sink.send(Arc::clone(&shared));
+            }
+            let for_lossy = lossy_copy.unwrap_or(shared);
+            for s in lossy {
+                s.sink.send(Arc::clone(&for_lossy));
+            }
+        }
+        let now = self.now();
+        self.core.delivered(now, id);
+    }
+
+    /// Sends `n` to the listeners of `namespace` (`None`: every listener), each with its share
+    /// of `permit`.
+    fn notify(&mut self, namespace: Option<&str>, n: Notice, mut permit: Option<OwnedSemaphorePermit>) {
+        let readers = self.notices.iter().filter(|(ns, _)| namespace.is_none_or(|n| n == ns));
+        for (_, tx) in readers {
+            let Some(p) = permit.as_mut() else { break };
+            // Each reader's share: a part of the permit, the rest for the last.
+            let share = if p.num_permits() > notice_cost(1) { p.split(notice_cost(1)) } else { permit.take() };
+            if let Some(share) = share {
+                let _ = tx.send((n.clone(), share));
+            }
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A test item: a number, or the count of missed numbers.
-    #[derive(Debug, PartialEq)]
-    enum Item {
-        N(u32),
-        Missed(u64),
-    }
-
-    impl Lossable for Item {
-        const READER: &'static str = "test";
-        fn missed(n: u64) -> Self {
-            Item::Missed(n)
-        }
-    }
-
-    #[test]
-    fn lossy_sender_counts_what_did_not_fit_and_says_so_before_the_next_item() {
-        let (tx, mut rx) = mpsc::channel(2);
-        let mut lossy = Lossy::new(tx);
-        for i in 1..=5 {
-            assert!(lossy.offer(Item::N(i)));
-        }
-        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(Item::N(1)), Ok(Item::N(2))));
-        assert!(rx.try_recv().is_err(), "3, 4 and 5 did not fit");
-        assert!(lossy.offer(Item::N(6)));
-        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(Item::Missed(3)), Ok(Item::N(6))));
-        for i in 7..=9 {
-            assert!(lossy.offer(Item::N(i)));
-        }
-        assert_eq!(rx.try_recv(), Ok(Item::N(7)));
-        // One slot free: the count of 9 fits, 10 does not and is counted next.
-        assert!(lossy.offer(Item::N(10)));
-        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(Item::N(8)), Ok(Item::Missed(1))));
-        assert!(lossy.offer(Item::N(11)));
-        assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(Item::Missed(1)), Ok(Item::N(11))));
-        assert!(rx.try_recv().is_err());
-        drop(rx);
-        assert!(!lossy.offer(Item::N(8)), "a gone reader is reported");
+impl Subscriber {
+    fn wants(&self, ev: &Event) -> bool {
+        self.namespace.as_deref().is_none_or(|n| n == ev.namespace) && self.pattern.matches(&ev.name)
     }
 }

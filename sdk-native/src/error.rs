@@ -23,8 +23,8 @@ pub enum Error {
     Timeout,
     /// The client was disconnected (or dropped) for good.
     Closed,
-    /// This subscription fell behind: this many events did not fit in its buffer and were
-    /// dropped for it (see [`crate::ClientBuilder::subscription_capacity`]).
+    /// A lossy subscription ([`crate::Tidings::on_lossy`]) skipped this many events because its
+    /// queue was full. Lossless subscriptions (the default) never yield it.
     Lagged(u64),
 }
 
@@ -41,11 +41,7 @@ impl fmt::Display for Error {
             Self::Emit(e) => e.fmt(f),
             Self::Timeout => f.write_str("timed out"),
             Self::Closed => f.write_str("the client is closed; create a new one or call connect()"),
-            Self::Lagged(n) => write!(
-                f,
-                "the subscription fell behind: {n} events were dropped for it; read it faster or raise \
-                 ClientBuilder::subscription_capacity"
-            ),
+            Self::Lagged(n) => write!(f, "the lossy subscription skipped {n} events (its queue was full)"),
         }
     }
 }

@@ -32,12 +32,14 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod delivery;
 mod driver;
 mod error;
 mod payload;
 mod transport;
 
-pub use client::{AckHandle, AuthProvider, ClientBuilder, Emit, NOTICE_CAPACITY, Received, Subscription, Tidings};
+pub use client::{AckHandle, AuthProvider, ClientBuilder, Emit, Received, Subscription, Tidings};
+pub use delivery::{DEFAULT_RECEIVE_BUFFER, Notices};
 pub use driver::Notice;
 pub use error::Error;
 pub use payload::{Bytes, Payload};

@@ -55,6 +55,11 @@ impl Payload {
         self.0.is_empty()
     }
 
+    /// How many binary attachments the arguments carry (their placeholders are in the raw text).
+    pub fn attachment_count(&self) -> usize {
+        self.0.attachments().len()
+    }
+
     /// The raw JSON text of argument `i` (binary attachments appear as placeholders).
     pub fn raw(&self, i: usize) -> Option<&str> {
         self.0.get(i)
@@ -63,15 +68,44 @@ impl Payload {
     /// Deserialises the payload: the single argument when there is one, else the array of all
     /// arguments (so a tuple type receives several).
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        if self.0.attachments().is_empty() {
-            let r = if self.0.len() == 1 {
-                serde_json::from_str(self.0.get(0).unwrap_or("null"))
+        Payload::deserialize_args(&self.0)
+    }
+
+    /// Deserialises an event's data the way [`Payload::deserialize`] does. When the event's last
+    /// argument may be a recovery offset (`offset` is `Some`: see [`crate::Received::offset`]) and
+    /// the data without it does not fit `T`, the arguments as sent are tried too: a volatile
+    /// event's last string argument is data that looks like an offset.
+    pub(crate) fn deserialize_event<T: DeserializeOwned>(args: &Args, offset: Option<&str>) -> Result<T, Error> {
+        let data = Payload::deserialize_args::<T>(args);
+        match (data, offset) {
+            (Err(e), Some(o)) => {
+                let mut wire = args.to_json_array();
+                wire.pop();
+                if !args.is_empty() {
+                    wire.push(',');
+                }
+                wire.push_str(&serde_json::Value::String(o.to_string()).to_string());
+                wire.push(']');
+                match Args::from_json_array(wire, args.attachments().to_vec()) {
+                    Ok(all) => Payload::deserialize_args::<T>(&all).map_err(|_| e),
+                    Err(_) => Err(e),
+                }
+            }
+            (r, _) => r,
+        }
+    }
+
+    fn deserialize_args<T: DeserializeOwned>(args: &Args) -> Result<T, Error> {
+        if args.attachments().is_empty() {
+            let r = if args.len() == 1 {
+                serde_json::from_str(args.get(0).unwrap_or("null"))
             } else {
-                serde_json::from_str(&self.0.to_json_array())
+                serde_json::from_str(&args.to_json_array())
             };
             return r.map_err(|e| Error::Decode(e.to_string()));
         }
-        let v = self.to_value()?;
+        let p = Payload(args.clone());
+        let v = p.to_value()?;
         serde_json::from_value(v).map_err(|e| Error::Decode(e.to_string()))
     }
 

@@ -187,7 +187,7 @@ impl Ws {
                     stream.feed(m).await?;
                 }
                 stream.send(Message::Close(None)).await?;
-                SinkExt::close(&mut stream).await
+                SinkExt::close(&mut *stream).await
             };
             let _ = tokio::time::timeout(Duration::from_secs(2), polite).await;
         })

@@ -708,10 +708,10 @@ async fn a_bad_payload_is_an_error_item_not_a_panic() {
 }
 
 #[tokio::test]
-async fn a_slow_subscriber_is_bounded_and_told_how_many_it_lost() {
+async fn a_lossy_subscriber_is_bounded_and_told_how_many_it_skipped() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).subscription_capacity(4).connect().await.unwrap();
-    let mut slow = client.on::<u32>("news");
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let mut slow = client.on_lossy::<u32>("news", 4);
     let mut fast = client.on::<u32>("news");
     // The fast subscriber is read as events come; the slow one reads nothing yet.
     let reader = tokio::spawn(async move {

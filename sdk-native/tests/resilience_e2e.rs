@@ -13,7 +13,6 @@ use tidings::{
     BackoffStrategy, ConnectionState, Envelope, EventSource, FeedConfig, FeedStatus, Notice, ReconnectConfig, Tidings,
     TransportConfig, TransportKind,
 };
-use tokio::sync::mpsc::Receiver;
 
 const T: Duration = Duration::from_secs(10);
 const MIN_MS: u64 = 200;
@@ -27,7 +26,7 @@ fn reconnect() -> ReconnectConfig {
 }
 
 /// Notices until `pred` matches one; returns all of them (the match last).
-async fn until(n: &mut Receiver<Notice>, pred: impl Fn(&Notice) -> bool) -> Vec<Notice> {
+async fn until(n: &mut tidings::Notices, pred: impl Fn(&Notice) -> bool) -> Vec<Notice> {
     let mut seen = Vec::new();
     loop {
         let notice = tokio::time::timeout(T, n.recv()).await.expect("notice in time").expect("client alive");

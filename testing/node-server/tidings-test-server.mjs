@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Tidings real-server test fixture: a Node socket.io 4.8.4 server for the
-// conformance scenarios of /work/shared/PROTOCOL.md section 7 (S0, S1, S2, ...).
+// conformance scenarios of docs/CONFORMANCE.md and docs/PROTOCOL.md (S0, S1, S2, ...).
 //
 // Usage:
 //   node tidings-test-server.mjs [--setup s0|s1|s2|ws-only|polling-only|no-ping]
@@ -572,6 +572,9 @@ function allSockets() {
   return out;
 }
 
+// Answers to broadcasts sent with POST /control/emit?ack=1.
+const broadcastAcks = [];
+
 function emitOrThrow(fn) {
   try {
     fn();
@@ -665,9 +668,36 @@ async function handleControl(req, res) {
         const nsp = namespaceParam(url);
         const event = eventParam(url);
         const data = await argsBody(req);
-        emitOrThrow(() => nsp.emit(event, ...data));
+        // volatile=1: a volatile broadcast (never stored for recovery, so it carries no offset);
+        // ack=1: a broadcast asking every client for an ack (no offset either; the answers are
+        // kept for GET /control/acks).
+        const op = url.searchParams.get("volatile") === "1" ? nsp.volatile : nsp;
+        if (url.searchParams.get("ack") === "1") {
+          emitOrThrow(() =>
+            op.timeout(5000).emit(event, ...data, (err, replies) => {
+              broadcastAcks.push({ event, err: err ? String(err.message ?? err) : null, replies: replies ?? [] });
+            }),
+          );
+        } else {
+          emitOrThrow(() => op.emit(event, ...data));
+        }
         return sendJson(res, 200, { ok: true, nsp: nsp.name, sockets: nsp.sockets.size });
       }
+      case "POST /control/burst": {
+        // count events NAME with one argument {"i":0..count-1,"pad":"x"*pad}, emitted in one
+        // synchronous loop (far faster than any client reads them).
+        const nsp = namespaceParam(url);
+        const event = eventParam(url);
+        const count = Number(url.searchParams.get("count") ?? "1000");
+        const padLen = Number(url.searchParams.get("pad") ?? "0");
+        if (!Number.isInteger(count) || count < 0 || count > 10_000_000) throw new HttpError(400, "bad count");
+        if (!Number.isInteger(padLen) || padLen < 0 || padLen > 1_000_000) throw new HttpError(400, "bad pad");
+        const pad = "x".repeat(padLen);
+        for (let i = 0; i < count; i++) nsp.emit(event, padLen > 0 ? { i, pad } : { i });
+        return sendJson(res, 200, { ok: true, nsp: nsp.name, count });
+      }
+      case "GET /control/acks":
+        return sendJson(res, 200, broadcastAcks);
       case "POST /control/to": {
         const nsp = namespaceParam(url);
         const event = eventParam(url);

@@ -28,8 +28,10 @@
 //! Events are de-duplicated against the socket's by `offset` and by `id` (which should equal the
 //! `id` of the envelope the socket delivers), so a handler sees each event once.
 
+use super::inbox::Retired;
 use super::{Client, Event, EventSource, FeedStatus, HttpRequest, Method, Output, RequestId, RequestPurpose, ms};
 use crate::args::Args;
+use crate::dedup::DedupKey;
 use crate::json::{self, JsonKind};
 use crate::time::Instant;
 
@@ -254,10 +256,19 @@ impl Client {
         let mut ids = Vec::with_capacity(events.len());
         for e in events {
             ids.push(e.id.clone());
-            if !self.first_sighting(e.offset.as_deref(), Some(e.id.clone())) {
+            // The feed's own offsets are its cursor positions: a repeated one is the same event.
+            let keys: Vec<DedupKey> = e
+                .offset
+                .iter()
+                .map(|o| DedupKey::Offset(o.clone()))
+                .chain(std::iter::once(DedupKey::EnvelopeId(e.id.clone())))
+                .collect();
+            if self.inbox.seen(&keys, true) {
                 continue;
             }
             let Ok(args) = Args::from_json_array(format!("[{}]", e.data), Vec::new()) else { continue };
+            let retired = Retired { namespace: main.clone(), socket_offset: None, envelope: None };
+            let delivery = self.inbox.admit(keys, retired);
             self.push(Output::Event(Event {
                 namespace: main.clone(),
                 name: e.name,
@@ -265,6 +276,7 @@ impl Client {
                 offset: e.offset,
                 ack: None,
                 source: EventSource::Feed,
+                delivery,
             }));
         }
         if ids.is_empty() {

@@ -4,6 +4,7 @@
 
 mod engine;
 mod feed;
+mod inbox;
 mod socket;
 mod types;
 
@@ -14,12 +15,12 @@ pub use types::*;
 
 use crate::args::Args;
 use crate::config::{AuthMode, Config, ConfigError};
-use crate::dedup::DedupWindow;
 use crate::rng::Rng;
 use crate::time::Instant;
 
 use engine::Engine;
 use feed::Feed;
+use inbox::Inbox;
 use socket::Socket;
 
 /// The sans-IO Socket.IO client: feed it [`Input`]s and commands, drain [`Output`]s.
@@ -30,7 +31,7 @@ pub struct Client {
     next_id: u64,
     engine: Engine,
     sockets: crate::vecmap::VecMap<String, Socket>,
-    dedup: DedupWindow,
+    inbox: Inbox,
     feed: Feed,
     outputs: VecDeque<Output>,
     online: bool,
@@ -48,7 +49,7 @@ impl Client {
             rng: Rng::new(config.seed),
             next_id: 1,
             engine: Engine::default(),
-            dedup: DedupWindow::new(config.dedup_window),
+            inbox: Inbox::new(config.dedup_window),
             feed: Feed::default(),
             outputs: VecDeque::new(),
             online: true,
@@ -209,6 +210,32 @@ impl Client {
         self.sockets.get(namespace).is_some_and(Socket::is_connected)
     }
 
+    /// Reports that the event with this id, and every event handed out before it, has been
+    /// handed to every consumer that matches it. Only then does its offset become the recovery
+    /// offset, and its keys enter the de-duplication window: a connection lost while events are
+    /// still queued in the driver recovers from the last delivered one (see the crate docs).
+    pub fn delivered(&mut self, now: Instant, id: DeliveryId) {
+        self.tick(now);
+        let main = &self.config.url.namespace;
+        for r in self.inbox.delivered(id) {
+            let Some(s) = self.sockets.get_mut(&r.namespace) else { continue };
+            if let Some((pid, offset)) = r.socket_offset {
+                s.delivered_offset(&pid, offset);
+            }
+            if &r.namespace == main
+                && let Some(id) = r.envelope
+            {
+                // Where the feed should resume if the socket goes down now.
+                self.feed.last_socket_id = Some(id);
+            }
+        }
+    }
+
+    /// Events handed out in [`Output::Event`] and not yet reported [`Client::delivered`].
+    pub fn undelivered(&self) -> usize {
+        self.inbox.in_flight()
+    }
+
     /// Feeds one input.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         self.tick(now);
@@ -270,7 +297,7 @@ impl Client {
             p += s.buffered_packets();
             a += s.pending_acks();
         }
-        (p + self.engine.queued(), a, self.dedup.len())
+        (p + self.engine.queued(), a, self.inbox.window_len())
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use crate::vecmap::{VecMap, VecSet};
 use std::time::Duration;
 
+use super::inbox::Retired;
 use super::{
     AckRequest, AuthRequestId, Client, CommandError, ConnectError, ConnectionState, DisconnectReason, EmitError,
     EmitId, EmitRequest, Event, EventSource, Output,
@@ -112,6 +113,13 @@ impl Socket {
         match self.phase {
             Phase::Auth(id) => Some(id),
             _ => None,
+        }
+    }
+
+    /// An event received in session `pid` with `offset` was delivered: recover from there.
+    pub(super) fn delivered_offset(&mut self, pid: &str, offset: String) {
+        if self.pid.as_deref() == Some(pid) {
+            self.offset = Some(offset);
         }
     }
 
@@ -527,7 +535,11 @@ impl Client {
             Err(_) => name_raw.to_string(),
         };
         let mut args = Args::from_parts(text, items, p.attachments);
-        let Some(s) = self.sockets.get_mut(nsp) else { return };
+        let Some(s) = self.sockets.get(nsp) else { return };
+        // The offset rule (docs/PROTOCOL.md, "Offsets"): with recovery on (the CONNECT ack had a
+        // pid), a socket.io server appends an offset as the last argument of every event that
+        // asks for no ack, except volatile ones, and it is always a string. The candidate moves
+        // to `offset`; nothing is dropped because of it (see `offset_counts` below).
         let mut offset = None;
         if p.id.is_none()
             && s.pid.is_some()
@@ -535,22 +547,31 @@ impl Client {
             && last.starts_with('"')
         {
             offset = json::parse_string(last).ok().map(|o| o.into_owned());
-            args.pop();
+            if offset.is_some() {
+                args.pop();
+            }
         }
-        if let Some(o) = &offset {
-            s.offset = Some(o.clone());
-        }
+        // A socket.io server sends a stored event twice only when a recovering CONNECT asks for
+        // what followed an offset, and it sends that replay before the CONNECT ack. So an offset
+        // proves a duplicate only then; a volatile event whose last argument merely repeats an
+        // earlier one is never dropped.
+        let offset_counts = matches!(s.phase, Phase::Connecting { pid_sent: Some(_), .. });
+        let socket_offset = match (&offset, &s.pid) {
+            (Some(o), Some(pid)) => Some((pid.clone(), o.clone())),
+            _ => None,
+        };
         // Only object-looking arguments can be envelopes; skip the scan for the rest.
         let env = args.get(0).filter(|a| a.starts_with('{')).and_then(crate::event::envelope_id);
-        if nsp == self.config.url.namespace
-            && let Some(id) = &env
-        {
-            // Where the feed should resume if the socket goes down now.
-            self.feed.last_socket_id = Some(id.clone());
-        }
-        if !self.first_sighting(offset.as_deref(), env) {
+        let keys: Vec<DedupKey> = offset
+            .iter()
+            .map(|o| DedupKey::Offset(o.clone()))
+            .chain(env.iter().cloned().map(DedupKey::EnvelopeId))
+            .collect();
+        if self.inbox.seen(&keys, offset_counts) {
             return;
         }
+        let envelope = if nsp == self.config.url.namespace { env } else { None };
+        let delivery = self.inbox.admit(keys, Retired { namespace: nsp.to_string(), socket_offset, envelope });
         let ack = p.id.map(|id| AckRequest { namespace: nsp.to_string(), id });
         self.push(Output::Event(Event {
             namespace: nsp.to_string(),
@@ -559,23 +580,8 @@ impl Client {
             offset,
             ack,
             source: EventSource::Socket,
+            delivery,
         }));
-    }
-
-    /// Records the event's keys in the de-duplication window; false when one was already there.
-    pub(super) fn first_sighting(&mut self, offset: Option<&str>, envelope: Option<String>) -> bool {
-        let keys: Vec<DedupKey> = offset
-            .map(|o| DedupKey::Offset(o.to_string()))
-            .into_iter()
-            .chain(envelope.map(DedupKey::EnvelopeId))
-            .collect();
-        if keys.iter().any(|k| self.dedup.contains(k)) {
-            return false;
-        }
-        for k in keys {
-            self.dedup.insert(k);
-        }
-        true
     }
 
     fn on_ack(&mut self, nsp: &str, p: Packet) {

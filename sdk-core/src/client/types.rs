@@ -39,6 +39,19 @@ id_type!(
     /// A request for fresh auth ([`Output::NeedAuth`]).
     AuthRequestId
 );
+id_type!(
+    /// An event handed to the driver ([`Output::Event`]); report it with
+    /// [`crate::Client::delivered`] once every consumer that matches it has it.
+    DeliveryId
+);
+
+impl DeliveryId {
+    /// An id made up, for tests of code that handles events without a core behind them.
+    #[doc(hidden)]
+    pub fn for_tests(n: u64) -> Self {
+        DeliveryId(n)
+    }
+}
 
 /// Something that happened, stamped by the driver with the time it happened.
 #[derive(Debug)]
@@ -161,21 +174,48 @@ pub struct AckRequest {
     pub id: u64,
 }
 
-/// An event delivered to the application (never twice within the de-duplication window).
+/// An event for the application (never twice within the de-duplication window).
+///
+/// With connection state recovery on, the server appends an offset to most events as their last
+/// argument, but not to volatile ones, and the wire does not say which is which (see
+/// docs/PROTOCOL.md, "Offsets"). So nothing is removed on a guess: when the last argument may be
+/// the offset, `args` holds the arguments before it and `offset` holds it, and
+/// [`Event::wire_args`] gives back every argument as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Namespace.
     pub namespace: String,
     /// Event name (a numeric name is given as its decimal text).
     pub name: String,
-    /// Arguments, recovery offset removed.
+    /// The arguments before the offset (all of them when `offset` is `None`).
     pub args: Args,
-    /// The recovery offset the server appended, if any.
+    /// The last argument, when it is the recovery offset the server appends (a string, on a
+    /// namespace with recovery on, in an event that asks for no ack). A volatile event's last
+    /// string argument looks the same: it is here too, and in [`Event::wire_args`].
     pub offset: Option<String>,
+    /// Report this to [`crate::Client::delivered`] once the event is handed to its consumers.
+    pub delivery: DeliveryId,
     /// Set when the server asked for an ack.
     pub ack: Option<AckRequest>,
     /// Socket or feed.
     pub source: EventSource,
+}
+
+impl Event {
+    /// Every argument as the server sent it: `args`, then the offset when there is one (what
+    /// socket.io-client hands its listeners).
+    pub fn wire_args(&self) -> Args {
+        let Some(offset) = &self.offset else { return self.args.clone() };
+        let mut text = self.args.to_json_array();
+        text.pop(); // the closing `]`
+        if !self.args.is_empty() {
+            text.push(',');
+        }
+        crate::json::write_string(&mut text, offset);
+        text.push(']');
+        // Built from valid arguments and a string, so it always parses; fall back to the data.
+        Args::from_json_array(text, self.args.attachments().to_vec()).unwrap_or_else(|_| self.args.clone())
+    }
 }
 
 /// socket.io-client's disconnect reasons (exact strings), plus the two terminal cases it reports differently.

@@ -203,6 +203,8 @@ pub struct World {
     pub trace: Vec<String>,
     /// Keep [`World::trace`] (off for property tests).
     pub tracing: bool,
+    /// When set, events wait here (a consumer slower than the wire) until [`World::release`].
+    pub held: Option<VecDeque<Event>>,
     queue: BTreeMap<(u64, u64), Item>,
     seq: u64,
     deadline: Option<u64>,
@@ -243,6 +245,7 @@ impl World {
             max_buffered_closed: 0,
             trace: Vec::new(),
             tracing: true,
+            held: None,
             queue: BTreeMap::new(),
             seq: 0,
             deadline: None,
@@ -429,7 +432,14 @@ impl World {
                 {
                     self.client.ack(self.at(), req, args(r#"["ok"]"#)).unwrap();
                 }
-                self.app.events.push((now, e));
+                match &mut self.held {
+                    // A slow consumer: the event waits in the application's queue.
+                    Some(q) => q.push_back(e),
+                    None => {
+                        self.client.delivered(self.at(), e.delivery);
+                        self.app.events.push((now, e));
+                    }
+                }
             }
             Output::Settled { emit, result } => {
                 self.log(|| format!("APP settled {} {result:?}", emit.get()));
@@ -743,6 +753,28 @@ impl World {
     // ------------------------------------------------------------------ reading
 
     /// (name, args JSON) of every delivered event on `/`.
+    /// Starts holding events in the application's queue instead of delivering them.
+    pub fn hold(&mut self) {
+        self.held.get_or_insert_with(VecDeque::new);
+    }
+
+    /// Delivers up to `n` held events (oldest first) and keeps holding the rest.
+    pub fn release(&mut self, n: usize) {
+        let now = self.now;
+        for _ in 0..n {
+            let Some(e) = self.held.as_mut().and_then(VecDeque::pop_front) else { break };
+            self.client.delivered(self.at(), e.delivery);
+            self.app.events.push((now, e));
+        }
+        self.drain();
+    }
+
+    /// Delivers every held event and stops holding.
+    pub fn release_all(&mut self) {
+        self.release(usize::MAX);
+        self.held = None;
+    }
+
     pub fn events(&self) -> Vec<(String, String)> {
         self.app.events.iter().map(|(_, e)| (e.name.clone(), e.args.to_json_array())).collect()
     }

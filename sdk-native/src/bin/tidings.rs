@@ -4,14 +4,14 @@
 //! Exit codes: 0 success, 2 usage error, 3 could not connect or CONNECT_ERROR, 4 ack timeout,
 //! 5 listen timed out before `--count` events.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 use tidings::event_pattern_matches;
-use tidings::{ConnectionState, Error, Notice, Tidings, TransportConfig, TransportKind};
+use tidings::{ConnectionState, Error, Notice, Payload, Tidings, TransportConfig, TransportKind};
 
 const USAGE: &str = "\
 usage:
@@ -130,8 +130,47 @@ fn notice_json(n: &Notice) -> Value {
             }
         }),
         Notice::Feed(f) => json!({"feed": format!("{f:?}")}),
-        Notice::Missed(n) => json!({"missed_notices": n}),
     }
+}
+
+/// Writes one event as a JSON line: `{"event":…,"args":[…],"namespace":…,"offset":…}`. `args`
+/// are the arguments as the server sent them (a recovery offset included, last, as
+/// socket.io-client hands them to listeners); `offset` repeats the one that may be the offset.
+/// The arguments' JSON text is copied as received when it has no attachments and no line
+/// break (socket.io never sends one), so nothing is parsed twice.
+fn write_event(out: &mut impl Write, ev: &tidings::Received<Payload>, ns: &str) -> std::io::Result<()> {
+    let p = &ev.data;
+    let raw_ok = p.attachment_count() == 0 && (0..p.len()).all(|i| p.raw(i).is_some_and(|r| !r.contains(['\n', '\r'])));
+    out.write_all(b"{\"event\":")?;
+    serde_json::to_writer(&mut *out, &ev.event)?;
+    out.write_all(b",\"args\":[")?;
+    if raw_ok {
+        for i in 0..p.len() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            out.write_all(p.raw(i).unwrap_or("null").as_bytes())?;
+        }
+    } else {
+        let values = p.to_values().unwrap_or_default();
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut *out, v)?;
+        }
+    }
+    if let Some(o) = &ev.offset {
+        if p.len() > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, o)?;
+    }
+    out.write_all(b"],\"namespace\":")?;
+    serde_json::to_writer(&mut *out, ns)?;
+    out.write_all(b",\"offset\":")?;
+    serde_json::to_writer(&mut *out, &ev.offset)?;
+    out.write_all(b"}\n")
 }
 
 async fn listen(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage> {
@@ -190,6 +229,11 @@ async fn listen(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage>
         client.close().await;
         return Ok(ExitCode::SUCCESS);
     }
+    // Buffered: a burst is written in large blocks; what is written reaches the reader as soon as
+    // no further event is ready (at once, line by line, on a terminal).
+    let stdout = std::io::stdout();
+    let line_buffered = stdout.is_terminal();
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
     let code = loop {
         tokio::select! {
             n = notices.recv() => match n {
@@ -206,23 +250,44 @@ async fn listen(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage>
                 }
                 None => break 3,
             },
-            ev = events.next() => match ev {
-                Some(Ok(ev)) => {
-                    if !patterns.is_empty() && !patterns.iter().any(|p| event_pattern_matches(p, &ev.event)) {
-                        continue;
+            ev = events.next() => {
+                let mut next = ev;
+                let mut done = None;
+                // This event and every one already waiting, then one flush.
+                loop {
+                    match next {
+                        Some(Ok(ev)) => {
+                            if patterns.is_empty() || patterns.iter().any(|p| event_pattern_matches(p, &ev.event)) {
+                                if write_event(&mut out, &ev, &ns).is_err() {
+                                    // The reader went away (a closed pipe): nothing more to do.
+                                    done = Some(0);
+                                    break;
+                                }
+                                printed += 1;
+                                if line_buffered {
+                                    let _ = out.flush();
+                                }
+                                if count.is_some_and(|n| printed >= n) {
+                                    done = Some(0);
+                                    break;
+                                }
+                            }
+                        }
+                        Some(Err(e)) => err_line(json!({"error": e.to_string()})),
+                        None => {
+                            done = Some(3);
+                            break;
+                        }
                     }
-                    let args = ev.data.to_values().unwrap_or_default();
-                    let line = json!({"event": ev.event, "args": args, "namespace": ns, "offset": ev.offset});
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{line}");
-                    let _ = out.flush();
-                    printed += 1;
-                    if count.is_some_and(|n| printed >= n) {
-                        break 0;
+                    match events.next().now_or_never() {
+                        Some(n) => next = n,
+                        None => break,
                     }
                 }
-                Some(Err(e)) => err_line(json!({"error": e.to_string()})),
-                None => break 3,
+                let _ = out.flush();
+                if let Some(code) = done {
+                    break code;
+                }
             },
             () = &mut sleep => {
                 break if count.is_some() {

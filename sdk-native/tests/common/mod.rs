@@ -198,7 +198,7 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
 
 /// The next state change that matches `pred` (10 s at most).
 pub async fn next_state(
-    n: &mut tokio::sync::mpsc::Receiver<tidings::Notice>,
+    n: &mut tidings::Notices,
     pred: impl Fn(&tidings::ConnectionState) -> bool,
 ) -> tidings::ConnectionState {
     loop {
