@@ -116,3 +116,42 @@ fn listen_prints_events_binary_and_states_then_exits_0() {
     assert_eq!(lines[2]["event"], json!("news"));
     assert_eq!(lines[2]["args"], json!(["x"]));
 }
+
+#[test]
+fn listen_prints_every_event_of_a_large_burst_in_order_to_a_file() {
+    let srv = NodeServer::start_quiet("s0", &["--ping-interval", "25000", "--ping-timeout", "20000"]);
+    let n = 100_000u64;
+    let dir = std::env::temp_dir().join(format!("tidings-cli-burst-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("out.jsonl");
+    let file = std::fs::File::create(&path).unwrap();
+    let mut child = cli()
+        .args(["listen", &srv.url(), "--transport", "websocket", "--event", "tick", "--count", &n.to_string()])
+        .args(["--timeout", "120"])
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("\"connected\"") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "listen exited before connecting");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(srv.burst("tick", n, 0));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let got: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["event"], "tick");
+            v["args"][0]["i"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(got.len() as u64, n, "every event printed");
+    assert!(got.iter().copied().eq(0..n), "in order");
+    let _ = std::fs::remove_dir_all(&dir);
+}

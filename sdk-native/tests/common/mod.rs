@@ -28,10 +28,20 @@ impl NodeServer {
     }
 
     pub fn start_with(setup: &str, extra: &[&str]) -> Self {
+        Self::spawn(setup, extra, true)
+    }
+
+    /// Without the frame log (for bursts of many events: the log would cost more than they do).
+    pub fn start_quiet(setup: &str, extra: &[&str]) -> Self {
+        Self::spawn(setup, extra, false)
+    }
+
+    fn spawn(setup: &str, extra: &[&str], log_frames: bool) -> Self {
         let script = repo_root().join("testing/node-server/tidings-test-server.mjs");
         let mut child = Command::new("node")
             .arg(&script)
-            .args(["--setup", setup, "--log-frames"])
+            .args(["--setup", setup])
+            .args(log_frames.then_some("--log-frames"))
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -157,6 +167,11 @@ impl NodeServer {
     /// `io.to(room).emit(event, ...args)`.
     pub async fn to_room(&self, room: &str, event: &str, args: Value) -> Value {
         self.control("POST", &format!("to?room={}&event={event}", urlenc(room)), Some(args)).await
+    }
+
+    /// `count` events `event` of `{"i":k}` (plus `pad` bytes of padding) in one synchronous loop.
+    pub async fn burst(&self, event: &str, count: u64, pad: usize) -> Value {
+        self.control("POST", &format!("burst?event={event}&count={count}&pad={pad}"), None).await
     }
 
     /// Closes every client's transport (a network drop; recovery sessions are kept).

@@ -1,0 +1,211 @@
+//! Lossless delivery against a real Node socket.io server: a consumer slower than the wire slows
+//! the connection down instead of losing events; a consumer stalled past the ping timeout gets a
+//! reconnect with recovery and then every event once; events without an offset keep their data.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::NodeServer;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tidings::{ConnectionState, Error, Notice, Tidings, TransportConfig, TransportKind};
+
+const T: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Deserialize)]
+struct Tick {
+    i: u64,
+}
+
+fn ws_only() -> TransportConfig {
+    TransportConfig::only(TransportKind::WebSocket)
+}
+
+/// Peak resident memory of this process so far (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads `n` ticks in order from `sub`, sleeping `pause` after each; returns their indices.
+async fn read_ticks(sub: &mut tidings::Subscription<Tick>, n: u64, pause: Duration) -> Vec<u64> {
+    let mut got = Vec::with_capacity(n as usize);
+    while (got.len() as u64) < n {
+        let ev = tokio::time::timeout(T, sub.next()).await.expect("next event in time").expect("client alive");
+        got.push(ev.expect("a lossless subscription yields no error").data.i);
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_larger_than_every_buffer_reaches_a_slow_consumer_whole_and_in_order() {
+    // 3,000 events of ~8 KiB: 24 MiB, six times the default receive buffer (4 MiB).
+    let srv = NodeServer::start_quiet("s0", &["--ping-interval", "25000", "--ping-timeout", "20000"]);
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let mut notices = client.notices();
+    let mut ticks = client.on::<Tick>("tick");
+    let before = peak_rss_kib();
+    let n = 3_000;
+    srv.burst("tick", n, 8 << 10).await;
+    // A consumer that sleeps after every event (about 1 ms: far slower than the wire).
+    let got = read_ticks(&mut ticks, n, Duration::from_millis(1)).await;
+    assert_eq!(got, (0..n).collect::<Vec<_>>(), "every event, in order, once");
+    let growth = peak_rss_kib().saturating_sub(before);
+    eprintln!("peak RSS growth while 24 MiB of events passed a slow consumer: {growth} KiB");
+    // Bounded by the receive buffer (4 MiB) plus one batch of frames and the runtime's slack,
+    // not by the 24 MiB the server sent.
+    assert!(growth < 16 << 10, "peak RSS grew by {growth} KiB");
+    assert!(matches!(client.state(), ConnectionState::Connected { .. }));
+    // A short stall never dropped the connection.
+    while let Some(n) = notices.try_recv() {
+        assert!(!matches!(n, Notice::State(ConnectionState::Reconnecting { .. })), "{n:?}");
+    }
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_stall_keeps_the_connection() {
+    // A ping the server sends while the client does not read waits in TCP behind the events;
+    // the server gives it pingTimeout (1.5 s here) to be answered. A 400 ms stall, plus the time
+    // to read what queued up meanwhile, fits.
+    let srv = NodeServer::start_quiet("s1", &["--ping-interval", "1000", "--ping-timeout", "1500"]);
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let mut notices = client.notices();
+    let mut ticks = client.on::<Tick>("tick");
+    let n = 40_000;
+    srv.burst("tick", n, 100).await;
+    // The first event, then nothing read for 300 ms while the buffer fills and reading pauses.
+    let first = read_ticks(&mut ticks, 1, Duration::ZERO).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let rest = read_ticks(&mut ticks, n - 1, Duration::ZERO).await;
+    assert_eq!([first, rest].concat(), (0..n).collect::<Vec<_>>());
+    while let Some(n) = notices.try_recv() {
+        assert!(!matches!(n, Notice::State(ConnectionState::Reconnecting { .. })), "reconnected: {n:?}");
+    }
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_stalled_past_the_ping_timeout_gets_a_recovered_reconnect_and_every_event_once() {
+    // Recovery on; the heartbeat gives up after 300 + 200 ms without a pong.
+    let srv = NodeServer::start_quiet("s1", &["--ping-interval", "300", "--ping-timeout", "200"]);
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let mut notices = client.notices();
+    let mut ticks = client.on::<Tick>("tick");
+    // One event first, so the client has an offset to recover from.
+    srv.burst("warmup", 1, 0).await;
+    client.wait_for::<Value>("warmup", T).await.ok();
+    let n = 30_000;
+    srv.burst("tick", n, 200).await; // ~7 MiB: more than the receive buffer holds
+    let first = read_ticks(&mut ticks, 1, Duration::ZERO).await;
+    // Stalled for 2.5 s: five ping timeouts.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let rest = read_ticks(&mut ticks, n - 1, Duration::ZERO).await;
+    assert_eq!([first, rest].concat(), (0..n).collect::<Vec<_>>(), "every event once, in order");
+    // The connection was lost while stalled, and came back recovered.
+    let mut reconnected = false;
+    loop {
+        let notice = tokio::time::timeout(T, notices.recv()).await.expect("notice").expect("alive");
+        match notice {
+            Notice::State(ConnectionState::Reconnecting { .. })
+            | Notice::State(ConnectionState::Disconnected { .. }) => reconnected = true,
+            Notice::State(ConnectionState::Connected { recovered, .. }) if reconnected => {
+                assert!(recovered, "the session was recovered");
+                break;
+            }
+            _ => {}
+        }
+    }
+    // Nothing more arrives: no duplicate of the replay.
+    srv.burst("tick", 1, 0).await;
+    let last = tokio::time::timeout(T, ticks.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(last.data.i, 0, "the next event is the new one, not a replayed duplicate");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volatile_and_ack_requesting_events_keep_their_arguments_with_recovery_on() {
+    let srv = NodeServer::start("s1");
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let mut vol = client.on::<String>("vol");
+    let mut news = client.on::<String>("news");
+    let mut ask = client.on::<String>("ask-all");
+    // A volatile broadcast has no offset: its last string argument is data. Twice: both arrive.
+    for _ in 0..2 {
+        srv.control("POST", "emit?event=vol&volatile=1", Some(json!(["x"]))).await;
+    }
+    for _ in 0..2 {
+        let ev = tokio::time::timeout(T, vol.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(ev.data, "x", "the volatile event's argument reaches the handler");
+    }
+    // A stored broadcast carries an offset: the data is "one", the offset is separate.
+    srv.emit("/", "news", json!(["one"])).await;
+    let ev = tokio::time::timeout(T, news.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(ev.data, "one");
+    let offset = ev.offset.expect("a stored broadcast has an offset");
+    assert_ne!(offset, "one");
+    // A broadcast that asks for an ack carries no offset; its last string is data.
+    srv.control("POST", "emit?event=ask-all&ack=1", Some(json!(["q"]))).await;
+    let ev = tokio::time::timeout(T, ask.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!((ev.data.as_str(), ev.offset.as_deref()), ("q", None));
+    ev.ack.expect("the server asked for an ack").send(&[json!("answer")]).unwrap();
+    assert!(
+        common::eventually(T, || {
+            let acks = futures_executor_block(srv.control("GET", "acks", None));
+            acks.as_array().is_some_and(|a| a.iter().any(|x| x["replies"] == json!(["answer"])))
+        })
+        .await
+    );
+    client.close().await;
+}
+
+/// Runs a control request from a sync closure.
+fn futures_executor_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+#[tokio::test]
+async fn wait_for_subscribes_when_called() {
+    let srv = NodeServer::start("s0");
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    // The event is triggered, and has arrived, before the future is first polled.
+    let next = client.wait_for::<Value>("news", T);
+    srv.emit("/", "news", json!([{"n": 1}])).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(next.await.unwrap().data, json!({"n": 1}));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_lossy_subscription_never_slows_the_lossless_ones() {
+    let srv = NodeServer::start_quiet("s0", &["--ping-interval", "25000", "--ping-timeout", "20000"]);
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let _unread_gauge = client.on_lossy::<Tick>("tick", 8);
+    let mut ticks = client.on::<Tick>("tick");
+    let n = 20_000;
+    srv.burst("tick", n, 0).await;
+    assert_eq!(read_ticks(&mut ticks, n, Duration::ZERO).await, (0..n).collect::<Vec<_>>());
+    let mut gauge = _unread_gauge;
+    for i in 0..8 {
+        assert_eq!(tokio::time::timeout(T, gauge.next()).await.unwrap().unwrap().unwrap().data.i, i);
+    }
+    // The next event tells the gauge how many it skipped, then comes itself.
+    srv.burst("tick", 1, 0).await;
+    match tokio::time::timeout(T, gauge.next()).await.unwrap().unwrap() {
+        Err(Error::Lagged(k)) => assert_eq!(k, n - 8, "every skipped event is counted"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(tokio::time::timeout(T, gauge.next()).await.unwrap().unwrap().unwrap().data.i, 0);
+    client.close().await;
+}
