@@ -270,6 +270,54 @@ fn transport_drop_recovers_missed_events_once_in_order() {
 }
 
 #[test]
+fn recovery_asks_for_what_followed_the_last_delivered_event_and_drops_the_replay_of_queued_ones() {
+    // A slow application: e2 and e3 are decoded but still queued when the connection drops.
+    let mut w = World::with(config(), ServerConfig::default());
+    w.connect();
+    w.run_until(100);
+    w.server_emit("news", r#""e1""#);
+    w.run_until(200);
+    w.hold();
+    w.server_emit("news", r#""e2""#);
+    w.run_for(5);
+    w.server_emit("news", r#""e3""#);
+    w.run_until(300);
+    assert_eq!(w.client.undelivered(), 2);
+    w.drop_transports();
+    w.run_until(400);
+    w.server_emit("news", r#""e4""#);
+    assert!(w.run_until_cond(10_000, World::connected));
+    // Recovery starts after e1, the last event the application had; the server replays e2..e4,
+    // and the replay of e2 and e3 (still queued) is recognised by offset and dropped.
+    let connects = w.sent_starting("40");
+    assert_eq!(connects[1].1, r#"40{"pid":"P3","offset":"o1"}"#);
+    assert!(connected_state(&w).unwrap().1, "recovered");
+    w.release_all();
+    w.server_emit("news", r#""e5""#);
+    w.run_for(1_000);
+    assert_eq!(names(&w), strs(&["e1", "e2", "e3", "e4", "e5"]));
+    assert_eq!(w.client.undelivered(), 0);
+    w.assert_clean();
+}
+
+#[test]
+fn an_offset_that_repeats_outside_a_recovery_replay_is_not_a_duplicate() {
+    // A volatile event's last string argument looks like an offset; the same one twice is two
+    // events, and both keep their data (docs/PROTOCOL.md, "Offsets").
+    let mut w = World::with(config(), ServerConfig::default());
+    w.connect();
+    w.run_until(100);
+    w.server_raw_event("/", r#"["vol","x"]"#);
+    w.run_for(10);
+    w.server_raw_event("/", r#"["vol","x"]"#);
+    w.run_for(100);
+    let vols: Vec<_> =
+        w.app.events.iter().filter(|(_, e)| e.name == "vol").map(|(_, e)| e.wire_args().to_json_array()).collect();
+    assert_eq!(vols, vec![r#"["x"]"#.to_string(), r#"["x"]"#.to_string()]);
+    w.assert_clean();
+}
+
+#[test]
 fn recovery_without_offset_gets_a_new_session() {
     // PROTOCOL.md §7 #25: no event received before the drop: `40{"pid":P}` and a fresh sid.
     let mut w = World::with(config(), ServerConfig::default());

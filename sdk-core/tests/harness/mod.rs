@@ -723,6 +723,14 @@ impl World {
         self.drain();
     }
 
+    /// The server sends an EVENT with exactly this data (see [`Server::send_raw_event`]).
+    pub fn server_raw_event(&mut self, nsp: &str, data: &str) {
+        self.server.send_raw_event(nsp, data);
+        let outs = self.server.tick(self.now);
+        self.route_server(outs);
+        self.drain();
+    }
+
     /// The server emits on another namespace.
     pub fn server_emit_to(&mut self, nsp: &str, event: &str, args: &str) {
         self.server.emit(self.now, nsp, event, args);

@@ -383,6 +383,15 @@ impl Server {
         }
     }
 
+    /// Sends an EVENT with exactly this data (a JSON array) and nothing appended: what a
+    /// volatile emit looks like (never logged, so never replayed).
+    pub fn send_raw_event(&mut self, nsp: &str, data: &str) {
+        let target = self.sessions.iter().find(|(_, s)| s.sockets.contains_key(nsp)).map(|(k, _)| k.clone());
+        if let Some(sid) = target {
+            self.send_sio(&sid, PacketType::Event, nsp, None, Some(data));
+        }
+    }
+
     /// Emits an event that asks the client for an ack (acks carry no offset).
     pub fn emit_with_ack(&mut self, now: u64, nsp: &str, event: &str, args: &str) -> Option<u64> {
         self.now = now;

@@ -161,7 +161,7 @@ fn write_event(out: &mut impl Write, ev: &tidings::Received<Payload>, ns: &str) 
         }
     }
     if let Some(o) = &ev.offset {
-        if p.len() > 0 {
+        if !p.is_empty() {
             out.write_all(b",")?;
         }
         serde_json::to_writer(&mut *out, o)?;
