@@ -55,4 +55,6 @@ if [ "$browser" = 1 ]; then
 fi
 
 cargo build --release --locked --manifest-path bench/Cargo.toml
+# The `tidings` CLI, measured as a client of its own (next to tidings-bench in the same directory).
+cargo build --release --locked -p tidings --bin tidings
 exec "$CARGO_TARGET_DIR/release/tidings-bench" run --out "$out" --node-dir bench/node "$@"

@@ -29,6 +29,7 @@ pub async fn run(kind: &str, mode: &str, url: &str, n: u64) -> Res {
         ("rust_socketio", "rtt") => rsio_rtt(url, n).await,
         ("rust_socketio", "idle") => rsio_idle(url, n).await,
         ("floor", "throughput") => floor_throughput(url, n).await,
+        ("cli", "throughput") => cli_throughput(url, n).await,
         ("floor", "rtt") => floor_rtt(url, n).await,
         ("probe", "tls") => crate::probe::tls(n),
         _ => Err(format!("no such client/mode: {kind} {mode}")),
@@ -257,6 +258,36 @@ async fn floor_connect(url: &str, auth: Value) -> Result<Ws, String> {
             other => return Err(format!("no CONNECT ack: {other:?}")),
         }
     }
+}
+
+// ---------- the `tidings` CLI ----------
+
+/// `tidings listen URL --transport websocket --event task.created --count N > /dev/null`, as a
+/// user would run it: the CLI binary next to this one (`scripts/bench.sh` builds both). Wall time
+/// from spawning to its exit (process start and connection included); CPU of the CLI process.
+async fn cli_throughput(url: &str, n: u64) -> Res {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("tidings");
+    let auth = json!({ "mode": "throughput", "n": n }).to_string();
+    let cpu0 = crate::sys::children_cpu_time();
+    let t0 = Instant::now();
+    let status = tokio::process::Command::new(&exe)
+        .args(["listen", url, "--transport", "websocket", "--auth", &auth, "--event", "task.created"])
+        .args(["--count", &n.to_string(), "--timeout", "300"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .map_err(|e| format!("{}: {e} (build it: scripts/bench.sh)", exe.display()))?;
+    let wall = t0.elapsed().as_secs_f64();
+    if !status.success() {
+        return Err(format!("the CLI exited with {status}"));
+    }
+    Ok(json!({
+        "events": n,
+        "wall_s": wall,
+        "cpu_s": (crate::sys::children_cpu_time() - cpu0).as_secs_f64(),
+        "check": n,
+    }))
 }
 
 async fn floor_throughput(url: &str, n: u64) -> Res {

@@ -191,7 +191,7 @@ async fn run_all(args: &[String]) -> Result<(), String> {
         for server_kind in SERVERS {
             let server = Server::spawn(server_kind, 0).await?;
             let url = format!("http://127.0.0.1:{}", server.port);
-            for kind in CLIENTS {
+            for kind in CLIENTS.into_iter().chain(["cli"]) {
                 let mut runs = Vec::new();
                 for rep in 0..sizes.repeats {
                     let s0 = sys::proc_cpu_time(server.pid);

@@ -139,13 +139,14 @@ pub fn markdown(r: &Value) -> String {
             "## Receive throughput ({} `task.created` events, ~330 B JSON each, median of {} runs)\n\n",
             s["events"], s["repeats"]
         );
-        md += "| server | client | events/s | client CPU µs/event | server CPU µs/event | Tidings ÷ this (events/s) | Tidings ÷ this (CPU/event) |\n|---|---|---:|---:|---:|---:|---:|\n";
+        md += "| server | client | events/s | client CPU µs/event | server CPU µs/event | Tidings ÷ this (events/s) | Tidings ÷ this (CPU/event) | floor ÷ this (events/s) |\n|---|---|---:|---:|---:|---:|---:|---:|\n";
         for row in &t {
             let server = row["server"].as_str().unwrap_or("");
             let tid = find(&t, "tidings", Some(server));
             let (tr, tc) = tid.map_or((f64::NAN, f64::NAN), |x| (f(x, "events_per_s"), f(x, "cpu_us_per_event")));
+            let floor = find(&t, "floor", Some(server)).map_or(f64::NAN, |x| f(x, "events_per_s"));
             md += &format!(
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |\n",
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} |\n",
                 server,
                 row["client"].as_str().unwrap_or(""),
                 f(row, "events_per_s"),
@@ -153,8 +154,10 @@ pub fn markdown(r: &Value) -> String {
                 f(row, "server_cpu_us_per_event"),
                 ratio(tr, f(row, "events_per_s")),
                 ratio(tc, f(row, "cpu_us_per_event")),
+                ratio(floor, f(row, "events_per_s")),
             );
         }
+        md += "\n`cli` is `tidings listen … --count N > /dev/null` (the CLI as a user runs it: process start, connection and writing every event as a JSON line included; CPU of the CLI process).\n";
         md += "\n![throughput](throughput.png)\n\n";
     }
 
@@ -410,6 +413,7 @@ fn bars(path: &Path, title: &str, t: &[&Value]) -> Result<(), String> {
         "floor" => RGBColor(120, 120, 120),
         "tidings" => RGBColor(31, 119, 180),
         "rust_socketio" => RGBColor(214, 39, 40),
+        "cli" => RGBColor(148, 103, 189),
         _ => RGBColor(44, 160, 44),
     };
     chart

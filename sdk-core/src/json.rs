@@ -400,17 +400,41 @@ fn hex4(b: &[u8], i: usize) -> Result<u32, JsonError> {
 
 /// Scans the string literal whose opening quote is at `i`; returns the end (after the closing
 /// quote) and whether it contains escapes.
+/// The index of the first byte at or after `j` that ends a run of plain string bytes (a quote, a
+/// backslash or a control character), or `b.len()`. Eight bytes at a time where it can: strings
+/// are most of an event's text, and this scan runs on every event.
+fn skip_plain(b: &[u8], mut j: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Whether any byte of `x` is zero (the classic bit trick; exact for the "any" question).
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    while let Some(chunk) = b.get(j..j + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // A byte below 0x20: (x & 0xE0 per byte) is zero for it.
+        let special = has_zero(x ^ (ONES * u64::from(b'"')))
+            || has_zero(x ^ (ONES * u64::from(b'\\')))
+            || has_zero(x & (ONES * 0xE0));
+        if special {
+            break;
+        }
+        j += 8;
+    }
+    while let Some(&c) = b.get(j) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        j += 1;
+    }
+    j
+}
+
 fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
     let mut j = i + 1;
     let mut escaped = false;
     loop {
-        // Fast path over plain bytes.
-        while let Some(&c) = b.get(j) {
-            if c == b'"' || c == b'\\' || c < 0x20 {
-                break;
-            }
-            j += 1;
-        }
+        j = skip_plain(b, j);
         match b.get(j) {
             None => return Err(err(j, "unterminated string")),
             Some(b'"') => return Ok((j + 1, escaped)),
@@ -486,4 +510,41 @@ fn unescape(text: &str, lit: Range<usize>, escaped: bool) -> Result<Cow<'_, str>
     }
     out.push_str(raw.get(run..).ok_or_else(bad)?);
     Ok(Cow::Owned(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skip_plain;
+
+    #[test]
+    fn skip_plain_finds_the_first_special_byte_from_every_start() {
+        let naive = |b: &[u8], j: usize| {
+            b.iter().skip(j).position(|&c| c == b'"' || c == b'\\' || c < 0x20).map_or(b.len(), |p| p + j)
+        };
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        for len in 0..40 {
+            for _ in 0..50 {
+                let text: Vec<u8> = (0..len)
+                    .map(|_| {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        // Mostly plain bytes, sometimes each kind of special one (and UTF-8 bytes).
+                        match rng % 23 {
+                            0 => b'"',
+                            1 => b'\\',
+                            2 => 0x1F,
+                            3 => 0x00,
+                            4 => 0xC3,
+                            5 => 0x20,
+                            r => b'a' + (r % 26) as u8,
+                        }
+                    })
+                    .collect();
+                for j in 0..=text.len() {
+                    assert_eq!(skip_plain(&text, j), naive(&text, j), "{text:?} from {j}");
+                }
+            }
+        }
+    }
 }

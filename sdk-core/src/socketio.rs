@@ -36,18 +36,29 @@ pub enum PacketType {
 pub struct RawJson {
     text: String,
     range: Range<usize>,
+    /// For an array found while decoding: the byte ranges (in `text`) of its elements, so the
+    /// arguments need not be scanned a second time.
+    elements: Option<Vec<Range<usize>>>,
 }
 
 impl RawJson {
     /// Wraps a whole JSON text.
     pub fn new(text: String) -> Self {
         let range = 0..text.len();
-        Self { text, range }
+        Self { text, range, elements: None }
     }
     /// Wraps `text[range]`; `range` must lie on char boundaries of `text` (checked: `None` if not).
     pub fn slice(text: String, range: Range<usize>) -> Option<Self> {
         text.get(range.clone())?;
-        Some(Self { text, range })
+        Some(Self { text, range, elements: None })
+    }
+    /// The byte ranges (in the owned text) of the array's elements, when the decoder found them.
+    pub fn elements(&self) -> Option<&[Range<usize>]> {
+        self.elements.as_deref()
+    }
+    /// The owned text, the value's range and its elements' ranges (see [`RawJson::elements`]).
+    pub fn into_elements(self) -> (String, Range<usize>, Option<Vec<Range<usize>>>) {
+        (self.text, self.range, self.elements)
     }
     /// The JSON text of the value.
     pub fn as_str(&self) -> &str {
@@ -237,12 +248,27 @@ pub fn decode(text: String, max_attachments: usize) -> Result<(Packet, usize), E
         i = end;
     }
 
+    let mut elements = None;
     let data = if i < b.len() {
-        let (json_kind, range) = json::scan_value(&text, i).map_err(Error::BadJson)?;
-        let end = json::skip_ws(b, range.end);
-        if end != b.len() {
-            return Err(Error::BadJson(json::JsonError { offset: end, reason: "trailing characters" }));
-        }
+        let arrays =
+            matches!(kind, PacketType::Event | PacketType::BinaryEvent | PacketType::Ack | PacketType::BinaryAck);
+        let (json_kind, range) = match text.get(i..) {
+            // Arguments: validate and split in one pass (the client needs the elements anyway).
+            Some(rest) if arrays && rest.starts_with('[') => {
+                let items = json::array_elements(rest).map_err(|e| Error::BadJson(shift(e, i)))?;
+                elements = Some(items.into_iter().map(|r| r.start + i..r.end + i).collect::<Vec<_>>());
+                let value = rest.trim_end_matches([' ', '\t', '\n', '\r']);
+                (json::JsonKind::Array, i..i + value.len())
+            }
+            _ => {
+                let (json_kind, range) = json::scan_value(&text, i).map_err(Error::BadJson)?;
+                let end = json::skip_ws(b, range.end);
+                if end != b.len() {
+                    return Err(Error::BadJson(json::JsonError { offset: end, reason: "trailing characters" }));
+                }
+                (json_kind, range)
+            }
+        };
         check_payload(kind, &text, json_kind, range.clone())?;
         Some((json_kind, range))
     } else {
@@ -255,11 +281,18 @@ pub fn decode(text: String, max_attachments: usize) -> Result<(Packet, usize), E
     }
     let data = match data {
         Some((_, range)) => {
-            Some(RawJson::slice(text, range).ok_or(Error::InvalidPayload("payload not on char boundaries"))?)
+            let mut raw = RawJson::slice(text, range).ok_or(Error::InvalidPayload("payload not on char boundaries"))?;
+            raw.elements = elements;
+            Some(raw)
         }
         None => None,
     };
     Ok((Packet { kind, nsp, id, data, attachments: Vec::new() }, announced))
+}
+
+/// A JSON error found in a slice starting at `by`, placed in the whole text.
+fn shift(e: json::JsonError, by: usize) -> json::JsonError {
+    json::JsonError { offset: e.offset + by, reason: e.reason }
 }
 
 /// socket.io-parser's `isPayloadValid` for a present payload.

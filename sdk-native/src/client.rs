@@ -16,7 +16,7 @@ use tidings_core::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::delivery::{DEFAULT_RECEIVE_BUFFER, Delivery, Notices, Source, queue};
+use crate::delivery::{DEFAULT_RECEIVE_BUFFER, Item, Notices, Shared, Source, queue};
 use crate::driver::{Command, Driver, EmitReply, Notice, Subscriber};
 use crate::payload::{texts_to_args, values_to_args};
 use crate::transport::Net;
@@ -615,18 +615,25 @@ impl<T> Stream for Subscription<T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(Delivery::Skipped(n))) => Poll::Ready(Some(Err(Error::Lagged(n)))),
-            Poll::Ready(Some(Delivery::Event(shared))) => {
-                let ev = &shared.ev;
-                let item = (self.decode)(&ev.args, ev.offset.as_deref()).map(|data| Received {
-                    event: ev.name.clone(),
+            Poll::Ready(Some(Item::Skipped(n))) => Poll::Ready(Some(Err(Error::Lagged(n)))),
+            Poll::Ready(Some(Item::Event(shared))) => {
+                let data = (self.decode)(&shared.ev.args, shared.ev.offset.as_deref());
+                // The only reader (the usual case) takes the event's parts instead of copying them;
+                // the last reader's drop returns the event's bytes to the receive buffer.
+                let (name, offset, source, ack) = match std::sync::Arc::try_unwrap(shared) {
+                    Ok(s) => {
+                        let ev = Shared::into_event(s);
+                        (ev.name, ev.offset, ev.source, ev.ack)
+                    }
+                    Err(s) => (s.ev.name.clone(), s.ev.offset.clone(), s.ev.source, s.ev.ack.clone()),
+                };
+                let item = data.map(|data| Received {
+                    event: name,
                     data,
-                    offset: ev.offset.clone(),
-                    source: ev.source,
-                    ack: ev.ack.clone().map(|req| AckHandle { req, tx: self.tx.clone() }),
+                    offset,
+                    source,
+                    ack: ack.map(|req| AckHandle { req, tx: self.tx.clone() }),
                 });
-                // The last reader's drop returns the event's bytes to the receive buffer.
-                drop(shared);
                 Poll::Ready(Some(item))
             }
             Poll::Ready(None) => Poll::Ready(None),

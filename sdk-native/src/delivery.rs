@@ -91,20 +91,28 @@ impl Shared {
     pub(crate) fn new(ev: Event, permit: Option<OwnedSemaphorePermit>) -> Arc<Self> {
         Arc::new(Shared { ev, _permit: permit })
     }
+
+    /// The event; its bytes go back to the budget now.
+    pub(crate) fn into_event(self) -> Event {
+        self.ev
+    }
 }
 
 /// What a subscription receives.
 #[derive(Debug)]
 pub(crate) enum Delivery {
     Event(Arc<Shared>),
+    /// Lossless events handed over together: one queue operation (and at most one wake-up of
+    /// the reader) per turn of the driver's loop instead of one per event.
+    Batch(Vec<Arc<Shared>>),
     /// A lossy subscription skipped this many events because its queue was full.
     Skipped(u64),
 }
 
 /// Where a subscription's events go.
 pub(crate) enum Sink {
-    /// Every event, in the shared budget.
-    Lossless(mpsc::UnboundedSender<Delivery>),
+    /// Every event, in the shared budget; collected in `batch` until [`Sink::flush`].
+    Lossless { tx: mpsc::UnboundedSender<Delivery>, batch: Vec<Arc<Shared>> },
     /// At most `capacity` queued events; what does not fit is skipped and counted.
     Lossy { tx: mpsc::Sender<Delivery>, skipped: u64 },
 }
@@ -112,22 +120,30 @@ pub(crate) enum Sink {
 impl Sink {
     pub(crate) fn is_closed(&self) -> bool {
         match self {
-            Sink::Lossless(tx) => tx.is_closed(),
+            Sink::Lossless { tx, .. } => tx.is_closed(),
             Sink::Lossy { tx, .. } => tx.is_closed(),
         }
     }
 
     pub(crate) fn is_lossless(&self) -> bool {
-        matches!(self, Sink::Lossless(_))
+        matches!(self, Sink::Lossless { .. })
     }
 
-    /// Queues `ev` (a lossy sink may skip it and say so before its next event).
+    /// Hands over what a lossless sink collected.
+    pub(crate) fn flush(&mut self) {
+        if let Sink::Lossless { tx, batch } = self
+            && !batch.is_empty()
+        {
+            let _ = tx.send(Delivery::Batch(std::mem::take(batch)));
+        }
+    }
+
+    /// Queues `ev` (a lossless sink until the next [`Sink::flush`]; a lossy sink may skip it and
+    /// say so before its next event).
     pub(crate) fn send(&mut self, ev: Arc<Shared>) {
         use mpsc::error::TrySendError;
         match self {
-            Sink::Lossless(tx) => {
-                let _ = tx.send(Delivery::Event(ev));
-            }
+            Sink::Lossless { batch, .. } => batch.push(ev),
             Sink::Lossy { tx, skipped } => {
                 if *skipped > 0 {
                     match tx.try_send(Delivery::Skipped(*skipped)) {
@@ -153,15 +169,38 @@ impl Sink {
 /// The receiving end of a subscription's queue.
 #[derive(Debug)]
 pub(crate) enum Source {
-    Lossless(mpsc::UnboundedReceiver<Delivery>),
+    Lossless { rx: mpsc::UnboundedReceiver<Delivery>, batch: std::vec::IntoIter<Arc<Shared>> },
     Lossy(mpsc::Receiver<Delivery>),
 }
 
+/// One item for the reader.
+pub(crate) enum Item {
+    Event(Arc<Shared>),
+    Skipped(u64),
+}
+
 impl Source {
-    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Item>> {
         match self {
-            Source::Lossless(rx) => rx.poll_recv(cx),
-            Source::Lossy(rx) => rx.poll_recv(cx),
+            Source::Lossless { rx, batch } => loop {
+                if let Some(ev) = batch.next() {
+                    return Poll::Ready(Some(Item::Event(ev)));
+                }
+                match rx.poll_recv(cx) {
+                    Poll::Ready(Some(Delivery::Batch(b))) => *batch = b.into_iter(),
+                    Poll::Ready(Some(Delivery::Event(ev))) => return Poll::Ready(Some(Item::Event(ev))),
+                    Poll::Ready(Some(Delivery::Skipped(n))) => return Poll::Ready(Some(Item::Skipped(n))),
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
+                }
+            },
+            Source::Lossy(rx) => rx.poll_recv(cx).map(|d| {
+                d.map(|d| match d {
+                    Delivery::Event(ev) => Item::Event(ev),
+                    Delivery::Batch(_) => Item::Skipped(0),
+                    Delivery::Skipped(n) => Item::Skipped(n),
+                })
+            }),
         }
     }
 }
@@ -171,7 +210,7 @@ pub(crate) fn queue(lossy: Option<usize>) -> (Sink, Source) {
     match lossy {
         None => {
             let (tx, rx) = mpsc::unbounded_channel();
-            (Sink::Lossless(tx), Source::Lossless(rx))
+            (Sink::Lossless { tx, batch: Vec::new() }, Source::Lossless { rx, batch: Vec::new().into_iter() })
         }
         Some(cap) => {
             let (tx, rx) = mpsc::channel(cap.max(1));
@@ -228,7 +267,23 @@ mod tests {
     fn arg(d: Delivery) -> String {
         match d {
             Delivery::Event(e) => e.ev.args.get(0).unwrap_or_default().to_string(),
+            Delivery::Batch(b) => format!("batch of {}", b.len()),
             Delivery::Skipped(n) => format!("skipped {n}"),
+        }
+    }
+
+    fn item(i: Item) -> String {
+        match i {
+            Item::Event(e) => e.ev.args.get(0).unwrap_or_default().to_string(),
+            Item::Skipped(n) => format!("skipped {n}"),
+        }
+    }
+
+    fn poll(source: &mut Source) -> Option<Item> {
+        let waker = futures_util::task::noop_waker();
+        match source.poll_recv(&mut Context::from_waker(&waker)) {
+            Poll::Ready(i) => i,
+            Poll::Pending => None,
         }
     }
 
@@ -251,7 +306,6 @@ mod tests {
     fn a_lossless_queue_keeps_everything_and_the_budget_comes_back_when_read() {
         let budget = Budget::new(1000);
         let (mut sink, mut source) = queue(None);
-        let Source::Lossless(rx) = &mut source else { unreachable!() };
         let p = budget.try_take(600).expect("free");
         assert!(budget.try_take(600).is_none(), "only 400 left");
         let e = ev(1);
@@ -260,10 +314,14 @@ mod tests {
         for i in 2..=100 {
             sink.send(ev(i));
         }
+        assert!(poll(&mut source).is_none(), "nothing is handed over before the flush");
+        sink.flush();
         assert_eq!(budget.used(), 600);
-        assert_eq!(arg(rx.try_recv().unwrap()), "1");
+        assert_eq!(poll(&mut source).map(item).as_deref(), Some("1"));
         assert_eq!(budget.used(), 0, "taking the event returns its bytes");
         assert!(budget.try_take(5000).is_some(), "an item larger than the budget passes alone");
-        assert_eq!((2..=100).filter(|_| rx.try_recv().is_ok()).count(), 99);
+        assert_eq!((2..=100).filter(|_| poll(&mut source).is_some()).count(), 99);
+        sink.flush();
+        assert!(poll(&mut source).is_none(), "an empty flush sends nothing");
     }
 }

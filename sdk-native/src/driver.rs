@@ -116,8 +116,6 @@ pub(crate) struct Driver {
     backlog: VecDeque<Pending>,
     /// The cost the head of the backlog waits for.
     blocked: Option<usize>,
-    /// Frames read in the batch that filled the budget, fed to the core once it has room.
-    unread: VecDeque<(ConnId, WsIo)>,
     /// Receiving requests (polling GETs, feed GETs) held back while the backlog is not empty.
     deferred: Vec<tidings_core::HttpRequest>,
 }
@@ -153,7 +151,6 @@ impl Driver {
             budget: Budget::new(receive_buffer),
             backlog: VecDeque::new(),
             blocked: None,
-            unread: VecDeque::new(),
             deferred: Vec::new(),
         }
     }
@@ -169,11 +166,6 @@ impl Driver {
         let mut stopping: Option<TokioInstant> = None;
         loop {
             let deadline = self.drain();
-            // Frames left over from a batch that filled the budget go first, one at a time.
-            if self.backlog.is_empty() && !self.unread.is_empty() {
-                self.feed_frames(Vec::new());
-                continue;
-            }
             if let Some(limit) = stopping
                 && (!self.core.is_flushing() || TokioInstant::now() >= limit)
             {
@@ -209,7 +201,13 @@ impl Driver {
                     // The driver holds a sender, so the channel never closes.
                     if let Some(io) = io { self.on_io(io); }
                 }
-                batch = socket_io, if reading => self.feed_frames(batch),
+                batch = socket_io, if reading => {
+                    // A whole batch (at most 64 frames, already read) goes to the core; what it
+                    // decodes waits in the backlog if the budget is spent.
+                    for (conn, io) in batch {
+                        self.on_ws(conn, io);
+                    }
+                }
                 () = budget.wait_for(wanted), if self.blocked.is_some() => {
                     // Consumers took enough: `drain` delivers the backlog's head now.
                     self.blocked = None;
@@ -285,16 +283,6 @@ impl Driver {
             }
         };
         self.core.handle_input(now, input);
-    }
-
-    /// Feeds frames to the core, one at a time, until the budget is spent; keeps the rest.
-    fn feed_frames(&mut self, batch: Vec<(ConnId, WsIo)>) {
-        self.unread.extend(batch);
-        while self.backlog.is_empty() {
-            let Some((conn, io)) = self.unread.pop_front() else { break };
-            self.on_ws(conn, io);
-            self.drain();
-        }
     }
 
     fn on_ws(&mut self, conn: ConnId, io: WsIo) {
@@ -483,41 +471,48 @@ impl Driver {
         });
     }
 
-    /// Hands the backlog to consumers, oldest first, while the budget allows; reports each
-    /// event delivered to the core once every matching subscription has it.
+    /// Hands the backlog to consumers, oldest first, while the budget allows; then reports the
+    /// events delivered to the core (every matching subscription has them).
     fn pump(&mut self) {
+        let mut last = None;
+        self.blocked = None;
         while let Some(head) = self.backlog.front() {
-            let permit = match head {
+            let cost = match head {
                 Pending::Event(ev) => {
-                    self.subscribers.retain(|s| !s.sink.is_closed());
                     let lossless = self.subscribers.iter().filter(|s| s.sink.is_lossless() && s.wants(ev)).count();
-                    if lossless == 0 { None } else { Some(event_cost(ev, lossless)) }
+                    (lossless > 0).then(|| event_cost(ev, lossless))
                 }
                 Pending::Notice(ns, _) => {
                     self.notices.retain(|(_, tx)| !tx.is_closed());
                     let readers = self.notices.iter().filter(|(n, _)| ns.as_ref().is_none_or(|ns| ns == n)).count();
-                    if readers == 0 { None } else { Some(notice_cost(readers)) }
+                    (readers > 0).then(|| notice_cost(readers))
                 }
-            }
-            .map(|cost| self.budget.try_take(cost).ok_or(cost))
-            .transpose();
-            let permit = match permit {
+            };
+            let permit = match cost.map(|c| self.budget.try_take(c).ok_or(c)).transpose() {
                 Ok(p) => p,
                 Err(cost) => {
                     self.blocked = Some(cost);
-                    return;
+                    break;
                 }
             };
             match self.backlog.pop_front() {
-                Some(Pending::Event(ev)) => self.dispatch(ev, permit),
+                Some(Pending::Event(ev)) => last = Some(self.dispatch(ev, permit)),
                 Some(Pending::Notice(ns, n)) => self.notify(ns.as_deref(), n, permit),
                 None => {}
             }
         }
-        self.blocked = None;
+        for s in &mut self.subscribers {
+            s.sink.flush();
+        }
+        if let Some(id) = last {
+            let now = self.now();
+            self.core.delivered(now, id);
+        }
+        self.subscribers.retain(|s| !s.sink.is_closed());
     }
 
-    fn dispatch(&mut self, ev: Event, permit: Option<OwnedSemaphorePermit>) {
+    /// Puts `ev` in the queue of every subscription that wants it (handed over at the flush).
+    fn dispatch(&mut self, ev: Event, permit: Option<OwnedSemaphorePermit>) -> tidings_core::DeliveryId {
         let id = ev.delivery;
         let (lossless, lossy): (Vec<_>, Vec<_>) =
             self.subscribers.iter_mut().filter(|s| s.wants(&ev)).partition(|s| s.sink.is_lossless());
@@ -535,8 +530,7 @@ impl Driver {
                 s.sink.send(Arc::clone(&for_lossy));
             }
         }
-        let now = self.now();
-        self.core.delivered(now, id);
+        id
     }
 
     /// Sends `n` to the listeners of `namespace` (`None`: every listener), each with its share

@@ -77,15 +77,15 @@ async fn a_burst_larger_than_every_buffer_reaches_a_slow_consumer_whole_and_in_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_stall_keeps_the_connection() {
     // A ping the server sends while the client does not read waits in TCP behind the events;
-    // the server gives it pingTimeout (1.5 s here) to be answered. A 400 ms stall, plus the time
-    // to read what queued up meanwhile, fits.
-    let srv = NodeServer::start_quiet("s1", &["--ping-interval", "1000", "--ping-timeout", "1500"]);
+    // the server gives it pingTimeout (5 s here) to be answered. A 400 ms stall, plus the time
+    // to read what queued up meanwhile (a debug build on a busy machine is slow), fits.
+    let srv = NodeServer::start_quiet("s1", &["--ping-interval", "1000", "--ping-timeout", "5000"]);
     let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
     let mut notices = client.notices();
     let mut ticks = client.on::<Tick>("tick");
-    let n = 40_000;
-    srv.burst("tick", n, 100).await;
-    // The first event, then nothing read for 300 ms while the buffer fills and reading pauses.
+    let n = 20_000; // ~6 MiB with its padding: more than the receive buffer
+    srv.burst("tick", n, 200).await;
+    // The first event, then nothing read for 400 ms while the buffer fills and reading pauses.
     let first = read_ticks(&mut ticks, 1, Duration::ZERO).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let rest = read_ticks(&mut ticks, n - 1, Duration::ZERO).await;

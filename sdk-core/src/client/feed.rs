@@ -28,7 +28,6 @@
 //! Events are de-duplicated against the socket's by `offset` and by `id` (which should equal the
 //! `id` of the envelope the socket delivers), so a handler sees each event once.
 
-use super::inbox::Retired;
 use super::{Client, Event, EventSource, FeedStatus, HttpRequest, Method, Output, RequestId, RequestPurpose, ms};
 use crate::args::Args;
 use crate::dedup::DedupKey;
@@ -267,8 +266,7 @@ impl Client {
                 continue;
             }
             let Ok(args) = Args::from_json_array(format!("[{}]", e.data), Vec::new()) else { continue };
-            let retired = Retired { namespace: main.clone(), socket_offset: None, envelope: None };
-            let delivery = self.inbox.admit(keys, retired);
+            let delivery = self.inbox.admit(keys, None);
             self.push(Output::Event(Event {
                 namespace: main.clone(),
                 name: e.name,

@@ -28,7 +28,8 @@ pub(super) struct Retired {
 struct InFlight {
     id: u64,
     keys: Vec<DedupKey>,
-    retired: Retired,
+    /// `None` when delivery changes nothing but the window (no offset, no envelope).
+    retired: Option<Retired>,
 }
 
 /// Events in flight and the window of delivered keys.
@@ -54,7 +55,7 @@ impl Inbox {
     }
 
     /// Puts an event in flight; the driver reports it delivered with the returned id.
-    pub(super) fn admit(&mut self, keys: Vec<DedupKey>, retired: Retired) -> DeliveryId {
+    pub(super) fn admit(&mut self, keys: Vec<DedupKey>, retired: Option<Retired>) -> DeliveryId {
         let id = self.next;
         self.next += 1;
         for k in &keys {
@@ -73,7 +74,7 @@ impl Inbox {
                 self.in_flight_keys.remove(&k);
                 self.window.insert(k);
             }
-            out.push(f.retired);
+            out.extend(f.retired);
         }
         out
     }
@@ -93,8 +94,8 @@ impl Inbox {
 mod tests {
     use super::*;
 
-    fn r() -> Retired {
-        Retired { namespace: "/".into(), socket_offset: None, envelope: None }
+    fn r() -> Option<Retired> {
+        Some(Retired { namespace: "/".into(), socket_offset: None, envelope: None })
     }
 
     #[test]

@@ -447,6 +447,15 @@ impl Client {
 
     pub(super) fn socket_packet(&mut self, p: Packet) {
         let Some(s) = self.sockets.get(&p.nsp) else { return };
+        if matches!(p.kind, PacketType::Event | PacketType::BinaryEvent) {
+            // The hot path: no copy of the phase or the namespace.
+            if matches!(s.phase, Phase::Connected { .. } | Phase::Connecting { .. }) {
+                // Recovered events arrive before the CONNECT ack; delivering them at once keeps
+                // socket.io-client's order (missed events first, then `connect`).
+                self.deliver_event(p);
+            }
+            return;
+        }
         let phase = s.phase.clone();
         let nsp = p.nsp.clone();
         match (p.kind, phase) {
@@ -456,11 +465,6 @@ impl Client {
                 self.deactivate(&nsp, DisconnectReason::IoServerDisconnect);
                 self.close_engine_if_unused();
                 self.update_feed();
-            }
-            (PacketType::Event | PacketType::BinaryEvent, Phase::Connected { .. } | Phase::Connecting { .. }) => {
-                // Recovered events arrive before the CONNECT ack; delivering them at once keeps
-                // socket.io-client's order (missed events first, then `connect`).
-                self.deliver_event(&nsp, p);
             }
             (PacketType::Ack | PacketType::BinaryAck, Phase::Connected { .. }) => self.on_ack(&nsp, p),
             // Anything else is for a namespace in another state; socket.io-client ignores it too.
@@ -518,13 +522,19 @@ impl Client {
         self.update_feed();
     }
 
-    fn deliver_event(&mut self, nsp: &str, p: Packet) {
-        let Some(data) = p.data else { return };
-        let (text, range) = data.into_parts();
-        let start = range.start;
-        let Some(slice) = text.get(range) else { return };
-        let Ok(items) = json::array_elements(slice) else { return };
-        let mut items: Vec<_> = items.into_iter().map(|r| r.start + start..r.end + start).collect();
+    fn deliver_event(&mut self, p: Packet) {
+        let Packet { nsp, id: ack_id, data, attachments, .. } = p;
+        let Some(data) = data else { return };
+        let (text, range, elements) = data.into_elements();
+        let mut items = match elements {
+            Some(items) => items,
+            None => {
+                let start = range.start;
+                let Some(slice) = text.get(range) else { return };
+                let Ok(items) = json::array_elements(slice) else { return };
+                items.into_iter().map(|r| r.start + start..r.end + start).collect()
+            }
+        };
         if items.is_empty() {
             return;
         }
@@ -534,14 +544,14 @@ impl Client {
             Ok(n) => n.into_owned(),
             Err(_) => name_raw.to_string(),
         };
-        let mut args = Args::from_parts(text, items, p.attachments);
-        let Some(s) = self.sockets.get(nsp) else { return };
+        let mut args = Args::from_parts(text, items, attachments);
+        let Some(s) = self.sockets.get(&nsp) else { return };
         // The offset rule (docs/PROTOCOL.md, "Offsets"): with recovery on (the CONNECT ack had a
         // pid), a socket.io server appends an offset as the last argument of every event that
         // asks for no ack, except volatile ones, and it is always a string. The candidate moves
         // to `offset`; nothing is dropped because of it (see `offset_counts` below).
         let mut offset = None;
-        if p.id.is_none()
+        if ack_id.is_none()
             && s.pid.is_some()
             && let Some(last) = args.get(args.len().wrapping_sub(1))
             && last.starts_with('"')
@@ -571,10 +581,15 @@ impl Client {
             return;
         }
         let envelope = if nsp == self.config.url.namespace { env } else { None };
-        let delivery = self.inbox.admit(keys, Retired { namespace: nsp.to_string(), socket_offset, envelope });
-        let ack = p.id.map(|id| AckRequest { namespace: nsp.to_string(), id });
+        let retired = (socket_offset.is_some() || envelope.is_some()).then(|| Retired {
+            namespace: nsp.clone(),
+            socket_offset,
+            envelope,
+        });
+        let delivery = self.inbox.admit(keys, retired);
+        let ack = ack_id.map(|id| AckRequest { namespace: nsp.clone(), id });
         self.push(Output::Event(Event {
-            namespace: nsp.to_string(),
+            namespace: nsp,
             name,
             args,
             offset,
@@ -590,10 +605,12 @@ impl Client {
         let Some(wait) = s.acks.remove(&id) else { return };
         let args = match p.data {
             Some(d) => {
-                let (text, range) = d.into_parts();
-                let start = range.start;
-                let items = text.get(range).and_then(|t| json::array_elements(t).ok()).unwrap_or_default();
-                let items = items.into_iter().map(|r| r.start + start..r.end + start).collect();
+                let (text, range, elements) = d.into_elements();
+                let items = elements.unwrap_or_else(|| {
+                    let start = range.start;
+                    let items = text.get(range).and_then(|t| json::array_elements(t).ok()).unwrap_or_default();
+                    items.into_iter().map(|r| r.start + start..r.end + start).collect()
+                });
                 Args::from_parts(text, items, p.attachments)
             }
             None => Args::empty(),
