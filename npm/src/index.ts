@@ -254,6 +254,12 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     return queued();
   }
 
+  /**
+   * One server event, `args` as sent (with recovery on, the offset last, as socket.io-client
+   * passes it). Each listener runs in its own try/catch: one that throws is reported and the
+   * others, and the events after it, still run. When this returns, the driver records the event
+   * as received (its offset becomes the recovery offset).
+   */
   #onEvent(name: string, args: unknown[], offset: string | undefined, source: EventMeta["source"], ackId: number | undefined): void {
     const client = this.#client;
     if (ackId !== undefined && client) {

@@ -85,9 +85,14 @@ export interface ConnectError extends Error {
 /** Where an event came from. */
 export type EventSource = "socket" | "feed";
 
-/** Metadata of a received event, passed to `onAny` listeners and available via `lastEventMeta`. */
+/** Metadata of the event being delivered (or the last one), available via `lastEventMeta`. */
 export interface EventMeta {
-  /** The connection-state-recovery offset the server appended, if any (never an argument). */
+  /**
+   * The connection-state-recovery offset the server appended, if any. Listeners get it too, as
+   * the event's last argument (as socket.io-client passes it). A volatile event carries no offset,
+   * but its last string argument looks just like one on the wire: with recovery on, that string
+   * is reported here too (it is an argument either way).
+   */
   readonly offset: string | undefined;
   readonly source: EventSource;
 }
@@ -177,7 +182,11 @@ export interface VolatileEmitter<Emit extends EventsMap> {
   emit<Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>): void;
 }
 
-/** A listener for any server event. */
+/**
+ * A listener for any server event. Like every listener it gets the arguments as sent (with
+ * connection state recovery on, the offset last); one that throws is reported (`reportError`)
+ * and does not keep the other listeners, or later events, from running.
+ */
 export type AnyListener = (event: string, ...args: unknown[]) => void;
 
 export interface Socket<Listen extends EventsMap = DefaultEventsMap, Emit extends EventsMap = DefaultEventsMap> {

@@ -1,6 +1,7 @@
 // TEST DOUBLE: an in-memory `Socket` for the hook unit tests. No network, no wasm. It follows the
-// contract in src/types.ts (reserved events, state transitions, join/leave promises) and records
-// what the hooks did: listeners per event, joins, leaves, emits, connect/close calls.
+// contract in src/types.ts (reserved events, state transitions, join/leave promises, listeners
+// that throw) and records what the hooks did: listeners per event, joins, leaves, emits,
+// connect/close calls.
 
 import type {
   AckResult,
@@ -55,6 +56,8 @@ export class FakeSocket<Listen extends EventsMap = DefaultEventsMap, Emit extend
   readonly joins: string[] = [];
   readonly leaves: string[] = [];
   readonly emitted: Emitted[] = [];
+  /** Exceptions thrown by listeners (the real socket passes them to `reportError`). */
+  readonly reported: unknown[] = [];
   connectCalls = 0;
   closeCalls = 0;
   closed = false;
@@ -227,9 +230,12 @@ export class FakeSocket<Listen extends EventsMap = DefaultEventsMap, Emit extend
     this.dispatch("disconnect", [reason]);
   }
 
-  /** A server event reached the client. */
+  /**
+   * A server event reached the client, `args` as sent (with connection state recovery on, a
+   * socket.io server appends the offset as the last one, and listeners get it).
+   */
   receive(event: string, ...args: unknown[]): void {
-    for (const listener of this.anyListeners) listener(event, ...args);
+    for (const listener of [...this.anyListeners]) this.call(() => listener(event, ...args));
     this.dispatch(event, args);
   }
 
@@ -238,8 +244,17 @@ export class FakeSocket<Listen extends EventsMap = DefaultEventsMap, Emit extend
     this.dispatch("state", [this.state]);
   }
 
+  /** Like the real socket: a listener that throws does not stop the others. */
   private dispatch(event: string, args: readonly unknown[]): void {
-    for (const listener of [...(this.listeners.get(event) ?? [])]) (listener as Call)(...args);
+    for (const listener of [...(this.listeners.get(event) ?? [])]) this.call(() => (listener as Call)(...args));
+  }
+
+  private call(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      this.reported.push(e);
+    }
   }
 
   private assertOpen(): void {

@@ -207,6 +207,38 @@ describe("useEvent", () => {
     expect(socket.totalListeners()).toBe(0);
   });
 
+  it("passes every argument as sent (the recovery offset last), and a throwing handler stops no other", () => {
+    const socket = new FakeSocket();
+    const got: unknown[][] = [];
+    function Throws() {
+      useEvent("news", () => {
+        throw new Error("handler threw");
+      });
+      return null;
+    }
+    function Records() {
+      useEvent("news", (...args: unknown[]) => {
+        got.push(args);
+      });
+      return null;
+    }
+    render(
+      <StrictMode>
+        <TidingsProvider client={socket}>
+          <Throws />
+          <Records />
+        </TidingsProvider>
+      </StrictMode>,
+    );
+    act(() => socket.receive("news", { title: "one" }, "Q8pA"));
+    act(() => socket.receive("news", { title: "two" }, "Q8pB"));
+    expect(got).toEqual([
+      [{ title: "one" }, "Q8pA"],
+      [{ title: "two" }, "Q8pB"],
+    ]);
+    expect(socket.reported.map((e) => (e as Error).message)).toEqual(["handler threw", "handler threw"]);
+  });
+
   it("moves the listener when the event name changes", () => {
     const socket = new FakeSocket();
     const { rerender } = renderHook(({ event }: { event: string }) => useEvent(event, () => {}), {

@@ -3,6 +3,10 @@
 //! A Socket.IO v5 client for tokio, built on the sans-IO [`tidings_core`]: exact on the wire,
 //! typed with serde, and it never loses an event it can keep.
 //!
+//! - Lossless delivery: every subscription gets every matching event, in order, once; a consumer
+//!   slower than the wire slows the connection down (backpressure within a bounded receive
+//!   buffer, [`ClientBuilder::receive_buffer`]) instead of losing events. Lossy delivery is an
+//!   explicit choice per subscription ([`Tidings::on_lossy`]).
 //! - WebSocket and HTTP long-polling (with upgrade, and a fallback to polling when WebSocket is
 //!   blocked), `ws`/`wss`/`http`/`https`, rustls verifying certificates by default.
 //! - Reconnection with jittered backoff, connection state recovery, rooms re-joined after a

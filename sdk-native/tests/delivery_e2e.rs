@@ -75,6 +75,22 @@ async fn a_burst_larger_than_every_buffer_reaches_a_slow_consumer_whole_and_in_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_long_polling_a_slow_consumer_holds_back_the_next_get_and_loses_nothing() {
+    // 1,500 events of ~8 KiB (12 MiB, three times the receive buffer) over long-polling: while
+    // the consumer is behind, the next GET waits, so the server keeps the rest.
+    let srv = NodeServer::start_quiet("s0", &["--ping-interval", "25000", "--ping-timeout", "20000"]);
+    let client =
+        Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect().await.unwrap();
+    let mut ticks = client.on::<Tick>("tick");
+    let n = 1_500;
+    srv.burst("tick", n, 8 << 10).await;
+    let got = read_ticks(&mut ticks, n, Duration::from_millis(1)).await;
+    assert_eq!(got, (0..n).collect::<Vec<_>>(), "every event, in order, once");
+    assert!(matches!(client.state(), ConnectionState::Connected { .. }));
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_stall_keeps_the_connection() {
     // A ping the server sends while the client does not read waits in TCP behind the events;
     // the server gives it pingTimeout (5 s here) to be answered. A 400 ms stall, plus the time

@@ -16,8 +16,12 @@ use crate::options;
 /// over the same connection (socket.io-client's multiplexing).
 ///
 /// Callbacks: `onEvent(name, args, offset, source, ackId)`, `onState(state)`,
-/// `onConnectError(error)`, `onFeed(status)`. `ackId` is a number when the server asked for an
-/// acknowledgement: answer with `ack(ackId, args)`.
+/// `onConnectError(error)`, `onFeed(status)`. `args` are every argument as sent; with connection
+/// state recovery on, `offset` is the last of them when it may be the recovery offset (also the
+/// last argument, as socket.io-client hands it to its listeners). `ackId` is a number when the
+/// server asked for an acknowledgement: answer with `ack(ackId, args)`. An event counts as
+/// received once `onEvent` has returned (or thrown: the exception is reported, and the events
+/// after it are still delivered).
 #[wasm_bindgen]
 pub struct WasmClient {
     shared: Rc<Shared>,
@@ -242,7 +246,8 @@ impl WasmClient {
         self.shared.read(|i| i.core.rooms(&self.nsp).iter().map(|r| JsValue::from_str(r)).collect()).unwrap_or_default()
     }
 
-    /// `onEvent(name, args, offset, source, ackId)` for every server event (or `undefined`).
+    /// `onEvent(name, args, offset, source, ackId)` for every server event (or `undefined`);
+    /// `args` include the offset, last, when there is one.
     #[wasm_bindgen(js_name = onEvent)]
     pub fn on_event(&self, f: Option<Function>) {
         self.shared.set_callback(&self.nsp, |c| c.event = f);

@@ -44,7 +44,13 @@ export function encodeArgs(values, sink) {
     return b === undefined ? v : { _placeholder: true, num: sink.push(b) - 1 };
   });
 }
-export function call5(f, a, b, c, d, e) { f(a, b, c, d, e); }
+export function report(e) {
+  if (typeof reportError === "function") reportError(e); else setTimeout(() => { throw e; });
+}
+export function callEvent(f, name, args, offset, source, ack) {
+  if (offset !== undefined) args.push(offset);
+  try { f(name, args, offset, source, ack); } catch (e) { report(e); }
+}
 export function decodeArg(text, att) {
   return att.length === 0 ? JSON.parse(text) : JSON.parse(text, (k, v) =>
     v !== null && typeof v === "object" && !Array.isArray(v) && v._placeholder === true
@@ -56,16 +62,30 @@ extern "C" {
     fn encode_args(values: &Array, sink: &Array) -> Result<String, JsValue>;
     #[wasm_bindgen(js_name = decodeArg, catch)]
     fn decode_arg(text: &str, attachments: &Array) -> Result<JsValue, JsValue>;
-    /// `f(a, b, c, d, e)` in one crossing (an `Array` of arguments and `apply` take seven).
-    #[wasm_bindgen(catch)]
-    pub(crate) fn call5(
+    /// `f(name, args, offset, source, ack)` in one crossing (an `Array` of arguments and `apply`
+    /// take seven), after appending the offset (when there is one) to `args`: listeners get every
+    /// argument as sent, like `Event::wire_args` but without copying and re-checking the JSON. An
+    /// exception is caught and passed to `report`, so it never unwinds through the driver.
+    #[wasm_bindgen(js_name = callEvent)]
+    pub(crate) fn call_event(
         f: &js_sys::Function,
-        a: &JsValue,
-        b: &JsValue,
-        c: &JsValue,
-        d: &JsValue,
-        e: &JsValue,
-    ) -> Result<(), JsValue>;
+        name: &JsValue,
+        args: &Array,
+        offset: &JsValue,
+        source: &JsValue,
+        ack: &JsValue,
+    );
+    // `catch` though it never throws: wasm-bindgen would otherwise import it, like `callEvent`,
+    // straight from the snippet, and list the snippet twice in the glue's import object.
+    #[wasm_bindgen(js_name = report, catch)]
+    fn report_js(error: &JsValue) -> Result<(), JsValue>;
+}
+
+/// Reports an exception of an application callback without stopping the driver: `reportError`
+/// where it exists (the console and `window.onerror` see it as uncaught), else a rethrow from a
+/// `setTimeout`.
+pub(crate) fn report(error: &JsValue) {
+    let _ = report_js(error);
 }
 
 /// JS strings for the event names seen last, so a name is decoded from UTF-8 once, not per event.

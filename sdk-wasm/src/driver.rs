@@ -5,6 +5,9 @@
 //! meant for the application), release the borrow, then deliver the queue. Application code
 //! therefore never runs under a borrow, and a callback that calls back into the client (an emit
 //! from an event handler) just queues more deliveries, which the outer loop delivers in order.
+//! Once an event's callback has returned (or thrown), the loop tells the core
+//! (`Client::delivered`, under a fresh borrow): only then is the event received, its offset the
+//! recovery offset and its keys in the de-duplication window.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -18,8 +21,8 @@ use tidings_core::{
 use wasm_bindgen::JsValue;
 
 use crate::clock::Clock;
-use crate::convert;
-use crate::net::{Req, Timer, Ws, report};
+use crate::convert::{self, report};
+use crate::net::{Req, Timer, Ws};
 use crate::page::PageListeners;
 use crate::small_map::SmallMap;
 
@@ -248,12 +251,27 @@ impl Shared {
         if self.delivering.replace(true) {
             return;
         }
+        // The last event whose callbacks have run, reported to the core once the queue is empty:
+        // one report covers every event before it (`Client::delivered`), so a burst costs one
+        // borrow and one drain, not one per event.
+        let mut last = None;
         loop {
             let next = match self.queue.try_borrow_mut() {
                 Ok(mut q) => q.pop_front(),
                 Err(_) => None,
             };
-            let Some(d) = next else { break };
+            let Some(d) = next else {
+                let Some(id) = last.take() else { break };
+                // Their callbacks have run (or thrown, or there were none): only now may the core
+                // count the events as received (offsets, de-duplication keys). A fresh borrow, as
+                // a callback may have called back into the client; fails only after `close()`.
+                // Whatever the core asks for next is queued, and delivered by this loop.
+                let _ = self.run(|inner, now| inner.core.delivered(now, id));
+                continue;
+            };
+            if let Delivery::Event(ev) = &d {
+                last = Some(ev.delivery);
+            }
             self.deliver_one(d);
         }
         self.delivering.set(false);
@@ -279,7 +297,11 @@ impl Shared {
                 };
                 let offset = ev.offset.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str);
                 let ack = ev.ack.map_or(JsValue::UNDEFINED, |a| JsValue::from_f64(a.id as f64));
-                convert::call5(&f, &name, &args, &offset, &source, &ack).map(|()| JsValue::UNDEFINED)
+                // `call_event` appends the offset to `args`: the callback gets every argument as
+                // sent (`Event::wire_args`), as socket.io-client hands them to its listeners, since
+                // a volatile event's last string argument looks just like an offset on the wire.
+                // A throwing callback is reported there; the queue goes on.
+                return convert::call_event(&f, &name, &args, &offset, &source, &ack);
             }
             Delivery::State(nsp, s) => match self.callback(Some(&nsp), |c| c.state.clone()) {
                 Some(f) => f.call1(&this, &convert::state_to_js(&s)),

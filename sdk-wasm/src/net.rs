@@ -210,14 +210,3 @@ impl Drop for Timer {
         self.clear();
     }
 }
-
-/// Reports an exception thrown by an application callback without stopping the driver
-/// (`reportError` where it exists, so it shows in the console and `window.onerror`).
-pub(crate) fn report(error: &JsValue) {
-    #[wasm_bindgen]
-    extern "C" {
-        #[wasm_bindgen(js_name = reportError, catch)]
-        fn report_error(e: &JsValue) -> Result<(), JsValue>;
-    }
-    let _ = report_error(error);
-}

@@ -55,6 +55,24 @@ extern "C" {
     fn buffer_like(bytes: &[u8]) -> JsValue;
 }
 
+// Collects the uncaught errors (window `error` events, which `reportError` raises) whose message
+// contains `marker`, and keeps them from failing the page.
+#[wasm_bindgen(inline_js = r#"
+export function watchErrors(marker) {
+  const seen = [];
+  const onError = (ev) => {
+    const message = String(ev.error?.message ?? ev.message);
+    if (message.includes(marker)) { seen.push(message); ev.preventDefault(); }
+  };
+  addEventListener("error", onError);
+  return { seen, stop: () => removeEventListener("error", onError) };
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = watchErrors)]
+    fn watch_errors(marker: &str) -> JsValue;
+}
+
 async fn sleep(ms: u32) {
     let p = Promise::new(&mut |resolve, _| {
         set_timeout(&resolve, f64::from(ms));
@@ -317,9 +335,97 @@ async fn recovers_the_session_and_gets_missed_events_once() {
     assert!(h.client.recovered(), "the server restored the session");
     assert_eq!(h.client.id().unwrap(), id);
     let news = h.next_event("news", 0).await;
-    assert_eq!(json(&news), r#"["missed"]"#, "the offset is not an argument");
+    // Every argument as sent: the offset comes last, as socket.io-client hands it to listeners.
+    let news_offset = h.log.borrow().events.iter().find(|e| e.0 == "news").unwrap().3.clone();
+    assert!(news_offset.as_string().is_some(), "news carries an offset");
+    assert_eq!(news.length(), 2, "{}", json(&news));
+    assert_eq!(news.get(0), "missed");
+    assert_eq!(news.get(1), news_offset, "the offset is the last argument");
     sleep(300).await;
     assert_eq!(h.count("news"), 1, "a missed event is delivered once");
+}
+
+#[wasm_bindgen_test]
+async fn listeners_get_every_argument_as_sent_and_repeated_volatile_events() {
+    let Some(url) = server(S1) else { return };
+    let h = Harness::connect(url, &JsValue::UNDEFINED).await;
+    h.next_event("auth", 0).await;
+
+    // A volatile broadcast carries no offset, but its last string argument looks like one on the
+    // wire: the listener still gets it, and the same event sent twice arrives twice.
+    for _ in 0..2 {
+        let r = control(url, "POST", "/control/emit?event=vol&volatile=1", r#"["x"]"#).await;
+        assert_eq!(get(&r, "ok"), JsValue::TRUE, "{}", json(&r));
+    }
+    h.wait("two vol events", 5000, |h| h.count("vol") == 2).await;
+    assert_eq!(json(&h.event("vol", 0).unwrap()), r#"["x"]"#);
+    assert_eq!(json(&h.event("vol", 1).unwrap()), r#"["x"]"#);
+
+    // A stored broadcast: its argument, then the offset the server appended (also the third
+    // parameter of onEvent), as socket.io-client passes it.
+    control(url, "POST", "/control/emit?event=news", r#"["one"]"#).await;
+    let news = h.next_event("news", 0).await;
+    let offset = h.log.borrow().events.iter().find(|e| e.0 == "news").unwrap().3.clone();
+    let offset_text = offset.as_string().expect("news carries an offset");
+    assert_ne!(offset_text, "x");
+    assert_eq!(json(&news), format!(r#"["one",{}]"#, json(&offset)));
+    let names: Vec<String> = h.log.borrow().events.iter().map(|e| e.0.clone()).collect();
+    assert_eq!(names, ["auth", "vol", "vol", "news"], "in order, nothing dropped or repeated");
+    sleep(200).await;
+    assert_eq!((h.count("vol"), h.count("news")), (2, 1));
+}
+
+#[wasm_bindgen_test]
+async fn a_throwing_callback_loses_no_later_event() {
+    let Some(url) = server(S1) else { return };
+    const MARKER: &str = "tidings-test: thrown by the callback";
+    let errors = watch_errors(MARKER);
+    // The callback throws on the first tick and on the eleventh. Long-polling: the burst arrives
+    // in one or two HTTP bodies, so the eleventh has events queued behind it in the same
+    // delivery loop. A 1 s reconnection delay leaves time to publish while away.
+    let h = Harness::new(url, &js(r#"{"transports":["polling"],"reconnectionDelay":1000,"randomizationFactor":0}"#));
+    let l = h.log.clone();
+    let on_event = Closure::<dyn FnMut(String, Array, JsValue, JsValue, JsValue) -> Result<(), JsValue>>::new(
+        move |name: String, args: Array, offset: JsValue, source: JsValue, ack: JsValue| {
+            let throws = name == "tick" && [0.0, 10.0].contains(&get(&args.get(0), "i").as_f64().unwrap());
+            l.borrow_mut().events.push((name, args, ack, offset, source));
+            if throws { Err(js_sys::Error::new(MARKER).into()) } else { Ok(()) }
+        },
+    );
+    h.client.on_event(Some(on_event.into_js_value().unchecked_into()));
+    h.client.connect().unwrap();
+    h.connected().await;
+    h.next_event("auth", 0).await;
+
+    let r = control(url, "POST", "/control/burst?event=tick&count=20", "").await;
+    assert_eq!(get(&r, "count"), 20, "{}", json(&r));
+    h.wait("20 ticks", 10_000, |h| h.count("tick") == 20).await;
+    {
+        let log = h.log.borrow();
+        let ticks: Vec<&(String, Array, JsValue, JsValue, JsValue)> =
+            log.events.iter().filter(|e| e.0 == "tick").collect();
+        let order: Vec<f64> = ticks.iter().map(|e| get(&e.1.get(0), "i").as_f64().unwrap()).collect();
+        assert_eq!(order, (0..20).map(f64::from).collect::<Vec<_>>(), "every tick, in order");
+        for e in &ticks {
+            assert_eq!(e.1.length(), 2, "the tick and its offset: {}", json(&e.1));
+            assert_eq!(e.1.get(1), e.3, "the offset is the last argument");
+        }
+    }
+    let seen = get(&errors, "seen");
+    assert_eq!(json(&seen), format!(r#"["{MARKER}","{MARKER}"]"#), "each exception was reported as uncaught");
+
+    // The events whose callback threw counted as delivered like the others: the recovery offset moved on, the
+    // session is restored, and only what was published while away comes back.
+    control(url, "POST", "/control/kill-transports", "").await;
+    h.wait("a disconnect", 5000, |h| !h.client.connected()).await;
+    control(url, "POST", "/control/emit?event=news", r#"["missed"]"#).await;
+    h.connected().await;
+    assert!(h.client.recovered(), "the server restored the session");
+    assert_eq!(h.next_event("news", 0).await.get(0), "missed");
+    sleep(300).await;
+    assert_eq!((h.count("tick"), h.count("news")), (20, 1), "nothing replayed twice");
+    let stop: Function = get(&errors, "stop").unchecked_into();
+    stop.call0(&JsValue::UNDEFINED).unwrap();
 }
 
 #[wasm_bindgen_test]

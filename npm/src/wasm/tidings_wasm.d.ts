@@ -37,6 +37,11 @@ export class WasmClient {
   readonly connected: boolean;
   readonly recovered: boolean;
   readonly rooms: string[];
+  /**
+   * `args`: every argument as sent (the recovery offset last, when there is one; `offset` repeats
+   * it). The event counts as received when `f` returns or throws; an exception is reported with
+   * `reportError` and the next events are still delivered.
+   */
   onEvent(
     f:
       | ((name: string, args: unknown[], offset: string | undefined, source: EventSource, ackId: number | undefined) => void)

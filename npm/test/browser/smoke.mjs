@@ -15,6 +15,8 @@ if (!serverUrl) {
 }
 const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist");
 const types = { ".js": "text/javascript", ".wasm": "application/wasm", ".html": "text/html" };
+/** The exception a listener throws on purpose; it must surface as a page error, once. */
+const THROWN = "smoke: thrown by a listener on purpose";
 
 const page = `<!doctype html><script type="module">
 import { connect, init } from "/index.js";
@@ -75,6 +77,18 @@ try {
   own.close();
   custom.close();
   check("closing a namespace keeps the others", s.connected && (await s.emitWithAck("echo", "on")) === "on", s.state.status);
+  // A listener that throws (on the first of five events) keeps neither the other listeners nor
+  // the later events from running; its exception is reported as uncaught (checked below).
+  const ticks = [];
+  const anyTicks = [];
+  s.on("tick", (t) => { if (t.i === 0) throw new Error(${JSON.stringify(THROWN)}); });
+  s.on("tick", (t) => ticks.push(t.i));
+  s.onAny((name, t) => { if (name === "tick") anyTicks.push(t.i); });
+  const lastTick = new Promise((r) => s.on("tick", (t) => t.i === 4 && r()));
+  await fetch(base + "/control/burst?event=tick&count=5", { method: "POST" });
+  await lastTick;
+  check("a throwing listener loses no event", ticks.join() === "0,1,2,3,4" && anyTicks.join() === "0,1,2,3,4",
+    JSON.stringify({ ticks, anyTicks }));
   const disconnected = new Promise((r) => s.once("disconnect", r));
   s.disconnect();
   check("disconnect reason", (await disconnected) === "io client disconnect", await disconnected);
@@ -123,11 +137,14 @@ try {
     console.log(`${r.ok ? "ok  " : "FAIL"} ${r.name}${r.ok ? "" : `: ${r.detail}`}`);
     if (!r.ok) failed++;
   }
-  for (const e of errors) {
+  const thrown = errors.filter((e) => e.includes(THROWN));
+  console.log(`${thrown.length === 1 ? "ok  " : "FAIL"} the throwing listener's exception was reported as uncaught (${thrown.length} times)`);
+  if (thrown.length !== 1) failed++;
+  for (const e of errors.filter((e) => !e.includes(THROWN))) {
     console.log(`FAIL page error: ${e}`);
     failed++;
   }
-  console.log(`npm browser smoke: ${results.length - failed} passed, ${failed} failed`);
+  console.log(`npm browser smoke: ${results.length + 1 - failed} passed, ${failed} failed`);
 } finally {
   await browser.close();
   server.close();

@@ -533,6 +533,14 @@ impl Client {
                 }
             }
             Phase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
+                if text.starts_with('4') {
+                    // A message (nearly every frame): hand the frame itself on, without its type
+                    // byte, instead of copying its text.
+                    let mut text = text;
+                    text.remove(0);
+                    self.on_packet(Packet::Message(std::borrow::Cow::Owned(text)));
+                    return;
+                }
                 match engineio::decode_text(&text) {
                     Ok(p) => self.on_packet(p),
                     Err(_) => self.close_engine(DisconnectReason::ParseError),
