@@ -164,6 +164,10 @@ impl Driver {
         let _enter = span.enter();
         let mut done = None;
         let mut stopping: Option<TokioInstant> = None;
+        // One timer for the whole life of the driver, moved when the core's deadline moves: a
+        // fresh `sleep` per loop turn would register and cancel a timer for every frame batch.
+        let timer = tokio::time::sleep_until(self.start);
+        tokio::pin!(timer);
         loop {
             let deadline = self.drain();
             if let Some(limit) = stopping
@@ -176,16 +180,19 @@ impl Driver {
                 Some(_) => Some(deadline.map_or(self.now().plus_millis(50), |d| d.min(self.now().plus_millis(50)))),
                 None => deadline,
             };
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(self.start + Duration::from_millis(d.as_millis())).await,
-                    None => std::future::pending::<()>().await,
+            let armed = match deadline {
+                Some(d) => {
+                    let at = self.start + Duration::from_millis(d.as_millis());
+                    if timer.deadline() != at {
+                        timer.as_mut().reset(at);
+                    }
+                    true
                 }
+                None => false,
             };
             // Backpressure: while consumers are behind, no transport is read (the HTTP requests
             // that receive are deferred in `drain`); commands and timers go on.
             let reading = self.backlog.is_empty();
-            let budget = self.budget.clone();
             let wanted = self.blocked.unwrap_or(0);
             let sockets = &mut self.sockets;
             let socket_io = std::future::poll_fn(move |cx| {
@@ -208,7 +215,7 @@ impl Driver {
                         self.on_ws(conn, io);
                     }
                 }
-                () = budget.wait_for(wanted), if self.blocked.is_some() => {
+                () = self.budget.wait_for(wanted), if self.blocked.is_some() => {
                     // Consumers took enough: `drain` delivers the backlog's head now.
                     self.blocked = None;
                 }
@@ -227,7 +234,7 @@ impl Driver {
                         stopping = Some(TokioInstant::now() + Duration::from_secs(2));
                     }
                 },
-                () = sleep => {
+                () = &mut timer, if armed => {
                     let now = self.now();
                     self.core.handle_input(now, Input::Timeout);
                 }
