@@ -301,6 +301,20 @@ fn recovery_asks_for_what_followed_the_last_delivered_event_and_drops_the_replay
 }
 
 #[test]
+fn the_feed_token_never_appears_in_debug_output() {
+    let mut cfg = config();
+    cfg.auth = tidings_core::AuthMode::Static(r#"{"token":"s3cret-feed-token"}"#.into());
+    cfg.feed = Some(tidings_core::FeedConfig::new("http://127.0.0.1:3000/feed"));
+    let mut w = World::with(cfg, ServerConfig::default());
+    w.connect();
+    w.run_until(100);
+    assert!(w.connected());
+    let dump = format!("{:?}", w.client);
+    assert!(!dump.contains("s3cret-feed-token"), "the token leaked into Debug output");
+    assert!(dump.contains("<redacted>"), "the feed holds the token (redacted): {dump}");
+}
+
+#[test]
 fn an_offset_that_repeats_outside_a_recovery_replay_is_not_a_duplicate() {
     // A volatile event's last string argument looks like an offset; the same one twice is two
     // events, and both keep their data (docs/PROTOCOL.md, "Offsets").

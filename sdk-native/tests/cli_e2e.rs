@@ -27,6 +27,10 @@ fn usage_errors_exit_2_with_a_helpful_message() {
     assert_eq!(out.status.code(), Some(2));
     let out = cli().args(["frobnicate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // A timeout no Duration can hold is a usage error, not a panic.
+    let out = cli().args(["listen", "http://127.0.0.1:1", "--timeout", "1e20"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout"));
 }
 
 #[test]

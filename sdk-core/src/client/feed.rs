@@ -34,7 +34,7 @@ use crate::dedup::DedupKey;
 use crate::json::{self, JsonKind};
 use crate::time::Instant;
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct Feed {
     phase: Phase,
     /// Bearer token for the feed (from the main namespace's auth). Never logged.
@@ -43,6 +43,18 @@ pub(super) struct Feed {
     /// The envelope id of the last event the main namespace received on the socket, since the
     /// feed last started: the feed resumes after it.
     pub(super) last_socket_id: Option<String>,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The bearer token is a secret: only whether there is one.
+        f.debug_struct("Feed")
+            .field("phase", &self.phase)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("cursor", &self.cursor)
+            .field("last_socket_id", &self.last_socket_id)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -34,7 +34,6 @@ pub struct Client {
     inbox: Inbox,
     feed: Feed,
     outputs: VecDeque<Output>,
-    online: bool,
     now: Instant,
 }
 
@@ -52,7 +51,6 @@ impl Client {
             inbox: Inbox::new(config.dedup_window),
             feed: Feed::default(),
             outputs: VecDeque::new(),
-            online: true,
             now: Instant::default(),
             sockets,
             config,
@@ -255,14 +253,8 @@ impl Client {
                     self.on_http_failed(id, error);
                 }
             }
-            Input::Online => {
-                self.online = true;
-                self.retry_now();
-            }
-            Input::Offline => {
-                self.online = false;
-                self.on_offline();
-            }
+            Input::Online => self.retry_now(),
+            Input::Offline => self.on_offline(),
             Input::Visible => {
                 self.check_ping_expiry();
                 self.retry_now();

@@ -194,10 +194,10 @@ async fn listen(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage>
                 let s = take_value(&mut args, &flag)?
                     .parse::<f64>()
                     .map_err(|_| Usage("--timeout needs a number of seconds".into()))?;
-                if !(s.is_finite() && s >= 0.0) {
-                    return Err(Usage("--timeout needs a non-negative number of seconds".into()));
-                }
-                timeout = Some(Duration::from_secs_f64(s));
+                // `try_from` refuses what no Duration holds (1e20 s) instead of panicking.
+                timeout = Some(Duration::try_from_secs_f64(s).map_err(|_| {
+                    Usage("--timeout needs a non-negative number of seconds, at most about 5.8e11".into())
+                })?);
             }
             other => return Err(Usage(format!("unknown option {other:?} for listen"))),
         }
@@ -214,7 +214,7 @@ async fn listen(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage>
             }
         });
     }
-    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
     let sleep = async {
         match deadline {
             Some(d) => tokio::time::sleep_until(d).await,
