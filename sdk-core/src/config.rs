@@ -127,6 +127,9 @@ pub struct FeedConfig {
     pub limit: u32,
     /// Largest response body accepted, in bytes (default 1 MiB).
     pub max_body: usize,
+    /// A feed request not answered within this long is aborted and counts as a failed poll
+    /// (default 30 s): a feed that accepts and never answers cannot stall the fallback.
+    pub request_timeout: Duration,
 }
 
 impl FeedConfig {
@@ -142,6 +145,7 @@ impl FeedConfig {
             max_failures: 5,
             limit: 100,
             max_body: 1 << 20,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }

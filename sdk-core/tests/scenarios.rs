@@ -966,3 +966,31 @@ fn rest_feed_gives_up_after_consecutive_failures() {
     assert_eq!(times, vec![1_000, 1_000 + 40 + 1_500, 1_000 + 40 + 1_500 + 40 + 2_000]);
     assert!(matches!(&w.app.feed.last().unwrap().1, FeedStatus::GaveUp { error } if error.contains("503")));
 }
+
+#[test]
+fn a_feed_that_never_answers_times_out_each_poll_and_gives_up() {
+    let mut cfg = config();
+    let mut feed = FeedConfig::new("http://127.0.0.1:3000/api/feed");
+    feed.after = Duration::from_secs(1);
+    feed.interval = Duration::from_secs(1);
+    feed.min_interval = Duration::from_secs(1);
+    feed.max_interval = Duration::from_secs(2);
+    feed.max_failures = 3;
+    feed.request_timeout = Duration::from_secs(5);
+    cfg.feed = Some(feed);
+    let mut w = World::with(cfg, ServerConfig::default());
+    w.server.engine_down = true;
+    w.feed_silent = true;
+    w.connect();
+    w.run_until(60_000);
+    // Each poll is aborted after 5 s and counts as a failure; the third gives up.
+    let polls: Vec<(u64, u64)> =
+        w.http.iter().filter(|(_, r)| r.purpose == RequestPurpose::FeedPoll).map(|(t, r)| (*t, r.id.get())).collect();
+    let times: Vec<u64> = polls.iter().map(|p| p.0).collect();
+    assert_eq!(times, vec![1_000, 6_000 + 1_500, 6_000 + 1_500 + 5_000 + 2_000]);
+    let aborted = w.trace.iter().filter(|l| l.contains("ABORT")).count();
+    assert_eq!(aborted, 3, "every silent poll was aborted");
+    assert!(
+        matches!(&w.app.feed.last().unwrap().1, FeedStatus::GaveUp { error } if error.contains("no answer within 5000 ms"))
+    );
+}

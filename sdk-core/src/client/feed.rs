@@ -43,6 +43,8 @@ pub(super) struct Feed {
     /// The envelope id of the last event the main namespace received on the socket, since the
     /// feed last started: the feed resumes after it.
     pub(super) last_socket_id: Option<String>,
+    /// Acknowledgements sent, with when they are given up (aborted) if still unanswered.
+    acks: std::collections::VecDeque<(RequestId, Instant)>,
 }
 
 impl std::fmt::Debug for Feed {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for Feed {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("cursor", &self.cursor)
             .field("last_socket_id", &self.last_socket_id)
+            .field("acks", &self.acks)
             .finish()
     }
 }
@@ -64,7 +67,7 @@ enum Phase {
     Off,
     /// The socket is down; polling starts at `at`.
     Armed { at: Instant },
-    /// Polling.
+    /// Polling: the next poll is at `next`, or, while a poll is `in_flight`, it times out then.
     Polling { next: Instant, in_flight: Option<RequestId>, interval_ms: u64, failures: u32 },
     /// Too many failures in a row; waits for the socket to come back and go down again.
     GaveUp,
@@ -72,11 +75,12 @@ enum Phase {
 
 impl Feed {
     pub(super) fn deadline(&self) -> Option<Instant> {
-        match self.phase {
+        let phase = match self.phase {
             Phase::Armed { at } => Some(at),
-            Phase::Polling { next, in_flight: None, .. } => Some(next),
+            Phase::Polling { next, .. } => Some(next),
             _ => None,
-        }
+        };
+        phase.into_iter().chain(self.acks.front().map(|a| a.1)).min()
     }
 }
 
@@ -180,7 +184,20 @@ impl Client {
                 self.feed_poll();
             }
             Phase::Polling { next, in_flight: None, .. } if self.now >= next => self.feed_poll(),
+            Phase::Polling { next, in_flight: Some(id), .. } if self.now >= next => {
+                // Accepted and never answered: give up on it; it counts as a failed poll.
+                self.push(Output::AbortHttp(id));
+                let error = format!("no answer within {} ms", ms(cfg.request_timeout));
+                self.feed_response(id, None, Some(&error));
+            }
             _ => {}
+        }
+        while let Some(&(id, at)) = self.feed.acks.front() {
+            if self.now < at {
+                break;
+            }
+            self.feed.acks.pop_front();
+            self.push(Output::AbortHttp(id));
         }
     }
 
@@ -192,9 +209,11 @@ impl Client {
             crate::url::encode_component(c, &mut url);
         }
         let max_body = cfg.max_body;
+        let timeout_at = self.now + cfg.request_timeout;
         let id = RequestId(self.next_id());
-        if let Phase::Polling { in_flight, .. } = &mut self.feed.phase {
+        if let Phase::Polling { in_flight, next, .. } = &mut self.feed.phase {
             *in_flight = Some(id);
+            *next = timeout_at;
         }
         let authorization = self.feed.token.as_ref().map(|t| format!("Bearer {t}"));
         self.push(Output::Http(HttpRequest {
@@ -211,6 +230,11 @@ impl Client {
 
     /// Handles the answer to a feed request; false when `id` is not the feed's.
     pub(super) fn feed_response(&mut self, id: RequestId, response: Option<(u16, &[u8])>, error: Option<&str>) -> bool {
+        if let Some(pos) = self.feed.acks.iter().position(|a| a.0 == id) {
+            // An acknowledgement's answer: nothing to do but forget it.
+            self.feed.acks.remove(pos);
+            return true;
+        }
         let Phase::Polling { in_flight: Some(current), interval_ms, failures, .. } = self.feed.phase else {
             return false;
         };
@@ -312,6 +336,14 @@ impl Client {
             body: Some(body),
             max_body: 64 << 10,
         }));
+        // Its answer is ignored, but an acknowledgement left hanging is aborted in time (and at
+        // most 16 wait at once).
+        self.feed.acks.push_back((id, self.now + cfg.request_timeout));
+        if self.feed.acks.len() > 16
+            && let Some((old, _)) = self.feed.acks.pop_front()
+        {
+            self.push(Output::AbortHttp(old));
+        }
     }
 }
 

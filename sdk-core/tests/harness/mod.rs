@@ -203,6 +203,8 @@ pub struct World {
     pub trace: Vec<String>,
     /// Keep [`World::trace`] (off for property tests).
     pub tracing: bool,
+    /// Feed requests are accepted and never answered.
+    pub feed_silent: bool,
     /// When set, events wait here (a consumer slower than the wire) until [`World::release`].
     pub held: Option<VecDeque<Event>>,
     queue: BTreeMap<(u64, u64), Item>,
@@ -246,6 +248,7 @@ impl World {
             trace: Vec::new(),
             tracing: true,
             held: None,
+            feed_silent: false,
             queue: BTreeMap::new(),
             seq: 0,
             deadline: None,
@@ -484,6 +487,10 @@ impl World {
             }
         }
         self.http.push((self.now, req.clone()));
+        if self.feed_silent && matches!(req.purpose, RequestPurpose::FeedPoll | RequestPurpose::FeedAck) {
+            // A feed that accepts the request and never answers.
+            return;
+        }
         let chan = Chan::Http(id);
         self.link.chans.insert(chan, ChanState::default());
         if self.link.partitioned(self.now) {
