@@ -460,6 +460,53 @@ fn recovered_reconnect_sends_only_room_changes_made_while_away() {
     w.assert_clean();
 }
 
+#[test]
+fn every_room_request_made_while_disconnected_is_answered() {
+    let server = ServerConfig { recovery: false, ..ServerConfig::default() };
+    let mut w = World::with(config(), server);
+    w.connect();
+    w.run_until(100);
+    w.join("a");
+    w.run_until(200);
+    w.drop_transports();
+    w.run_for(10);
+    let answered = |w: &World, room: &str, join: bool| {
+        w.app.rooms.iter().filter(|r| r.room == room && r.join == join && r.result.is_ok()).count()
+    };
+    // While away: leave a; leave a room never joined; join b twice; join c then leave it.
+    w.leave("a");
+    w.leave("never");
+    w.join("b");
+    w.join("b");
+    w.join("c");
+    w.leave("c");
+    // Nothing to send for "never" and "c": answered at once.
+    assert_eq!((answered(&w, "never", false), answered(&w, "c", true), answered(&w, "c", false)), (1, 1, 1));
+    assert!(w.run_until_cond(10_000, World::connected));
+    w.run_for(200);
+    assert!(!connected_state(&w).unwrap().1, "a new session");
+    // The new session is in no room: the leave of a is done; b is joined (one request, one ack
+    // for both callers, who wait on the same answer).
+    assert_eq!(answered(&w, "a", false), 1);
+    assert_eq!(answered(&w, "b", true), 1);
+    assert_eq!(w.server.rooms("/"), ["b"].iter().map(|s| s.to_string()).collect());
+    w.assert_clean();
+}
+
+#[test]
+fn room_requests_waiting_for_a_connection_fail_when_the_namespace_is_disconnected() {
+    let mut w = World::with(config(), ServerConfig::default());
+    w.connect();
+    w.run_until(100);
+    w.drop_transports();
+    w.run_for(10);
+    w.join("a");
+    w.disconnect();
+    let failed: Vec<_> =
+        w.app.rooms.iter().filter(|r| r.result == Err(EmitError::Disconnected)).map(|r| r.room.clone()).collect();
+    assert_eq!(failed, vec!["a".to_string()]);
+}
+
 // ---------------------------------------------------------------------------------- emits
 
 fn reliable_config(retries: u32, ack_timeout: u64) -> tidings_core::Config {

@@ -406,7 +406,14 @@ impl Client {
             s.pid = None;
             s.offset = None;
         }
+        // Room changes waiting for a connection stay remembered for a later `connect`, but their
+        // callers are told now.
+        let waiting: Vec<(String, bool)> = s.unsynced.iter().map(|(r, j)| (r.clone(), *j)).collect();
         self.fail_sent_acks(nsp);
+        for (room, join) in waiting {
+            let namespace = nsp.to_string();
+            self.push(Output::Room { namespace, room, join, result: Err(EmitError::Disconnected) });
+        }
         for p in buffered.into_iter().chain(queued.into_iter().map(|r| r.p)) {
             self.push(Output::Settled { emit: p.emit, result: Err(EmitError::Disconnected) });
         }
@@ -809,10 +816,29 @@ impl Client {
         let changed = if join { s.rooms.insert(room.to_string()) } else { s.rooms.remove(room) };
         if s.is_connected() {
             self.send_room(nsp, room, join);
-        } else if changed {
-            s.unsynced.insert(room.to_string(), join);
-        } else if !join {
-            s.unsynced.remove(room);
+            return Ok(());
+        }
+        // Disconnected: remember the change for the next connection, and answer every request
+        // that will never reach the server, so no caller waits forever.
+        let mut done = Vec::new();
+        match (changed, s.unsynced.get(room).copied()) {
+            // The opposite change was still waiting: they cancel out; both are done.
+            (true, Some(pending)) if pending != join => {
+                s.unsynced.remove(room);
+                done.push(pending);
+                done.push(join);
+            }
+            (true, _) => {
+                s.unsynced.insert(room.to_string(), join);
+            }
+            // The same change is already waiting: its answer will serve this request too.
+            (false, Some(pending)) if pending == join => {}
+            // Already so (joined, or never joined): nothing to send.
+            (false, _) => done.push(join),
+        }
+        for join in done {
+            let (namespace, room) = (nsp.to_string(), room.to_string());
+            self.push(Output::Room { namespace, room, join, result: Ok(Args::empty()) });
         }
         Ok(())
     }
@@ -835,6 +861,12 @@ impl Client {
         let ops: Vec<(String, bool)> = if recovered {
             unsynced.into_iter().collect()
         } else {
+            // A new session is in no room: a leave made while disconnected is done already.
+            let leaves: Vec<String> = unsynced.into_iter().filter(|(_, join)| !join).map(|(r, _)| r).collect();
+            for room in leaves {
+                self.push(Output::Room { namespace: nsp.to_string(), room, join: false, result: Ok(Args::empty()) });
+            }
+            let Some(s) = self.sock(nsp) else { return };
             s.rooms.iter().map(|r| (r.clone(), true)).collect()
         };
         for (room, join) in ops {
