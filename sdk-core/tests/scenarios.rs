@@ -992,8 +992,9 @@ fn rest_feed_bridges_an_outage_without_duplicates() {
     w.assert_clean();
 }
 
-#[test]
-fn rest_feed_gives_up_after_consecutive_failures() {
+/// A feed polled from 1 s after the drop, every 1-2 s, that gives up after 3 failures; the
+/// Engine.IO server is down.
+fn world_with_failing_feed(tune: impl FnOnce(&mut FeedConfig)) -> World {
     let mut cfg = config();
     let mut feed = FeedConfig::new("http://127.0.0.1:3000/api/feed");
     feed.after = Duration::from_secs(1);
@@ -1001,9 +1002,16 @@ fn rest_feed_gives_up_after_consecutive_failures() {
     feed.min_interval = Duration::from_secs(1);
     feed.max_interval = Duration::from_secs(2);
     feed.max_failures = 3;
+    tune(&mut feed);
     cfg.feed = Some(feed);
     let mut w = World::with(cfg, ServerConfig::default());
     w.server.engine_down = true;
+    w
+}
+
+#[test]
+fn rest_feed_gives_up_after_consecutive_failures() {
+    let mut w = world_with_failing_feed(|_| {});
     w.server.feed_status = Some(503);
     w.connect();
     w.run_until(30_000);
@@ -1016,17 +1024,7 @@ fn rest_feed_gives_up_after_consecutive_failures() {
 
 #[test]
 fn a_feed_that_never_answers_times_out_each_poll_and_gives_up() {
-    let mut cfg = config();
-    let mut feed = FeedConfig::new("http://127.0.0.1:3000/api/feed");
-    feed.after = Duration::from_secs(1);
-    feed.interval = Duration::from_secs(1);
-    feed.min_interval = Duration::from_secs(1);
-    feed.max_interval = Duration::from_secs(2);
-    feed.max_failures = 3;
-    feed.request_timeout = Duration::from_secs(5);
-    cfg.feed = Some(feed);
-    let mut w = World::with(cfg, ServerConfig::default());
-    w.server.engine_down = true;
+    let mut w = world_with_failing_feed(|f| f.request_timeout = Duration::from_secs(5));
     w.feed_silent = true;
     w.connect();
     w.run_until(60_000);

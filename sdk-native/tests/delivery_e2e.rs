@@ -25,6 +25,18 @@ fn ws_only() -> TransportConfig {
     TransportConfig::only(TransportKind::WebSocket)
 }
 
+/// A client of `srv` over WebSocket, connected, with the defaults a user gets.
+async fn ws_client(srv: &NodeServer) -> Tidings {
+    Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap()
+}
+
+/// Fails if any notice so far says the connection was lost.
+fn assert_never_reconnected(notices: &mut tidings::Notices) {
+    while let Some(n) = notices.try_recv() {
+        assert!(!matches!(n, Notice::State(ConnectionState::Reconnecting { .. })), "reconnected: {n:?}");
+    }
+}
+
 /// Peak resident memory of this process so far (VmHWM), in KiB.
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -52,7 +64,7 @@ async fn read_ticks(sub: &mut tidings::Subscription<Tick>, n: u64, pause: Durati
 async fn a_burst_larger_than_every_buffer_reaches_a_slow_consumer_whole_and_in_order() {
     // 3,000 events of ~8 KiB: 24 MiB, six times the default receive buffer (4 MiB).
     let srv = NodeServer::start_quiet("s0", &["--ping-interval", "25000", "--ping-timeout", "20000"]);
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let client = ws_client(&srv).await;
     let mut notices = client.notices();
     let mut ticks = client.on::<Tick>("tick");
     let before = peak_rss_kib();
@@ -68,9 +80,7 @@ async fn a_burst_larger_than_every_buffer_reaches_a_slow_consumer_whole_and_in_o
     assert!(growth < 16 << 10, "peak RSS grew by {growth} KiB");
     assert!(matches!(client.state(), ConnectionState::Connected { .. }));
     // A short stall never dropped the connection.
-    while let Some(n) = notices.try_recv() {
-        assert!(!matches!(n, Notice::State(ConnectionState::Reconnecting { .. })), "{n:?}");
-    }
+    assert_never_reconnected(&mut notices);
     client.close().await;
 }
 
@@ -96,7 +106,7 @@ async fn a_short_stall_keeps_the_connection() {
     // the server gives it pingTimeout (5 s here) to be answered. A 400 ms stall, plus the time
     // to read what queued up meanwhile (a debug build on a busy machine is slow), fits.
     let srv = NodeServer::start_quiet("s1", &["--ping-interval", "1000", "--ping-timeout", "5000"]);
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let client = ws_client(&srv).await;
     let mut notices = client.notices();
     let mut ticks = client.on::<Tick>("tick");
     let n = 20_000; // ~6 MiB with its padding: more than the receive buffer
@@ -106,9 +116,7 @@ async fn a_short_stall_keeps_the_connection() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let rest = read_ticks(&mut ticks, n - 1, Duration::ZERO).await;
     assert_eq!([first, rest].concat(), (0..n).collect::<Vec<_>>());
-    while let Some(n) = notices.try_recv() {
-        assert!(!matches!(n, Notice::State(ConnectionState::Reconnecting { .. })), "reconnected: {n:?}");
-    }
+    assert_never_reconnected(&mut notices);
     client.close().await;
 }
 
@@ -116,7 +124,7 @@ async fn a_short_stall_keeps_the_connection() {
 async fn a_consumer_stalled_past_the_ping_timeout_gets_a_recovered_reconnect_and_every_event_once() {
     // Recovery on; the heartbeat gives up after 300 + 200 ms without a pong.
     let srv = NodeServer::start_quiet("s1", &["--ping-interval", "300", "--ping-timeout", "200"]);
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let client = ws_client(&srv).await;
     let mut notices = client.notices();
     let mut ticks = client.on::<Tick>("tick");
     // One event first, so the client has an offset to recover from.
@@ -153,7 +161,7 @@ async fn a_consumer_stalled_past_the_ping_timeout_gets_a_recovered_reconnect_and
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volatile_and_ack_requesting_events_keep_their_arguments_with_recovery_on() {
     let srv = NodeServer::start("s1");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let client = ws_client(&srv).await;
     let mut vol = client.on::<String>("vol");
     let mut news = client.on::<String>("news");
     let mut ask = client.on::<String>("ask-all");
@@ -194,7 +202,7 @@ fn futures_executor_block<F: std::future::Future>(f: F) -> F::Output {
 #[tokio::test]
 async fn wait_for_subscribes_when_called() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let client = ws_client(&srv).await;
     // The event is triggered, and has arrived, before the future is first polled.
     let next = client.wait_for::<Value>("news", T);
     srv.emit("/", "news", json!([{"n": 1}])).await;
@@ -206,7 +214,7 @@ async fn wait_for_subscribes_when_called() {
 #[tokio::test]
 async fn a_lossy_subscription_never_slows_the_lossless_ones() {
     let srv = NodeServer::start_quiet("s0", &["--ping-interval", "25000", "--ping-timeout", "20000"]);
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let client = ws_client(&srv).await;
     let _unread_gauge = client.on_lossy::<Tick>("tick", 8);
     let mut ticks = client.on::<Tick>("tick");
     let n = 20_000;
