@@ -106,6 +106,21 @@ impl Default for ReconnectConfig {
     }
 }
 
+/// The events that join and leave a room (the server's handlers answer them with an ack).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomEvents {
+    /// Joins the room named by the argument (default `room:join`).
+    pub join: String,
+    /// Leaves it (default `room:leave`).
+    pub leave: String,
+}
+
+impl Default for RoomEvents {
+    fn default() -> Self {
+        RoomEvents { join: "room:join".to_string(), leave: "room:leave".to_string() }
+    }
+}
+
 /// The REST feed fallback: `GET {url}/events?since=CURSOR`, `POST {url}/events/acknowledge`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedConfig {
@@ -228,7 +243,7 @@ pub struct Config {
     /// Binary attachments allowed per packet (default 10).
     pub max_attachments: usize,
     /// Room join/leave event names (default `room:join` / `room:leave`).
-    pub room_events: (String, String),
+    pub room_events: RoomEvents,
     /// Ask the driver for fresh auth once and retry when a CONNECT_ERROR looks like an auth failure (default true).
     pub refresh_auth_on_error: bool,
     /// Size of the de-duplication window (default 1024 keys; 0 disables).
@@ -255,7 +270,7 @@ impl Config {
             send_buffer: SendBufferConfig::default(),
             max_receive_buffer: 10_000,
             max_attachments: crate::socketio::DEFAULT_MAX_ATTACHMENTS,
-            room_events: ("room:join".to_string(), "room:leave".to_string()),
+            room_events: RoomEvents::default(),
             refresh_auth_on_error: true,
             dedup_window: 1024,
             feed: None,

@@ -75,5 +75,5 @@ pub use client::{
     DisconnectReason, EmitError, EmitId, EmitRequest, Event, EventSource, FeedStatus, HttpRequest, Input, Method,
     Output, RequestId, RequestPurpose,
 };
-pub use config::{AuthMode, Config, ConfigError, FeedConfig, TransportConfig, TransportKind};
+pub use config::{AuthMode, Config, ConfigError, FeedConfig, RoomEvents, TransportConfig, TransportKind};
 pub use time::Instant;

@@ -138,8 +138,21 @@ pub fn encode_component(s: &str, out: &mut String) {
 
 const HEX: [u8; 16] = *b"0123456789ABCDEF";
 
+/// A namespace as the protocol names it: with its leading `/` (`admin` and `/admin` are the same
+/// namespace; an empty name is `/`). Both drivers accept either form through this one rule.
+pub fn namespace_path(name: &str) -> String {
+    if name.starts_with('/') { name.to_string() } else { format!("/{name}") }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_namespace_gets_its_leading_slash() {
+        assert_eq!(super::namespace_path("admin"), "/admin");
+        assert_eq!(super::namespace_path("/admin"), "/admin");
+        assert_eq!(super::namespace_path(""), "/");
+    }
     use super::*;
 
     #[test]

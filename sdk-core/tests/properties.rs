@@ -193,7 +193,8 @@ fn run(plan: &Plan) -> Outcome {
 
 /// Invariants that hold at every step.
 fn check_running(w: &World, emits: &BTreeMap<EmitId, u64>) {
-    let (_, acks, dedup) = w.client.buffered();
+    let b = w.client.buffered();
+    let (acks, dedup) = (b.pending_acks, b.dedup_keys);
     let settled: BTreeSet<EmitId> = w.app.settled.iter().map(|s| s.1).collect();
     let unsettled = emits.keys().filter(|e| !settled.contains(e)).count();
     assert!(acks <= unsettled, "{acks} pending acks for {unsettled} unsettled emits");
@@ -307,7 +308,8 @@ fn check_final(plan: &Plan, out: &Outcome) {
     }
 
     // Memory: everything drained; buffers stayed within their limits.
-    let (p, a, d) = w.client.buffered();
+    let b = w.client.buffered();
+    let (p, a, d) = (b.packets, b.pending_acks, b.dedup_keys);
     assert_eq!((p, a), (0, 0), "left over after healing for {}", ctx());
     assert!(d <= DEDUP_WINDOW && w.max_buffered.2 <= DEDUP_WINDOW);
     assert!(w.max_buffered_closed <= MAX_PACKETS);

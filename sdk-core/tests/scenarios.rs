@@ -547,7 +547,7 @@ fn reliable_emits_survive_dropped_acks_one_in_flight_in_order() {
     let (_, d_at, _) = w.app.settled.iter().find(|s| s.1 == d).unwrap();
     let (_, e_at, _) = w.app.settled.iter().find(|s| s.1 == e).unwrap();
     assert!(d_at <= e_at);
-    assert_eq!(w.client.buffered().0, 0);
+    assert_eq!(w.client.buffered().packets, 0);
     w.assert_clean();
 }
 
@@ -607,7 +607,7 @@ fn ack_timeout_without_retries() {
     assert!(w.settlements(id).is_empty());
     w.run_until(150);
     assert_eq!(w.settlements(id), vec![&Err(EmitError::Timeout)]);
-    assert_eq!(w.client.buffered().1, 0);
+    assert_eq!(w.client.buffered().pending_acks, 0);
 }
 
 #[test]
@@ -618,7 +618,7 @@ fn send_buffer_flushes_after_the_connect_ack_never_with_it() {
     let mut w = World::with(cfg, ServerConfig::default());
     let early1 = w.emit(EmitRequest::new("early", args("[1]"))).unwrap();
     let early2 = w.emit_ack("early", "[2]");
-    assert_eq!(w.client.buffered().0, 2);
+    assert_eq!(w.client.buffered().packets, 2);
     w.run_until(100);
     assert!(w.http.is_empty(), "nothing is sent before connect()");
     w.connect();
@@ -643,7 +643,7 @@ fn send_buffer_flushes_after_the_connect_ack_never_with_it() {
     let kept = w.emit_ack("late", "[4]");
     w.run_for(250);
     assert_eq!(w.settlements(timed), vec![&Err(EmitError::Timeout)]);
-    assert_eq!(w.client.buffered().0, 1);
+    assert_eq!(w.client.buffered().packets, 1);
     assert!(w.run_until_cond(10_000, World::connected));
     w.run_for(500);
     let late: Vec<String> = w.server.received_named("late").iter().map(|r| r.args.clone()).collect();

@@ -67,7 +67,7 @@ impl ClientBuilder {
 
     /// Connects to this namespace instead of the one in the URL's path.
     pub fn namespace(self, namespace: &str) -> Self {
-        let ns = if namespace.starts_with('/') { namespace.to_string() } else { format!("/{namespace}") };
+        let ns = tidings_core::url::namespace_path(namespace);
         self.map(|c| c.url.namespace = ns)
     }
 
@@ -137,7 +137,9 @@ impl ClientBuilder {
 
     /// Event names used to join and leave rooms (default `room:join` / `room:leave`).
     pub fn room_events(self, join: &str, leave: &str) -> Self {
-        self.map(|c| c.room_events = (join.to_string(), leave.to_string()))
+        self.map(|c| {
+            c.room_events = tidings_core::config::RoomEvents { join: join.to_string(), leave: leave.to_string() }
+        })
     }
 
     /// How many bytes of received events and notices may wait for consumers (default
@@ -272,7 +274,7 @@ impl Tidings {
     /// # Ok(()) }
     /// ```
     pub fn of(&self, namespace: &str) -> Result<Tidings, Error> {
-        let ns = if namespace.starts_with('/') { namespace.to_string() } else { format!("/{namespace}") };
+        let ns = tidings_core::url::namespace_path(namespace);
         if ns == self.inner.main {
             return Ok(self.clone());
         }

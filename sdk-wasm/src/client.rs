@@ -49,7 +49,8 @@ impl WasmClient {
     /// Throws for an invalid namespace or auth, or when the namespace already has an open handle.
     pub fn of(&self, namespace: &str, options: JsValue) -> Result<WasmClient, JsValue> {
         let (auth, provider) = options::namespace_auth(&options).map_err(|e| error(format!("tidings: {e}")))?;
-        let nsp = namespace.to_string();
+        // `admin` and `/admin` name the same namespace, as in the native client.
+        let nsp = tidings_core::url::namespace_path(namespace);
         self.shared.run(|i, now| {
             if i.handles.contains(&nsp) {
                 return Err(error(format!("tidings: namespace {nsp} is already open on this connection")));

@@ -192,10 +192,10 @@ pub(crate) fn parse(url: &str, options: &JsValue) -> R<Parsed> {
     }
     if let Some(re) = nested(options, "roomEvents")? {
         if let Some(j) = string(&re, "join")? {
-            c.room_events.0 = j;
+            c.room_events.join = j;
         }
         if let Some(l) = string(&re, "leave")? {
-            c.room_events.1 = l;
+            c.room_events.leave = l;
         }
     }
     if let Some(f) = nested(options, "feed")? {

@@ -16,7 +16,7 @@ pub(super) const MAX_POLL_BODY: usize = 16 << 20;
 
 #[derive(Debug, Default)]
 pub(super) struct Engine {
-    phase: Phase,
+    phase: EnginePhase,
     /// Consecutive connections that failed or did not last `stable_after`.
     attempts: u32,
     /// Consecutive WebSocket failures, for the polling fallback.
@@ -34,7 +34,7 @@ struct Drain {
 }
 
 #[derive(Debug, Default)]
-enum Phase {
+enum EnginePhase {
     /// No engine and none wanted.
     #[default]
     Idle,
@@ -88,7 +88,7 @@ enum Upgrade {
 impl Engine {
     pub(super) fn queued(&self) -> usize {
         match &self.phase {
-            Phase::Open(s) => s.queue.len(),
+            EnginePhase::Open(s) => s.queue.len(),
             _ => 0,
         }
     }
@@ -98,12 +98,12 @@ impl Client {
     // ---------------------------------------------------------------- state queries
 
     pub(super) fn engine_is_open(&self) -> bool {
-        matches!(self.engine.phase, Phase::Open(_))
+        matches!(self.engine.phase, EnginePhase::Open(_))
     }
 
     pub(super) fn engine_transport(&self) -> Option<TransportKind> {
         match &self.engine.phase {
-            Phase::Open(s) => Some(match s.transport {
+            EnginePhase::Open(s) => Some(match s.transport {
                 Active::Ws(_) => TransportKind::WebSocket,
                 Active::Poll { .. } => TransportKind::Polling,
             }),
@@ -114,7 +114,7 @@ impl Client {
     /// Whether a packet written now goes out at once (socket.io's `transport.writable`).
     pub(super) fn engine_writable(&self) -> bool {
         match &self.engine.phase {
-            Phase::Open(s) => match (s.transport, s.upgrade) {
+            EnginePhase::Open(s) => match (s.transport, s.upgrade) {
                 (_, Upgrade::Pausing { .. }) => false,
                 (Active::Ws(_), _) => true,
                 (Active::Poll { post, .. }, _) => post.is_none(),
@@ -125,17 +125,17 @@ impl Client {
 
     pub(super) fn engine_max_payload(&self) -> Option<u64> {
         match &self.engine.phase {
-            Phase::Open(s) => Some(s.max_payload),
+            EnginePhase::Open(s) => Some(s.max_payload),
             _ => None,
         }
     }
 
     pub(super) fn engine_deadline(&self) -> Option<Instant> {
         match &self.engine.phase {
-            Phase::Idle => None,
-            Phase::Opening { deadline, .. } => Some(*deadline),
-            Phase::Waiting { until } => Some(*until),
-            Phase::Open(s) => {
+            EnginePhase::Idle => None,
+            EnginePhase::Opening { deadline, .. } => Some(*deadline),
+            EnginePhase::Waiting { until } => Some(*until),
+            EnginePhase::Open(s) => {
                 let up = match s.upgrade {
                     Upgrade::Probing { deadline, .. } => Some(deadline),
                     Upgrade::RetryAt(t) => Some(t),
@@ -179,7 +179,7 @@ impl Client {
 
     /// Starts an engine if none is open or opening and a namespace wants one.
     pub(super) fn ensure_engine(&mut self) {
-        if matches!(self.engine.phase, Phase::Idle) && self.any_active() {
+        if matches!(self.engine.phase, EnginePhase::Idle) && self.any_active() {
             self.start_open(None, 0);
         }
     }
@@ -204,7 +204,7 @@ impl Client {
             }
         };
         let deadline = self.now + self.config.connect_timeout;
-        self.engine.phase = Phase::Opening { kind, link, deadline, tried: tried + 1 };
+        self.engine.phase = EnginePhase::Opening { kind, link, deadline, tried: tried + 1 };
         self.sockets_connecting();
     }
 
@@ -222,7 +222,7 @@ impl Client {
             && t.upgrade
             && t.allows(TransportKind::WebSocket)
             && h.upgrades.iter().any(|u| u == "websocket");
-        self.engine.phase = Phase::Open(Box::new(Session {
+        self.engine.phase = EnginePhase::Open(Box::new(Session {
             sid: h.sid,
             max_payload: h.max_payload,
             ping_window,
@@ -242,8 +242,8 @@ impl Client {
     }
 
     fn open_failed(&mut self, message: &str) {
-        let Phase::Opening { kind, tried, .. } = self.engine.phase else { return };
-        self.engine.phase = Phase::Idle;
+        let EnginePhase::Opening { kind, tried, .. } = self.engine.phase else { return };
+        self.engine.phase = EnginePhase::Idle;
         if kind == TransportKind::WebSocket {
             self.engine.ws_failures = self.engine.ws_failures.saturating_add(1);
         }
@@ -269,11 +269,11 @@ impl Client {
     /// Waits before the next attempt, or gives up.
     fn schedule_reconnect(&mut self, reason: DisconnectReason) {
         if !self.any_active() {
-            self.engine.phase = Phase::Idle;
+            self.engine.phase = EnginePhase::Idle;
             return;
         }
         if !self.config.reconnect.enabled || self.reconnect_exhausted() {
-            self.engine.phase = Phase::Idle;
+            self.engine.phase = EnginePhase::Idle;
             let why = if self.config.reconnect.enabled { DisconnectReason::ReconnectFailed } else { reason };
             self.sockets_give_up(why);
             return;
@@ -281,20 +281,20 @@ impl Client {
         let delay = self.config.reconnect.backoff.delay_ms(self.engine.attempts, &mut self.rng);
         self.engine.attempts = self.engine.attempts.saturating_add(1);
         let attempt = self.engine.attempts;
-        self.engine.phase = Phase::Waiting { until: self.now.plus_millis(delay) };
+        self.engine.phase = EnginePhase::Waiting { until: self.now.plus_millis(delay) };
         self.sockets_state(ConnectionState::Reconnecting { attempt, delay: std::time::Duration::from_millis(delay) });
         self.update_feed();
     }
 
     /// Online or visible again: skip the rest of the backoff delay.
     pub(super) fn retry_now(&mut self) {
-        if let Phase::Waiting { .. } = self.engine.phase {
+        if let EnginePhase::Waiting { .. } = self.engine.phase {
             self.start_open(None, 0);
         }
     }
 
     pub(super) fn on_offline(&mut self) {
-        if matches!(self.engine.phase, Phase::Open(_) | Phase::Opening { .. }) {
+        if matches!(self.engine.phase, EnginePhase::Open(_) | EnginePhase::Opening { .. }) {
             self.close_engine(DisconnectReason::TransportClose);
         }
     }
@@ -306,12 +306,12 @@ impl Client {
         let phase = std::mem::take(&mut self.engine.phase);
         let mut stable = false;
         match phase {
-            Phase::Open(s) => {
+            EnginePhase::Open(s) => {
                 stable = self.now.since(s.opened_at) >= self.config.reconnect.stable_after;
                 self.release_session(&s);
             }
-            Phase::Opening { link, .. } => self.release_link(link),
-            Phase::Idle | Phase::Waiting { .. } => return,
+            EnginePhase::Opening { link, .. } => self.release_link(link),
+            EnginePhase::Idle | EnginePhase::Waiting { .. } => return,
         }
         if stable {
             self.engine.attempts = 0;
@@ -348,7 +348,7 @@ impl Client {
         }
         let phase = std::mem::take(&mut self.engine.phase);
         match phase {
-            Phase::Open(s) => {
+            EnginePhase::Open(s) => {
                 if let Active::Poll { get, post } = s.transport {
                     // The official client POSTs `1` after what is still queued (its DISCONNECTs);
                     // only one POST may be in flight, so the session drains in the background.
@@ -366,8 +366,8 @@ impl Client {
                     self.release_session(&s);
                 }
             }
-            Phase::Opening { link, .. } => self.release_link(link),
-            Phase::Idle | Phase::Waiting { .. } => {}
+            EnginePhase::Opening { link, .. } => self.release_link(link),
+            EnginePhase::Idle | EnginePhase::Waiting { .. } => {}
         }
         self.engine.attempts = 0;
     }
@@ -416,7 +416,7 @@ impl Client {
     /// Sends the packets of one Socket.IO packet (a header and its attachments) together: over
     /// polling they share one POST body when they fit under `maxPayload`, as in the official client.
     pub(super) fn engine_send_all(&mut self, packets: impl IntoIterator<Item = Packet<'static>>) {
-        let Phase::Open(s) = &mut self.engine.phase else { return };
+        let EnginePhase::Open(s) = &mut self.engine.phase else { return };
         match (s.transport, s.upgrade) {
             (Active::Ws(conn), _) => {
                 for packet in packets {
@@ -432,7 +432,7 @@ impl Client {
     }
 
     fn flush_poll(&mut self) {
-        let Phase::Open(s) = &mut self.engine.phase else { return };
+        let EnginePhase::Open(s) = &mut self.engine.phase else { return };
         let Active::Poll { post: post @ None, .. } = &mut s.transport else { return };
         if matches!(s.upgrade, Upgrade::Pausing { .. }) {
             return;
@@ -448,7 +448,7 @@ impl Client {
 
     /// Keeps one GET in flight while on polling and not pausing for an upgrade.
     fn poll_again(&mut self) {
-        let Phase::Open(s) = &mut self.engine.phase else { return };
+        let EnginePhase::Open(s) = &mut self.engine.phase else { return };
         let Active::Poll { get: get @ None, .. } = &mut s.transport else { return };
         if matches!(s.upgrade, Upgrade::Pausing { .. }) {
             return;
@@ -464,7 +464,7 @@ impl Client {
     // ---------------------------------------------------------------- upgrade
 
     fn start_probe(&mut self) {
-        let Phase::Open(s) = &self.engine.phase else { return };
+        let EnginePhase::Open(s) = &self.engine.phase else { return };
         if !s.can_upgrade {
             return;
         }
@@ -472,7 +472,7 @@ impl Client {
         let url = self.eio_url(TransportKind::WebSocket, Some(&sid));
         let conn = ConnId(self.next_id());
         let deadline = self.now + self.config.transports.probe_timeout;
-        if let Phase::Open(s) = &mut self.engine.phase {
+        if let EnginePhase::Open(s) = &mut self.engine.phase {
             s.upgrade = Upgrade::Probing { conn, deadline };
         }
         self.push(Output::OpenWebSocket { conn, url });
@@ -480,7 +480,7 @@ impl Client {
 
     fn abort_probe(&mut self) {
         let retry = self.now + self.config.transports.reprobe_every;
-        let Phase::Open(s) = &mut self.engine.phase else { return };
+        let EnginePhase::Open(s) = &mut self.engine.phase else { return };
         let (Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn }) = s.upgrade else { return };
         s.upgrade = Upgrade::RetryAt(retry);
         self.push(Output::CloseWebSocket(conn));
@@ -490,7 +490,7 @@ impl Client {
     }
 
     fn maybe_finish_upgrade(&mut self) {
-        let Phase::Open(s) = &mut self.engine.phase else { return };
+        let EnginePhase::Open(s) = &mut self.engine.phase else { return };
         let (Upgrade::Pausing { conn }, Active::Poll { get: None, post: None }) = (s.upgrade, s.transport) else {
             return;
         };
@@ -512,12 +512,12 @@ impl Client {
 
     pub(super) fn on_ws_opened(&mut self, c: ConnId) {
         match &self.engine.phase {
-            Phase::Opening { link: Link::Ws { conn }, .. } if *conn == c => {}
-            Phase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } if conn == c) => {
+            EnginePhase::Opening { link: Link::Ws { conn }, .. } if *conn == c => {}
+            EnginePhase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } if conn == c) => {
                 let frame = engineio::encode_ws(&Packet::Ping { probe: true });
                 self.push(Output::SendWebSocket { conn: c, frame });
             }
-            Phase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {}
+            EnginePhase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {}
             // A socket we no longer want (stale generation): close it so it does not leak.
             _ => self.push(Output::CloseWebSocket(c)),
         }
@@ -525,14 +525,14 @@ impl Client {
 
     pub(super) fn on_ws_text(&mut self, c: ConnId, text: String) {
         match &self.engine.phase {
-            Phase::Opening { kind, link, .. } if matches!(link, Link::Ws { conn } if *conn == c) => {
+            EnginePhase::Opening { kind, link, .. } if matches!(link, Link::Ws { conn } if *conn == c) => {
                 let (kind, link) = (*kind, *link);
                 match engineio::decode_text(&text) {
                     Ok(Packet::Open(h)) => self.on_handshake(kind, link, h),
                     _ => self.open_failed("websocket error"),
                 }
             }
-            Phase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
+            EnginePhase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
                 if text.starts_with('4') {
                     // A message (nearly every frame): hand the frame itself on, without its type
                     // byte, instead of copying its text.
@@ -546,10 +546,10 @@ impl Client {
                     Err(_) => self.close_engine(DisconnectReason::ParseError),
                 }
             }
-            Phase::Open(s) => match s.upgrade {
+            EnginePhase::Open(s) => match s.upgrade {
                 Upgrade::Probing { conn, .. } if conn == c => {
                     if engineio::decode_text(&text) == Ok(Packet::Pong { probe: true }) {
-                        if let Phase::Open(s) = &mut self.engine.phase {
+                        if let EnginePhase::Open(s) = &mut self.engine.phase {
                             s.upgrade = Upgrade::Pausing { conn };
                         }
                         self.maybe_finish_upgrade();
@@ -566,11 +566,11 @@ impl Client {
 
     pub(super) fn on_ws_binary(&mut self, c: ConnId, data: Vec<u8>) {
         match &self.engine.phase {
-            Phase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
+            EnginePhase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
                 self.on_packet(Packet::Binary(data.into()));
             }
-            Phase::Opening { link: Link::Ws { conn }, .. } if *conn == c => self.open_failed("websocket error"),
-            Phase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } if conn == c) =>
+            EnginePhase::Opening { link: Link::Ws { conn }, .. } if *conn == c => self.open_failed("websocket error"),
+            EnginePhase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } if conn == c) =>
             {
                 self.abort_probe();
             }
@@ -580,13 +580,13 @@ impl Client {
 
     pub(super) fn on_ws_closed(&mut self, c: ConnId, _code: Option<u16>, error: Option<String>) {
         match &self.engine.phase {
-            Phase::Opening { link: Link::Ws { conn }, .. } if *conn == c => self.open_failed("websocket error"),
-            Phase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
+            EnginePhase::Opening { link: Link::Ws { conn }, .. } if *conn == c => self.open_failed("websocket error"),
+            EnginePhase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
                 let reason =
                     if error.is_some() { DisconnectReason::TransportError } else { DisconnectReason::TransportClose };
                 self.close_engine(reason);
             }
-            Phase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } if conn == c) =>
+            EnginePhase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } if conn == c) =>
             {
                 self.abort_probe();
             }
@@ -599,7 +599,7 @@ impl Client {
             return;
         }
         match &mut self.engine.phase {
-            Phase::Opening { kind, link, .. } if matches!(*link, Link::Poll { get } if get == id) => {
+            EnginePhase::Opening { kind, link, .. } if matches!(*link, Link::Poll { get } if get == id) => {
                 let (kind, link) = (*kind, *link);
                 if status != 200 {
                     return self.open_failed("xhr poll error");
@@ -615,7 +615,7 @@ impl Client {
                     _ => self.open_failed("xhr poll error"),
                 }
             }
-            Phase::Open(s) => match &mut s.transport {
+            EnginePhase::Open(s) => match &mut s.transport {
                 Active::Poll { get, .. } if *get == Some(id) => {
                     *get = None;
                     if status != 200 {
@@ -648,8 +648,8 @@ impl Client {
             return;
         }
         match &self.engine.phase {
-            Phase::Opening { link: Link::Poll { get }, .. } if *get == id => self.open_failed("xhr poll error"),
-            Phase::Open(s) => match s.transport {
+            EnginePhase::Opening { link: Link::Poll { get }, .. } if *get == id => self.open_failed("xhr poll error"),
+            EnginePhase::Open(s) => match s.transport {
                 Active::Poll { get, post } if get == Some(id) || post == Some(id) => {
                     self.close_engine(DisconnectReason::TransportError);
                 }
@@ -672,7 +672,7 @@ impl Client {
     }
 
     fn on_packet(&mut self, packet: Packet<'_>) {
-        let Phase::Open(s) = &mut self.engine.phase else { return };
+        let EnginePhase::Open(s) = &mut self.engine.phase else { return };
         let decoded = match packet {
             Packet::Ping { probe: false } => {
                 s.ping_deadline = self.now.plus_millis(s.ping_window);
@@ -695,7 +695,7 @@ impl Client {
     /// The wall-clock check socket.io-client makes before each emit: a throttled timer must not
     /// keep a dead connection alive.
     pub(super) fn check_ping_expiry(&mut self) {
-        if let Phase::Open(s) = &self.engine.phase
+        if let EnginePhase::Open(s) = &self.engine.phase
             && self.now >= s.ping_deadline
         {
             self.close_engine(DisconnectReason::PingTimeout);
@@ -704,9 +704,9 @@ impl Client {
 
     pub(super) fn engine_timeouts(&mut self) {
         match &self.engine.phase {
-            Phase::Opening { deadline, .. } if self.now >= *deadline => self.open_failed("timeout"),
-            Phase::Waiting { until } if self.now >= *until => self.start_open(None, 0),
-            Phase::Open(s) => match s.upgrade {
+            EnginePhase::Opening { deadline, .. } if self.now >= *deadline => self.open_failed("timeout"),
+            EnginePhase::Waiting { until } if self.now >= *until => self.start_open(None, 0),
+            EnginePhase::Open(s) => match s.upgrade {
                 Upgrade::Probing { deadline, .. } if self.now >= deadline => self.abort_probe(),
                 Upgrade::RetryAt(t) if self.now >= t => self.start_probe(),
                 _ => {}
@@ -718,7 +718,7 @@ impl Client {
     /// The sid of the engine session (not the namespace's socket id).
     pub fn engine_sid(&self) -> Option<&str> {
         match &self.engine.phase {
-            Phase::Open(s) => Some(&s.sid),
+            EnginePhase::Open(s) => Some(&s.sid),
             _ => None,
         }
     }
@@ -732,7 +732,7 @@ impl Client {
     /// Milliseconds until the next reconnection attempt, if waiting for one.
     pub fn reconnect_in(&self) -> Option<u64> {
         match self.engine.phase {
-            Phase::Waiting { until } => Some(ms(until.since(self.now))),
+            EnginePhase::Waiting { until } => Some(ms(until.since(self.now))),
             _ => None,
         }
     }

@@ -36,7 +36,7 @@ use crate::time::Instant;
 
 #[derive(Default)]
 pub(super) struct Feed {
-    phase: Phase,
+    phase: FeedPhase,
     /// Bearer token for the feed (from the main namespace's auth). Never logged.
     pub(super) token: Option<String>,
     cursor: Option<String>,
@@ -61,7 +61,7 @@ impl std::fmt::Debug for Feed {
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum FeedPhase {
     /// The socket is up, or the feed is not wanted.
     #[default]
     Off,
@@ -76,8 +76,8 @@ enum Phase {
 impl Feed {
     pub(super) fn deadline(&self) -> Option<Instant> {
         let phase = match self.phase {
-            Phase::Armed { at } => Some(at),
-            Phase::Polling { next, .. } => Some(next),
+            FeedPhase::Armed { at } => Some(at),
+            FeedPhase::Polling { next, .. } => Some(next),
             _ => None,
         };
         phase.into_iter().chain(self.acks.front().map(|a| a.1)).min()
@@ -154,16 +154,16 @@ impl Client {
         let main = &self.config.url.namespace;
         let wanted = self.sockets.get(main).is_some_and(|s| s.is_active() && !s.is_connected());
         match (wanted, self.feed.phase) {
-            (true, Phase::Off) => {
+            (true, FeedPhase::Off) => {
                 if let Some(id) = self.feed.last_socket_id.take() {
                     self.feed.cursor = Some(id);
                 }
-                self.feed.phase = Phase::Armed { at: self.now + after };
+                self.feed.phase = FeedPhase::Armed { at: self.now + after };
             }
-            (false, Phase::Off) => {}
+            (false, FeedPhase::Off) => {}
             (false, phase) => {
-                self.feed.phase = Phase::Off;
-                if let Phase::Polling { in_flight, .. } = phase {
+                self.feed.phase = FeedPhase::Off;
+                if let FeedPhase::Polling { in_flight, .. } = phase {
                     if let Some(id) = in_flight {
                         self.push(Output::AbortHttp(id));
                     }
@@ -177,14 +177,14 @@ impl Client {
     pub(super) fn feed_timeouts(&mut self) {
         let Some(cfg) = self.config.feed.clone() else { return };
         match self.feed.phase {
-            Phase::Armed { at } if self.now >= at => {
+            FeedPhase::Armed { at } if self.now >= at => {
                 self.feed.phase =
-                    Phase::Polling { next: self.now, in_flight: None, interval_ms: ms(cfg.interval), failures: 0 };
+                    FeedPhase::Polling { next: self.now, in_flight: None, interval_ms: ms(cfg.interval), failures: 0 };
                 self.push(Output::Feed(FeedStatus::Polling));
                 self.feed_poll();
             }
-            Phase::Polling { next, in_flight: None, .. } if self.now >= next => self.feed_poll(),
-            Phase::Polling { next, in_flight: Some(id), .. } if self.now >= next => {
+            FeedPhase::Polling { next, in_flight: None, .. } if self.now >= next => self.feed_poll(),
+            FeedPhase::Polling { next, in_flight: Some(id), .. } if self.now >= next => {
                 // Accepted and never answered: give up on it; it counts as a failed poll.
                 self.push(Output::AbortHttp(id));
                 let error = format!("no answer within {} ms", ms(cfg.request_timeout));
@@ -211,7 +211,7 @@ impl Client {
         let max_body = cfg.max_body;
         let timeout_at = self.now + cfg.request_timeout;
         let id = RequestId(self.next_id());
-        if let Phase::Polling { in_flight, next, .. } = &mut self.feed.phase {
+        if let FeedPhase::Polling { in_flight, next, .. } = &mut self.feed.phase {
             *in_flight = Some(id);
             *next = timeout_at;
         }
@@ -235,7 +235,7 @@ impl Client {
             self.feed.acks.remove(pos);
             return true;
         }
-        let Phase::Polling { in_flight: Some(current), interval_ms, failures, .. } = self.feed.phase else {
+        let FeedPhase::Polling { in_flight: Some(current), interval_ms, failures, .. } = self.feed.phase else {
             return false;
         };
         if current != id {
@@ -258,7 +258,7 @@ impl Client {
                     self.feed.cursor = next_cursor;
                 }
                 let interval = ms(cfg.interval);
-                self.feed.phase = Phase::Polling {
+                self.feed.phase = FeedPhase::Polling {
                     next: self.now.plus_millis(interval),
                     in_flight: None,
                     interval_ms: interval,
@@ -269,12 +269,12 @@ impl Client {
             Err(error) => {
                 let failures = failures + 1;
                 if failures >= cfg.max_failures {
-                    self.feed.phase = Phase::GaveUp;
+                    self.feed.phase = FeedPhase::GaveUp;
                     self.push(Output::Feed(FeedStatus::GaveUp { error }));
                 } else {
                     let next_ms =
                         (interval_ms.saturating_mul(u64::from(cfg.backoff_percent)) / 100).min(ms(cfg.max_interval));
-                    self.feed.phase = Phase::Polling {
+                    self.feed.phase = FeedPhase::Polling {
                         next: self.now.plus_millis(next_ms),
                         in_flight: None,
                         interval_ms: next_ms,

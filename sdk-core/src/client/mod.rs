@@ -282,15 +282,34 @@ impl Client {
         [self.engine_deadline(), self.sockets_deadline(), self.feed.deadline()].into_iter().flatten().min()
     }
 
-    /// Memory held in buffers, for tests and metrics: (buffered packets, pending acks, dedup keys).
-    pub fn buffered(&self) -> (usize, usize, usize) {
-        let (mut p, mut a) = (0, 0);
+    /// Memory held in buffers, for tests and metrics.
+    pub fn buffered(&self) -> Buffered {
+        let (mut packets, mut pending_acks) = (0, 0);
         for s in self.sockets.values() {
-            p += s.buffered_packets();
-            a += s.pending_acks();
+            packets += s.buffered_packets();
+            pending_acks += s.pending_acks();
         }
-        (p + self.engine.queued(), a, self.inbox.window_len())
+        Buffered {
+            packets: packets + self.engine.queued(),
+            pending_acks,
+            dedup_keys: self.inbox.window_len(),
+            undelivered: self.inbox.in_flight(),
+        }
     }
+}
+
+/// What [`Client::buffered`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Buffered {
+    /// Packets waiting to be sent: the namespaces' send buffers and reliable queues, and the
+    /// engine's outgoing queue.
+    pub packets: usize,
+    /// Acks the client waits for.
+    pub pending_acks: usize,
+    /// Keys in the de-duplication window.
+    pub dedup_keys: usize,
+    /// Events handed out and not yet reported delivered.
+    pub undelivered: usize,
 }
 
 pub(crate) fn ms(d: Duration) -> u64 {

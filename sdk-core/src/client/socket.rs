@@ -27,7 +27,7 @@ const ROOM_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) struct Socket {
     pub(super) nsp: String,
     pub(super) auth: AuthMode,
-    phase: Phase,
+    phase: SocketPhase,
     reported: Option<ConnectionState>,
     pid: Option<String>,
     offset: Option<String>,
@@ -43,7 +43,7 @@ pub(super) struct Socket {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Phase {
+enum SocketPhase {
     /// Not wanted: never connected, or disconnected for good (client, server, CONNECT_ERROR).
     Inactive,
     /// Wanted; the engine is not open yet.
@@ -86,7 +86,7 @@ impl Socket {
         Self {
             nsp,
             auth,
-            phase: Phase::Inactive,
+            phase: SocketPhase::Inactive,
             reported: None,
             pid: None,
             offset: None,
@@ -102,16 +102,16 @@ impl Socket {
     }
 
     pub(super) fn is_connected(&self) -> bool {
-        matches!(self.phase, Phase::Connected { .. })
+        matches!(self.phase, SocketPhase::Connected { .. })
     }
 
     pub(super) fn is_active(&self) -> bool {
-        self.phase != Phase::Inactive
+        self.phase != SocketPhase::Inactive
     }
 
     pub(super) fn awaiting_auth(&self) -> Option<AuthRequestId> {
         match self.phase {
-            Phase::Auth(id) => Some(id),
+            SocketPhase::Auth(id) => Some(id),
             _ => None,
         }
     }
@@ -139,7 +139,7 @@ impl Socket {
 
     fn deadline(&self) -> Option<Instant> {
         let phase = match &self.phase {
-            Phase::Connecting { deadline, .. } => Some(*deadline),
+            SocketPhase::Connecting { deadline, .. } => Some(*deadline),
             _ => None,
         };
         let acks = self.acks.values().filter_map(|a| match a {
@@ -287,10 +287,10 @@ impl Client {
 
     pub(super) fn activate(&mut self, nsp: &str) {
         let Some(s) = self.sock(nsp) else { return };
-        if s.phase != Phase::Inactive {
+        if s.phase != SocketPhase::Inactive {
             return;
         }
-        s.phase = Phase::Waiting;
+        s.phase = SocketPhase::Waiting;
         self.set_state(nsp, ConnectionState::Connecting);
         if self.engine_is_open() {
             self.begin_connect(nsp);
@@ -307,7 +307,7 @@ impl Client {
     }
 
     pub(super) fn sockets_engine_open(&mut self) {
-        for n in self.names(|s| s.phase == Phase::Waiting) {
+        for n in self.names(|s| s.phase == SocketPhase::Waiting) {
             self.begin_connect(&n);
         }
     }
@@ -325,7 +325,7 @@ impl Client {
                 self.send_connect(nsp, Some(a));
             }
             AuthMode::Provider => {
-                s.phase = Phase::Auth(id);
+                s.phase = SocketPhase::Auth(id);
                 self.push(Output::NeedAuth { namespace: nsp.to_string(), request: id });
             }
         }
@@ -334,24 +334,25 @@ impl Client {
     pub(super) fn send_connect(&mut self, nsp: &str, auth: Option<String>) {
         if !self.engine_is_open() {
             if let Some(s) = self.sock(nsp) {
-                s.phase = Phase::Waiting;
+                s.phase = SocketPhase::Waiting;
             }
             return;
         }
         let deadline = self.now + self.config.namespace_timeout;
         let Some(s) = self.sock(nsp) else { return };
         let data = connect_data(s.pid.as_deref(), s.offset.as_deref(), auth.as_deref());
-        s.phase = Phase::Connecting { pid_sent: s.pid.clone(), deadline };
+        s.phase = SocketPhase::Connecting { pid_sent: s.pid.clone(), deadline };
         let text = socketio::encode(PacketType::Connect, nsp, None, data.as_deref(), 0);
         self.engine_send(EioPacket::Message(text.into()));
     }
 
     pub(super) fn sockets_engine_closed(&mut self, reason: DisconnectReason) {
-        for n in self.names(|s| matches!(s.phase, Phase::Connected { .. } | Phase::Connecting { .. } | Phase::Auth(_)))
-        {
+        for n in self.names(|s| {
+            matches!(s.phase, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. } | SocketPhase::Auth(_))
+        }) {
             let was_connected = self.sockets.get(&n).is_some_and(Socket::is_connected);
             if let Some(s) = self.sock(&n) {
-                s.phase = Phase::Waiting;
+                s.phase = SocketPhase::Waiting;
             }
             self.fail_sent_acks(&n);
             if was_connected {
@@ -383,7 +384,7 @@ impl Client {
 
     pub(super) fn sockets_transport_changed(&mut self, transport: TransportKind) {
         for s in self.sockets.values_mut() {
-            if let Phase::Connected { sid, recovered } = &s.phase {
+            if let SocketPhase::Connected { sid, recovered } = &s.phase {
                 let state = ConnectionState::Connected { transport, recovered: *recovered, sid: sid.clone() };
                 s.reported = Some(state.clone());
                 self.outputs.push_back(Output::State { namespace: s.nsp.clone(), state });
@@ -394,10 +395,10 @@ impl Client {
     /// Makes a namespace inactive for good and fails everything it still holds.
     fn deactivate(&mut self, nsp: &str, reason: DisconnectReason) {
         let Some(s) = self.sock(nsp) else { return };
-        if s.phase == Phase::Inactive {
+        if s.phase == SocketPhase::Inactive {
             return;
         }
-        s.phase = Phase::Inactive;
+        s.phase = SocketPhase::Inactive;
         let buffered: Vec<Pending> = Vec::from(std::mem::take(&mut s.buffer));
         let queued: Vec<Reliable> = Vec::from(std::mem::take(&mut s.queue));
         s.buffer_bytes = 0;
@@ -443,7 +444,7 @@ impl Client {
 
     pub(super) fn socket_client_disconnect(&mut self, nsp: &str) {
         let Some(s) = self.sockets.get(nsp) else { return };
-        if matches!(s.phase, Phase::Connected { .. } | Phase::Connecting { .. }) {
+        if matches!(s.phase, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. }) {
             let text = socketio::encode(PacketType::Disconnect, nsp, None, None, 0);
             self.engine_send(EioPacket::Message(text.into()));
         }
@@ -456,7 +457,7 @@ impl Client {
         let Some(s) = self.sockets.get(&p.nsp) else { return };
         if matches!(p.kind, PacketType::Event | PacketType::BinaryEvent) {
             // The hot path: no copy of the phase or the namespace.
-            if matches!(s.phase, Phase::Connected { .. } | Phase::Connecting { .. }) {
+            if matches!(s.phase, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. }) {
                 // Recovered events arrive before the CONNECT ack; delivering them at once keeps
                 // socket.io-client's order (missed events first, then `connect`).
                 self.deliver_event(p);
@@ -466,14 +467,14 @@ impl Client {
         let phase = s.phase.clone();
         let nsp = p.nsp.clone();
         match (p.kind, phase) {
-            (PacketType::Connect, Phase::Connecting { pid_sent, .. }) => self.on_connect_ack(&nsp, p, pid_sent),
-            (PacketType::ConnectError, Phase::Connecting { .. }) => self.on_connect_error(&nsp, p),
-            (PacketType::Disconnect, Phase::Connected { .. } | Phase::Connecting { .. }) => {
+            (PacketType::Connect, SocketPhase::Connecting { pid_sent, .. }) => self.on_connect_ack(&nsp, p, pid_sent),
+            (PacketType::ConnectError, SocketPhase::Connecting { .. }) => self.on_connect_error(&nsp, p),
+            (PacketType::Disconnect, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. }) => {
                 self.deactivate(&nsp, DisconnectReason::IoServerDisconnect);
                 self.close_engine_if_unused();
                 self.update_feed();
             }
-            (PacketType::Ack | PacketType::BinaryAck, Phase::Connected { .. }) => self.on_ack(&nsp, p),
+            (PacketType::Ack | PacketType::BinaryAck, SocketPhase::Connected { .. }) => self.on_ack(&nsp, p),
             // Anything else is for a namespace in another state; socket.io-client ignores it too.
             _ => {}
         }
@@ -498,7 +499,7 @@ impl Client {
             s.offset = None;
         }
         s.pid = pid;
-        s.phase = Phase::Connected { sid: sid.clone(), recovered };
+        s.phase = SocketPhase::Connected { sid: sid.clone(), recovered };
         self.set_state(nsp, ConnectionState::Connected { transport, recovered, sid });
         self.sync_rooms(nsp, recovered);
         self.flush_buffer(nsp);
@@ -515,7 +516,7 @@ impl Client {
             self.next_id += 1;
             if let Some(s) = self.sock(nsp) {
                 s.auth_refreshed = true;
-                s.phase = Phase::Auth(id);
+                s.phase = SocketPhase::Auth(id);
             }
             let error = ConnectError { message, data, will_retry: true, fallback_pending: false };
             self.push(Output::ConnectError { namespace: nsp.to_string(), error });
@@ -572,7 +573,7 @@ impl Client {
         // what followed an offset, and it sends that replay before the CONNECT ack. So an offset
         // proves a duplicate only then; a volatile event whose last argument merely repeats an
         // earlier one is never dropped.
-        let offset_counts = matches!(s.phase, Phase::Connecting { pid_sent: Some(_), .. });
+        let offset_counts = matches!(s.phase, SocketPhase::Connecting { pid_sent: Some(_), .. });
         let socket_offset = match (&offset, &s.pid) {
             (Some(o), Some(pid)) => Some((pid.clone(), o.clone())),
             _ => None,
@@ -845,7 +846,8 @@ impl Client {
 
     fn send_room(&mut self, nsp: &str, room: &str, join: bool) {
         let deadline = self.now + self.config.ack_timeout.unwrap_or(ROOM_ACK_TIMEOUT);
-        let event = if join { self.config.room_events.0.clone() } else { self.config.room_events.1.clone() };
+        let events = &self.config.room_events;
+        let event = if join { events.join.clone() } else { events.leave.clone() };
         let mut lit = String::new();
         json::write_string(&mut lit, room);
         let Ok(args) = Args::from_values([lit.as_str()], Vec::new()) else { return };
@@ -880,7 +882,7 @@ impl Client {
         let now = self.now;
         let retries = self.config.retries;
         for nsp in self.names(|s| s.deadline().is_some_and(|d| d <= now)) {
-            if matches!(self.sockets.get(&nsp).map(|s| &s.phase), Some(Phase::Connecting { deadline, .. }) if *deadline <= now)
+            if matches!(self.sockets.get(&nsp).map(|s| &s.phase), Some(SocketPhase::Connecting { deadline, .. }) if *deadline <= now)
             {
                 // The namespace never answered: treat the connection as broken and start over.
                 self.close_engine(DisconnectReason::TransportError);

@@ -362,7 +362,8 @@ impl World {
                 other => self.perform(other),
             }
         }
-        let (p, a, d) = self.client.buffered();
+        let b = self.client.buffered();
+        let (p, a, d) = (b.packets, b.pending_acks, b.dedup_keys);
         let m = &mut self.max_buffered;
         *m = (m.0.max(p), m.1.max(a), m.2.max(d));
         if self.client.engine_sid().is_none() {

@@ -303,8 +303,7 @@ async fn listen(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage>
 
 fn client_namespace(c: &Common) -> String {
     match &c.namespace {
-        Some(ns) if ns.starts_with('/') => ns.clone(),
-        Some(ns) => format!("/{ns}"),
+        Some(ns) => tidings_core::url::namespace_path(ns),
         None => tidings::parse_url(&c.url).map(|u| u.namespace).unwrap_or_else(|_| "/".into()),
     }
 }
