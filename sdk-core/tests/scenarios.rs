@@ -1039,3 +1039,16 @@ fn a_feed_that_never_answers_times_out_each_poll_and_gives_up() {
         matches!(&w.app.feed.last().unwrap().1, FeedStatus::GaveUp { error } if error.contains("no answer within 5000 ms"))
     );
 }
+
+#[test]
+fn an_absurd_ping_interval_from_the_server_is_clamped_to_an_hour() {
+    let server = ServerConfig { ping_interval: u64::MAX / 4, ping_timeout: u64::MAX / 4, ..ServerConfig::default() };
+    let mut w = World::with(config(), server);
+    w.connect();
+    w.run_until(100);
+    assert!(w.connected());
+    // The server goes silent: the client gives up after an hour, not never.
+    w.server.pinging = false;
+    w.run_until(3_600_000 + 1_000);
+    assert!(disconnects(&w).iter().any(|d| d.1 == DisconnectReason::PingTimeout), "{:?}", disconnects(&w));
+}

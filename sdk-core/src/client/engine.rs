@@ -14,6 +14,10 @@ use crate::time::Instant;
 /// not what it sends; this bounds memory against a misbehaving server).
 pub(super) const MAX_POLL_BODY: usize = 16 << 20;
 
+/// The longest a connection may stay silent (no ping) before it is taken for dead, whatever the
+/// server's `pingInterval + pingTimeout` say: one hour.
+const MAX_PING_WINDOW_MS: u64 = 3_600_000;
+
 #[derive(Debug, Default)]
 pub(super) struct Engine {
     phase: EnginePhase,
@@ -209,7 +213,9 @@ impl Client {
     }
 
     fn on_handshake(&mut self, kind: TransportKind, link: Link, h: Handshake) {
-        let ping_window = h.ping_interval.saturating_add(h.ping_timeout);
+        // A server's figures are clamped: an absurd pingInterval must not switch off the
+        // detection of a dead connection.
+        let ping_window = h.ping_interval.saturating_add(h.ping_timeout).min(MAX_PING_WINDOW_MS);
         let transport = match link {
             Link::Ws { conn } => Active::Ws(conn),
             Link::Poll { .. } => Active::Poll { get: None, post: None },
