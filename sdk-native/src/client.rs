@@ -345,7 +345,7 @@ impl Tidings {
     /// Events named `pattern`, undecoded (raw JSON arguments and attachments; a recovery offset
     /// is in [`Received::offset`], not in the payload).
     pub fn on_raw(&self, pattern: &str) -> Subscription<Payload> {
-        self.subscribe(pattern, None, |args, _| Ok(Payload(args.clone())))
+        self.subscribe(pattern, None, |ev| Ok(Payload(ev.args.clone())))
     }
 
     /// Every event, undecoded.
@@ -594,8 +594,8 @@ impl AckHandle {
     }
 }
 
-/// Turns an event's data arguments (and its offset candidate) into the subscription's type.
-type Decoder<T> = fn(&tidings_core::Args, Option<&str>) -> Result<T, Error>;
+/// Turns an event into the subscription's type.
+type Decoder<T> = fn(&tidings_core::Event) -> Result<T, Error>;
 
 /// A stream of received events of type `T`.
 pub struct Subscription<T> {
@@ -619,7 +619,7 @@ impl<T> Stream for Subscription<T> {
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(Item::Skipped(n))) => Poll::Ready(Some(Err(Error::Lagged(n)))),
             Poll::Ready(Some(Item::Event(shared))) => {
-                let data = (self.decode)(&shared.ev.args, shared.ev.offset.as_deref());
+                let data = (self.decode)(&shared.ev);
                 // The only reader (the usual case) takes the event's parts instead of copying them;
                 // the last reader's drop returns the event's bytes to the receive buffer.
                 let (name, offset, source, ack) = match std::sync::Arc::try_unwrap(shared) {

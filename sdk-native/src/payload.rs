@@ -75,23 +75,10 @@ impl Payload {
     /// argument may be a recovery offset (`offset` is `Some`: see [`crate::Received::offset`]) and
     /// the data without it does not fit `T`, the arguments as sent are tried too: a volatile
     /// event's last string argument is data that looks like an offset.
-    pub(crate) fn deserialize_event<T: DeserializeOwned>(args: &Args, offset: Option<&str>) -> Result<T, Error> {
-        let data = Payload::deserialize_args::<T>(args);
-        match (data, offset) {
-            (Err(e), Some(o)) => {
-                let mut wire = args.to_json_array();
-                wire.pop();
-                if !args.is_empty() {
-                    wire.push(',');
-                }
-                wire.push_str(&serde_json::Value::String(o.to_string()).to_string());
-                wire.push(']');
-                match Args::from_json_array(wire, args.attachments().to_vec()) {
-                    Ok(all) => Payload::deserialize_args::<T>(&all).map_err(|_| e),
-                    Err(_) => Err(e),
-                }
-            }
-            (r, _) => r,
+    pub(crate) fn deserialize_event<T: DeserializeOwned>(ev: &tidings_core::Event) -> Result<T, Error> {
+        match Payload::deserialize_args::<T>(&ev.args) {
+            Err(e) if ev.offset.is_some() => Payload::deserialize_args::<T>(&ev.wire_args()).map_err(|_| e),
+            r => r,
         }
     }
 
