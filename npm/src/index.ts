@@ -38,6 +38,26 @@ const RESERVED_EVENTS = new Set<string>(["connect", "disconnect", "connect_error
 
 type Listener = (...args: never[]) => unknown;
 type Call = (...args: unknown[]) => unknown;
+/** A command given before the socket had a client, run once it has one. */
+type Command = (c: WasmClient) => void;
+
+/**
+ * Where a socket is in its life. One field, so that no impossible mix (a client and an error, a
+ * queue after close) can be written down; each kind holds only what exists then.
+ */
+type Life =
+  /** A namespace riding another socket's connection, before its `connect()`: commands queue. */
+  | { readonly kind: "idle"; readonly queue: Command[] }
+  /**
+   * Waiting for a client: the module to load (the connection's creator) or the connection's
+   * first client (a rider). Commands queue.
+   */
+  | { readonly kind: "loading"; readonly queue: Command[] }
+  | { readonly kind: "open"; readonly client: WasmClient }
+  /** The module or the options were unusable (reported once as `connect_error`): commands throw. */
+  | { readonly kind: "broken"; readonly error: Error }
+  /** `close()` was called: commands throw, the client is freed. */
+  | { readonly kind: "closed" };
 
 let loading: Promise<void> | undefined;
 let ready = false;
@@ -130,14 +150,12 @@ class Connection {
 const connections = new Map<string, Connection>();
 
 class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements Socket<Listen, Emit> {
-  #client: WasmClient | undefined;
+  /** A connection's creator starts loading (and opens at once when the module is ready). */
+  #life: Life = { kind: "loading", queue: [] };
   #connection: Connection;
   /** Whether this socket opens its namespace over a connection another socket created. */
   #rides: boolean;
-  #opening = false;
-  #queue: Array<(c: WasmClient) => void> = [];
-  #closed = false;
-  #broken: Error | undefined;
+  /** The namespace's connection state (what the core reports), apart from the socket's life. */
   #state: ConnectionState;
   #listeners = new Map<string, Listener[]>();
   #reserved = new Map<string, Listener[]>();
@@ -159,7 +177,9 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     this.#rides = rides;
     connection.sockets.add(this as TidingsSocket<EventsMap, EventsMap>);
     if (rides) {
-      if (auto) this.#open();
+      const queue: Command[] = [];
+      this.#life = { kind: "idle", queue };
+      if (auto) this.#open(queue);
       return;
     }
     if (ready) {
@@ -171,13 +191,15 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
         connection.remove(this as TidingsSocket<EventsMap, EventsMap>);
         throw e;
       }
-      this.#attach(client, auto);
+      this.#attach(client, [], auto);
       return;
     }
-    if (auto) this.#queue.push((c) => c.connect());
+    if (auto) this.#life = { kind: "loading", queue: [(c) => c.connect()] };
     init().then(
       () => {
-        if (this.#closed) return;
+        const life = this.#life;
+        // Otherwise closed meanwhile.
+        if (life.kind !== "loading") return;
         let client: WasmClient;
         try {
           client = new WasmClient(this.url, this.options);
@@ -185,22 +207,29 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
           this.#fail(e instanceof Error ? e : new Error(String(e)));
           return;
         }
-        this.#attach(client, false);
+        this.#attach(client, life.queue, false);
       },
+      // Not skipped once closed: a socket closed before the module failed still ends up
+      // "disconnected: connect error", as it always has.
       (e: unknown) => this.#fail(e instanceof Error ? e : new Error(String(e))),
     );
   }
 
   /** The client once attached (for the connection's other namespaces). */
   get wasmClient(): WasmClient | undefined {
-    return this.#closed ? undefined : this.#client;
+    return this.#life.kind === "open" ? this.#life.client : undefined;
   }
 
-  /** Opens the namespace over the shared connection once it has a client (connects it). */
-  #open(): void {
-    this.#opening = true;
+  /**
+   * Opens the namespace over the shared connection once it has a client (connects it). The
+   * commands queued while idle keep waiting in `queue`.
+   */
+  #open(queue: Command[]): void {
+    this.#life = { kind: "loading", queue };
     this.#connection.whenReady((c) => {
-      if (this.#closed) return;
+      const life = this.#life;
+      // Otherwise closed meanwhile.
+      if (life.kind !== "loading") return;
       if (c instanceof Error) return this.#fail(c);
       let client: WasmClient;
       try {
@@ -209,12 +238,13 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
         this.#fail(e instanceof Error ? e : new Error(String(e)));
         return;
       }
-      this.#attach(client, false);
+      this.#attach(client, life.queue, false);
     });
   }
 
-  #attach(client: WasmClient, connect: boolean): void {
-    this.#client = client;
+  /** The socket has its client: run what was queued meanwhile, in order. */
+  #attach(client: WasmClient, queue: readonly Command[], connect: boolean): void {
+    this.#life = { kind: "open", client };
     this.#connection.ready(client);
     client.onEvent((name, args, offset, source, ackId) => this.#onEvent(name, args, offset, source, ackId));
     client.onState((s) => this.#onState(s));
@@ -222,8 +252,8 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     client.onFeed((s) => this.#emitReserved("feed", s));
     this.#state = client.state;
     if (connect) client.connect();
-    const queue = this.#queue;
-    this.#queue = [];
+    // A listener may have closed the socket meanwhile; close() drops what was queued.
+    if (this.wasmClient !== client) return;
     for (const command of queue) {
       try {
         command(client);
@@ -235,23 +265,31 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
 
   /** The module or the options were unusable: report once, then refuse every command. */
   #fail(error: Error): void {
-    this.#broken = error;
+    // The queue goes with the old life. A closed socket stays closed (see the constructor).
+    if (this.#life.kind !== "closed") this.#life = { kind: "broken", error };
     if (!this.#rides) this.#connection.ready(error);
-    this.#queue = [];
     const connectError = Object.assign(error, { data: undefined, willRetry: false, fallbackPending: false });
     this.#emitReserved("connect_error", connectError);
     this.#onState({ status: "disconnected", reason: "connect error" });
   }
 
-  /** Runs `command` now, or queues it until the module is ready. */
-  #run<T>(command: (c: WasmClient) => T, queued: () => T): T {
-    if (this.#closed) throw new Error("tidings: this socket is closed; call connect() for a new one");
-    if (this.#broken) throw new Error(`tidings: this socket is unusable: ${this.#broken.message}`, { cause: this.#broken });
-    if (this.#client) return command(this.#client);
-    if (this.#queue.length >= MAX_QUEUED) {
-      throw new Error(`tidings: more than ${MAX_QUEUED} commands before the WebAssembly module loaded; await init() first`);
+  /** Runs `command` now, or `queued` (which adds to `queue`) until the socket has a client. */
+  #run<T>(command: (c: WasmClient) => T, queued: (queue: Command[]) => T): T {
+    const life = this.#life;
+    switch (life.kind) {
+      case "closed":
+        throw new Error("tidings: this socket is closed; call connect() for a new one");
+      case "broken":
+        throw new Error(`tidings: this socket is unusable: ${life.error.message}`, { cause: life.error });
+      case "open":
+        return command(life.client);
+      case "idle":
+      case "loading":
+        if (life.queue.length >= MAX_QUEUED) {
+          throw new Error(`tidings: more than ${MAX_QUEUED} commands before the WebAssembly module loaded; await init() first`);
+        }
+        return queued(life.queue);
     }
-    return queued();
   }
 
   /**
@@ -261,7 +299,7 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
    * as received (its offset becomes the recovery offset).
    */
   #onEvent(name: string, args: unknown[], offset: string | undefined, source: EventMeta["source"], ackId: number | undefined): void {
-    const client = this.#client;
+    const client = this.wasmClient;
     if (ackId !== undefined && client) {
       let answered = false;
       args.push((...ackArgs: unknown[]) => {
@@ -317,7 +355,7 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
   }
 
   get recovered(): boolean {
-    return this.#client?.recovered ?? false;
+    return this.wasmClient?.recovered ?? false;
   }
 
   get state(): ConnectionState {
@@ -387,9 +425,9 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     const opts = timeout === undefined ? { ack: true } : { ack: true, timeout };
     const send = (c: WasmClient): Promise<unknown[]> =>
       c.emit(event, args, opts) ?? Promise.reject(new Error("tidings: no ack promise"));
-    return this.#run(send, () => {
+    return this.#run(send, (queue) => {
       return new Promise<unknown[]>((resolve, reject) => {
-        this.#queue.push((c) => send(c).then(resolve, reject));
+        queue.push((c) => send(c).then(resolve, reject));
       });
     });
   }
@@ -399,7 +437,7 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     const opts = volatile ? { volatile: true } : {};
     this.#run(
       (c) => void c.emit(event, args, opts),
-      () => void this.#queue.push((c) => c.emit(event, args, opts)),
+      (queue) => void queue.push((c) => c.emit(event, args, opts)),
     );
   }
 
@@ -445,7 +483,7 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
 
   #room(room: string, join: boolean): Promise<unknown> {
     const send = (c: WasmClient): Promise<unknown> => (join ? c.join(room) : c.leave(room)).then(ackValue);
-    return this.#run(send, () => new Promise((resolve, reject) => this.#queue.push((c) => send(c).then(resolve, reject))));
+    return this.#run(send, (queue) => new Promise((resolve, reject) => queue.push((c) => send(c).then(resolve, reject))));
   }
 
   join(room: string): Promise<unknown> {
@@ -457,16 +495,18 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
   }
 
   connect(): this {
-    if (this.#rides && !this.#opening && !this.#closed && !this.#broken) {
+    const life = this.#life;
+    // Only a rider is ever idle: its first connect() opens the namespace.
+    if (life.kind === "idle") {
       this.#state = { status: "connecting" };
-      this.#open();
+      this.#open(life.queue);
       return this;
     }
     this.#run(
       (c) => c.connect(),
-      () => {
+      (queue) => {
         this.#state = { status: "connecting" };
-        this.#queue.push((c) => c.connect());
+        queue.push((c) => c.connect());
       },
     );
     return this;
@@ -475,23 +515,31 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
   disconnect(): this {
     this.#run(
       (c) => c.disconnect(),
-      () => void this.#queue.push((c) => c.disconnect()),
+      (queue) => void queue.push((c) => c.disconnect()),
     );
     return this;
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#queue = [];
-    const client = this.#client;
-    this.#client = undefined;
-    if (!client && !this.#rides) this.#connection.abandon();
-    if (client) {
-      client.close();
-      // Deferred: close() may be called from a listener running inside a WasmClient method,
-      // and wasm-bindgen refuses to free an object that is in use.
-      queueMicrotask(() => client.free());
+    const life = this.#life;
+    if (life.kind === "closed") return;
+    // Closed first: the client's close() may call listeners that use this socket.
+    this.#life = { kind: "closed" };
+    switch (life.kind) {
+      case "open": {
+        const client = life.client;
+        client.close();
+        // Deferred: close() may be called from a listener running inside a WasmClient method,
+        // and wasm-bindgen refuses to free an object that is in use.
+        queueMicrotask(() => client.free());
+        break;
+      }
+      case "idle":
+      case "loading":
+      case "broken":
+        // A creator without a client: the namespaces waiting for one would wait forever.
+        if (!this.#rides) this.#connection.abandon();
+        break;
     }
     this.#listeners.clear();
     this.#reserved.clear();

@@ -198,6 +198,11 @@ export interface Socket<Listen extends EventsMap = DefaultEventsMap, Emit extend
   /** Whether the last connection restored the previous session. */
   readonly recovered: boolean;
   readonly state: ConnectionState;
+  /**
+   * Where the event being delivered came from (read it inside a listener), or the last one
+   * afterwards; `undefined` before the first event. Updated before the listeners run.
+   */
+  readonly lastEventMeta: EventMeta | undefined;
 
   // Reserved events first: with the default map every name is a user event, and a listener for
   // "state" would otherwise be typed `(...args: unknown[])` (socket.io-client gives them precedence too).

@@ -80,6 +80,20 @@ describe("server events reach the listeners", () => {
     expect((socket as unknown as { lastEventMeta: unknown }).lastEventMeta).toEqual({ offset: "x", source: "socket" });
   });
 
+  it("lastEventMeta (on the Socket interface) describes the event being delivered, before its listeners run", () => {
+    const { socket, deliver } = socketWithServer();
+    expect(socket.lastEventMeta).toBeUndefined();
+    const seen: unknown[] = [];
+    socket.on("news", () => seen.push(socket.lastEventMeta));
+    deliver("news", ["one", "Q8pA"], "Q8pA", "socket", undefined);
+    deliver("news", ["two"], undefined, "feed", undefined);
+    expect(seen).toEqual([
+      { offset: "Q8pA", source: "socket" },
+      { offset: undefined, source: "feed" },
+    ]);
+    expect(socket.lastEventMeta).toEqual({ offset: undefined, source: "feed" });
+  });
+
   it("a listener that throws stops neither the other listeners nor later events", () => {
     const { socket, client, deliver } = socketWithServer();
     const order: string[] = [];

@@ -9,6 +9,7 @@ import type {
   ConnectionState,
   DefaultEventsMap,
   DisconnectReason,
+  EventMeta,
   EventNames,
   EventParams,
   EventsMap,
@@ -50,6 +51,8 @@ export class FakeSocket<Listen extends EventsMap = DefaultEventsMap, Emit extend
 {
   readonly nsp: string = "/";
   recovered = false;
+  /** Set by `receive` (a server event; the fake knows no offsets). */
+  lastEventMeta: EventMeta | undefined = undefined;
   /** Makes `state` hand out a new object on every read, as a getter over wasm might. */
   freshStateObjects = false;
 
@@ -235,6 +238,7 @@ export class FakeSocket<Listen extends EventsMap = DefaultEventsMap, Emit extend
    * socket.io server appends the offset as the last one, and listeners get it).
    */
   receive(event: string, ...args: unknown[]): void {
+    this.lastEventMeta = { offset: undefined, source: "socket" };
     for (const listener of [...this.anyListeners]) this.call(() => listener(event, ...args));
     this.dispatch(event, args);
   }

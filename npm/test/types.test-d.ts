@@ -18,6 +18,7 @@ import type {
   ConnectError,
   ConnectionState,
   DisconnectReason,
+  EventMeta,
   EventParams,
   EventsMap,
   FeedStatus,
@@ -112,6 +113,18 @@ if (state.status === "connected") {
 // @ts-expect-error `id` only exists while connected
 void state.id;
 expectTypeOf(socket.recovered).toEqualTypeOf<boolean>();
+
+// --- event metadata ---
+expectTypeOf(socket.lastEventMeta).toEqualTypeOf<EventMeta | undefined>();
+socket.on("message", () => {
+  const meta = socket.lastEventMeta;
+  if (meta !== undefined) {
+    expectTypeOf(meta.offset).toEqualTypeOf<string | undefined>();
+    expectTypeOf(meta.source).toEqualTypeOf<"socket" | "feed">();
+  }
+});
+// @ts-expect-error read-only: the socket sets it
+socket.lastEventMeta = undefined;
 
 // --- React: typed hooks bound once ---
 const hooks = createTidingsHooks<ServerToClient, ClientToServer>();
