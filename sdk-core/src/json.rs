@@ -67,7 +67,15 @@ pub fn scan_value(text: &str, start: usize) -> Result<(JsonKind, Range<usize>), 
 
 /// The byte ranges (into `text`) of the elements of the array that `text` holds exactly.
 pub fn array_elements(text: &str) -> Result<Vec<Range<usize>>, JsonError> {
+    array_elements_noting(text, usize::MAX).map(|(items, _)| items)
+}
+
+/// [`array_elements`], also telling whether element `noted` is an object that may have a `data`
+/// member: one of its own keys is spelled `"data"`, or has an escape that could spell it. `false`
+/// proves it has none (an event's first argument is then no envelope), at no extra pass.
+pub(crate) fn array_elements_noting(text: &str, noted: usize) -> Result<(Vec<Range<usize>>, bool), JsonError> {
     let b = text.as_bytes();
+    let mut data_key = DataKey { b, depth: 0, found: false };
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'[') {
         return Err(err(i, "expected an array"));
@@ -78,7 +86,11 @@ pub fn array_elements(text: &str) -> Result<Vec<Range<usize>>, JsonError> {
         i += 1;
     } else {
         loop {
-            let (_, r) = scan_with(text, i, MAX_DEPTH - 1, &mut NoVisit)?;
+            let (_, r) = if out.len() == noted {
+                scan_with(text, i, MAX_DEPTH - 1, &mut data_key)?
+            } else {
+                scan_with(text, i, MAX_DEPTH - 1, &mut NoVisit)?
+            };
             i = skip_ws(b, r.end);
             out.push(r);
             match b.get(i) {
@@ -93,7 +105,31 @@ pub fn array_elements(text: &str) -> Result<Vec<Range<usize>>, JsonError> {
         }
     }
     expect_end(b, i)?;
-    Ok(out)
+    Ok((out, data_key.found))
+}
+
+/// Looks for an own key of an object that may be `data` (see [`array_elements_noting`]).
+struct DataKey<'a> {
+    b: &'a [u8],
+    /// Containers open inside the scanned value.
+    depth: usize,
+    found: bool,
+}
+
+impl Visitor for DataKey<'_> {
+    fn open(&mut self, _kind: JsonKind) {
+        self.depth += 1;
+    }
+    fn key(&mut self, literal: Range<usize>, escaped: bool) {
+        if self.depth == 1 && !self.found {
+            self.found = escaped || (literal.len() == 6 && self.b.get(literal) == Some(b"\"data\""));
+        }
+    }
+    fn value(&mut self, kind: JsonKind, _range: Range<usize>) {
+        if matches!(kind, JsonKind::Object | JsonKind::Array) {
+            self.depth = self.depth.saturating_sub(1);
+        }
+    }
 }
 
 /// The members of the object that `text` holds exactly: unescaped key and the byte range of the value.
@@ -204,8 +240,9 @@ fn hex_digit(v: u8) -> char {
 pub(crate) trait Visitor {
     /// A container starts.
     fn open(&mut self, _kind: JsonKind) {}
-    /// An object key (the range of its literal, quotes included) was read; its value follows.
-    fn key(&mut self, _literal: Range<usize>) {}
+    /// An object key (the range of its literal, quotes included; `escaped`: whether it has an
+    /// escape) was read; its value follows.
+    fn key(&mut self, _literal: Range<usize>, _escaped: bool) {}
     /// A value is complete (containers after their closing bracket).
     fn value(&mut self, _kind: JsonKind, _range: Range<usize>) {}
 }
@@ -339,8 +376,8 @@ fn read_key<V: Visitor>(b: &[u8], i: usize, v: &mut V) -> Result<usize, JsonErro
     if b.get(i) != Some(&b'"') {
         return Err(err(i, "expected a string key"));
     }
-    let end = scan_string(b, i)?.0;
-    v.key(i..end);
+    let (end, escaped) = scan_string(b, i)?;
+    v.key(i..end, escaped);
     let j = skip_ws(b, end);
     if b.get(j) != Some(&b':') {
         return Err(err(j, "expected ':'"));
@@ -403,33 +440,37 @@ fn hex4(b: &[u8], i: usize) -> Result<u32, JsonError> {
 /// The index of the first byte at or after `j` that ends a run of plain string bytes (a quote, a
 /// backslash or a control character), or `b.len()`. Eight bytes at a time where it can: strings
 /// are most of an event's text, and this scan runs on every event.
+#[inline(always)]
 fn skip_plain(b: &[u8], mut j: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // Whether any byte of `x` is zero (the classic bit trick; exact for the "any" question).
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    // The high bit of each byte of `x` that is zero, exact for the lowest such byte (the classic
+    // bit trick: a borrow can only mark bytes above a real zero byte).
+    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    // The special bytes of a little-endian word: quotes, backslashes, and bytes below 0x20 (for
+    // which `byte & 0xE0` is zero). The lowest marked byte is the first special one.
+    let special =
+        |x: u64| zeros(x ^ (ONES * u64::from(b'"'))) | zeros(x ^ (ONES * u64::from(b'\\'))) | zeros(x & (ONES * 0xE0));
     while let Some(chunk) = b.get(j..j + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        // A byte below 0x20: (x & 0xE0 per byte) is zero for it.
-        let special = has_zero(x ^ (ONES * u64::from(b'"')))
-            || has_zero(x ^ (ONES * u64::from(b'\\')))
-            || has_zero(x & (ONES * 0xE0));
-        if special {
-            break;
+        let mask = special(u64::from_le_bytes(word));
+        if mask != 0 {
+            return j + (mask.trailing_zeros() / 8) as usize;
         }
         j += 8;
     }
-    while let Some(&c) = b.get(j) {
-        if c == b'"' || c == b'\\' || c < 0x20 {
-            break;
-        }
-        j += 1;
+    // The last few bytes, padded with a plain byte.
+    let rest = b.get(j..).unwrap_or_default();
+    let mut word = [b'a'; 8];
+    if let Some(dst) = word.get_mut(..rest.len()) {
+        dst.copy_from_slice(rest);
     }
-    j
+    let mask = special(u64::from_le_bytes(word));
+    if mask == 0 { b.len() } else { (j + (mask.trailing_zeros() / 8) as usize).min(b.len()) }
 }
 
+#[inline(always)]
 fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
     let mut j = i + 1;
     let mut escaped = false;
@@ -514,7 +555,22 @@ fn unescape(text: &str, lit: Range<usize>, escaped: bool) -> Result<Cow<'_, str>
 
 #[cfg(test)]
 mod tests {
-    use super::skip_plain;
+    use super::{array_elements_noting, skip_plain};
+
+    #[test]
+    fn the_noted_element_may_have_a_data_key_only_when_one_of_its_own_keys_may_spell_it() {
+        let noted = |text: &str| array_elements_noting(text, 1).map(|(_, found)| found).unwrap();
+        assert!(noted(r#"["e",{"id":"1","data":{}}]"#));
+        assert!(noted(r#"["e",{"a":[{"x":1}],"data":2}]"#), "after a nested container");
+        assert!(noted(r#"["e",{"d\u0061ta":1}]"#), "an escape may spell it");
+        assert!(!noted(r#"["e",{"a":{"data":1}}]"#), "a nested key is not the argument's own");
+        assert!(!noted(r#"["e",{"id":"1","dat":2,"datas":3}]"#));
+        assert!(!noted(r#"["e",{},"data"]"#));
+        assert!(!noted(r#"["e","data"]"#));
+        assert!(!noted(r#"["e",[{"data":1}]]"#));
+        assert!(!noted(r#"[{"data":1},{"x":1}]"#), "only the noted element counts");
+        assert!(!noted("[]"));
+    }
 
     #[test]
     fn skip_plain_finds_the_first_special_byte_from_every_start() {

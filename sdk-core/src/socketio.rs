@@ -39,22 +39,30 @@ pub struct RawJson {
     /// For an array found while decoding: the byte ranges (in `text`) of its elements, so the
     /// arguments need not be scanned a second time.
     elements: Option<Vec<Range<usize>>>,
+    /// For an event found while decoding: whether its first argument may be an envelope (an
+    /// object with a key that may be `data`); `true` when unknown.
+    maybe_envelope: bool,
 }
 
 impl RawJson {
     /// Wraps a whole JSON text.
     pub fn new(text: String) -> Self {
         let range = 0..text.len();
-        Self { text, range, elements: None }
+        Self { text, range, elements: None, maybe_envelope: true }
     }
     /// Wraps `text[range]`; `range` must lie on char boundaries of `text` (checked: `None` if not).
     pub fn slice(text: String, range: Range<usize>) -> Option<Self> {
         text.get(range.clone())?;
-        Some(Self { text, range, elements: None })
+        Some(Self { text, range, elements: None, maybe_envelope: true })
     }
     /// The byte ranges (in the owned text) of the array's elements, when the decoder found them.
     pub fn elements(&self) -> Option<&[Range<usize>]> {
         self.elements.as_deref()
+    }
+    /// Whether an event's first argument may be an envelope (see [`crate::event::envelope_id`]):
+    /// `false` only when the decoder saw that it is not an object with a key that may be `data`.
+    pub fn may_be_envelope(&self) -> bool {
+        self.maybe_envelope
     }
     /// The owned text, the value's range and its elements' ranges (see [`RawJson::elements`]).
     pub fn into_elements(self) -> (String, Range<usize>, Option<Vec<Range<usize>>>) {
@@ -249,13 +257,18 @@ pub fn decode(text: String, max_attachments: usize) -> Result<(Packet, usize), E
     }
 
     let mut elements = None;
+    let mut maybe_envelope = true;
     let data = if i < b.len() {
         let arrays =
             matches!(kind, PacketType::Event | PacketType::BinaryEvent | PacketType::Ack | PacketType::BinaryAck);
         let (json_kind, range) = match text.get(i..) {
             // Arguments: validate and split in one pass (the client needs the elements anyway).
             Some(rest) if arrays && rest.starts_with('[') => {
-                let items = json::array_elements(rest).map_err(|e| Error::BadJson(shift(e, i)))?;
+                // An event's first argument is its second element (after the name).
+                let noted = if matches!(kind, PacketType::Event | PacketType::BinaryEvent) { 1 } else { usize::MAX };
+                let (items, data_key) =
+                    json::array_elements_noting(rest, noted).map_err(|e| Error::BadJson(shift(e, i)))?;
+                maybe_envelope = data_key;
                 elements = Some(items.into_iter().map(|r| r.start + i..r.end + i).collect::<Vec<_>>());
                 let value = rest.trim_end_matches([' ', '\t', '\n', '\r']);
                 (json::JsonKind::Array, i..i + value.len())
@@ -283,6 +296,7 @@ pub fn decode(text: String, max_attachments: usize) -> Result<(Packet, usize), E
         Some((_, range)) => {
             let mut raw = RawJson::slice(text, range).ok_or(Error::InvalidPayload("payload not on char boundaries"))?;
             raw.elements = elements;
+            raw.maybe_envelope = maybe_envelope;
             Some(raw)
         }
         None => None,
@@ -410,7 +424,7 @@ impl json::Visitor for PlaceholderFinder<'_> {
         self.frames.push(Frame { found_before: self.out.len(), member: Member::Other, placeholder: false, num: None });
     }
 
-    fn key(&mut self, literal: Range<usize>) {
+    fn key(&mut self, literal: Range<usize>, _escaped: bool) {
         let member = match self.text.get(literal).and_then(|l| json::parse_string(l).ok()).as_deref() {
             Some("_placeholder") => Member::Placeholder,
             Some("num") => Member::Num,

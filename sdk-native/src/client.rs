@@ -16,7 +16,7 @@ use tidings_core::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::delivery::{DEFAULT_RECEIVE_BUFFER, Item, Notices, Shared, Source, queue};
+use crate::delivery::{DEFAULT_RECEIVE_BUFFER, Item, Notices, Queued, Source, queue};
 use crate::driver::{Command, Driver, EmitReply, Notice, Subscriber};
 use crate::payload::{texts_to_args, values_to_args};
 use crate::transport::Net;
@@ -618,16 +618,14 @@ impl<T> Stream for Subscription<T> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(Item::Skipped(n))) => Poll::Ready(Some(Err(Error::Lagged(n)))),
-            Poll::Ready(Some(Item::Event(shared))) => {
-                let data = (self.decode)(&shared.ev);
-                // The only reader (the usual case) takes the event's parts instead of copying them;
-                // the last reader's drop returns the event's bytes to the receive buffer.
-                let (name, offset, source, ack) = match std::sync::Arc::try_unwrap(shared) {
-                    Ok(s) => {
-                        let ev = Shared::into_event(s);
-                        (ev.name, ev.offset, ev.source, ev.ack)
+            Poll::Ready(Some(Item::Event(q))) => {
+                // The only reader (the usual case) takes the event's parts instead of copying them.
+                let (data, name, offset, source, ack) = match q {
+                    Queued::Owned(ev, _) => ((self.decode)(&ev), ev.name, ev.offset, ev.source, ev.ack),
+                    Queued::Shared(s) => {
+                        let ev = &s.ev;
+                        ((self.decode)(ev), ev.name.clone(), ev.offset.clone(), ev.source, ev.ack.clone())
                     }
-                    Err(s) => (s.ev.name.clone(), s.ev.offset.clone(), s.ev.source, s.ev.ack.clone()),
                 };
                 let item = data.map(|data| Received {
                     event: name,

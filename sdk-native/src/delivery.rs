@@ -10,11 +10,12 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
 use tidings_core::Event;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 
 use crate::driver::Notice;
 
@@ -30,41 +31,118 @@ const EVENT_OVERHEAD: usize = 192;
 const NOTICE_COST: usize = 256;
 
 /// The byte budget shared by every consumer queue of one client.
+///
+/// Only the driver takes from it and consumers only give back, so taking is a load and an add,
+/// and giving back is a subtraction (plus a wake-up only while the driver waits): no lock on the
+/// path of every event.
 #[derive(Clone, Debug)]
-pub(crate) struct Budget {
-    sem: Arc<Semaphore>,
-    bytes: usize,
+pub(crate) struct Budget(Arc<BudgetInner>);
+
+#[derive(Debug)]
+struct BudgetInner {
+    limit: usize,
+    used: AtomicUsize,
+    /// Set by a driver about to wait in [`Budget::wait_for`].
+    waiting: AtomicBool,
+    notify: Notify,
 }
 
 impl Budget {
     pub(crate) fn new(bytes: usize) -> Self {
-        // Semaphore::MAX_PERMITS is usize::MAX >> 3; a budget is far below that in practice.
-        let bytes = bytes.clamp(1, Semaphore::MAX_PERMITS);
-        Budget { sem: Arc::new(Semaphore::new(bytes)), bytes }
+        Budget(Arc::new(BudgetInner {
+            limit: bytes.max(1),
+            used: AtomicUsize::new(0),
+            waiting: AtomicBool::new(false),
+            notify: Notify::new(),
+        }))
     }
 
     /// What `cost` bytes ask of the budget: never more than the whole of it, so an item larger
     /// than the budget still passes, alone.
-    fn permits(&self, cost: usize) -> u32 {
-        u32::try_from(cost.min(self.bytes)).unwrap_or(u32::MAX)
+    fn charge_of(&self, cost: usize) -> usize {
+        cost.min(self.0.limit)
     }
 
-    /// Takes `cost` bytes if they are free now.
-    pub(crate) fn try_take(&self, cost: usize) -> Option<OwnedSemaphorePermit> {
-        self.sem.clone().try_acquire_many_owned(self.permits(cost)).ok()
+    fn fits(&self, cost: usize) -> bool {
+        let used = self.0.used.load(Ordering::SeqCst);
+        used == 0 || used.saturating_add(self.charge_of(cost)) <= self.0.limit
+    }
+
+    /// Takes `cost` bytes if they are free now; returns what was charged (give it back with a
+    /// [`Charge`]). Only the driver calls this, so nothing takes between the check and the add.
+    pub(crate) fn try_take(&self, cost: usize) -> Option<usize> {
+        if !self.fits(cost) {
+            return None;
+        }
+        let charged = self.charge_of(cost);
+        self.0.used.fetch_add(charged, Ordering::SeqCst);
+        Some(charged)
+    }
+
+    fn release(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        self.0.used.fetch_sub(bytes, Ordering::SeqCst);
+        if self.0.waiting.swap(false, Ordering::SeqCst) {
+            self.0.notify.notify_one();
+        }
     }
 
     /// Waits until `cost` bytes are free (without taking them).
     pub(crate) async fn wait_for(&self, cost: usize) {
-        if let Ok(p) = self.sem.acquire_many(self.permits(cost)).await {
-            drop(p);
+        loop {
+            let notified = self.0.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.0.waiting.store(true, Ordering::SeqCst);
+            // Checked after saying so: a release from now on wakes us.
+            if self.fits(cost) {
+                self.0.waiting.store(false, Ordering::SeqCst);
+                return;
+            }
+            notified.await;
         }
     }
 
     /// Bytes held by queued items now.
     #[cfg(test)]
     pub(crate) fn used(&self) -> usize {
-        self.bytes.saturating_sub(self.sem.available_permits())
+        self.0.used.load(Ordering::SeqCst)
+    }
+}
+
+/// Bytes of the budget held by queued items; they go back when it is dropped, or piecemeal with
+/// [`Charge::give_back`] as the items are taken.
+#[derive(Debug)]
+pub(crate) struct Charge {
+    budget: Budget,
+    bytes: usize,
+}
+
+impl Charge {
+    pub(crate) fn new(budget: &Budget, bytes: usize) -> Self {
+        Charge { budget: budget.clone(), bytes }
+    }
+
+    /// Gives back `bytes` of this charge now.
+    fn give_back(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.bytes);
+        self.bytes -= bytes;
+        self.budget.release(bytes);
+    }
+
+    /// Splits `bytes` off into a charge of its own.
+    pub(crate) fn split(&mut self, bytes: usize) -> Charge {
+        let bytes = bytes.min(self.bytes);
+        self.bytes -= bytes;
+        Charge { budget: self.budget.clone(), bytes }
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
     }
 }
 
@@ -79,40 +157,46 @@ pub(crate) fn notice_cost(readers: usize) -> usize {
     NOTICE_COST * readers.max(1)
 }
 
-/// An event shared by every queue it was put in; its bytes return to the budget when the last
-/// consumer has taken it.
+/// An event in a subscription's queue.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    /// The only queue that has it (the usual case: no shared pointer). `usize`: its bytes, part
+    /// of the charge of the batch it came in.
+    Owned(Event, usize),
+    /// In several queues; its bytes return to the budget when the last reader has taken it.
+    Shared(Arc<Shared>),
+}
+
+/// An event shared by several queues.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) ev: Event,
-    _permit: Option<OwnedSemaphorePermit>,
+    _charge: Option<Charge>,
 }
 
 impl Shared {
-    pub(crate) fn new(ev: Event, permit: Option<OwnedSemaphorePermit>) -> Arc<Self> {
-        Arc::new(Shared { ev, _permit: permit })
-    }
-
-    /// The event; its bytes go back to the budget now.
-    pub(crate) fn into_event(self) -> Event {
-        self.ev
+    pub(crate) fn new(ev: Event, charge: Option<Charge>) -> Arc<Self> {
+        Arc::new(Shared { ev, _charge: charge })
     }
 }
 
 /// What a subscription receives.
 #[derive(Debug)]
 pub(crate) enum Delivery {
-    Event(Arc<Shared>),
-    /// Lossless events handed over together: one queue operation (and at most one wake-up of
-    /// the reader) per turn of the driver's loop instead of one per event.
-    Batch(Vec<Arc<Shared>>),
+    Event(Queued),
+    /// Lossless events handed over together, with the bytes of the `Owned` ones: one queue
+    /// operation (and at most one wake-up of the reader) per turn of the driver's loop instead of
+    /// one per event.
+    Batch(Vec<Queued>, Option<Charge>),
     /// A lossy subscription skipped this many events because its queue was full.
     Skipped(u64),
 }
 
 /// Where a subscription's events go.
 pub(crate) enum Sink {
-    /// Every event, in the shared budget; collected in `batch` until [`Sink::flush`].
-    Lossless { tx: mpsc::UnboundedSender<Delivery>, batch: Vec<Arc<Shared>> },
+    /// Every event, in the shared budget; collected in `batch` (whose `Owned` events hold
+    /// `charged` bytes) until [`Sink::flush`].
+    Lossless { tx: mpsc::UnboundedSender<Delivery>, batch: Vec<Queued>, charged: usize },
     /// At most `capacity` queued events; what does not fit is skipped and counted.
     Lossy { tx: mpsc::Sender<Delivery>, skipped: u64 },
 }
@@ -129,21 +213,28 @@ impl Sink {
         matches!(self, Sink::Lossless { .. })
     }
 
-    /// Hands over what a lossless sink collected.
-    pub(crate) fn flush(&mut self) {
-        if let Sink::Lossless { tx, batch } = self
+    /// Hands over what a lossless sink collected; its bytes were taken from `budget`. (A closed
+    /// queue drops the batch, and with it the charge.)
+    pub(crate) fn flush(&mut self, budget: &Budget) {
+        if let Sink::Lossless { tx, batch, charged } = self
             && !batch.is_empty()
         {
-            let _ = tx.send(Delivery::Batch(std::mem::take(batch)));
+            let charge = (*charged > 0).then(|| Charge::new(budget, std::mem::take(charged)));
+            let _ = tx.send(Delivery::Batch(std::mem::take(batch), charge));
         }
     }
 
     /// Queues `ev` (a lossless sink until the next [`Sink::flush`]; a lossy sink may skip it and
-    /// say so before its next event).
-    pub(crate) fn send(&mut self, ev: Arc<Shared>) {
+    /// say so before its next event). An `Owned` event's bytes must be flushed with this sink.
+    pub(crate) fn send(&mut self, ev: Queued) {
         use mpsc::error::TrySendError;
         match self {
-            Sink::Lossless { batch, .. } => batch.push(ev),
+            Sink::Lossless { batch, charged, .. } => {
+                if let Queued::Owned(_, bytes) = &ev {
+                    *charged += bytes;
+                }
+                batch.push(ev);
+            }
             Sink::Lossy { tx, skipped } => {
                 if *skipped > 0 {
                     match tx.try_send(Delivery::Skipped(*skipped)) {
@@ -170,7 +261,9 @@ impl Sink {
 #[derive(Debug)]
 pub(crate) struct Source {
     rx: Rx,
-    batch: std::vec::IntoIter<Arc<Shared>>,
+    batch: std::vec::IntoIter<Queued>,
+    /// What the rest of `batch` holds of the budget.
+    charge: Option<Charge>,
 }
 
 #[derive(Debug)]
@@ -181,26 +274,32 @@ enum Rx {
 
 /// One item for the reader.
 pub(crate) enum Item {
-    Event(Arc<Shared>),
+    Event(Queued),
     Skipped(u64),
 }
 
 impl Source {
     fn new(rx: Rx) -> Self {
-        Source { rx, batch: Vec::new().into_iter() }
+        Source { rx, batch: Vec::new().into_iter(), charge: None }
     }
 
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Item>> {
         loop {
-            if let Some(ev) = self.batch.next() {
-                return Poll::Ready(Some(Item::Event(ev)));
+            if let Some(q) = self.batch.next() {
+                if let (Queued::Owned(_, bytes), Some(charge)) = (&q, self.charge.as_mut()) {
+                    charge.give_back(*bytes);
+                }
+                return Poll::Ready(Some(Item::Event(q)));
             }
             let next = match &mut self.rx {
                 Rx::Lossless(rx) => rx.poll_recv(cx),
                 Rx::Lossy(rx) => rx.poll_recv(cx),
             };
             match next {
-                Poll::Ready(Some(Delivery::Batch(b))) => self.batch = b.into_iter(),
+                Poll::Ready(Some(Delivery::Batch(b, charge))) => {
+                    self.batch = b.into_iter();
+                    self.charge = charge;
+                }
                 Poll::Ready(Some(Delivery::Event(ev))) => return Poll::Ready(Some(Item::Event(ev))),
                 Poll::Ready(Some(Delivery::Skipped(n))) => return Poll::Ready(Some(Item::Skipped(n))),
                 Poll::Ready(None) => return Poll::Ready(None),
@@ -215,7 +314,7 @@ pub(crate) fn queue(lossy: Option<usize>) -> (Sink, Source) {
     match lossy {
         None => {
             let (tx, rx) = mpsc::unbounded_channel();
-            (Sink::Lossless { tx, batch: Vec::new() }, Source::new(Rx::Lossless(rx)))
+            (Sink::Lossless { tx, batch: Vec::new(), charged: 0 }, Source::new(Rx::Lossless(rx)))
         }
         Some(cap) => {
             let (tx, rx) = mpsc::channel(cap.max(1));
@@ -229,7 +328,7 @@ pub(crate) fn queue(lossy: Option<usize>) -> (Sink, Source) {
 /// until read, so drop a `Notices` you no longer read (an unread one eventually pauses the client).
 #[derive(Debug)]
 pub struct Notices {
-    pub(crate) rx: mpsc::UnboundedReceiver<(Notice, OwnedSemaphorePermit)>,
+    pub(crate) rx: mpsc::UnboundedReceiver<(Notice, Charge)>,
 }
 
 impl Notices {
@@ -256,8 +355,8 @@ impl Stream for Notices {
 mod tests {
     use super::*;
 
-    fn ev(i: u32) -> Arc<Shared> {
-        let e = Event {
+    fn ev(i: u32) -> Event {
+        Event {
             namespace: "/".into(),
             name: "n".into(),
             args: tidings_core::Args::from_json_array(format!("[{i}]"), Vec::new()).unwrap(),
@@ -265,13 +364,13 @@ mod tests {
             ack: None,
             source: tidings_core::EventSource::Socket,
             delivery: tidings_core::DeliveryId::for_tests(u64::from(i)),
-        };
-        Shared::new(e, None)
+        }
     }
 
     fn item(i: Item) -> String {
         match i {
-            Item::Event(e) => e.ev.args.get(0).unwrap_or_default().to_string(),
+            Item::Event(Queued::Owned(e, _)) => e.args.get(0).unwrap_or_default().to_string(),
+            Item::Event(Queued::Shared(e)) => e.ev.args.get(0).unwrap_or_default().to_string(),
             Item::Skipped(n) => format!("skipped {n}"),
         }
     }
@@ -288,38 +387,69 @@ mod tests {
     fn a_lossy_queue_counts_what_did_not_fit_and_says_so_before_the_next_event() {
         let (mut sink, mut source) = queue(Some(2));
         for i in 1..=5 {
-            sink.send(ev(i));
+            sink.send(Queued::Owned(ev(i), 0));
         }
         let mut next = || poll(&mut source).map(item);
         assert_eq!(next().as_deref(), Some("1"));
         assert_eq!(next().as_deref(), Some("2"));
         assert_eq!(next(), None, "3, 4 and 5 did not fit");
-        sink.send(ev(6));
+        sink.send(Queued::Shared(Shared::new(ev(6), None)));
         let mut next = || poll(&mut source).map(item);
         assert_eq!(next().as_deref(), Some("skipped 3"));
         assert_eq!(next().as_deref(), Some("6"));
     }
 
     #[test]
-    fn a_lossless_queue_keeps_everything_and_the_budget_comes_back_when_read() {
+    fn a_lossless_queue_keeps_everything_and_the_budget_comes_back_as_it_is_read() {
         let budget = Budget::new(1000);
         let (mut sink, mut source) = queue(None);
-        let p = budget.try_take(600).expect("free");
+        let shared = budget.try_take(600).expect("free");
         assert!(budget.try_take(600).is_none(), "only 400 left");
-        let e = ev(1);
-        let shared = Shared::new(e.ev.clone(), Some(p));
-        sink.send(shared);
-        for i in 2..=100 {
-            sink.send(ev(i));
+        sink.send(Queued::Shared(Shared::new(ev(1), Some(Charge::new(&budget, shared)))));
+        for i in 2..=4 {
+            let bytes = budget.try_take(100).expect("free");
+            sink.send(Queued::Owned(ev(i), bytes));
         }
+        assert_eq!(budget.used(), 900);
         assert!(poll(&mut source).is_none(), "nothing is handed over before the flush");
-        sink.flush();
-        assert_eq!(budget.used(), 600);
+        sink.flush(&budget);
         assert_eq!(poll(&mut source).map(item).as_deref(), Some("1"));
-        assert_eq!(budget.used(), 0, "taking the event returns its bytes");
-        assert!(budget.try_take(5000).is_some(), "an item larger than the budget passes alone");
-        assert_eq!((2..=100).filter(|_| poll(&mut source).is_some()).count(), 99);
-        sink.flush();
+        assert_eq!(budget.used(), 300, "taking the shared event returns its bytes");
+        assert_eq!(poll(&mut source).map(item).as_deref(), Some("2"));
+        assert_eq!(budget.used(), 200, "each owned event returns its own share of the batch");
+        assert!(budget.try_take(5000).is_none(), "an item larger than the budget waits until it is alone");
+        assert_eq!((3..=4).filter(|_| poll(&mut source).is_some()).count(), 2);
+        assert_eq!(budget.used(), 0);
+        assert_eq!(budget.try_take(5000), Some(1000), "then passes, charged the whole budget");
+        sink.flush(&budget);
         assert!(poll(&mut source).is_none(), "an empty flush sends nothing");
+    }
+
+    #[test]
+    fn a_dropped_subscription_returns_what_it_held() {
+        let budget = Budget::new(1000);
+        let (mut sink, source) = queue(None);
+        let bytes = budget.try_take(700).expect("free");
+        sink.send(Queued::Owned(ev(1), bytes));
+        sink.flush(&budget);
+        drop(source);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_driver_is_woken_when_a_reader_gives_bytes_back() {
+        let budget = Budget::new(1000);
+        let (mut sink, mut source) = queue(None);
+        let bytes = budget.try_take(900).expect("free");
+        sink.send(Queued::Owned(ev(1), bytes));
+        sink.flush(&budget);
+        let waiter = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.wait_for(500).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        assert!(poll(&mut source).is_some());
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.expect("woken").expect("ran");
     }
 }

@@ -10,11 +10,11 @@ use tidings_core::{
     AckRequest, Args, Client as Core, ConnId, ConnectError, ConnectionState, EmitId, EmitRequest, Event, FeedStatus,
     Input, Output, RequestId, RequestPurpose,
 };
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant as TokioInstant;
 
-use crate::delivery::{Budget, Shared, Sink, event_cost, notice_cost};
+use crate::delivery::{Budget, Charge, Queued, Shared, Sink, event_cost, notice_cost};
 use crate::transport::{IoEvent, Net, Ws, WsIo, poll_sockets, spawn_http, spawn_ws_open};
 use crate::{AuthProvider, Error, Payload};
 
@@ -47,7 +47,7 @@ pub(crate) enum Command {
     },
     Subscribe(Subscriber),
     /// Notices about one namespace (and feed notices).
-    Listen(String, mpsc::UnboundedSender<(Notice, OwnedSemaphorePermit)>),
+    Listen(String, mpsc::UnboundedSender<(Notice, Charge)>),
     /// Opens another namespace on the same engine session, reporting its state to `state`.
     OpenNamespace {
         namespace: String,
@@ -106,7 +106,7 @@ pub(crate) struct Driver {
     acks: HashMap<EmitId, oneshot::Sender<Result<Payload, Error>>>,
     rooms: HashMap<(String, String, bool), Vec<Reply>>,
     states: HashMap<String, watch::Sender<ConnectionState>>,
-    notices: Vec<(String, mpsc::UnboundedSender<(Notice, OwnedSemaphorePermit)>)>,
+    notices: Vec<(String, mpsc::UnboundedSender<(Notice, Charge)>)>,
     auth: Option<AuthProvider>,
     main: String,
     /// The consumers' byte budget (the receive buffer).
@@ -495,7 +495,7 @@ impl Driver {
                     (readers > 0).then(|| notice_cost(readers))
                 }
             };
-            let permit = match cost.map(|c| self.budget.try_take(c).ok_or(c)).transpose() {
+            let charged = match cost.map(|c| self.budget.try_take(c).ok_or(c)).transpose() {
                 Ok(p) => p,
                 Err(cost) => {
                     self.blocked = Some(cost);
@@ -503,13 +503,13 @@ impl Driver {
                 }
             };
             match self.backlog.pop_front() {
-                Some(Pending::Event(ev)) => last = Some(self.dispatch(ev, permit)),
-                Some(Pending::Notice(ns, n)) => self.notify(ns.as_deref(), n, permit),
+                Some(Pending::Event(ev)) => last = Some(self.dispatch(ev, charged)),
+                Some(Pending::Notice(ns, n)) => self.notify(ns.as_deref(), n, charged),
                 None => {}
             }
         }
         for s in &mut self.subscribers {
-            s.sink.flush();
+            s.sink.flush(&self.budget);
         }
         if let Some(id) = last {
             let now = self.now();
@@ -518,39 +518,47 @@ impl Driver {
         self.subscribers.retain(|s| !s.sink.is_closed());
     }
 
-    /// Puts `ev` in the queue of every subscription that wants it (handed over at the flush).
-    fn dispatch(&mut self, ev: Event, permit: Option<OwnedSemaphorePermit>) -> tidings_core::DeliveryId {
+    /// Puts `ev` in the queue of every subscription that wants it (handed over at the flush);
+    /// `charged`: the bytes it took from the budget.
+    fn dispatch(&mut self, ev: Event, charged: Option<usize>) -> tidings_core::DeliveryId {
         let id = ev.delivery;
-        let (lossless, lossy): (Vec<_>, Vec<_>) =
-            self.subscribers.iter_mut().filter(|s| s.wants(&ev)).partition(|s| s.sink.is_lossless());
-        if lossless.is_empty() && lossy.is_empty() {
+        let (mut lossless, mut lossy) = (0usize, 0usize);
+        for s in self.subscribers.iter().filter(|s| s.wants(&ev)) {
+            if s.sink.is_lossless() { lossless += 1 } else { lossy += 1 }
+        }
+        if lossless + lossy == 0 {
             tracing::trace!(event = %ev.name, "no subscriber");
-        } else {
-            // Lossy subscriptions hold a copy outside the budget, so they can never stall it.
-            let lossy_copy = (!lossy.is_empty() && !lossless.is_empty()).then(|| Shared::new(ev.clone(), None));
-            let shared = Shared::new(ev, permit);
-            for s in lossless {
-                s.sink.send(Arc::clone(&shared));
+            return id;
+        }
+        let charged = charged.unwrap_or(0);
+        if lossless + lossy == 1 {
+            // One reader (the usual case): the event itself, no shared pointer.
+            if let Some(s) = self.subscribers.iter_mut().find(|s| s.wants(&ev)) {
+                s.sink.send(Queued::Owned(ev, charged));
             }
-            let for_lossy = lossy_copy.unwrap_or(shared);
-            for s in lossy {
-                s.sink.send(Arc::clone(&for_lossy));
-            }
+            return id;
+        }
+        // Lossy subscriptions hold a copy outside the budget, so they can never stall it.
+        let lossy_copy = (lossy > 0 && lossless > 0).then(|| Shared::new(ev.clone(), None));
+        let shared = Shared::new(ev, (charged > 0).then(|| Charge::new(&self.budget, charged)));
+        let for_lossy = lossy_copy.unwrap_or_else(|| Arc::clone(&shared));
+        for s in self.subscribers.iter_mut().filter(|s| s.wants(&shared.ev)) {
+            let q = if s.sink.is_lossless() { Arc::clone(&shared) } else { Arc::clone(&for_lossy) };
+            s.sink.send(Queued::Shared(q));
         }
         id
     }
 
     /// Sends `n` to the listeners of `namespace` (`None`: every listener), each with its share
-    /// of `permit`.
-    fn notify(&mut self, namespace: Option<&str>, n: Notice, mut permit: Option<OwnedSemaphorePermit>) {
+    /// of the `charged` bytes.
+    fn notify(&mut self, namespace: Option<&str>, n: Notice, charged: Option<usize>) {
+        let Some(charged) = charged else { return };
+        let mut charge = Charge::new(&self.budget, charged);
         let readers = self.notices.iter().filter(|(ns, _)| namespace.is_none_or(|n| n == ns));
         for (_, tx) in readers {
-            let Some(p) = permit.as_mut() else { break };
-            // Each reader's share: a part of the permit, the rest for the last.
-            let share = if p.num_permits() > notice_cost(1) { p.split(notice_cost(1)) } else { permit.take() };
-            if let Some(share) = share {
-                let _ = tx.send((n.clone(), share));
-            }
+            // Each reader's share: a part of the charge, the rest for the last.
+            let share = charge.split(notice_cost(1));
+            let _ = tx.send((n.clone(), share));
         }
     }
 }

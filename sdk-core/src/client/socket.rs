@@ -533,6 +533,7 @@ impl Client {
     fn deliver_event(&mut self, p: Packet) {
         let Packet { nsp, id: ack_id, data, attachments, .. } = p;
         let Some(data) = data else { return };
+        let maybe_envelope = data.may_be_envelope();
         let (text, range, elements) = data.into_elements();
         let mut items = match elements {
             Some(items) => items,
@@ -578,8 +579,9 @@ impl Client {
             (Some(o), Some(pid)) => Some((pid.clone(), o.clone())),
             _ => None,
         };
-        // Only object-looking arguments can be envelopes; skip the scan for the rest.
-        let env = args.get(0).filter(|a| a.starts_with('{')).and_then(crate::event::envelope_id);
+        // Only object-looking arguments can be envelopes; skip the scan for the rest (and the
+        // decoder already knows when there is no `data` key).
+        let env = args.get(0).filter(|a| maybe_envelope && a.starts_with('{')).and_then(crate::event::envelope_id);
         let keys: Vec<DedupKey> = offset
             .iter()
             .map(|o| DedupKey::Offset(o.clone()))
