@@ -474,22 +474,23 @@ fn every_room_request_made_while_disconnected_is_answered() {
         w.app.rooms.iter().filter(|r| r.room == room && r.join == join && r.result.is_ok()).count()
     };
     // While away: leave a; leave a room never joined; join b twice; join c then leave it.
-    w.leave("a");
-    w.leave("never");
-    w.join("b");
-    w.join("b");
-    w.join("c");
-    w.leave("c");
+    let mut requests = vec![w.leave("a"), w.leave("never"), w.join("b"), w.join("b"), w.join("c"), w.leave("c")];
     // Nothing to send for "never" and "c": answered at once.
     assert_eq!((answered(&w, "never", false), answered(&w, "c", true), answered(&w, "c", false)), (1, 1, 1));
     assert!(w.run_until_cond(10_000, World::connected));
     w.run_for(200);
     assert!(!connected_state(&w).unwrap().1, "a new session");
-    // The new session is in no room: the leave of a is done; b is joined (one request, one ack
-    // for both callers, who wait on the same answer).
+    // The new session is in no room: the leave of a is done; b is joined (one join sent, one
+    // ack, which answers both requests).
     assert_eq!(answered(&w, "a", false), 1);
-    assert_eq!(answered(&w, "b", true), 1);
+    assert_eq!(answered(&w, "b", true), 2);
     assert_eq!(w.server.rooms("/"), ["b"].iter().map(|s| s.to_string()).collect());
+    // Every request got exactly one answer, carrying its id.
+    let mut answers: Vec<_> = w.app.rooms.iter().filter_map(|r| r.request).collect();
+    answers.retain(|id| requests.contains(id));
+    answers.sort_by_key(|id| id.get());
+    requests.sort_by_key(|id| id.get());
+    assert_eq!(answers, requests);
     w.assert_clean();
 }
 
@@ -901,6 +902,63 @@ fn connect_error_auth_asks_for_fresh_auth_once() {
     assert_eq!(w.last_state("/"), Some(ConnectionState::Disconnected { reason: DisconnectReason::ConnectError }));
     assert_eq!(w.ws_opens.len(), 1);
     w.assert_clean();
+}
+
+#[test]
+fn a_failing_auth_provider_is_asked_again_after_the_backoff_and_never_bypassed() {
+    let mut server = s0();
+    server.namespaces.insert("/".into(), NsRule { token: Some("good".into()), refuse: None });
+    let mut cfg = config();
+    cfg.auth = AuthMode::Provider;
+    let mut w = World::with(cfg.clone(), server.clone());
+    w.auth_failures = 2;
+    w.auth_tokens = [Some(r#"{"token":"good"}"#.into())].into();
+    w.connect();
+    w.run_until(30_000);
+    assert!(w.connected());
+    let asked: Vec<u64> = w.app.need_auth.iter().map(|(t, _)| *t).collect();
+    assert_eq!(asked.len(), 3);
+    // The reconnect backoff between the requests (1 s first delay, randomization 0.5).
+    assert!(asked[1] - asked[0] >= 500 && asked[2] - asked[1] >= 1_000, "{asked:?}");
+    let errors: Vec<(bool, bool)> = w
+        .app
+        .connect_errors
+        .iter()
+        .map(|e| (e.2.will_retry, e.2.message == "the auth provider failed: token service unavailable"))
+        .collect();
+    assert_eq!(errors, vec![(true, true), (true, true)]);
+    // No CONNECT went out without auth, and the engine session stayed open meanwhile.
+    assert_eq!(w.server.connections.len(), 1);
+    assert_eq!(w.server.connections[0].auth.as_deref(), Some(r#"{"token":"good"}"#));
+    assert_eq!(w.server.handshakes.len(), 1);
+    w.assert_clean();
+
+    // Without reconnection the first failure is final.
+    cfg.reconnect.enabled = false;
+    let mut w = World::with(cfg, server);
+    w.auth_failures = 1;
+    w.connect();
+    w.run_until(10_000);
+    assert_eq!(w.app.need_auth.len(), 1);
+    assert_eq!(w.app.connect_errors.iter().map(|e| e.2.will_retry).collect::<Vec<_>>(), vec![false]);
+    assert_eq!(w.last_state("/"), Some(ConnectionState::Disconnected { reason: DisconnectReason::ConnectError }));
+    assert!(w.server.connections.is_empty());
+}
+
+#[test]
+fn the_state_query_says_what_the_last_state_output_said() {
+    let mut w = World::with(config(), s0());
+    assert_eq!(w.client.state("/"), None);
+    w.connect();
+    w.run_until(100);
+    assert_eq!(w.client.state("/"), w.last_state("/").as_ref());
+    assert!(matches!(w.client.state("/"), Some(ConnectionState::Connected { .. })));
+    w.disconnect();
+    assert_eq!(
+        w.client.state("/"),
+        Some(&ConnectionState::Disconnected { reason: DisconnectReason::IoClientDisconnect })
+    );
+    assert_eq!(w.client.state("/never-opened"), None);
 }
 
 #[test]

@@ -523,7 +523,7 @@ impl Emit {
     /// Adds `"idempotencyKey"` (a fresh random key kept across retries) to the first argument,
     /// which must be an object, so the server can de-duplicate retried emits.
     pub fn idempotent(mut self) -> Self {
-        self.req.idempotency_key = Some(random_key());
+        self.req = self.req.new_idempotency_key();
         self
     }
 
@@ -553,13 +553,6 @@ impl Emit {
         self.req.ack = ack;
         Ok(())
     }
-}
-
-fn random_key() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..20).filter_map(|_| ALPHABET.get(rng.random_range(0..ALPHABET.len())).map(|b| char::from(*b))).collect()
 }
 
 /// An event received by a subscription.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tidings_core::event::EventPattern;
 use tidings_core::{
     AckRequest, Args, Client as Core, ConnId, ConnectError, ConnectionState, EmitId, EmitRequest, Event, FeedStatus,
-    Input, Output, RequestId, RequestPurpose,
+    Input, Output, RequestId, RequestPurpose, RoomRequestId,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -104,7 +104,8 @@ pub(crate) struct Driver {
     closing: Vec<JoinHandle<()>>,
     subscribers: Vec<Subscriber>,
     acks: HashMap<EmitId, oneshot::Sender<Result<Payload, Error>>>,
-    rooms: HashMap<(String, String, bool), Vec<Reply>>,
+    /// Room requests waiting for their answer.
+    rooms: HashMap<RoomRequestId, Reply>,
     states: HashMap<String, watch::Sender<ConnectionState>>,
     notices: Vec<(String, mpsc::UnboundedSender<(Notice, Charge)>)>,
     auth: Option<AuthProvider>,
@@ -279,12 +280,24 @@ impl Driver {
                 }
             }
             IoEvent::Auth { request, auth } => {
-                let auth = auth.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "the auth provider failed; connecting without auth");
-                    None
-                });
-                if let Err(e) = self.core.provide_auth(now, request, auth) {
-                    tracing::warn!(error = %e, "auth not used");
+                // What a failure means (retry after the backoff, never connect without auth) is
+                // the core's decision.
+                let refused = match auth {
+                    Ok(auth) => match self.core.provide_auth(now, request, auth) {
+                        Ok(()) => return,
+                        Err(tidings_core::CommandError::InvalidAuth) => {
+                            "it gave something that is not a JSON object".into()
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "auth not used");
+                            return;
+                        }
+                    },
+                    Err(e) => e,
+                };
+                tracing::warn!(error = %refused, "the auth provider failed");
+                if let Err(e) = self.core.auth_failed(now, request, &refused) {
+                    tracing::debug!(error = %e, "auth failure not used");
                 }
                 return;
             }
@@ -331,7 +344,9 @@ impl Driver {
                     (Err(e), Some(done)) => {
                         let _ = done.send(Err(Error::InvalidArgument(e.to_string())));
                     }
-                    (Ok(()), Some(done)) => self.rooms.entry((namespace, room, join)).or_default().push(done),
+                    (Ok(id), Some(done)) => {
+                        self.rooms.insert(id, done);
+                    }
                     _ => {}
                 }
             }
@@ -435,15 +450,13 @@ impl Driver {
                         tracing::warn!(emit = emit.get(), error = %e, "emit failed");
                     }
                 }
-                Output::Room { namespace, room, join, result } => {
+                Output::Room { request, room, join, result, .. } => {
                     match &result {
                         Ok(_) => tracing::debug!(%room, join, "room acknowledged"),
                         Err(e) => tracing::warn!(%room, join, error = %e, "room request failed"),
                     }
-                    if let Some(waiters) = self.rooms.remove(&(namespace, room, join)) {
-                        for w in waiters {
-                            let _ = w.send(result.clone().map(Payload).map_err(Error::Emit));
-                        }
+                    if let Some(w) = request.and_then(|id| self.rooms.remove(&id)) {
+                        let _ = w.send(result.map(Payload).map_err(Error::Emit));
                     }
                 }
                 Output::State { namespace, state } => {

@@ -156,6 +156,36 @@ async fn s6_custom_namespace_with_auth() {
 }
 
 #[tokio::test]
+async fn a_failing_auth_provider_is_retried_after_the_backoff_never_bypassed() {
+    let srv = NodeServer::start("s0");
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = calls.clone();
+    let client = Tidings::builder(&format!("{}/auth", srv.url()))
+        .transports(ws_only())
+        .auth_provider(move |_ns| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { if n == 0 { Err("token service down".to_string()) } else { Ok(json!({"token": "good"})) } }
+        })
+        .build()
+        .unwrap();
+    let mut notices = client.notices();
+    let error = loop {
+        match tokio::time::timeout(T, notices.recv()).await.unwrap().unwrap() {
+            Notice::ConnectError(e) => break e,
+            _ => continue,
+        }
+    };
+    assert_eq!(error.message, "the auth provider failed: token service down");
+    assert!(error.will_retry);
+    client.wait_connected(T).await.unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // The server never saw a CONNECT without the token.
+    let connects: Vec<String> = srv.received().into_iter().filter(|f| f.starts_with("40/auth")).collect();
+    assert_eq!(connects, vec![r#"40/auth,{"token":"good"}"#.to_string()]);
+    client.close().await;
+}
+
+#[tokio::test]
 async fn s7_two_namespaces_share_one_engine_session() {
     let srv = NodeServer::start("s0");
     let client =

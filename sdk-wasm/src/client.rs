@@ -154,7 +154,7 @@ impl WasmClient {
             req.timeout = timeout;
             req.volatile = volatile;
             if idempotent {
-                req.idempotency_key = Some(i.core.new_idempotency_key());
+                req = req.new_idempotency_key();
             }
             let r = i.core.emit(now, req);
             if let (Ok(id), Some(p)) = (&r, pending) {
@@ -198,15 +198,13 @@ impl WasmClient {
         let result = self.shared.run(|i, now| {
             let nsp = &self.nsp;
             let r = if join { i.core.join(now, nsp, room) } else { i.core.leave(now, nsp, room) };
-            if let (Ok(()), Some(p)) = (&r, pending)
-                && let Some(waiters) = i.rooms.get_or_insert_with((nsp.clone(), room.to_string(), join), Vec::new)
-            {
-                waiters.push(p);
+            if let (Ok(id), Some(p)) = (&r, pending) {
+                i.rooms.insert(*id, p);
             }
             r
         });
         match result {
-            Ok(Ok(())) => promise,
+            Ok(Ok(_)) => promise,
             Ok(Err(e)) => Promise::reject(&error(e.to_string())),
             Err(e) => Promise::reject(&e),
         }

@@ -16,7 +16,7 @@ use std::rc::{Rc, Weak};
 use js_sys::{Function, Promise};
 use tidings_core::{
     Args, AuthRequestId, Client as Core, ConnId, ConnectError, ConnectionState, DisconnectReason, EmitError, EmitId,
-    Event, FeedStatus, Input, Instant, Output, RequestId,
+    Event, FeedStatus, Input, Instant, Output, RequestId, RoomRequestId,
 };
 use wasm_bindgen::JsValue;
 
@@ -72,22 +72,24 @@ pub(crate) struct Inner {
     armed: Option<Instant>,
     page: Option<PageListeners>,
     pub(crate) acks: SmallMap<EmitId, Pending>,
-    /// Room requests waiting for their ack, by (namespace, room, join).
-    pub(crate) rooms: SmallMap<(String, String, bool), Vec<Pending>>,
+    /// Room requests waiting for their answer.
+    pub(crate) rooms: SmallMap<RoomRequestId, Pending>,
     /// Auth providers by namespace.
     pub(crate) auth: SmallMap<String, Function>,
-    /// The last state (and whether it was a recovery) by namespace.
-    pub(crate) states: SmallMap<String, (ConnectionState, bool)>,
+    /// Whether the last connection of each namespace was a recovery (socket.io-client's
+    /// `recovered`, kept while disconnected).
+    pub(crate) recovered: SmallMap<String, bool>,
     /// The namespaces with an open `WasmClient` handle; the last one to close closes the engine.
     pub(crate) handles: Vec<String>,
     pub(crate) closed: bool,
 }
 
 impl Inner {
-    /// The state of `nsp` (disconnected before its first change).
+    /// The core's state of `nsp` (before its first, a socket not connected yet: socket.io-client
+    /// says `disconnected` then), and whether its last connection was a recovery.
     pub(crate) fn state(&self, nsp: &str) -> (&ConnectionState, bool) {
         const IDLE: ConnectionState = ConnectionState::Disconnected { reason: DisconnectReason::IoClientDisconnect };
-        self.states.get_ref(nsp).map_or((&IDLE, false), |(s, r)| (s, *r))
+        (self.core.state(nsp).unwrap_or(&IDLE), self.recovered.get_ref(nsp).copied().unwrap_or(false))
     }
 }
 
@@ -123,7 +125,7 @@ impl Shared {
                 acks: SmallMap::new(),
                 rooms: SmallMap::new(),
                 auth: providers,
-                states: SmallMap::new(),
+                recovered: SmallMap::new(),
                 handles: vec![main.clone()],
                 closed: false,
             }),
@@ -200,14 +202,19 @@ impl Shared {
         }
     }
 
-    /// Answers an auth request once the provider's promise settled (`None`: no auth).
-    pub(crate) fn auth_ready(weak: &Weak<Shared>, request: AuthRequestId, auth: Option<String>) {
+    /// Answers an auth request once the provider's promise settled; what a failure means (ask
+    /// again after the backoff, never connect without auth) is the core's decision.
+    pub(crate) fn auth_ready(weak: &Weak<Shared>, request: AuthRequestId, auth: Result<String, String>) {
         if let Some(s) = weak.upgrade() {
             let _ = s.run(|inner, now| {
-                if inner.core.provide_auth(now, request, auth).is_err() {
-                    // Not a JSON object: connect without auth, the server decides.
-                    let _ = inner.core.provide_auth(now, request, None);
-                }
+                let failed = match auth {
+                    Ok(a) => match inner.core.provide_auth(now, request, Some(a)) {
+                        Err(tidings_core::CommandError::InvalidAuth) => "not a JSON object".to_string(),
+                        _ => return,
+                    },
+                    Err(e) => e,
+                };
+                let _ = inner.core.auth_failed(now, request, &failed);
             });
         }
     }
@@ -226,7 +233,7 @@ impl Shared {
             }
             inner.sockets.clear();
             let err = convert::error("tidings: the client was closed");
-            let pending: Vec<Pending> = inner.acks.drain_values().chain(inner.rooms.drain_values().flatten()).collect();
+            let pending: Vec<Pending> = inner.acks.drain_values().chain(inner.rooms.drain_values()).collect();
             drop(guard);
             for p in pending {
                 let _ = p.reject.call1(&JsValue::UNDEFINED, &err);
@@ -337,10 +344,10 @@ impl Shared {
         let weak = Rc::downgrade(self);
         wasm_bindgen_futures::spawn_local(async move {
             let auth = match wasm_bindgen_futures::JsFuture::from(promise).await {
-                Ok(v) => crate::options::auth_json(&v).ok(),
+                Ok(v) => crate::options::auth_json(&v),
                 Err(e) => {
                     report(&e);
-                    None
+                    Err("it threw or its promise was rejected".to_string())
                 }
             };
             Shared::auth_ready(&weak, request, auth);
@@ -402,17 +409,15 @@ impl Inner {
                         out.push_back(Delivery::Settle(p, result));
                     }
                 }
-                Output::Room { namespace, room, join, result } => {
-                    for p in self.rooms.remove(&(namespace, room, join)).unwrap_or_default() {
-                        out.push_back(Delivery::Settle(p, result.clone()));
+                Output::Room { request, result, .. } => {
+                    if let Some(p) = request.and_then(|id| self.rooms.remove(&id)) {
+                        out.push_back(Delivery::Settle(p, result));
                     }
                 }
                 Output::State { namespace, state } => {
-                    let recovered = match &state {
-                        ConnectionState::Connected { recovered, .. } => *recovered,
-                        _ => self.state(&namespace).1,
-                    };
-                    self.states.insert(namespace.clone(), (state.clone(), recovered));
+                    if let ConnectionState::Connected { recovered, .. } = &state {
+                        self.recovered.insert(namespace.clone(), *recovered);
+                    }
                     out.push_back(Delivery::State(namespace, state));
                 }
                 Output::ConnectError { namespace, error } => out.push_back(Delivery::ConnectError(namespace, error)),

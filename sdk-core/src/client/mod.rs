@@ -164,6 +164,27 @@ impl Client {
         Ok(())
     }
 
+    /// The driver could not get auth for a pending CONNECT (the provider failed or gave something
+    /// that is not a JSON object): the namespace reports a [`ConnectError`] and asks again after
+    /// the reconnect backoff, or gives up when reconnection is off or its attempts are spent.
+    pub fn auth_failed(&mut self, now: Instant, request: AuthRequestId, message: &str) -> Result<(), CommandError> {
+        self.tick(now);
+        let nsp = self
+            .sockets
+            .values()
+            .find(|s| s.awaiting_auth() == Some(request))
+            .map(|s| s.nsp.clone())
+            .ok_or(CommandError::StaleAuthRequest)?;
+        self.socket_auth_failed(&nsp, message);
+        Ok(())
+    }
+
+    /// The last state reported for `namespace` (what its latest [`Output::State`] said), or
+    /// `None` for a namespace never opened or not yet reported.
+    pub fn state(&self, namespace: &str) -> Option<&ConnectionState> {
+        self.sockets.get(namespace).and_then(|s| s.reported())
+    }
+
     /// Emits an event. Returns at once; the ack (or a later failure) comes as [`Output::Settled`].
     pub fn emit(&mut self, now: Instant, request: EmitRequest) -> Result<EmitId, EmitError> {
         self.tick(now);
@@ -181,21 +202,17 @@ impl Client {
     }
 
     /// Joins `room` on `namespace`: remembered, sent now if connected, and sent again after every
-    /// reconnect that did not recover the session. The server's ack comes as [`Output::Room`].
-    pub fn join(&mut self, now: Instant, namespace: &str, room: &str) -> Result<(), CommandError> {
+    /// reconnect that did not recover the session. The outcome comes as one [`Output::Room`]
+    /// carrying the returned id (at once when nothing needs sending).
+    pub fn join(&mut self, now: Instant, namespace: &str, room: &str) -> Result<RoomRequestId, CommandError> {
         self.tick(now);
         self.socket_room(namespace, room, true)
     }
 
-    /// Leaves `room` on `namespace` and forgets it.
-    pub fn leave(&mut self, now: Instant, namespace: &str, room: &str) -> Result<(), CommandError> {
+    /// Leaves `room` on `namespace` and forgets it; answered like [`Client::join`].
+    pub fn leave(&mut self, now: Instant, namespace: &str, room: &str) -> Result<RoomRequestId, CommandError> {
         self.tick(now);
         self.socket_room(namespace, room, false)
-    }
-
-    /// A fresh random idempotency key (for [`EmitRequest::idempotency_key`]).
-    pub fn new_idempotency_key(&mut self) -> String {
-        self.rng.token(20)
     }
 
     /// Rooms remembered for `namespace`.

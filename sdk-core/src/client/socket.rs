@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::inbox::Retired;
 use super::{
     AckRequest, AuthRequestId, Client, CommandError, ConnectError, ConnectionState, DisconnectReason, EmitError,
-    EmitId, EmitRequest, Event, EventSource, Output,
+    EmitId, EmitRequest, Event, EventSource, IdempotencyKey, Output, RoomRequestId,
 };
 use crate::args::Args;
 use crate::config::{AuthMode, OverflowPolicy, TransportKind};
@@ -39,6 +39,10 @@ pub(super) struct Socket {
     pub(super) rooms: VecSet<String>,
     /// Room changes made while not connected, to send after a recovered reconnect.
     unsynced: VecMap<String, bool>,
+    /// Failures of the auth provider in a row (the backoff attempt of the next retry).
+    auth_failures: u32,
+    /// Room requests not answered yet: (id, room, join).
+    room_requests: Vec<(RoomRequestId, String, bool)>,
     auth_refreshed: bool,
 }
 
@@ -50,6 +54,8 @@ enum SocketPhase {
     Waiting,
     /// Waiting for the driver's auth.
     Auth(AuthRequestId),
+    /// The auth provider failed; ask it again at `deadline`.
+    AuthRetry { deadline: Instant },
     /// CONNECT sent.
     Connecting { pid_sent: Option<String>, deadline: Instant },
     /// CONNECT acknowledged.
@@ -97,6 +103,8 @@ impl Socket {
             queue: VecDeque::new(),
             rooms: VecSet::new(),
             unsynced: VecMap::new(),
+            room_requests: Vec::new(),
+            auth_failures: 0,
             auth_refreshed: false,
         }
     }
@@ -114,6 +122,11 @@ impl Socket {
             SocketPhase::Auth(id) => Some(id),
             _ => None,
         }
+    }
+
+    /// The last state reported.
+    pub(super) fn reported(&self) -> Option<&ConnectionState> {
+        self.reported.as_ref()
     }
 
     /// An event received in session `pid` with `offset` was delivered: recover from there.
@@ -139,7 +152,7 @@ impl Socket {
 
     fn deadline(&self) -> Option<Instant> {
         let phase = match &self.phase {
-            SocketPhase::Connecting { deadline, .. } => Some(*deadline),
+            SocketPhase::Connecting { deadline, .. } | SocketPhase::AuthRetry { deadline } => Some(*deadline),
             _ => None,
         };
         let acks = self.acks.values().filter_map(|a| match a {
@@ -346,9 +359,40 @@ impl Client {
         self.engine_send(EioPacket::Message(text.into()));
     }
 
+    /// The driver could not get auth for `nsp`'s CONNECT: say so, and ask again after the
+    /// reconnect backoff (the engine stays open for the other namespaces). Connecting without
+    /// auth instead could give an anonymous session the application never asked for.
+    pub(super) fn socket_auth_failed(&mut self, nsp: &str, message: &str) {
+        let Some(s) = self.sockets.get(nsp) else { return };
+        let attempt = s.auth_failures;
+        let reconnect = &self.config.reconnect;
+        let give_up = !reconnect.enabled || reconnect.max_attempts.is_some_and(|max| attempt >= max);
+        let message = format!("the auth provider failed: {message}");
+        let error = ConnectError { message, data: None, will_retry: !give_up, fallback_pending: false };
+        self.push(Output::ConnectError { namespace: nsp.to_string(), error });
+        if give_up {
+            self.deactivate(nsp, DisconnectReason::ConnectError);
+            self.close_engine_if_unused();
+            self.update_feed();
+            return;
+        }
+        let delay = self.config.reconnect.backoff.delay_ms(attempt, &mut self.rng);
+        let deadline = self.now.plus_millis(delay);
+        if let Some(s) = self.sock(nsp) {
+            s.auth_failures = attempt.saturating_add(1);
+            s.phase = SocketPhase::AuthRetry { deadline };
+        }
+    }
+
     pub(super) fn sockets_engine_closed(&mut self, reason: DisconnectReason) {
         for n in self.names(|s| {
-            matches!(s.phase, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. } | SocketPhase::Auth(_))
+            matches!(
+                s.phase,
+                SocketPhase::Connected { .. }
+                    | SocketPhase::Connecting { .. }
+                    | SocketPhase::Auth(_)
+                    | SocketPhase::AuthRetry { .. }
+            )
         }) {
             let was_connected = self.sockets.get(&n).is_some_and(Socket::is_connected);
             if let Some(s) = self.sock(&n) {
@@ -412,8 +456,7 @@ impl Client {
         let waiting: Vec<(String, bool)> = s.unsynced.iter().map(|(r, j)| (r.clone(), *j)).collect();
         self.fail_sent_acks(nsp);
         for (room, join) in waiting {
-            let namespace = nsp.to_string();
-            self.push(Output::Room { namespace, room, join, result: Err(EmitError::Disconnected) });
+            self.room_done(nsp, &room, join, Err(EmitError::Disconnected));
         }
         for p in buffered.into_iter().chain(queued.into_iter().map(|r| r.p)) {
             self.push(Output::Settled { emit: p.emit, result: Err(EmitError::Disconnected) });
@@ -431,12 +474,7 @@ impl Client {
         for (_, a) in acks {
             match a {
                 AckWait::User { emit, .. } => self.push(Output::Settled { emit, result: Err(EmitError::Disconnected) }),
-                AckWait::Room { room, join, .. } => self.push(Output::Room {
-                    namespace: nsp.to_string(),
-                    room,
-                    join,
-                    result: Err(EmitError::Disconnected),
-                }),
+                AckWait::Room { room, join, .. } => self.room_done(nsp, &room, join, Err(EmitError::Disconnected)),
                 AckWait::Reliable => {}
             }
         }
@@ -499,6 +537,7 @@ impl Client {
             s.offset = None;
         }
         s.pid = pid;
+        s.auth_failures = 0;
         s.phase = SocketPhase::Connected { sid: sid.clone(), recovered };
         self.set_state(nsp, ConnectionState::Connected { transport, recovered, sid });
         self.sync_rooms(nsp, recovered);
@@ -627,9 +666,7 @@ impl Client {
         };
         match wait {
             AckWait::User { emit, .. } => self.push(Output::Settled { emit, result: Ok(args) }),
-            AckWait::Room { room, join, .. } => {
-                self.push(Output::Room { namespace: nsp.to_string(), room, join, result: Ok(args) });
-            }
+            AckWait::Room { room, join, .. } => self.room_done(nsp, &room, join, Ok(args)),
             AckWait::Reliable => {
                 let head = s.queue.front().and_then(|r| r.in_flight).map(|(a, _)| a);
                 if head == Some(id) {
@@ -672,8 +709,10 @@ impl Client {
             return Err(EmitError::ReservedName(req.event));
         }
         req.args.check_placeholders(self.config.max_attachments).map_err(EmitError::InvalidArgs)?;
-        if let Some(key) = &req.idempotency_key {
-            req.args = with_idempotency_key(&req.args, key)?;
+        match req.idempotency_key.take() {
+            Some(IdempotencyKey::Given(key)) => req.args = with_idempotency_key(&req.args, &key)?,
+            Some(IdempotencyKey::New) => req.args = with_idempotency_key(&req.args, &self.rng.token(20))?,
+            None => {}
         }
         if let Some(e) = self.too_large(&nsp, &req.event, &req.args) {
             return Err(e);
@@ -814,12 +853,14 @@ impl Client {
 
     // ---------------------------------------------------------------- rooms
 
-    pub(super) fn socket_room(&mut self, nsp: &str, room: &str, join: bool) -> Result<(), CommandError> {
+    pub(super) fn socket_room(&mut self, nsp: &str, room: &str, join: bool) -> Result<RoomRequestId, CommandError> {
+        let id = RoomRequestId(self.next_id());
         let Some(s) = self.sock(nsp) else { return Err(CommandError::UnknownNamespace(nsp.to_string())) };
+        s.room_requests.push((id, room.to_string(), join));
         let changed = if join { s.rooms.insert(room.to_string()) } else { s.rooms.remove(room) };
         if s.is_connected() {
             self.send_room(nsp, room, join);
-            return Ok(());
+            return Ok(id);
         }
         // Disconnected: remember the change for the next connection, and answer every request
         // that will never reach the server, so no caller waits forever.
@@ -840,10 +881,29 @@ impl Client {
             (false, _) => done.push(join),
         }
         for join in done {
-            let (namespace, room) = (nsp.to_string(), room.to_string());
-            self.push(Output::Room { namespace, room, join, result: Ok(Args::empty()) });
+            self.room_done(nsp, room, join, Ok(Args::empty()));
         }
-        Ok(())
+        Ok(id)
+    }
+
+    /// Answers every open request to join (or leave) `room` with `result`; with none open, says
+    /// it anyway (the client's own re-join after a reconnect).
+    fn room_done(&mut self, nsp: &str, room: &str, join: bool, result: Result<Args, EmitError>) {
+        let Some(s) = self.sock(nsp) else { return };
+        let mut answered = Vec::new();
+        s.room_requests.retain(|(id, r, j)| {
+            let matches = *j == join && r == room;
+            if matches {
+                answered.push(*id);
+            }
+            !matches
+        });
+        let requests: Vec<Option<RoomRequestId>> =
+            if answered.is_empty() { vec![None] } else { answered.into_iter().map(Some).collect() };
+        for request in requests {
+            let (namespace, room) = (nsp.to_string(), room.to_string());
+            self.push(Output::Room { request, namespace, room, join, result: result.clone() });
+        }
     }
 
     fn send_room(&mut self, nsp: &str, room: &str, join: bool) {
@@ -868,7 +928,7 @@ impl Client {
             // A new session is in no room: a leave made while disconnected is done already.
             let leaves: Vec<String> = unsynced.into_iter().filter(|(_, join)| !join).map(|(r, _)| r).collect();
             for room in leaves {
-                self.push(Output::Room { namespace: nsp.to_string(), room, join: false, result: Ok(Args::empty()) });
+                self.room_done(nsp, &room, false, Ok(Args::empty()));
             }
             let Some(s) = self.sock(nsp) else { return };
             s.rooms.iter().map(|r| (r.clone(), true)).collect()
@@ -884,6 +944,10 @@ impl Client {
         let now = self.now;
         let retries = self.config.retries;
         for nsp in self.names(|s| s.deadline().is_some_and(|d| d <= now)) {
+            if matches!(self.sockets.get(&nsp).map(|s| &s.phase), Some(SocketPhase::AuthRetry { deadline }) if *deadline <= now)
+            {
+                self.begin_connect(&nsp);
+            }
             if matches!(self.sockets.get(&nsp).map(|s| &s.phase), Some(SocketPhase::Connecting { deadline, .. }) if *deadline <= now)
             {
                 // The namespace never answered: treat the connection as broken and start over.
@@ -902,14 +966,13 @@ impl Client {
                 .map(|(id, _)| *id)
                 .collect();
             let mut outs = Vec::new();
+            let mut rooms = Vec::new();
             for id in expired {
                 match s.acks.remove(&id) {
                     Some(AckWait::User { emit, .. }) => {
                         outs.push(Output::Settled { emit, result: Err(EmitError::Timeout) })
                     }
-                    Some(AckWait::Room { room, join, .. }) => {
-                        outs.push(Output::Room { namespace: nsp.clone(), room, join, result: Err(EmitError::Timeout) });
-                    }
+                    Some(AckWait::Room { room, join, .. }) => rooms.push((room, join)),
                     _ => {}
                 }
             }
@@ -940,6 +1003,9 @@ impl Client {
                 resend = true;
             }
             self.outputs.extend(outs);
+            for (room, join) in rooms {
+                self.room_done(&nsp, &room, join, Err(EmitError::Timeout));
+            }
             if resend {
                 self.drain_queue(&nsp);
             }

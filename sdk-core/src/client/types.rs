@@ -40,6 +40,11 @@ id_type!(
     AuthRequestId
 );
 id_type!(
+    /// A room join or leave ([`crate::Client::join`], [`crate::Client::leave`]), answered once by
+    /// an [`Output::Room`] that carries it.
+    RoomRequestId
+);
+id_type!(
     /// An event handed to the driver ([`Output::Event`]); report it with
     /// [`crate::Client::delivered`] once every consumer that matches it has it.
     DeliveryId
@@ -444,8 +449,11 @@ pub enum Output {
         /// Ack arguments, or the failure.
         result: Result<Args, EmitError>,
     },
-    /// A room join or leave was acknowledged (or failed).
+    /// A room join or leave was acknowledged (or failed). Every request gets exactly one; a
+    /// re-join the client makes by itself after a reconnect comes with `request: None`.
     Room {
+        /// The request answered, or `None` for the client's own re-join or re-leave.
+        request: Option<RoomRequestId>,
         /// Namespace.
         namespace: String,
         /// Room name.
@@ -491,7 +499,17 @@ pub struct EmitRequest {
     /// Drop instead of buffering when not writable; never retried.
     pub volatile: bool,
     /// Add `"idempotencyKey": KEY` to the first (object) argument, kept across retries.
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// The idempotency key of an emit ([`EmitRequest::idempotency_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyKey {
+    /// This key (the application's own, e.g. from its database).
+    Given(String),
+    /// A fresh random key chosen by the client when the emit is accepted (20 characters of
+    /// `[A-Za-z0-9]`), the same generator in every driver.
+    New,
 }
 
 impl EmitRequest {
@@ -528,9 +546,14 @@ impl EmitRequest {
         self.volatile = true;
         self
     }
-    /// With an idempotency key.
+    /// With this idempotency key.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
+        self.idempotency_key = Some(IdempotencyKey::Given(key.into()));
+        self
+    }
+    /// With a fresh idempotency key, chosen by the client.
+    pub fn new_idempotency_key(mut self) -> Self {
+        self.idempotency_key = Some(IdempotencyKey::New);
         self
     }
 }

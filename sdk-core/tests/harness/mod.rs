@@ -153,6 +153,7 @@ struct Item {
 #[derive(Debug)]
 pub struct RoomAck {
     pub at: u64,
+    pub request: Option<tidings_core::RoomRequestId>,
     pub namespace: String,
     pub room: String,
     pub join: bool,
@@ -182,6 +183,8 @@ pub struct World {
     pub app: App,
     /// Answers to [`Output::NeedAuth`], used in order (none left: the request stays unanswered).
     pub auth_tokens: VecDeque<Option<String>>,
+    /// This many [`Output::NeedAuth`] are answered first with `Client::auth_failed`.
+    pub auth_failures: u32,
     /// Answer every server ack request with `["ok"]`.
     pub auto_ack: bool,
     /// Every WebSocket the client opened: (time, URL).
@@ -237,6 +240,7 @@ impl World {
             link: Link::new(link, seed),
             app: App::default(),
             auth_tokens: VecDeque::new(),
+            auth_failures: 0,
             auto_ack: false,
             ws_opens: Vec::new(),
             http: Vec::new(),
@@ -425,7 +429,10 @@ impl World {
             }
             Output::NeedAuth { namespace, request } => {
                 self.app.need_auth.push((now, namespace));
-                if let Some(tok) = self.auth_tokens.pop_front() {
+                if self.auth_failures > 0 {
+                    self.auth_failures -= 1;
+                    self.client.auth_failed(self.at(), request, "token service unavailable").unwrap();
+                } else if let Some(tok) = self.auth_tokens.pop_front() {
                     self.client.provide_auth(self.at(), request, tok).unwrap();
                 }
             }
@@ -449,8 +456,8 @@ impl World {
                 self.log(|| format!("APP settled {} {result:?}", emit.get()));
                 self.app.settled.push((now, emit, result));
             }
-            Output::Room { namespace, room, join, result } => {
-                self.app.rooms.push(RoomAck { at: now, namespace, room, join, result });
+            Output::Room { request, namespace, room, join, result } => {
+                self.app.rooms.push(RoomAck { at: now, request, namespace, room, join, result });
             }
             Output::State { namespace, state } => {
                 self.log(|| format!("APP state {namespace} {state:?}"));
@@ -713,14 +720,16 @@ impl World {
         self.emit(EmitRequest::new(event, args(json)).with_ack()).unwrap()
     }
 
-    pub fn join(&mut self, room: &str) {
-        self.client.join(self.at(), "/", room).unwrap();
+    pub fn join(&mut self, room: &str) -> tidings_core::RoomRequestId {
+        let id = self.client.join(self.at(), "/", room).unwrap();
         self.drain();
+        id
     }
 
-    pub fn leave(&mut self, room: &str) {
-        self.client.leave(self.at(), "/", room).unwrap();
+    pub fn leave(&mut self, room: &str) -> tidings_core::RoomRequestId {
+        let id = self.client.leave(self.at(), "/", room).unwrap();
         self.drain();
+        id
     }
 
     /// The server emits `event` with `args` (JSON values without brackets) on `/`.
