@@ -86,9 +86,17 @@ pub(crate) fn array_elements_noting(text: &str, noted: usize) -> Result<(Vec<Ran
         i += 1;
     } else {
         loop {
+            // In the browser build the scanner is instantiated once (bytes over speed): the noted
+            // element is not looked into, and the answer is "maybe".
+            #[cfg(not(target_arch = "wasm32"))]
             let (_, r) = if out.len() == noted {
                 scan_with(text, i, MAX_DEPTH - 1, &mut data_key)?
             } else {
+                scan_with(text, i, MAX_DEPTH - 1, &mut NoVisit)?
+            };
+            #[cfg(target_arch = "wasm32")]
+            let (_, r) = {
+                data_key.found |= out.len() == noted;
                 scan_with(text, i, MAX_DEPTH - 1, &mut NoVisit)?
             };
             i = skip_ws(b, r.end);
@@ -440,7 +448,7 @@ fn hex4(b: &[u8], i: usize) -> Result<u32, JsonError> {
 /// The index of the first byte at or after `j` that ends a run of plain string bytes (a quote, a
 /// backslash or a control character), or `b.len()`. Eight bytes at a time where it can: strings
 /// are most of an event's text, and this scan runs on every event.
-#[inline(always)]
+#[cfg_attr(not(target_arch = "wasm32"), inline(always))]
 fn skip_plain(b: &[u8], mut j: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -470,7 +478,7 @@ fn skip_plain(b: &[u8], mut j: usize) -> usize {
     if mask == 0 { b.len() } else { (j + (mask.trailing_zeros() / 8) as usize).min(b.len()) }
 }
 
-#[inline(always)]
+#[cfg_attr(not(target_arch = "wasm32"), inline(always))]
 fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), JsonError> {
     let mut j = i + 1;
     let mut escaped = false;

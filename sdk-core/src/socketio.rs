@@ -121,6 +121,11 @@ pub enum Error {
     InvalidPayload(&'static str),
     /// A placeholder refers to an attachment that does not exist, or is malformed.
     BadPlaceholder,
+    /// Two placeholders refer to the same attachment. socket.io's encoders write one attachment
+    /// per occurrence of binary data, so only a hand-made packet does this; refused because each
+    /// reference is materialised as a copy (a 1 MB attachment named by every placeholder of a large
+    /// text would grow into gigabytes).
+    RepeatedPlaceholder,
     /// A binary frame arrived when no binary packet was waiting for attachments.
     UnexpectedBinary,
     /// A text packet arrived while a binary packet still waited for attachments.
@@ -184,6 +189,7 @@ impl std::fmt::Display for Error {
             Self::BadJson(e) => write!(f, "invalid payload: {e}"),
             Self::InvalidPayload(why) => write!(f, "invalid payload: {why}"),
             Self::BadPlaceholder => f.write_str("invalid binary placeholder"),
+            Self::RepeatedPlaceholder => f.write_str("two binary placeholders refer to the same attachment"),
             Self::UnexpectedBinary => f.write_str("got binary data when not reconstructing a packet"),
             Self::IncompleteBinary => f.write_str("got plaintext data when reconstructing a packet"),
         }
@@ -477,8 +483,12 @@ impl Decoder {
         if packet.kind.is_binary() {
             let data = packet.data.as_ref().map_or("", RawJson::as_str);
             let nums = placeholders(data)?;
-            if nums.iter().any(|&n| usize::try_from(n).map_or(true, |n| n >= announced)) {
-                return Err(Error::BadPlaceholder);
+            let mut seen = vec![false; announced];
+            for n in nums {
+                let slot = usize::try_from(n).ok().and_then(|n| seen.get_mut(n)).ok_or(Error::BadPlaceholder)?;
+                if std::mem::replace(slot, true) {
+                    return Err(Error::RepeatedPlaceholder);
+                }
             }
             if announced > 0 {
                 self.pending = Some((packet, announced));

@@ -180,6 +180,19 @@ fn sio_2_binary_zero_attachments_completes_at_once() {
 }
 
 #[test]
+fn a_binary_packet_naming_one_attachment_twice_is_refused_before_its_attachments_arrive() {
+    let mut d = Decoder::new(DEFAULT_MAX_ATTACHMENTS);
+    let twice = r#"52-["a",{"_placeholder":true,"num":0},{"_placeholder":true,"num":0}]"#;
+    assert_eq!(d.text(twice.to_string()), Err(Error::RepeatedPlaceholder));
+    assert!(!d.is_pending(), "nothing waits for the attachments");
+    // Each attachment once, in any order, is fine.
+    let once = r#"52-["a",{"_placeholder":true,"num":1},{"_placeholder":true,"num":0}]"#;
+    assert_eq!(d.text(once.to_string()), Ok(None));
+    assert_eq!(d.binary(vec![1]), Ok(None));
+    assert!(d.binary(vec![2]).unwrap().is_some());
+}
+
+#[test]
 fn sio_2_disconnect() {
     assert_eq!(full("1"), (PacketType::Disconnect, "/".into(), None, None));
     assert_eq!(full("1/custom,"), (PacketType::Disconnect, "/custom".into(), None, None));

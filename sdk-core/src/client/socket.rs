@@ -367,7 +367,7 @@ impl Client {
         let attempt = s.auth_failures;
         let reconnect = &self.config.reconnect;
         let give_up = !reconnect.enabled || reconnect.max_attempts.is_some_and(|max| attempt >= max);
-        let message = format!("the auth provider failed: {message}");
+        let message = ["the auth provider failed: ", message].concat();
         let error = ConnectError { message, data: None, will_retry: !give_up, fallback_pending: false };
         self.push(Output::ConnectError { namespace: nsp.to_string(), error });
         if give_up {
@@ -889,20 +889,23 @@ impl Client {
     /// Answers every open request to join (or leave) `room` with `result`; with none open, says
     /// it anyway (the client's own re-join after a reconnect).
     fn room_done(&mut self, nsp: &str, room: &str, join: bool, result: Result<Args, EmitError>) {
-        let Some(s) = self.sock(nsp) else { return };
-        let mut answered = Vec::new();
-        s.room_requests.retain(|(id, r, j)| {
-            let matches = *j == join && r == room;
-            if matches {
-                answered.push(*id);
+        let Some(s) = self.sockets.get_mut(nsp) else { return };
+        let mut none = true;
+        let mut i = 0;
+        while let Some((id, r, j)) = s.room_requests.get(i) {
+            if *j != join || r != room {
+                i += 1;
+                continue;
             }
-            !matches
-        });
-        let requests: Vec<Option<RoomRequestId>> =
-            if answered.is_empty() { vec![None] } else { answered.into_iter().map(Some).collect() };
-        for request in requests {
+            let request = Some(*id);
+            s.room_requests.swap_remove(i);
+            none = false;
             let (namespace, room) = (nsp.to_string(), room.to_string());
-            self.push(Output::Room { request, namespace, room, join, result: result.clone() });
+            self.outputs.push_back(Output::Room { request, namespace, room, join, result: result.clone() });
+        }
+        if none {
+            let (namespace, room) = (nsp.to_string(), room.to_string());
+            self.push(Output::Room { request: None, namespace, room, join, result });
         }
     }
 
