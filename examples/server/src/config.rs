@@ -4,10 +4,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Secret used when none is configured and dev login is on. Never use it in production.
+/// Secret used when none is configured and dev login is on. Never use it in production: the
+/// server refuses it on an address other than loopback ([`Config::validate`]).
 pub const DEV_JWT_SECRET: &str = "tidings-dev-jwt-secret-change-me";
-/// Internal API key used when none is configured and dev login is on.
+/// Internal API key used when none is configured and dev login is on (loopback only, as above).
 pub const DEV_INTERNAL_API_KEY: &str = "tidings-dev-internal-key";
+/// Shortest JWT secret and internal API key accepted on an address other than loopback.
+pub const MIN_SECRET_LEN: usize = 16;
 
 /// Server configuration.
 #[derive(Clone)]
@@ -22,7 +25,8 @@ pub struct Config {
     pub internal_api_key: String,
     /// A built web app to serve at `/` (`--static-dir`, `TIDINGS_STATIC_DIR`).
     pub static_dir: Option<PathBuf>,
-    /// Whether `POST /api/dev/login` hands out demo tokens (`--no-dev-login`, `TIDINGS_DEV_LOGIN=0`).
+    /// Whether `POST /api/dev/login` hands out demo tokens (`--dev-login` / `--no-dev-login`,
+    /// `TIDINGS_DEV_LOGIN=1|0`; default on for a loopback `bind`, off otherwise).
     pub dev_login: bool,
     /// Origins allowed by CORS (`--cors-origin`, `TIDINGS_CORS_ORIGINS`, comma-separated; `*` for any).
     pub cors_origins: Vec<String>,
@@ -74,8 +78,9 @@ impl Config {
         let mut key = env("TIDINGS_INTERNAL_API_KEY");
         let mut static_dir = env("TIDINGS_STATIC_DIR");
         let mut cors = env("TIDINGS_CORS_ORIGINS");
-        let mut dev_login =
-            env("TIDINGS_DEV_LOGIN").is_none_or(|v| !matches!(v.as_str(), "0" | "false" | "off" | "no"));
+        let mut dev_login = env("TIDINGS_DEV_LOGIN")
+            .filter(|v| !v.is_empty())
+            .map(|v| !matches!(v.as_str(), "0" | "false" | "off" | "no"));
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -86,35 +91,35 @@ impl Config {
                 "--internal-api-key" => key = Some(value("--internal-api-key")?),
                 "--static-dir" => static_dir = Some(value("--static-dir")?),
                 "--cors-origin" => cors = Some(value("--cors-origin")?),
-                "--no-dev-login" => dev_login = false,
-                "--dev-login" => dev_login = true,
+                "--no-dev-login" => dev_login = Some(false),
+                "--dev-login" => dev_login = Some(true),
                 "-h" | "--help" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown flag {other:?}\n\n{USAGE}")),
             }
         }
-        let (secret, key) = match (secret, key, dev_login) {
-            (Some(s), Some(k), _) => (s, k),
-            (s, k, true) => {
-                if s.is_none() || k.is_none() {
-                    tracing::warn!(
-                        "using the built-in DEV secret/key: set TIDINGS_JWT_SECRET and TIDINGS_INTERNAL_API_KEY outside demos"
-                    );
-                }
+        let bind: SocketAddr = bind
+            .as_deref()
+            .unwrap_or("127.0.0.1:3000")
+            .parse()
+            .map_err(|e| format!("--bind / TIDINGS_BIND must be host:port: {e}"))?;
+        // Dev login hands out tokens without a password: on by default only where nobody else can
+        // reach it.
+        let dev_login = dev_login.unwrap_or_else(|| is_loopback(&bind));
+        let (secret, key) = match (secret, key) {
+            (Some(s), Some(k)) => (s, k),
+            _ if !is_loopback(&bind) => return Err(exposed_message(&bind)),
+            (s, k) if dev_login => {
+                tracing::warn!(
+                    "using the built-in DEV secret/key: set TIDINGS_JWT_SECRET and TIDINGS_INTERNAL_API_KEY outside demos"
+                );
                 (s.unwrap_or_else(|| DEV_JWT_SECRET.into()), k.unwrap_or_else(|| DEV_INTERNAL_API_KEY.into()))
             }
             _ => {
                 return Err("TIDINGS_JWT_SECRET and TIDINGS_INTERNAL_API_KEY are required when dev login is off".into());
             }
         };
-        if secret.is_empty() || key.is_empty() {
-            return Err("the JWT secret and the internal API key must not be empty".into());
-        }
         let mut c = Config::new(data_dir.unwrap_or_else(|| "data".into()), &secret, &key);
-        c.bind = bind
-            .as_deref()
-            .unwrap_or("127.0.0.1:3000")
-            .parse()
-            .map_err(|e| format!("--bind / TIDINGS_BIND must be host:port: {e}"))?;
+        c.bind = bind;
         c.static_dir = static_dir.filter(|s| !s.is_empty()).map(PathBuf::from);
         c.dev_login = dev_login;
         c.cors_origins =
@@ -125,8 +130,42 @@ impl Config {
         if let Some(max) = env("TIDINGS_MAX_BODY_BYTES") {
             c.max_body_bytes = max.parse().map_err(|_| "TIDINGS_MAX_BODY_BYTES must be a number")?;
         }
+        c.validate()?;
+        if c.dev_login && !is_loopback(&c.bind) {
+            tracing::warn!(bind = %c.bind, "dev login is on for an address other than loopback: anyone who reaches it gets demo tokens");
+        }
         Ok(c)
     }
+
+    /// Refuses what must never run: empty secrets, and, on an address other than loopback, the
+    /// built-in DEV secret or key (even when given explicitly) or one shorter than
+    /// [`MIN_SECRET_LEN`]. [`crate::serve`] checks it too.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.jwt_secret.is_empty() || self.internal_api_key.is_empty() {
+            return Err("the JWT secret and the internal API key must not be empty".into());
+        }
+        if is_loopback(&self.bind) {
+            return Ok(());
+        }
+        let weak = |s: &str, dev: &str| s == dev || s.len() < MIN_SECRET_LEN;
+        if weak(&self.jwt_secret, DEV_JWT_SECRET) || weak(&self.internal_api_key, DEV_INTERNAL_API_KEY) {
+            return Err(exposed_message(&self.bind));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `addr` is reachable from this machine only (`127.0.0.0/8`, `::1`, `::ffff:127.x`).
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
+}
+
+fn exposed_message(bind: &SocketAddr) -> String {
+    format!(
+        "refusing to listen on {bind}: it is not a loopback address, and the JWT secret and the internal API key \
+         are missing, the built-in DEV values, or shorter than {MIN_SECRET_LEN} characters. Set TIDINGS_JWT_SECRET and \
+         TIDINGS_INTERNAL_API_KEY (or --jwt-secret / --internal-api-key) to real secrets, or bind 127.0.0.1 for a demo"
+    )
 }
 
 /// `--help`.
@@ -139,9 +178,12 @@ pub const USAGE: &str = "tidings-example-server [flags]
   --static-dir DIR         serve a built web app at / (TIDINGS_STATIC_DIR)
   --cors-origin LIST       allowed origins, comma-separated, * for any (TIDINGS_CORS_ORIGINS)
   --no-dev-login           disable POST /api/dev/login (TIDINGS_DEV_LOGIN=0)
+  --dev-login              enable it (TIDINGS_DEV_LOGIN=1; default: on for a loopback --bind only)
 
   RUST_LOG sets the log filter (default info); TIDINGS_LOG_FORMAT=json logs JSON lines.
-  Without a secret and key, dev login must be on and built-in DEV values are used.";
+  On a loopback address without a secret and key, dev login must be on and built-in DEV values
+  are used. On any other address the server refuses to start without real ones (16+ characters,
+  not the DEV values).";
 
 #[cfg(test)]
 mod tests {
@@ -166,5 +208,52 @@ mod tests {
         let dev = Config::from_args(Vec::new(), |_| None).unwrap();
         assert_eq!(dev.jwt_secret, DEV_JWT_SECRET);
         assert_eq!(dev.bind.port(), 3000);
+        assert!(dev.dev_login);
+    }
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_public_address_needs_real_secrets() {
+        let none = |_: &str| None;
+        for bind in ["0.0.0.0:3000", "[::]:3000", "192.168.1.5:3000", "[::ffff:10.0.0.1]:3000"] {
+            let e = Config::from_args(args(&["--bind", bind]), none).unwrap_err();
+            assert!(e.starts_with("refusing to listen on "), "{e}");
+            let e = Config::from_args(args(&["--bind", bind, "--dev-login"]), none).unwrap_err();
+            assert!(e.contains("not a loopback address"), "{e}");
+            // The DEV values given explicitly are not real secrets.
+            let dev =
+                args(&["--bind", bind, "--jwt-secret", DEV_JWT_SECRET, "--internal-api-key", DEV_INTERNAL_API_KEY]);
+            assert!(Config::from_args(dev, none).unwrap_err().contains("not a loopback address"));
+            let short = args(&["--bind", bind, "--jwt-secret", "short", "--internal-api-key", "0123456789abcdef"]);
+            assert!(Config::from_args(short, none).is_err());
+            let real = args(&[
+                "--bind",
+                bind,
+                "--jwt-secret",
+                "0123456789abcdef-jwt",
+                "--internal-api-key",
+                "0123456789abcdef",
+            ]);
+            let c = Config::from_args(real.clone(), none).unwrap();
+            assert!(!c.dev_login, "dev login is off by default on a public address");
+            let mut with_dev = real;
+            with_dev.push("--dev-login".into());
+            assert!(Config::from_args(with_dev, none).unwrap().dev_login);
+        }
+        // Loopback keeps the demo defaults, IPv6 and mapped loopback included.
+        for bind in ["127.0.0.1:0", "127.0.0.2:3000", "[::1]:3000", "[::ffff:127.0.0.1]:3000"] {
+            let c = Config::from_args(args(&["--bind", bind]), none).unwrap();
+            assert!(c.dev_login);
+            assert_eq!(c.internal_api_key, DEV_INTERNAL_API_KEY);
+        }
+        // The library path refuses the same thing.
+        let mut c = Config::new("data", DEV_JWT_SECRET, DEV_INTERNAL_API_KEY);
+        assert!(c.validate().is_ok());
+        c.bind = "0.0.0.0:0".parse().unwrap();
+        assert!(c.validate().is_err());
+        assert!(Config::new("data", "", "k").validate().is_err());
     }
 }

@@ -89,7 +89,11 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// Loads the event logs, binds `config.bind` and serves until [`ServerHandle::shutdown`].
+///
+/// Refuses (`InvalidInput`) a configuration that [`Config::validate`] refuses: the DEV secrets on an
+/// address other than loopback.
 pub async fn serve(config: Config) -> std::io::Result<(SocketAddr, ServerHandle)> {
+    config.validate().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let store = store::Store::open(&config.data_dir)?;
     let max = config.max_body_bytes;
     let (layer, io) = SocketIo::builder().max_payload(max as u64).max_buffer_size(1024).build_layer();
