@@ -1081,6 +1081,39 @@ fn rest_feed_gives_up_after_consecutive_failures() {
 }
 
 #[test]
+fn a_feed_page_over_the_body_limit_is_asked_again_smaller_and_nothing_is_skipped() {
+    let mut w = world_with_failing_feed(|f| f.max_body = 2_000);
+    let big = "x".repeat(300);
+    for i in 0..10 {
+        w.server_emit("news", &format!(r#""{i}{big}""#));
+    }
+    w.connect();
+    w.run_until(30_000);
+    // Each feed entry is ~370 bytes: 100, 50, 25, 12 and 6 at once are too large, 3 fit; the page
+    // grows back after each page that fits and shrinks again when it does not.
+    let limits: Vec<String> = w
+        .http
+        .iter()
+        .filter(|(_, r)| r.purpose == RequestPurpose::FeedPoll)
+        .filter_map(|(_, r)| r.url.split("limit=").nth(1).map(|l| l.split('&').next().unwrap_or("").to_string()))
+        .collect();
+    assert_eq!(limits[..6], strs(&["100", "50", "25", "12", "6", "3"])[..]);
+    let got: Vec<String> = w.app.events.iter().map(|(_, e)| e.args.get(0).unwrap()[1..2].to_string()).collect();
+    assert_eq!(got, (0..10).map(|i| i.to_string()).collect::<Vec<_>>(), "every event once, in order");
+    assert!(!w.app.feed.iter().any(|(_, s)| matches!(s, FeedStatus::GaveUp { .. })));
+
+    // One event alone larger than the limit is reported, never skipped.
+    w.server_emit("news", &format!(r#""{}""#, "y".repeat(3_000)));
+    w.run_for(60_000);
+    assert_eq!(w.app.events.len(), 10);
+    assert!(
+        matches!(&w.app.feed.last().unwrap().1, FeedStatus::GaveUp { error } if error.contains("larger than FeedConfig::max_body (2000 bytes)")),
+        "{:?}",
+        w.app.feed.last()
+    );
+}
+
+#[test]
 fn a_feed_that_never_answers_times_out_each_poll_and_gives_up() {
     let mut w = world_with_failing_feed(|f| f.request_timeout = Duration::from_secs(5));
     w.feed_silent = true;

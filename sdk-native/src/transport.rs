@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tidings_core::engineio::Frame;
-use tidings_core::{ConnId, HttpRequest, Method, RequestId};
+use tidings_core::{ConnId, HttpError, HttpRequest, Method, RequestId};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -21,7 +21,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream, connect_asyn
 pub(crate) enum IoEvent {
     WsOpened(ConnId, Box<WsStream>),
     WsClosed { conn: ConnId, code: Option<u16>, error: Option<String> },
-    Http { id: RequestId, result: Result<(u16, Vec<u8>), String> },
+    Http { id: RequestId, result: Result<(u16, Vec<u8>), HttpError> },
     Auth { request: tidings_core::AuthRequestId, auth: Result<Option<String>, String> },
 }
 
@@ -236,7 +236,7 @@ pub(crate) fn spawn_http(net: &Net, req: HttpRequest, events: mpsc::Sender<IoEve
     })
 }
 
-async fn perform(http: reqwest::Client, req: HttpRequest) -> Result<(u16, Vec<u8>), String> {
+async fn perform(http: reqwest::Client, req: HttpRequest) -> Result<(u16, Vec<u8>), HttpError> {
     let mut b = match req.method {
         Method::Get => http.get(&req.url),
         Method::Post => http.post(&req.url),
@@ -250,12 +250,12 @@ async fn perform(http: reqwest::Client, req: HttpRequest) -> Result<(u16, Vec<u8
     if let Some(body) = req.body {
         b = b.body(body);
     }
-    let mut resp = b.send().await.map_err(|e| e.without_url().to_string())?;
+    let mut resp = b.send().await.map_err(|e| HttpError::Network(e.without_url().to_string()))?;
     let status = resp.status().as_u16();
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.without_url().to_string())? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| HttpError::Network(e.without_url().to_string()))? {
         if body.len() + chunk.len() > req.max_body {
-            return Err(format!("response body larger than {} bytes", req.max_body));
+            return Err(HttpError::TooLarge { max_body: req.max_body });
         }
         body.extend_from_slice(&chunk);
     }

@@ -223,6 +223,68 @@ async fn feed_bridges_a_socketio_outage_and_recovery_adds_no_duplicates() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[tokio::test]
+async fn a_feed_page_over_the_body_limit_is_fetched_in_smaller_pages_and_nothing_is_skipped() {
+    let dir = std::env::temp_dir().join(format!("tidings-feed-big-{}-{}", std::process::id(), rand_suffix()));
+    let srv = NodeServer::start_with("s1", &["--data-dir", dir.to_str().unwrap()]);
+    let feed = FeedConfig {
+        after: Duration::from_millis(300),
+        interval: Duration::from_millis(200),
+        min_interval: Duration::from_millis(100),
+        max_interval: Duration::from_secs(1),
+        // About three of the events below per page.
+        max_body: 4_000,
+        ..FeedConfig::new(format!("{}/feed", srv.url()))
+    };
+    let client = Tidings::builder(&srv.url())
+        .token("t1")
+        .transports(TransportConfig::only(TransportKind::WebSocket))
+        .reconnect(reconnect())
+        .feed(feed)
+        .build()
+        .unwrap();
+    let mut tasks = client.on::<Envelope<Value>>("task.*");
+    let mut notices = client.notices();
+    until(&mut notices, connected).await;
+    client.join("user:1").await.unwrap();
+    // One event on the socket first: the feed resumes after the last event delivered (a feed
+    // asked with no position starts at its end).
+    srv.control("POST", "publish?room=user:1&event=task.created", Some(json!({"task": 0}))).await;
+    let first = tokio::time::timeout(T, tasks.next()).await.expect("event in time").unwrap().unwrap();
+    assert_eq!((first.data.data["task"].as_u64(), first.source), (Some(0), EventSource::Socket));
+    srv.control("POST", "refuse-socketio?on=1", None).await;
+    let pad = "x".repeat(1_000);
+    for n in 1..=8u32 {
+        let r =
+            srv.control("POST", "publish?room=user:1&event=task.created", Some(json!({"task": n, "pad": pad}))).await;
+        assert_eq!(r["id"], json!(format!("evt_{}", n + 1)), "{r}");
+    }
+    until(&mut notices, |n| matches!(n, Notice::Feed(FeedStatus::Polling))).await;
+    let mut got = Vec::new();
+    while got.len() < 8 {
+        let Ok(r) = tokio::time::timeout(T, tasks.next()).await else {
+            let requests = srv.control("GET", "feed-requests", None).await;
+            let notes: Vec<Notice> = std::iter::from_fn(|| notices.try_recv()).collect();
+            panic!("got {got:?}; notices {notes:?}; requests {requests}");
+        };
+        let r = r.unwrap().unwrap();
+        assert_eq!(r.source, EventSource::Feed);
+        got.push(r.data.data["task"].as_u64().unwrap());
+    }
+    assert_eq!(got, (1..=8).collect::<Vec<u64>>(), "every event once, in order");
+    let requests = srv.control("GET", "feed-requests", None).await;
+    let limits: Vec<String> = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "GET")
+        .filter_map(|r| r["url"].as_str()?.split("limit=").nth(1).map(|l| l.split('&').next().unwrap().to_string()))
+        .collect();
+    assert_eq!(limits[..6], ["100", "50", "25", "12", "6", "3"], "{limits:?}");
+    client.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

@@ -389,7 +389,10 @@ impl Inner {
                         }
                         Err(error) => {
                             let now = self.clock.now();
-                            self.core.handle_input(now, Input::HttpFailed { id, error });
+                            self.core.handle_input(
+                                now,
+                                Input::HttpFailed { id, error: tidings_core::HttpError::Network(error) },
+                            );
                         }
                     }
                 }

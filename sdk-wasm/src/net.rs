@@ -7,7 +7,7 @@ use std::rc::{Rc, Weak};
 
 use js_sys::{ArrayBuffer, Function, Promise, Uint8Array};
 use tidings_core::engineio::Frame;
-use tidings_core::{ConnId, HttpRequest, Input, Method};
+use tidings_core::{ConnId, HttpError, HttpRequest, Input, Method};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -144,23 +144,24 @@ impl Req {
     }
 }
 
-async fn perform(promise: Promise, max_body: usize) -> Result<(u16, Vec<u8>), String> {
+async fn perform(promise: Promise, max_body: usize) -> Result<(u16, Vec<u8>), HttpError> {
+    let net = HttpError::Network;
     let resp: Response = JsFuture::from(promise)
         .await
-        .map_err(|e| format!("fetch failed: {}", describe(&e)))?
+        .map_err(|e| net(format!("fetch failed: {}", describe(&e))))?
         .dyn_into()
-        .map_err(|_| "fetch did not return a Response".to_string())?;
-    let too_large = || format!("response body larger than {max_body} bytes");
+        .map_err(|_| net("fetch did not return a Response".to_string()))?;
+    let too_large = HttpError::TooLarge { max_body };
     if let Ok(Some(len)) = resp.headers().get("content-length")
         && len.trim().parse::<usize>().is_ok_and(|n| n > max_body)
     {
-        return Err(too_large());
+        return Err(too_large);
     }
-    let buf = resp.array_buffer().map_err(|e| describe(&e))?;
-    let buf = JsFuture::from(buf).await.map_err(|e| format!("reading the response failed: {}", describe(&e)))?;
+    let buf = resp.array_buffer().map_err(|e| net(describe(&e)))?;
+    let buf = JsFuture::from(buf).await.map_err(|e| net(format!("reading the response failed: {}", describe(&e))))?;
     let bytes = Uint8Array::new(&buf);
     if bytes.length() as usize > max_body {
-        return Err(too_large());
+        return Err(too_large);
     }
     Ok((resp.status(), bytes.to_vec()))
 }

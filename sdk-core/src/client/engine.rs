@@ -649,7 +649,7 @@ impl Client {
         }
     }
 
-    pub(super) fn on_http_failed(&mut self, id: RequestId, _error: String) {
+    pub(super) fn on_http_failed(&mut self, id: RequestId) {
         if self.drain_answered(id, false) {
             return;
         }

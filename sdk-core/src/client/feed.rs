@@ -28,7 +28,9 @@
 //! Events are de-duplicated against the socket's by `offset` and by `id` (which should equal the
 //! `id` of the envelope the socket delivers), so a handler sees each event once.
 
-use super::{Client, Event, EventSource, FeedStatus, HttpRequest, Method, Output, RequestId, RequestPurpose, ms};
+use super::{
+    Client, Event, EventSource, FeedStatus, HttpError, HttpRequest, Method, Output, RequestId, RequestPurpose, ms,
+};
 use crate::args::Args;
 use crate::dedup::DedupKey;
 use crate::json::{self, JsonKind};
@@ -45,6 +47,9 @@ pub(super) struct Feed {
     pub(super) last_socket_id: Option<String>,
     /// Acknowledgements sent, with when they are given up (aborted) if still unanswered.
     acks: std::collections::VecDeque<(RequestId, Instant)>,
+    /// The page size asked for, when smaller than the configured `limit` (0: the configured one):
+    /// halved while a page is larger than the body limit, doubled back after each page that fits.
+    page: u32,
 }
 
 impl std::fmt::Debug for Feed {
@@ -56,6 +61,7 @@ impl std::fmt::Debug for Feed {
             .field("cursor", &self.cursor)
             .field("last_socket_id", &self.last_socket_id)
             .field("acks", &self.acks)
+            .field("page", &self.page)
             .finish()
     }
 }
@@ -187,7 +193,7 @@ impl Client {
             FeedPhase::Polling { next, in_flight: Some(id), .. } if self.now >= next => {
                 // Accepted and never answered: give up on it; it counts as a failed poll.
                 self.push(Output::AbortHttp(id));
-                let error = format!("no answer within {} ms", ms(cfg.request_timeout));
+                let error = HttpError::Network(format!("no answer within {} ms", ms(cfg.request_timeout)));
                 self.feed_response(id, None, Some(&error));
             }
             _ => {}
@@ -203,7 +209,8 @@ impl Client {
 
     fn feed_poll(&mut self) {
         let Some(cfg) = &self.config.feed else { return };
-        let mut url = format!("{}/events?limit={}", cfg.url.trim_end_matches('/'), cfg.limit);
+        let limit = if self.feed.page == 0 { cfg.limit } else { self.feed.page };
+        let mut url = format!("{}/events?limit={limit}", cfg.url.trim_end_matches('/'));
         if let Some(c) = &self.feed.cursor {
             url.push_str("&since=");
             crate::url::encode_component(c, &mut url);
@@ -229,7 +236,12 @@ impl Client {
     }
 
     /// Handles the answer to a feed request; false when `id` is not the feed's.
-    pub(super) fn feed_response(&mut self, id: RequestId, response: Option<(u16, &[u8])>, error: Option<&str>) -> bool {
+    pub(super) fn feed_response(
+        &mut self,
+        id: RequestId,
+        response: Option<(u16, &[u8])>,
+        error: Option<&HttpError>,
+    ) -> bool {
         if let Some(pos) = self.feed.acks.iter().position(|a| a.0 == id) {
             // An acknowledgement's answer: nothing to do but forget it.
             self.feed.acks.remove(pos);
@@ -242,13 +254,28 @@ impl Client {
             return false;
         }
         let Some(cfg) = self.config.feed.clone() else { return true };
+        if let Some(HttpError::TooLarge { max_body }) = error {
+            // A page larger than the body limit: ask for half as many events at once, until one
+            // event alone is too large, which is an error to report (skipping it would lose it).
+            let asked = if self.feed.page == 0 { cfg.limit } else { self.feed.page };
+            if asked > 1 {
+                self.feed.page = asked / 2;
+                self.feed.phase = FeedPhase::Polling { next: self.now, in_flight: None, interval_ms, failures };
+                return true;
+            }
+            self.feed.phase = FeedPhase::GaveUp;
+            let error = format!("an event of the feed is larger than FeedConfig::max_body ({max_body} bytes)");
+            self.push(Output::Feed(FeedStatus::GaveUp { error }));
+            return true;
+        }
         let parsed = match (response, error) {
             (Some((200, body)), _) => match std::str::from_utf8(body) {
                 Ok(text) => parse_feed(text).map_err(str::to_string),
                 Err(_) => Err("the feed's answer is not UTF-8".to_string()),
             },
             (Some((status, _)), _) => Err(format!("the feed answered HTTP {status}")),
-            (None, e) => Err(format!("the feed request failed: {}", e.unwrap_or("unknown error"))),
+            (None, Some(e)) => Err(format!("the feed request failed: {e}")),
+            (None, None) => Err("the feed request failed".to_string()),
         };
         match parsed {
             Ok((events, cursor)) => {
@@ -256,6 +283,10 @@ impl Client {
                     cursor.or_else(|| events.last().map(|e| e.offset.clone().unwrap_or_else(|| e.id.clone())));
                 if next_cursor.is_some() {
                     self.feed.cursor = next_cursor;
+                }
+                if self.feed.page != 0 {
+                    let doubled = self.feed.page.saturating_mul(2);
+                    self.feed.page = if doubled >= cfg.limit { 0 } else { doubled };
                 }
                 let interval = ms(cfg.interval);
                 self.feed.phase = FeedPhase::Polling {

@@ -85,12 +85,12 @@ pub enum Input {
         /// Response body (the driver enforces [`HttpRequest::max_body`]).
         body: Vec<u8>,
     },
-    /// An HTTP request failed without a response (network error, body too large, aborted).
+    /// An HTTP request failed without a usable response.
     HttpFailed {
         /// Which request.
         id: RequestId,
         /// What failed.
-        error: String,
+        error: HttpError,
     },
     /// The network came back (`online` event).
     Online,
@@ -125,6 +125,29 @@ pub enum RequestPurpose {
     /// REST feed acknowledgement POST.
     FeedAck,
 }
+
+/// Why an HTTP request has no usable response ([`Input::HttpFailed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// The response body passed [`HttpRequest::max_body`] (the driver stopped reading it).
+    TooLarge {
+        /// The limit.
+        max_body: usize,
+    },
+    /// No response: the connection failed, was refused or reset (the driver's description).
+    Network(String),
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::TooLarge { max_body } => write!(f, "response body larger than {max_body} bytes"),
+            HttpError::Network(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
 
 /// An HTTP request the driver must perform and answer with [`Input::HttpResponse`] or [`Input::HttpFailed`].
 #[derive(Clone, PartialEq, Eq)]

@@ -138,7 +138,7 @@ enum Msg {
     CWsText(String),
     CWsClosed { code: Option<u16>, error: Option<String> },
     CHttp { status: u16, body: String },
-    CHttpFailed(String),
+    CHttpFailed(tidings_core::HttpError),
 }
 
 #[derive(Debug)]
@@ -502,7 +502,7 @@ impl World {
         let chan = Chan::Http(id);
         self.link.chans.insert(chan, ChanState::default());
         if self.link.partitioned(self.now) {
-            self.fail_open(chan, Msg::CHttpFailed("network unreachable".into()));
+            self.fail_open(chan, Msg::CHttpFailed(tidings_core::HttpError::Network("network unreachable".into())));
             return;
         }
         let msg = Msg::SHttp { purpose: req.purpose, post, url: req.url, body: req.body, auth: req.authorization };
@@ -570,7 +570,9 @@ impl World {
         let at = self.now + 1;
         let (to_client, to_server) = match chan {
             Chan::Ws(_) => (Msg::CWsClosed { code: None, error: Some("connection reset".into()) }, Msg::SWsClosed),
-            Chan::Http(_) => (Msg::CHttpFailed("connection reset".into()), Msg::SHttpAbort),
+            Chan::Http(_) => {
+                (Msg::CHttpFailed(tidings_core::HttpError::Network("connection reset".into())), Msg::SHttpAbort)
+            }
         };
         self.schedule(at, Item { chan, dir: None, msg: to_client });
         self.schedule(at, Item { chan, dir: None, msg: to_server });
@@ -670,7 +672,15 @@ impl World {
                     }
                 }
                 let rid = self.reqs[&id];
-                self.client.handle_input(self.at(), Input::HttpResponse { id: rid, status, body: body.into_bytes() });
+                // A driver reads at most `max_body` bytes of an answer.
+                let max_body =
+                    self.http.iter().rev().find(|(_, r)| r.id == rid).map_or(usize::MAX, |(_, r)| r.max_body);
+                let input = if body.len() > max_body {
+                    Input::HttpFailed { id: rid, error: tidings_core::HttpError::TooLarge { max_body } }
+                } else {
+                    Input::HttpResponse { id: rid, status, body: body.into_bytes() }
+                };
+                self.client.handle_input(self.at(), input);
                 Vec::new()
             }
             Msg::CHttpFailed(error) => {
