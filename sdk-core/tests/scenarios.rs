@@ -946,6 +946,26 @@ fn a_failing_auth_provider_is_asked_again_after_the_backoff_and_never_bypassed()
 }
 
 #[test]
+fn a_malformed_packet_closes_the_connection_with_its_cause_then_reconnects() {
+    let mut w = World::with(config(), s0());
+    w.connect();
+    w.run_until(100);
+    // Invalid JSON in an EVENT: the codec's own error is the fault, then "parse error".
+    w.server_raw_event("/", r#"["news",{"a":tru}]"#);
+    w.run_for(100);
+    assert_eq!(w.app.faults.len(), 1);
+    let fault = &w.app.faults[0].1;
+    assert!(
+        matches!(fault, tidings_core::Fault::Socket(tidings_core::socketio::Error::BadJson(e)) if e.reason == "invalid literal"),
+        "{fault:?}"
+    );
+    assert_eq!(fault.to_string(), "bad Socket.IO packet: invalid payload: invalid JSON: invalid literal at byte 14");
+    assert_eq!(disconnects(&w).last().map(|d| d.1), Some(DisconnectReason::ParseError));
+    assert!(w.run_until_cond(10_000, World::connected), "socket.io-client reconnects after a parse error");
+    assert!(w.app.events.is_empty(), "nothing was delivered from the bad packet");
+}
+
+#[test]
 fn the_state_query_says_what_the_last_state_output_said() {
     let mut w = World::with(config(), s0());
     assert_eq!(w.client.state("/"), None);

@@ -84,6 +84,9 @@ pub enum Notice {
     ConnectError(ConnectError),
     /// The REST feed fallback changed state.
     Feed(FeedStatus),
+    /// The client closed its connection because of this (a `Disconnected` state with reason
+    /// `ParseError` or `TransportError` follows; the client reconnects as usual).
+    Fault(tidings_core::Fault),
 }
 
 /// A WebSocket being opened (by a task) or open (read and written here).
@@ -469,6 +472,10 @@ impl Driver {
                 Output::ConnectError { namespace, error } => {
                     tracing::warn!(namespace = %namespace, message = %error.message, "connect error");
                     self.backlog.push_back(Pending::Notice(Some(namespace), Notice::ConnectError(error)));
+                }
+                Output::Fault(fault) => {
+                    tracing::warn!(%fault, "closing the connection");
+                    self.backlog.push_back(Pending::Notice(None, Notice::Fault(fault)));
                 }
                 Output::Feed(status) => {
                     tracing::info!(?status, "feed fallback");

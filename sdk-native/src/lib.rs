@@ -50,8 +50,8 @@ pub use payload::{Bytes, Payload};
 pub use tidings_core::config::{OverflowPolicy, ReconnectConfig, SendBufferConfig};
 pub use tidings_core::event::{Envelope, EnvelopeMetadata};
 pub use tidings_core::{
-    BackoffStrategy, ConnectError, ConnectionState, DisconnectReason, EmitError, EventSource, FeedConfig, FeedStatus,
-    TransportConfig, TransportKind,
+    BackoffStrategy, ConnectError, ConnectionState, DisconnectReason, EmitError, EventSource, Fault, FeedConfig,
+    FeedStatus, HttpError, TransportConfig, TransportKind,
 };
 
 /// Whether `name` matches `pattern` (exact, `prefix.*`/`prefix:*`, or `*`).

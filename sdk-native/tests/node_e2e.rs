@@ -186,6 +186,27 @@ async fn a_failing_auth_provider_is_retried_after_the_backoff_never_bypassed() {
 }
 
 #[tokio::test]
+async fn a_malformed_packet_is_reported_with_its_cause_and_the_client_reconnects() {
+    let srv = NodeServer::start("s0");
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let mut notices = client.notices();
+    let sent = srv.raw_message(r#"2["news",{"a":tru}]"#).await;
+    assert_eq!(sent["sent"], json!(1));
+    let mut seen = Vec::new();
+    loop {
+        let n = tokio::time::timeout(T, notices.recv()).await.unwrap().unwrap();
+        let done = matches!(n, Notice::State(ConnectionState::Connected { .. }));
+        seen.push(n);
+        if done {
+            break;
+        }
+    }
+    assert!(matches!(&seen[0], Notice::Fault(tidings::Fault::Socket(_))), "the cause comes first: {seen:?}");
+    assert_eq!(seen[1], Notice::State(ConnectionState::Disconnected { reason: DisconnectReason::ParseError }));
+    client.close().await;
+}
+
+#[tokio::test]
 async fn s7_two_namespaces_share_one_engine_session() {
     let srv = NodeServer::start("s0");
     let client =

@@ -425,6 +425,9 @@ impl Inner {
                 }
                 Output::ConnectError { namespace, error } => out.push_back(Delivery::ConnectError(namespace, error)),
                 Output::Feed(status) => out.push_back(Delivery::Feed(status)),
+                // The cause behind a "parse error" or "transport error" disconnect: not surfaced to
+                // JS yet (its text would cost the bundle; see sdk-wasm/README.md).
+                Output::Fault(_) => {}
             }
         }
     }

@@ -739,6 +739,14 @@ async function handleControl(req, res) {
         for (const conn of conns) conn.close();
         return sendJson(res, 200, { ok: true, closed: conns.size });
       }
+      case "POST /control/raw-message": {
+        // A hostile server: the body goes out as one Engine.IO message, as is (a malformed
+        // Socket.IO packet, for the clients' error paths).
+        const text = await readBody(req);
+        const conns = Object.values(io.engine.clients);
+        for (const conn of conns) conn.sendPacket("message", text);
+        return sendJson(res, 200, { ok: true, sent: conns.length });
+      }
       case "GET /control/sockets":
         return sendJson(res, 200, allSockets().map(describe));
       case "GET /control/info":

@@ -3,7 +3,8 @@
 use std::collections::VecDeque;
 
 use super::{
-    Client, ConnId, ConnectionState, DisconnectReason, HttpRequest, Method, Output, RequestId, RequestPurpose, ms,
+    Client, ConnId, ConnectionState, DisconnectReason, Fault, HttpError, HttpRequest, Method, Output, RequestId,
+    RequestPurpose, ms,
 };
 use crate::config::TransportKind;
 use crate::engineio::{self, Handshake, Packet};
@@ -308,6 +309,16 @@ impl Client {
     // ---------------------------------------------------------------- closing
 
     /// Drops the transport(s) without a goodbye and tells every namespace.
+    /// Closes the session because of `fault`, which is reported first.
+    pub(super) fn fail_engine(&mut self, fault: Fault) {
+        let reason = match fault {
+            Fault::Engine(_) | Fault::Socket(_) | Fault::Protocol(_) => DisconnectReason::ParseError,
+            _ => DisconnectReason::TransportError,
+        };
+        self.push(Output::Fault(fault));
+        self.close_engine(reason);
+    }
+
     pub(super) fn close_engine(&mut self, reason: DisconnectReason) {
         let phase = std::mem::take(&mut self.engine.phase);
         let mut stable = false;
@@ -549,7 +560,7 @@ impl Client {
                 }
                 match engineio::decode_text(&text) {
                     Ok(p) => self.on_packet(p),
-                    Err(_) => self.close_engine(DisconnectReason::ParseError),
+                    Err(e) => self.fail_engine(Fault::Engine(e)),
                 }
             }
             EnginePhase::Open(s) => match s.upgrade {
@@ -587,11 +598,10 @@ impl Client {
     pub(super) fn on_ws_closed(&mut self, c: ConnId, _code: Option<u16>, error: Option<String>) {
         match &self.engine.phase {
             EnginePhase::Opening { link: Link::Ws { conn }, .. } if *conn == c => self.open_failed("websocket error"),
-            EnginePhase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
-                let reason =
-                    if error.is_some() { DisconnectReason::TransportError } else { DisconnectReason::TransportClose };
-                self.close_engine(reason);
-            }
+            EnginePhase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => match error {
+                Some(e) => self.fail_engine(Fault::WebSocket(e)),
+                None => self.close_engine(DisconnectReason::TransportClose),
+            },
             EnginePhase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } if conn == c) =>
             {
                 self.abort_probe();
@@ -625,10 +635,10 @@ impl Client {
                 Active::Poll { get, .. } if *get == Some(id) => {
                     *get = None;
                     if status != 200 {
-                        return self.close_engine(DisconnectReason::TransportError);
+                        return self.fail_engine(Fault::HttpStatus(status));
                     }
                     let Ok(text) = String::from_utf8(body) else {
-                        return self.close_engine(DisconnectReason::ParseError);
+                        return self.fail_engine(Fault::Protocol("polling payload is not UTF-8"));
                     };
                     let packets: Vec<_> = engineio::decode_payload(&text).map(|p| p.map(owned)).collect();
                     self.on_polled(packets);
@@ -638,7 +648,7 @@ impl Client {
                 Active::Poll { post, .. } if *post == Some(id) => {
                     *post = None;
                     if status != 200 {
-                        return self.close_engine(DisconnectReason::TransportError);
+                        return self.fail_engine(Fault::HttpStatus(status));
                     }
                     self.flush_poll();
                     self.maybe_finish_upgrade();
@@ -649,7 +659,7 @@ impl Client {
         }
     }
 
-    pub(super) fn on_http_failed(&mut self, id: RequestId) {
+    pub(super) fn on_http_failed(&mut self, id: RequestId, error: HttpError) {
         if self.drain_answered(id, false) {
             return;
         }
@@ -657,7 +667,7 @@ impl Client {
             EnginePhase::Opening { link: Link::Poll { get }, .. } if *get == id => self.open_failed("xhr poll error"),
             EnginePhase::Open(s) => match s.transport {
                 Active::Poll { get, post } if get == Some(id) || post == Some(id) => {
-                    self.close_engine(DisconnectReason::TransportError);
+                    self.fail_engine(Fault::Http(error));
                 }
                 _ => {}
             },
@@ -672,7 +682,7 @@ impl Client {
             }
             match p {
                 Ok(p) => self.on_packet(p),
-                Err(_) => return self.close_engine(DisconnectReason::ParseError),
+                Err(e) => return self.fail_engine(Fault::Engine(e)),
             }
         }
     }
@@ -689,12 +699,12 @@ impl Client {
             Packet::Message(text) => s.decoder.text(text.into_owned()),
             Packet::Binary(data) => s.decoder.binary(data.into_owned()),
             Packet::Noop | Packet::Upgrade | Packet::Pong { .. } | Packet::Ping { probe: true } => return,
-            Packet::Open(_) => return self.close_engine(DisconnectReason::ParseError),
+            Packet::Open(_) => return self.fail_engine(Fault::Protocol("OPEN packet in an open session")),
         };
         match decoded {
             Ok(Some(p)) => self.socket_packet(p),
             Ok(None) => {}
-            Err(_) => self.close_engine(DisconnectReason::ParseError),
+            Err(e) => self.fail_engine(Fault::Socket(e)),
         }
     }
 

@@ -267,7 +267,7 @@ impl Client {
             }
             Input::HttpFailed { id, error } => {
                 if !self.feed_response(id, None, Some(&error)) {
-                    self.on_http_failed(id);
+                    self.on_http_failed(id, error);
                 }
             }
             Input::Online => self.retry_now(),

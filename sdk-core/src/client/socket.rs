@@ -954,7 +954,7 @@ impl Client {
             if matches!(self.sockets.get(&nsp).map(|s| &s.phase), Some(SocketPhase::Connecting { deadline, .. }) if *deadline <= now)
             {
                 // The namespace never answered: treat the connection as broken and start over.
-                self.close_engine(DisconnectReason::TransportError);
+                self.fail_engine(super::Fault::NamespaceTimeout(nsp.clone()));
                 continue;
             }
             let Some(s) = self.sock(&nsp) else { continue };

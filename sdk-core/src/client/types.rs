@@ -126,6 +126,45 @@ pub enum RequestPurpose {
     FeedAck,
 }
 
+/// Why the client closed its connection on its own: the cause behind a
+/// [`DisconnectReason::ParseError`] or [`DisconnectReason::TransportError`], reported as
+/// [`Output::Fault`] just before the state change. Sorted by who is at fault, as rustls sorts its
+/// errors: the peer's packets, the transport, or the server not answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The server sent an Engine.IO packet or polling payload that does not decode.
+    Engine(crate::engineio::Error),
+    /// The server sent a Socket.IO packet that does not decode (or a binary packet that does not
+    /// reassemble).
+    Socket(crate::socketio::Error),
+    /// The server broke the protocol in a well-formed packet (`what` says how).
+    Protocol(&'static str),
+    /// A long-polling request answered with this HTTP status instead of 200.
+    HttpStatus(u16),
+    /// A long-polling request failed.
+    Http(HttpError),
+    /// The WebSocket failed (the driver's description).
+    WebSocket(String),
+    /// A namespace's CONNECT got no answer within `namespace_timeout`.
+    NamespaceTimeout(String),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Engine(e) => write!(f, "bad Engine.IO packet: {e}"),
+            Fault::Socket(e) => write!(f, "bad Socket.IO packet: {e}"),
+            Fault::Protocol(what) => write!(f, "protocol violation: {what}"),
+            Fault::HttpStatus(s) => write!(f, "polling request answered HTTP {s}"),
+            Fault::Http(e) => write!(f, "polling request failed: {e}"),
+            Fault::WebSocket(e) => write!(f, "websocket error: {e}"),
+            Fault::NamespaceTimeout(ns) => write!(f, "no answer to the CONNECT of {ns}"),
+        }
+    }
+}
+
+impl std::error::Error for Fault {}
+
 /// Why an HTTP request has no usable response ([`Input::HttpFailed`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {
@@ -486,6 +525,9 @@ pub enum Output {
         /// The server's ack arguments, or the failure.
         result: Result<Args, EmitError>,
     },
+    /// The client is about to close its connection because of this (a state change with reason
+    /// `ParseError` or `TransportError` follows): for logs and diagnostics.
+    Fault(Fault),
     /// A namespace's connection state changed.
     State {
         /// Namespace.

@@ -167,6 +167,8 @@ pub struct App {
     pub settled: Vec<(u64, EmitId, Result<Args, EmitError>)>,
     pub states: Vec<(u64, String, ConnectionState)>,
     pub connect_errors: Vec<(u64, String, ConnectError)>,
+    /// Why the client closed a connection on its own.
+    pub faults: Vec<(u64, tidings_core::Fault)>,
     pub rooms: Vec<RoomAck>,
     pub need_auth: Vec<(u64, String)>,
     pub feed: Vec<(u64, FeedStatus)>,
@@ -466,6 +468,10 @@ impl World {
             Output::ConnectError { namespace, error } => {
                 self.log(|| format!("APP connect_error {namespace} {error:?}"));
                 self.app.connect_errors.push((now, namespace, error));
+            }
+            Output::Fault(f) => {
+                self.log(|| format!("APP fault {f}"));
+                self.app.faults.push((now, f));
             }
             Output::Feed(s) => {
                 self.log(|| format!("APP feed {s:?}"));

@@ -130,6 +130,7 @@ fn notice_json(n: &Notice) -> Value {
             }
         }),
         Notice::Feed(f) => json!({"feed": format!("{f:?}")}),
+        Notice::Fault(f) => json!({"fault": f.to_string()}),
     }
 }
 

@@ -174,6 +174,14 @@ impl NodeServer {
         self.control("POST", &format!("burst?event={event}&count={count}&pad={pad}"), None).await
     }
 
+    /// Sends `text` to every client as one Engine.IO message, as is (a hostile server).
+    #[allow(dead_code)] // not every test binary uses it
+    pub async fn raw_message(&self, text: &str) -> Value {
+        let url = format!("http://127.0.0.1:{}/control/raw-message", self.control);
+        let resp = reqwest::Client::new().post(&url).body(text.to_string()).send().await.expect("control request");
+        serde_json::from_str(&resp.text().await.expect("control body")).expect("control answer is JSON")
+    }
+
     /// Closes every client's transport (a network drop; recovery sessions are kept).
     pub async fn kill_transports(&self) -> Value {
         self.control("POST", "kill-transports", None).await
