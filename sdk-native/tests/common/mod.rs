@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod proxy;
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -175,7 +177,6 @@ impl NodeServer {
     }
 
     /// Sends `text` to every client as one Engine.IO message, as is (a hostile server).
-    #[allow(dead_code)] // not every test binary uses it
     pub async fn raw_message(&self, text: &str) -> Value {
         let url = format!("http://127.0.0.1:{}/control/raw-message", self.control);
         let resp = reqwest::Client::new().post(&url).body(text.to_string()).send().await.expect("control request");

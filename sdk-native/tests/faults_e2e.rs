@@ -1,0 +1,149 @@
+//! Real network faults between the native client and a real Node socket.io server (connection
+//! state recovery on, a 500 ms + 500 ms heartbeat), injected by a TCP proxy (common/proxy.rs):
+//! a blackholed (half-open) connection, resets mid-stream, and latency. In each, the events the
+//! server broadcasts reach the handler exactly once and in order (docs/RELIABILITY.md).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use common::NodeServer;
+use common::proxy::{FaultProxy, Mode};
+use futures_util::StreamExt;
+use serde_json::json;
+use tidings::{
+    BackoffStrategy, ConnectionState, DisconnectReason, Notice, Notices, ReconnectConfig, Tidings, TransportConfig,
+    TransportKind,
+};
+
+const T: Duration = Duration::from_secs(15);
+
+fn server() -> NodeServer {
+    NodeServer::start_with("s1", &["--ping-interval", "500", "--ping-timeout", "500"])
+}
+
+async fn client(proxy: &FaultProxy, transports: TransportConfig) -> Tidings {
+    Tidings::builder(&proxy.url())
+        .transports(transports)
+        .reconnect(ReconnectConfig {
+            backoff: BackoffStrategy::SocketIo { min_ms: 100, max_ms: 500, factor: 2.0, randomization: 0.5 },
+            ..ReconnectConfig::default()
+        })
+        // A connection attempt made into the blackhole gives up quickly and tries again.
+        .connect_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Notices until one matches; returns it.
+async fn until(n: &mut Notices, pred: impl Fn(&Notice) -> bool) -> Notice {
+    loop {
+        let notice = tokio::time::timeout(T, n.recv()).await.expect("notice in time").expect("client alive");
+        if pred(&notice) {
+            return notice;
+        }
+    }
+}
+
+/// The server broadcasts `tick` with `from..to`.
+async fn ticks(srv: &NodeServer, from: u32, to: u32) {
+    for i in from..to {
+        srv.emit("/", "tick", json!([i])).await;
+    }
+}
+
+/// Reads `n` ticks and checks they are `0..n`, then that nothing more comes.
+async fn expect_ticks(sub: &mut tidings::Subscription<u32>, n: u32) {
+    for want in 0..n {
+        let got = tokio::time::timeout(T, sub.next()).await.expect("tick in time").unwrap().unwrap();
+        assert_eq!(got.data, want, "every tick once, in order");
+    }
+    assert!(tokio::time::timeout(Duration::from_millis(700), sub.next()).await.is_err(), "no duplicate");
+}
+
+fn recovered(n: &Notice) -> Option<bool> {
+    match n {
+        Notice::State(ConnectionState::Connected { recovered, .. }) => Some(*recovered),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_blackholed_connection_is_detected_within_the_heartbeat_and_recovers_every_event_once() {
+    for transports in [TransportConfig::only(TransportKind::WebSocket), TransportConfig::only(TransportKind::Polling)] {
+        let srv = server();
+        let proxy = FaultProxy::start(srv.port).await;
+        let client = client(&proxy, transports).await;
+        let mut sub = client.on::<u32>("tick");
+        let mut notices = client.notices();
+        ticks(&srv, 0, 5).await;
+        // The network goes silent both ways; the server goes on broadcasting.
+        proxy.set(Mode::Blackhole);
+        let cut = Instant::now();
+        ticks(&srv, 5, 10).await;
+        let n = until(&mut notices, |n| matches!(n, Notice::State(ConnectionState::Disconnected { .. }))).await;
+        let detected = cut.elapsed();
+        assert!(
+            matches!(
+                n,
+                Notice::State(ConnectionState::Disconnected {
+                    reason: DisconnectReason::PingTimeout | DisconnectReason::TransportError
+                })
+            ),
+            "{n:?}"
+        );
+        // pingInterval + pingTimeout = 1 s, plus the timer's slack.
+        assert!(detected < Duration::from_millis(2_500), "detected after {detected:?} ({transports:?})");
+        ticks(&srv, 10, 12).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        proxy.set(Mode::Pass);
+        let n = until(&mut notices, |n| recovered(n).is_some()).await;
+        assert_eq!(recovered(&n), Some(true), "the session is recovered ({transports:?})");
+        ticks(&srv, 12, 15).await;
+        expect_ticks(&mut sub, 15).await;
+        client.close().await;
+    }
+}
+
+#[tokio::test]
+async fn connections_reset_mid_stream_lose_and_repeat_nothing() {
+    let srv = server();
+    let proxy = FaultProxy::start(srv.port).await;
+    let client = client(&proxy, TransportConfig::only(TransportKind::WebSocket)).await;
+    let mut sub = client.on::<u32>("tick");
+    let mut notices = client.notices();
+    let mut next = 0;
+    for _ in 0..3 {
+        ticks(&srv, next, next + 20).await;
+        next += 20;
+        proxy.reset_all();
+        ticks(&srv, next, next + 5).await;
+        next += 5;
+        let n = until(&mut notices, |n| recovered(n).is_some()).await;
+        assert_eq!(recovered(&n), Some(true));
+    }
+    expect_ticks(&mut sub, next).await;
+    assert!(proxy.accepted() >= 4, "one connection per reset");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn latency_keeps_order_and_delays_acks_accordingly() {
+    let srv = server();
+    let proxy = FaultProxy::start(srv.port).await;
+    let client = client(&proxy, TransportConfig::only(TransportKind::WebSocket)).await;
+    let mut sub = client.on::<u32>("tick");
+    proxy.set(Mode::Latency(Duration::from_millis(40)));
+    ticks(&srv, 0, 30).await;
+    let t = Instant::now();
+    let ack = client.emit_with_ack("echo", &json!("x"), T).await.unwrap();
+    assert_eq!(ack.deserialize::<String>().unwrap(), "x");
+    assert!(t.elapsed() >= Duration::from_millis(80), "the ack crossed the delay twice: {:?}", t.elapsed());
+    expect_ticks(&mut sub, 30).await;
+    client.close().await;
+}
