@@ -266,7 +266,8 @@ impl Driver {
         let input = match io {
             IoEvent::WsOpened(conn, stream) => {
                 match self.sockets.get_mut(&conn) {
-                    Some(entry) => *entry = Sock::Open(Ws::new(stream)),
+                    // The outgoing queue is bounded like the send buffer (4 MiB by default).
+                    Some(entry) => *entry = Sock::Open(Ws::new(stream, self.core.config().send_buffer.max_bytes)),
                     None => return, // closed meanwhile; dropping the stream closes it
                 }
                 Input::WsOpened(conn)

@@ -116,32 +116,47 @@ pub(crate) enum WsIo {
 pub(crate) struct Ws {
     stream: Box<WsStream>,
     out: VecDeque<Message>,
+    /// Bytes in `out`.
+    out_bytes: usize,
+    /// Most bytes `out` may hold: more means the peer stopped reading (see `poll_io`).
+    max_out: usize,
     /// Written but maybe not flushed (also set after a read: tungstenite queues pongs).
     unflushed: bool,
 }
 
 impl Ws {
-    pub(crate) fn new(stream: Box<WsStream>) -> Self {
-        Ws { stream, out: VecDeque::new(), unflushed: false }
+    /// `max_out`: the most bytes queued for writing before the connection counts as dead.
+    pub(crate) fn new(stream: Box<WsStream>, max_out: usize) -> Self {
+        Ws { stream, out: VecDeque::new(), out_bytes: 0, max_out, unflushed: false }
     }
 
     pub(crate) fn send(&mut self, frame: Frame) {
-        self.out.push_back(match frame {
+        let m = match frame {
             Frame::Text(t) => Message::text(t),
             Frame::Binary(b) => Message::binary(b),
-        });
+        };
+        self.out_bytes += m.len();
+        self.out.push_back(m);
     }
 
     /// Writes what is queued (as far as the socket takes it), flushes, then reads one message.
     pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<WsIo> {
         let closed = |e: tokio_tungstenite::tungstenite::Error| WsIo::Closed { code: None, error: Some(e.to_string()) };
+        // A peer that stops reading (a half-open network, a frozen server) would let the queue
+        // grow until the heartbeat notices; past the bound it counts as a dead connection now,
+        // and the client reconnects (bounded memory, docs/RELIABILITY.md).
+        if self.out_bytes > self.max_out {
+            let error = format!("the peer stopped reading: {} bytes wait to be written", self.out_bytes);
+            return Poll::Ready(WsIo::Closed { code: None, error: Some(error) });
+        }
         while !self.out.is_empty() {
             match self.stream.poll_ready_unpin(cx) {
                 Poll::Ready(Ok(())) => {
-                    if let Some(m) = self.out.pop_front()
-                        && let Err(e) = self.stream.start_send_unpin(m)
-                    {
-                        return Poll::Ready(closed(e));
+                    if let Some(m) = self.out.pop_front() {
+                        self.out_bytes = self.out_bytes.saturating_sub(m.len());
+                        if let Err(e) = self.stream.start_send_unpin(m) {
+                            return Poll::Ready(closed(e));
+                        }
                     }
                     self.unflushed = true;
                 }

@@ -147,3 +147,39 @@ async fn latency_keeps_order_and_delays_acks_accordingly() {
     expect_ticks(&mut sub, 30).await;
     client.close().await;
 }
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_dropped_once_the_outgoing_queue_passes_its_bound() {
+    // The default heartbeat (25 s + 20 s): only the queue's bound can notice within the test.
+    let srv = NodeServer::start("s1");
+    let proxy = FaultProxy::start(srv.port).await;
+    let client = client(&proxy, TransportConfig::only(TransportKind::WebSocket)).await;
+    let mut notices = client.notices();
+    proxy.set(Mode::Blackhole);
+    let cut = Instant::now();
+    // 16 MiB of emits: the kernel's buffers take a few, the client's queue (4 MiB by default) the
+    // rest, then the connection counts as dead.
+    let chunk = "x".repeat(64 * 1024);
+    for _ in 0..256 {
+        // Once the connection is dropped, emits wait in the send buffer, itself bounded (4 MiB):
+        // past it the caller is told, not ignored.
+        if let Err(e) = client.emit("bulk", &chunk).await {
+            assert!(matches!(e, tidings::Error::Emit(tidings::EmitError::SendBufferFull)), "{e:?}");
+            break;
+        }
+    }
+    let n = until(&mut notices, |n| matches!(n, Notice::Fault(_))).await;
+    match &n {
+        Notice::Fault(tidings::Fault::WebSocket(e)) => assert!(e.contains("the peer stopped reading"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(cut.elapsed() < Duration::from_secs(10), "noticed after {:?}", cut.elapsed());
+    let n = until(&mut notices, |n| matches!(n, Notice::State(ConnectionState::Disconnected { .. }))).await;
+    assert_eq!(n, Notice::State(ConnectionState::Disconnected { reason: DisconnectReason::TransportError }));
+    // The network comes back: the client reconnects. (Not recovered: the server still holds the
+    // old connection open, as it would behind a real half-open network, so socket.io refuses
+    // to hand its session over.)
+    proxy.set(Mode::Pass);
+    until(&mut notices, |n| recovered(n).is_some()).await;
+    client.close().await;
+}
