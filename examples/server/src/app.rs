@@ -1,6 +1,7 @@
 //! Shared state and the one way events leave the server: [`App::publish`] logs, then broadcasts.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 use socketioxide::SocketIo;
@@ -80,11 +81,20 @@ pub fn random_id(prefix: &str) -> String {
 
 impl App {
     /// Appends the event to its tenant's log (fsync'd), then broadcasts it to its rooms. A
-    /// repeated idempotency key returns the first event's id and offset and emits nothing.
-    pub async fn publish(&self, p: Publish) -> Result<Published, ApiError> {
+    /// repeated idempotency key (within the window, see [`crate::store::Limits`]) returns the
+    /// first event's id and offset and emits nothing.
+    ///
+    /// The work runs in its own task: a caller that is cancelled (a client that hangs up) never
+    /// stops an append half way, between the file and the memory.
+    pub async fn publish(self: &Arc<Self>, p: Publish) -> Result<Published, ApiError> {
         check_event_name(&p.event).map_err(|m| ApiError::bad_request("invalid_event", m))?;
+        let app = self.clone();
+        tokio::spawn(async move { app.publish_now(p).await }).await.map_err(ApiError::internal)?
+    }
+
+    async fn publish_now(&self, p: Publish) -> Result<Published, ApiError> {
         let log = self.store.tenant(&p.tenant).map_err(ApiError::internal)?;
-        let mut log = log.lock().await;
+        let mut log = log.appender().await;
         let ts_ms = clock::now_ms();
         let envelope = Envelope {
             id: random_id("evt"),

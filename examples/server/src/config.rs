@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::store::Limits;
+
 /// Secret used when none is configured and dev login is on. Never use it in production: the
 /// server refuses it on an address other than loopback ([`Config::validate`]).
 pub const DEV_JWT_SECRET: &str = "tidings-dev-jwt-secret-change-me";
@@ -34,6 +36,10 @@ pub struct Config {
     pub token_ttl: Duration,
     /// Largest HTTP request body and Socket.IO message, in bytes (`TIDINGS_MAX_BODY_BYTES`; default 64 KiB).
     pub max_body_bytes: usize,
+    /// How much of each tenant's log stays in memory, and the idempotency window
+    /// (`TIDINGS_LOG_MEMORY_EVENTS`, `TIDINGS_LOG_MEMORY_BYTES`, `TIDINGS_IDEMPOTENCY_KEYS`,
+    /// `TIDINGS_IDEMPOTENCY_TTL_SECS`; defaults in [`Limits::default`]).
+    pub log_limits: Limits,
 }
 
 impl std::fmt::Debug for Config {
@@ -47,6 +53,7 @@ impl std::fmt::Debug for Config {
             .field("cors_origins", &self.cors_origins)
             .field("token_ttl", &self.token_ttl)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("log_limits", &self.log_limits)
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +71,7 @@ impl Config {
             cors_origins: Vec::new(),
             token_ttl: Duration::from_secs(8 * 3600),
             max_body_bytes: 64 << 10,
+            log_limits: Limits::default(),
         }
     }
 
@@ -129,6 +137,21 @@ impl Config {
         }
         if let Some(max) = env("TIDINGS_MAX_BODY_BYTES") {
             c.max_body_bytes = max.parse().map_err(|_| "TIDINGS_MAX_BODY_BYTES must be a number")?;
+        }
+        let number = |name: &str| -> Result<Option<usize>, String> {
+            env(name).map(|v| v.parse::<usize>().map_err(|_| format!("{name} must be a number"))).transpose()
+        };
+        if let Some(n) = number("TIDINGS_LOG_MEMORY_EVENTS")? {
+            c.log_limits.memory_events = n.max(1);
+        }
+        if let Some(n) = number("TIDINGS_LOG_MEMORY_BYTES")? {
+            c.log_limits.memory_bytes = n;
+        }
+        if let Some(n) = number("TIDINGS_IDEMPOTENCY_KEYS")? {
+            c.log_limits.idempotency_keys = n;
+        }
+        if let Some(n) = number("TIDINGS_IDEMPOTENCY_TTL_SECS")? {
+            c.log_limits.idempotency_ttl = Duration::from_secs(n as u64);
         }
         c.validate()?;
         if c.dev_login && !is_loopback(&c.bind) {

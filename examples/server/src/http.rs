@@ -17,7 +17,7 @@ use crate::app::{App, Publish, random_id};
 use crate::error::ApiError;
 use crate::jwt::{self, AuthError, Claims};
 use crate::rooms::{Room, valid_id};
-use crate::store::TenantLog;
+use crate::store::{Page, TenantLog};
 use crate::{clock, demo};
 
 /// Feed page size when the request names none, and the most it may ask for.
@@ -279,7 +279,7 @@ fn tenant_claims(app: &App, headers: &HeaderMap, tenant_id: &str) -> Result<Clai
 }
 
 /// Where a feed read starts: the offset of the last event the caller already has.
-fn start_offset(app: &App, log: Option<&TenantLog>, since: Option<&str>, c: &Claims) -> Result<u64, ApiError> {
+async fn start_offset(app: &App, log: Option<&TenantLog>, since: Option<&str>, c: &Claims) -> Result<u64, ApiError> {
     let head = log.map_or(0, TenantLog::head);
     let Some(since) = since.filter(|s| !s.is_empty()) else {
         let acked = app.acked.lock().ok().and_then(|m| m.get(&(c.tenant_id.clone(), c.sub.clone())).copied());
@@ -289,11 +289,16 @@ fn start_offset(app: &App, log: Option<&TenantLog>, since: Option<&str>, c: &Cla
         let n: u64 = since.parse().map_err(|_| ApiError::bad_request("bad_cursor", "cursor out of range"))?;
         return Ok(n.min(head));
     }
-    if let Some(offset) = log.and_then(|l| l.offset_of(since)) {
+    if let Some(log) = log
+        && let Some(offset) = log.offset_of(since).await.map_err(ApiError::internal)?
+    {
         return Ok(offset);
     }
     if let Some(ms) = clock::parse_iso8601(since) {
-        return Ok(log.map_or(0, |l| l.offset_before_time(ms)));
+        return match log {
+            Some(log) => log.offset_at_time(ms).await.map_err(ApiError::internal),
+            None => Ok(0),
+        };
     }
     Err(ApiError::bad_request(
         "unknown_cursor",
@@ -302,7 +307,8 @@ fn start_offset(app: &App, log: Option<&TenantLog>, since: Option<&str>, c: &Cla
 }
 
 /// `GET /api/polling/:tenantId/events?since=&limit=`: the events after `since` that the caller
-/// may see, oldest first, `{events: [{id, event, data, offset}], cursor}`.
+/// may see, oldest first, `{events: [{id, event, data, offset}], cursor}`. One read looks at no
+/// more than [`crate::store::MAX_SCAN`] entries; `cursor` is past the last one looked at.
 async fn feed(
     State(app): State<Arc<App>>,
     Path(tenant_id): Path<String>,
@@ -326,28 +332,20 @@ async fn feed(
         }
     }
     let log = app.store.existing(&tenant_id);
-    let guard = match &log {
-        Some(l) => Some(l.lock().await),
-        None => None,
-    };
-    let start = start_offset(&app, guard.as_deref(), since.as_deref(), &c)?;
-    let mut events = Vec::new();
-    let mut cursor = start;
-    if let Some(log) = guard.as_deref() {
-        for e in log.after(start) {
-            if events.len() >= limit {
-                break;
-            }
-            cursor = e.offset;
-            if e.visible_to(&c.sub, &c.tenant_id) {
-                events.push(
-                    json!({ "id": e.envelope.id, "event": e.envelope.kind, "data": e.envelope, "offset": e.offset }),
-                );
-            }
+    let start = start_offset(&app, log.as_deref(), since.as_deref(), &c).await?;
+    let page = match &log {
+        Some(log) => {
+            let (user, tenant) = (c.sub.clone(), c.tenant_id.clone());
+            log.read(start, limit, move |e| e.visible_to(&user, &tenant)).await.map_err(ApiError::internal)?
         }
-    }
-    let head = guard.as_deref().map_or(0, TenantLog::head);
-    Ok(Json(json!({ "events": events, "cursor": cursor, "hasMore": cursor < head })))
+        None => Page { cursor: start, ..Page::default() },
+    };
+    let events: Vec<Value> = page
+        .entries
+        .iter()
+        .map(|e| json!({ "id": e.envelope.id, "event": e.envelope.kind, "data": e.envelope, "offset": e.offset }))
+        .collect();
+    Ok(Json(json!({ "events": events, "cursor": page.cursor, "hasMore": page.cursor < page.head })))
 }
 
 #[derive(Deserialize)]
@@ -372,9 +370,9 @@ async fn acknowledge(
     let mut known = 0usize;
     let mut highest = 0u64;
     if let Some(log) = app.store.existing(&tenant_id) {
-        let log = log.lock().await;
+        // Only the in-memory tail is looked up: an id older than that is not counted.
         for id in &event_ids {
-            if let Some(o) = log.offset_of(id) {
+            if let Some(o) = log.recent_offset_of(id) {
                 known += 1;
                 highest = highest.max(o);
             }

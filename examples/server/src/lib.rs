@@ -23,6 +23,7 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod jwt;
+pub mod logs;
 pub mod realtime;
 pub mod rooms;
 pub mod store;
@@ -94,7 +95,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 /// address other than loopback.
 pub async fn serve(config: Config) -> std::io::Result<(SocketAddr, ServerHandle)> {
     config.validate().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let store = store::Store::open(&config.data_dir)?;
+    let store = store::Store::open(&config.data_dir, config.log_limits)?;
     let max = config.max_body_bytes;
     let (layer, io) = SocketIo::builder().max_payload(max as u64).max_buffer_size(1024).build_layer();
     let app = Arc::new(App { config: config.clone(), store, io: io.clone(), acked: Default::default() });

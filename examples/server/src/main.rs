@@ -1,19 +1,6 @@
 //! `tidings-example-server`: see `--help` and `examples/README.md`.
 
-use tidings_example_server::{Config, config::USAGE};
-use tracing_subscriber::EnvFilter;
-
-fn init_logs() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("TIDINGS_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
+use tidings_example_server::{Config, config::USAGE, logs};
 
 async fn terminated() {
     #[cfg(unix)]
@@ -39,7 +26,8 @@ async fn terminated() {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    init_logs();
+    // Never prints the Socket.IO stack's packet-level logs (they hold tokens): see `logs`.
+    logs::init();
     let config = match Config::from_args(std::env::args().skip(1), |k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) if e == USAGE => {

@@ -131,7 +131,7 @@ fn requested_room(d: Option<&Value>, c: &Claims) -> Result<Room, String> {
 }
 
 /// Stores a chat message in the tenant's log and broadcasts it to the chat room.
-async fn chat_message(app: &App, s: &SocketRef, c: &Claims, d: Option<Value>) -> Result<Value, String> {
+async fn chat_message(app: &Arc<App>, s: &SocketRef, c: &Claims, d: Option<Value>) -> Result<Value, String> {
     let d = d.ok_or("expected {\"chatId\": id, \"text\": string}")?;
     let room = match (d.get("room").and_then(Value::as_str), d.get("chatId").and_then(Value::as_str)) {
         (Some(r), _) => Room::parse(r)?,

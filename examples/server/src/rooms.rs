@@ -14,6 +14,21 @@ pub fn valid_id(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Whether `user` of `tenant` may see events sent to the room named `name`: the same answer as
+/// [`Room::parse`] then [`Room::visible_to`], without allocating (the feed asks it per entry).
+pub fn name_visible_to(name: &str, user: &str, tenant: &str) -> bool {
+    if let Some(id) = name.strip_prefix("user:") {
+        return id == user && valid_id(id);
+    }
+    if let Some(id) = name.strip_prefix("tenant:") {
+        return id == tenant && valid_id(id);
+    }
+    match name.strip_prefix("chat:").and_then(|rest| rest.split_once(':')) {
+        Some((t, chat)) => t == tenant && valid_id(t) && valid_id(chat),
+        None => false,
+    }
+}
+
 /// A parsed room name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Room {
@@ -95,5 +110,30 @@ mod tests {
         assert!(Room::parse("lobby").unwrap_err().contains("unknown room"));
         assert!(Room::parse("tenant:a b").is_err());
         assert!(Room::parse("user:").is_err());
+    }
+
+    #[test]
+    fn name_visibility_matches_parse_then_visible_to() {
+        let names = [
+            "user:alice",
+            "user:bob",
+            "tenant:acme",
+            "tenant:globex",
+            "chat:acme:general",
+            "chat:globex:x",
+            "chat:acme",
+            "chat:acme:",
+            "chat:acme:a:b",
+            "lobby",
+            "user:",
+            "tenant:a b",
+            "",
+        ];
+        for name in names {
+            for (user, tenant) in [("alice", "acme"), ("bob", "acme"), ("carol", "globex")] {
+                let expected = Room::parse(name).is_ok_and(|r| r.visible_to(user, tenant));
+                assert_eq!(name_visible_to(name, user, tenant), expected, "{name} for {user}@{tenant}");
+            }
+        }
     }
 }

@@ -358,3 +358,137 @@ async fn the_demo_task_endpoint_publishes_task_created_to_the_tenant() {
     assert_eq!(s, 404);
     server.shutdown().await;
 }
+
+fn log_line(offset: u64, rooms: &[&str]) -> String {
+    use tidings_example_server::store::{Envelope, LogEntry, Metadata};
+    let ts_ms = tidings_example_server::clock::now_ms();
+    let entry = LogEntry {
+        offset,
+        rooms: rooms.iter().map(|r| r.to_string()).collect(),
+        ts_ms,
+        idempotency_key: Some(format!("internal:k{offset}")),
+        envelope: Envelope {
+            id: tidings_example_server::app::random_id("evt"),
+            kind: "task.created".into(),
+            version: 1,
+            timestamp: tidings_example_server::clock::iso8601(ts_ms),
+            source: "test".into(),
+            data: json!({ "n": offset }),
+            metadata: Metadata { tenant_id: "acme".into(), ..Metadata::default() },
+        },
+    };
+    format!("{}\n", serde_json::to_string(&entry).unwrap())
+}
+
+fn feed_offsets(page: &Value) -> Vec<u64> {
+    page["events"].as_array().unwrap().iter().map(|e| e["offset"].as_u64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_torn_log_is_recovered_at_start_without_losing_or_reusing_an_offset() {
+    let dir = temp_dir("torn");
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    let path = dir.join("events/acme.jsonl");
+    let tenant = ["tenant:acme"];
+    let (l3, l4) = (log_line(3, &tenant), log_line(4, &["user:bob"]));
+    // Two complete lines; a write that failed half way with the next (acknowledged) line right
+    // after it, as earlier versions could leave; a complete line; a torn last line (a crash).
+    let torn_write = &l3[..l3.len() / 2];
+    let text = [
+        log_line(1, &tenant),
+        log_line(2, &tenant),
+        torn_write.to_string(),
+        l3.clone(),
+        l4,
+        "{\"offset\":5,\"rooms\":[\"ten".into(),
+    ]
+    .concat();
+    std::fs::write(&path, &text).unwrap();
+
+    let (url, server) = start(&dir).await;
+    let alice = token("alice", "acme");
+    let (s, page) = feed(&url, "acme", &alice, "since=0").await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(feed_offsets(&page), [1, 2, 3], "every complete event alice may see");
+    assert_eq!(page["cursor"], 4);
+    let (_, page) = feed(&url, "acme", &token("bob", "acme"), "since=0").await;
+    assert_eq!(feed_offsets(&page), [1, 2, 3, 4]);
+    let l3_id: Value = serde_json::from_str(&l3).unwrap();
+    assert_eq!(page["events"][2]["id"], l3_id["envelope"]["id"], "the line after the torn write is the event itself");
+    // The idempotency key of a recovered line still de-duplicates.
+    let body = |key: &str| json!({ "to": { "room": "tenant:acme" }, "event": "task.created", "data": {}, "idempotencyKey": key });
+    let (_, v, replayed) = emit(&url, body("k3")).await;
+    assert_eq!((v["offset"].as_u64(), replayed.as_deref()), (Some(3), Some("true")));
+    // New events get fresh offsets, after the last complete line.
+    let (s, v, _) = emit(&url, body("new-1")).await;
+    assert_eq!((s, v["offset"].as_u64()), (200, Some(5)), "{v}");
+    server.shutdown().await;
+
+    let on_disk = std::fs::read_to_string(&path).unwrap();
+    let kept = &text[..text.rfind('\n').unwrap() + 1];
+    assert!(on_disk.starts_with(kept), "every complete line is kept as it was");
+    let new: Value = serde_json::from_str(&on_disk[kept.len()..]).unwrap();
+    assert_eq!(new["offset"], 5, "the torn tail is gone, the new event is the only line after the kept ones");
+    let (url, server) = start(&dir).await;
+    let (_, page) = feed(&url, "acme", &token("bob", "acme"), "since=0").await;
+    assert_eq!(feed_offsets(&page), [1, 2, 3, 4, 5], "nothing lost across the restart");
+    let (_, v, _) = emit(&url, body("new-2")).await;
+    assert_eq!(v["offset"], 6);
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn with_a_small_memory_tail_the_feed_still_serves_the_whole_log() {
+    let dir = temp_dir("tail");
+    let config = || {
+        let mut c = tidings_example_server::Config::new(&dir, SECRET, KEY);
+        c.log_limits.memory_events = 5;
+        c.log_limits.idempotency_keys = 3;
+        c
+    };
+    let (mut url, mut server) = start_with(config()).await;
+    let mut ids = vec![String::new()];
+    for n in 1..=40u64 {
+        let to = if n % 4 == 0 { json!({ "users": ["bob"] }) } else { json!({ "room": "tenant:acme" }) };
+        let (s, v, _) =
+            emit(&url, json!({ "to": to, "event": "task.created", "tenantId": "acme", "data": { "n": n } })).await;
+        assert_eq!((s, v["offset"].as_u64()), (200, Some(n)), "{v}");
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    let alice = token("alice", "acme");
+    let visible: Vec<u64> = (1..=40).filter(|n| n % 4 != 0).collect();
+    for round in 0..2 {
+        let (_, page) = feed(&url, "acme", &alice, "since=0&limit=1000").await;
+        assert_eq!(feed_offsets(&page), visible, "round {round}");
+        assert_eq!(page["events"][0]["id"], ids[1]);
+        // An envelope id long out of memory, a page across the file and the tail.
+        let (s, page) = feed(&url, "acme", &alice, &format!("since={}&limit=10", ids[3])).await;
+        assert_eq!(s, 200, "{page}");
+        assert_eq!(feed_offsets(&page), [5, 6, 7, 9, 10, 11, 13, 14, 15, 17]);
+        let (_, page) = feed(&url, "acme", &alice, "since=30&limit=10").await;
+        assert_eq!(feed_offsets(&page), [31, 33, 34, 35, 37, 38, 39]);
+        let (_, page) = feed(&url, "acme", &alice, "since=1970-01-01T00:00:00Z&limit=3").await;
+        assert_eq!(feed_offsets(&page), [1, 2, 3]);
+        // After a restart everything is read back the same way.
+        if round == 0 {
+            server.shutdown().await;
+            (url, server) = start_with(config()).await;
+        }
+    }
+    server.shutdown().await;
+
+    // Idempotency keys: the last three are remembered; an older one is a new event again.
+    let (url, server) = start_with(config()).await;
+    let keyed = |k: &str| json!({ "to": { "room": "tenant:acme" }, "event": "x.y", "data": {}, "idempotencyKey": k });
+    for k in ["a", "b", "c", "d"] {
+        let (_, _, replayed) = emit(&url, keyed(k)).await;
+        assert_eq!(replayed, None);
+    }
+    let (_, v, replayed) = emit(&url, keyed("d")).await;
+    assert_eq!((v["offset"].as_u64(), replayed.as_deref()), (Some(44), Some("true")), "a retry inside the window");
+    let (_, v, replayed) = emit(&url, keyed("a")).await;
+    assert_eq!((v["offset"].as_u64(), replayed), (Some(45), None), "outside the window (three keys)");
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

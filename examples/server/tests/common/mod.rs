@@ -25,7 +25,11 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 pub async fn start(dir: &std::path::Path) -> (String, ServerHandle) {
-    let (addr, handle) = tidings_example_server::serve(Config::new(dir, SECRET, KEY)).await.unwrap();
+    start_with(Config::new(dir, SECRET, KEY)).await
+}
+
+pub async fn start_with(config: Config) -> (String, ServerHandle) {
+    let (addr, handle) = tidings_example_server::serve(config).await.unwrap();
     (format!("http://{addr}"), handle)
 }
 
