@@ -23,16 +23,14 @@
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
-mod harness;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use harness::*;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use tidings_core::config::TransportConfig;
 use tidings_core::{BackoffStrategy, EmitError, EmitId, EmitRequest, Input};
+use tidings_harness::*;
 
 const MAX_PACKETS: usize = 8;
 const DEDUP_WINDOW: usize = 64;

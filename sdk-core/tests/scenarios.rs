@@ -4,16 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
-mod harness;
-
 use std::time::Duration;
 
-use harness::*;
 use tidings_core::config::{AuthMode, FeedConfig, TransportConfig};
 use tidings_core::{
     BackoffStrategy, ConnectionState, DisconnectReason, EmitError, EmitRequest, EventSource, FeedStatus, HttpRequest,
     Input, RequestPurpose, TransportKind,
 };
+use tidings_harness::*;
 
 /// S0 of PROTOCOL.md §7: pingInterval 300, pingTimeout 200.
 fn s0() -> ServerConfig {

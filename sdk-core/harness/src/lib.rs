@@ -9,17 +9,12 @@
 //! *partition* black-holes every connection that tries to send during it (nobody is told; the
 //! heartbeat must notice) and makes new connections fail.
 
-// Helpers used by some test files only; test-only code may unwrap.
-#![allow(
-    dead_code,
-    unused_imports,
-    unreachable_pub,
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+//!
+//! A crate of its own (`tidings-harness`, never published) so that the core's scenario and
+//! property tests, and any driver's tests, share one copy.
+
+// Test support: a broken expectation is a panic, and the world's many fields speak for themselves.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 pub mod server;
 
