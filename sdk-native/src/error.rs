@@ -26,6 +26,21 @@ pub enum Error {
     /// A lossy subscription ([`crate::Tidings::on_lossy`]) skipped this many events because its
     /// queue was full. Lossless subscriptions (the default) never yield it.
     Lagged(u64),
+    /// The server refused a publication ([`crate::Publisher`]) with this HTTP status and body:
+    /// not retried.
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// What the server said (its body, shortened).
+        message: String,
+    },
+    /// A publication was still failing transiently after the attempts allowed.
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -42,6 +57,8 @@ impl fmt::Display for Error {
             Self::Timeout => f.write_str("timed out"),
             Self::Closed => f.write_str("the client is closed; create a new one or call connect()"),
             Self::Lagged(n) => write!(f, "the lossy subscription skipped {n} events (its queue was full)"),
+            Self::Rejected { status, message } => write!(f, "the server refused it: HTTP {status}: {message}"),
+            Self::GaveUp { attempts, last } => write!(f, "gave up after {attempts} attempts: {last}"),
         }
     }
 }

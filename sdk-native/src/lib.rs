@@ -40,6 +40,7 @@ mod delivery;
 mod driver;
 mod error;
 mod payload;
+mod publisher;
 mod transport;
 
 pub use client::{AckHandle, AuthProvider, ClientBuilder, Emit, Received, Subscription, Tidings};
@@ -47,6 +48,7 @@ pub use delivery::{DEFAULT_RECEIVE_BUFFER, Notices};
 pub use driver::Notice;
 pub use error::Error;
 pub use payload::{Bytes, Payload};
+pub use publisher::{Publication, PublishHandle, Published, Publisher, PublisherBuilder, PublisherMetrics, Target};
 pub use tidings_core::config::{OverflowPolicy, ReconnectConfig, SendBufferConfig};
 pub use tidings_core::event::{Envelope, EnvelopeMetadata};
 pub use tidings_core::{

@@ -1,4 +1,5 @@
-//! `tidings`: listen to and emit Socket.IO events from the command line.
+//! `tidings`: listen to and emit Socket.IO events, and publish through a server's internal API,
+//! from the command line.
 //!
 //! Events go to stdout as JSON lines, connection states and errors to stderr as JSON lines.
 //! Exit codes: 0 success, 2 usage error, 3 could not connect or CONNECT_ERROR, 4 ack timeout,
@@ -20,11 +21,17 @@ usage:
                      [--count N] [--timeout SECS]
   tidings emit URL EVENT [JSON_ARG]... [--namespace NS] [--auth JSON | --token T]
                      [--transport websocket|polling|auto|upgrade] [--ack] [--timeout MS] [--linger MS]
+  tidings publish URL EVENT [JSON_DATA] (--room ROOM | --user ID...) [--tenant T] [--api-key K]
+                     [--idempotency-key KEY] [--correlation-id ID] [--timeout SECS]
 
 Events are printed to stdout as JSON lines; connection states to stderr.
+publish sends through the server's internal API (POST URL/internal/emit, docs/PUBLISHING.md),
+retrying transient failures with the same idempotency key until --timeout (default 30 s); the
+key is also read from TIDINGS_API_KEY. It prints the id, offset, replayed flag and key as JSON.
 Without --ack, emit stays connected --linger ms (default 250) after sending: a Socket.IO server
 ignores an event that arrives in the same read as the client's disconnect.
-Exit codes: 0 ok, 2 usage error, 3 could not connect, 4 ack timeout, 5 listen timed out.";
+Exit codes: 0 ok, 2 usage error, 3 could not connect, 4 ack timeout, 5 listen timed out,
+6 the server refused the publication.";
 
 struct Usage(String);
 
@@ -385,6 +392,86 @@ async fn emit(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage> {
     Ok(ExitCode::from(code))
 }
 
+async fn publish(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage> {
+    let url = args.next().ok_or_else(|| Usage("publish needs a URL and an EVENT".into()))?;
+    let event = args.next().ok_or_else(|| Usage("publish needs an EVENT name after the URL".into()))?;
+    let (mut data, mut room, mut users) = (None, None, Vec::new());
+    let (mut tenant, mut key, mut idempotency, mut correlation) =
+        (None, std::env::var("TIDINGS_API_KEY").ok(), None, None);
+    let mut timeout = Duration::from_secs(30);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--room" => room = Some(take_value(&mut args, &a)?),
+            "--user" => users.push(take_value(&mut args, &a)?),
+            "--tenant" => tenant = Some(take_value(&mut args, &a)?),
+            "--api-key" => key = Some(take_value(&mut args, &a)?),
+            "--idempotency-key" => idempotency = Some(take_value(&mut args, &a)?),
+            "--correlation-id" => correlation = Some(take_value(&mut args, &a)?),
+            "--timeout" => {
+                let secs = take_value(&mut args, &a)?
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+                    .ok_or_else(|| Usage("--timeout needs seconds (0 < SECS <= 86400)".into()))?;
+                timeout = Duration::from_secs_f64(secs);
+            }
+            flag if flag.starts_with("--") => return Err(Usage(format!("unknown option {flag:?} for publish"))),
+            json if data.is_none() => {
+                data = Some(serde_json::from_str::<Value>(json).map_err(|e| {
+                    Usage(format!("data {json:?} is not valid JSON ({e}); quote strings like '\"text\"'"))
+                })?)
+            }
+            extra => return Err(Usage(format!("publish takes one JSON data argument; {extra:?} is one too many"))),
+        }
+    }
+    let key = key.ok_or_else(|| Usage("publish needs --api-key K (or TIDINGS_API_KEY)".into()))?;
+    let data = data.unwrap_or(Value::Null);
+    let mut p = match (room, users.is_empty()) {
+        (Some(r), true) => tidings::Publication::to_room(r, event, data),
+        (None, false) => tidings::Publication::to_users(users, event, data),
+        _ => return Err(Usage("publish needs either --room ROOM or one or more --user ID".into())),
+    };
+    if let Some(t) = tenant {
+        p = p.tenant(t);
+    }
+    if let Some(k) = idempotency {
+        p = p.idempotency_key(k);
+    }
+    if let Some(c) = correlation {
+        p = p.correlation_id(c);
+    }
+    let publisher = match tidings::Publisher::builder(&url).api_key(key).build() {
+        Ok(p) => p,
+        Err(e) => return Err(Usage(e.to_string())),
+    };
+    let outcome = match publisher.publish(p).await {
+        Ok(handle) => tokio::time::timeout(timeout, handle).await.unwrap_or(Err(Error::Timeout)),
+        Err(e) => Err(e),
+    };
+    let code = match outcome {
+        Ok(done) => {
+            let line = json!({
+                "id": done.id,
+                "offset": done.offset,
+                "replayed": done.replayed,
+                "idempotencyKey": done.idempotency_key,
+            });
+            println!("{line}");
+            0
+        }
+        Err(e @ Error::Rejected { .. }) => {
+            eprintln!("publish failed: {e}");
+            6
+        }
+        Err(e) => {
+            eprintln!("publish failed within {} s: {e}", timeout.as_secs_f64());
+            3
+        }
+    };
+    let _ = publisher.close(Duration::from_millis(100)).await;
+    Ok(ExitCode::from(code))
+}
+
 fn main() -> ExitCode {
     if let Ok(filter) = std::env::var("TIDINGS_LOG") {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -406,7 +493,8 @@ fn main() -> ExitCode {
         match cmd.as_str() {
             "listen" => listen(args.into_iter()).await,
             "emit" => emit(args.into_iter()).await,
-            other => Err(Usage(format!("unknown command {other:?}; use listen or emit"))),
+            "publish" => publish(args.into_iter()).await,
+            other => Err(Usage(format!("unknown command {other:?}; use listen, emit or publish"))),
         }
     });
     match result {

@@ -1,0 +1,272 @@
+//! The publisher (`tidings::Publisher`, `tidings publish`) against the reference server
+//! (examples/server, in-process on 127.0.0.1): retries through a restart, injected 5xx and lost
+//! answers publish each event exactly once, in order (docs/PUBLISHING.md).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tidings::{BackoffStrategy, Publication, Publisher};
+use tidings_example_server::{Claims, Config, ServerHandle, clock, jwt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const SECRET: &str = "publisher-test-secret";
+const KEY: &str = "publisher-test-key";
+const T: Duration = Duration::from_secs(20);
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("tidings-pub-{name}-{}-{}", std::process::id(), rand::random::<u32>()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+async fn serve(dir: &std::path::Path, bind: Option<SocketAddr>) -> (SocketAddr, ServerHandle) {
+    let mut config = Config::new(dir, SECRET, KEY);
+    if let Some(b) = bind {
+        config.bind = b;
+    }
+    tidings_example_server::serve(config).await.unwrap()
+}
+
+/// Every event of tenant `acme` in the feed, from the start: (id, data).
+async fn feed(addr: SocketAddr) -> Vec<(String, Value)> {
+    let claims =
+        Claims { sub: "reader".into(), tenant_id: "acme".into(), name: None, exp: clock::now_secs() + 600, iat: None };
+    let token = jwt::sign(&claims, SECRET.as_bytes());
+    let url = format!("http://{addr}/api/polling/acme/events?since=0&limit=1000");
+    let text = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap().to_string(), e["data"]["data"].clone()))
+        .collect()
+}
+
+/// What the HTTP fault proxy does to the next request.
+#[derive(Debug, Clone, Copy)]
+enum Http {
+    /// Answer 503 without telling the server.
+    Unavailable,
+    /// Let the server handle it, then close the connection without its answer.
+    LoseAnswer,
+}
+
+/// An HTTP/1.1 proxy in front of `upstream` that applies `plan` to the next requests, one
+/// request per connection (it asks the server to close after answering).
+async fn http_fault_proxy(upstream: Arc<Mutex<SocketAddr>>, plan: Arc<Mutex<VecDeque<Http>>>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (upstream, plan) = (upstream.clone(), plan.clone());
+            tokio::spawn(async move {
+                let Some(request) = read_request(&mut client).await else { return };
+                let fault = plan.lock().unwrap().pop_front();
+                if let Some(Http::Unavailable) = fault {
+                    let _ = client
+                        .write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+                let to = *upstream.lock().unwrap();
+                let Ok(mut server) = TcpStream::connect(to).await else { return };
+                if server.write_all(&request).await.is_err() {
+                    return;
+                }
+                let mut answer = Vec::new();
+                let _ = server.read_to_end(&mut answer).await;
+                if let Some(Http::LoseAnswer) = fault {
+                    return; // the server did it; the client never hears
+                }
+                let _ = client.write_all(&answer).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Reads one request (headers and a content-length body) and adds `connection: close`.
+async fn read_request(client: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = client.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let len = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>()))
+        .and_then(Result::ok)
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = client.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let mut head: Vec<String> = head
+        .trim_end()
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .map(String::from)
+        .collect();
+    head.push("connection: close".into());
+    let mut out = (head.join("\r\n") + "\r\n\r\n").into_bytes();
+    out.extend_from_slice(&buf[head_end..]);
+    Some(out)
+}
+
+fn publisher(url: &str) -> Publisher {
+    Publisher::builder(url)
+        .api_key(KEY)
+        .backoff(BackoffStrategy::SocketIo { min_ms: 50, max_ms: 400, factor: 2.0, randomization: 0.5 })
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn retries_through_a_restart_5xx_and_lost_answers_publish_each_event_once_in_order() {
+    let dir = temp_dir("retries");
+    let (addr, server) = serve(&dir, None).await;
+    let upstream = Arc::new(Mutex::new(addr));
+    // Request 3 is handled but its answer lost, 4 and 5 get a 503 (then the retry of 3 is
+    // answered from the idempotency key), and the server restarts in the middle of the stream.
+    let plan = Arc::new(Mutex::new(VecDeque::new()));
+    let proxy = http_fault_proxy(upstream.clone(), plan.clone()).await;
+    let publisher = publisher(&format!("http://{proxy}"));
+
+    let mut handles = Vec::new();
+    for seq in 0..2 {
+        handles.push(
+            publisher
+                .publish(Publication::to_room("tenant:acme", "task.created", json!({ "seq": seq })))
+                .await
+                .unwrap(),
+        );
+    }
+    publisher.flush().await;
+    plan.lock().unwrap().extend([Http::LoseAnswer, Http::Unavailable, Http::Unavailable]);
+    for seq in 2..10 {
+        handles.push(
+            publisher
+                .publish(Publication::to_room("tenant:acme", "task.created", json!({ "seq": seq })))
+                .await
+                .unwrap(),
+        );
+    }
+    publisher.flush().await;
+    // A restart: the events queued meanwhile wait and go out once it is back.
+    server.shutdown().await;
+    for seq in 10..20 {
+        handles.push(
+            publisher
+                .publish(Publication::to_room("tenant:acme", "task.created", json!({ "seq": seq })))
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (again, server) = serve(&dir, Some(addr)).await;
+    assert_eq!(again, addr);
+    tokio::time::timeout(T, publisher.flush()).await.expect("flushed in time");
+
+    let mut replayed = 0;
+    for h in handles {
+        let p = h.await.unwrap();
+        replayed += usize::from(p.replayed);
+    }
+    assert_eq!(replayed, 1, "the retry after the lost answer was answered from its idempotency key");
+    let m = publisher.metrics();
+    assert_eq!((m.published, m.failed, m.queued), (20, 0, 0), "{m:?}");
+    assert!(m.retried >= 4, "{m:?}");
+    let events = feed(addr).await;
+    let seqs: Vec<u64> = events.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..20).collect::<Vec<u64>>(), "each event once, in order");
+    publisher.close(T).await.unwrap();
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_refused_publication_fails_at_once_and_is_counted() {
+    let dir = temp_dir("refused");
+    let (addr, server) = serve(&dir, None).await;
+    let publisher = publisher(&format!("http://{addr}"));
+    // To users without a tenant: the server says 400, which is not retried.
+    let h = publisher.publish(Publication::to_users(["alice"], "task.created", json!({}))).await.unwrap();
+    match h.await {
+        Err(tidings::Error::Rejected { status: 400, message }) => {
+            assert!(message.contains("missing_tenant"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let m = publisher.metrics();
+    assert_eq!((m.published, m.failed, m.retried), (0, 1, 0));
+    // A wrong key is refused too.
+    let wrong = Publisher::builder(format!("http://{addr}")).api_key("nope").build().unwrap();
+    let h = wrong.publish(Publication::to_room("tenant:acme", "x", json!(1))).await.unwrap();
+    assert!(matches!(h.await, Err(tidings::Error::Rejected { status: 403, .. })));
+    assert!(!format!("{wrong:?}").contains("nope"), "the key never appears in Debug output");
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs the CLI off the runtime (the server runs on it, in this process).
+async fn cli(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(args)
+            .env("TIDINGS_API_KEY", KEY)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_publishes_once_per_idempotency_key() {
+    let dir = temp_dir("cli");
+    let (addr, server) = serve(&dir, None).await;
+    let url = format!("http://{addr}");
+    let args = |extra: &[&str]| -> Vec<String> {
+        ["publish", &url, "task.created"].iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let publish = |key: &'static str| {
+        let a = args(&[r#"{"title":"x"}"#, "--room", "tenant:acme", "--idempotency-key", key]);
+        async move {
+            let out = cli(a).await;
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        }
+    };
+    let first = publish("order-42").await;
+    let second = publish("order-42").await;
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!((first["replayed"].as_bool(), second["replayed"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(feed(addr).await.len(), 1, "published once");
+    // A usage error and a refusal have their own exit codes.
+    let usage = cli(args(&["--room", "r", "--user", "u"])).await;
+    assert_eq!(usage.status.code(), Some(2));
+    let refused = cli(args(&["--user", "alice"])).await;
+    assert_eq!(refused.status.code(), Some(6), "{}", String::from_utf8_lossy(&refused.stderr));
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
