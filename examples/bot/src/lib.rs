@@ -4,7 +4,7 @@
 //! `Envelope<TaskEvent>`), assigns every new unassigned task to the next of its assignees
 //! (round-robin) and announces it in a chat room.
 //!
-//! - The assignment is published with the example server's internal API (`POST
+//! - The assignment is published with `tidings::Publisher` through the example server's internal API (`POST
 //!   /internal/emit`, event `task.assigned` to `tenant:<id>`): the bot acts as a trusted backend
 //!   service, since the example server keeps no task database. The idempotency key
 //!   `bot-assign:<taskId>` makes a re-processed task (a replay from the feed, a restart) harmless.
@@ -25,7 +25,7 @@ use base64::Engine as _;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tidings::{Envelope, FeedConfig, Notice, Tidings};
+use tidings::{Envelope, FeedConfig, Notice, Publication, Publisher, Tidings};
 
 /// Bot settings.
 #[derive(Clone)]
@@ -117,17 +117,14 @@ impl From<tidings::Error> for BotError {
 #[derive(Debug)]
 pub struct Bot {
     config: BotConfig,
-    http: reqwest::Client,
     client: Tidings,
+    publisher: Publisher,
     tenant: String,
     next: AtomicUsize,
 }
 
-async fn post_json(http: &reqwest::Client, url: &str, key: Option<&str>, body: &Value) -> Result<Value, BotError> {
-    let mut req = http.post(url).header("content-type", "application/json").body(body.to_string());
-    if let Some(k) = key {
-        req = req.header("x-internal-api-key", k);
-    }
+async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, BotError> {
+    let req = http.post(url).header("content-type", "application/json").body(body.to_string());
     let res = req.send().await.map_err(|e| BotError::Http(format!("POST {url}: {e}")))?;
     let status = res.status();
     let text = res.text().await.map_err(|e| BotError::Http(format!("POST {url}: {e}")))?;
@@ -138,7 +135,7 @@ async fn post_json(http: &reqwest::Client, url: &str, key: Option<&str>, body: &
 }
 
 async fn dev_login(http: &reqwest::Client, url: &str, user: &str) -> Result<String, BotError> {
-    let v = post_json(http, &format!("{url}/api/dev/login"), None, &json!({ "userId": user })).await?;
+    let v = post_json(http, &format!("{url}/api/dev/login"), &json!({ "userId": user })).await?;
     v.get("token")
         .and_then(Value::as_str)
         .map(str::to_string)
@@ -195,7 +192,14 @@ impl Bot {
             return Err(BotError::Http(format!("joining {room} was refused: {ack}")));
         }
         tracing::info!(%url, %tenant, %room, "bot connected");
-        Ok(Bot { config: BotConfig { server_url: url, ..config }, http, client, tenant, next: AtomicUsize::new(0) })
+        let publisher = Publisher::builder(&url).api_key(&config.internal_api_key).build()?;
+        Ok(Bot {
+            config: BotConfig { server_url: url, ..config },
+            client,
+            publisher,
+            tenant,
+            next: AtomicUsize::new(0),
+        })
     }
 
     /// The bot's tenant.
@@ -253,15 +257,12 @@ impl Bot {
         let Some(assignee) = self.pick_assignee() else { return Ok(None) };
         let mut task = t.task.clone();
         task.assignee_id = Some(assignee.clone());
-        let body = json!({
-            "to": { "room": format!("tenant:{}", self.tenant) },
-            "event": "task.assigned",
-            "data": { "taskId": t.task_id, "tenantId": self.tenant, "userId": assignee, "assignedBy": self.config.login_user, "task": task },
-            "idempotencyKey": format!("bot-assign:{}", t.task_id),
-            "correlationId": ev.id,
-        });
-        let url = format!("{}/internal/emit", self.config.server_url);
-        post_json(&self.http, &url, Some(&self.config.internal_api_key), &body).await?;
+        let data = json!({ "taskId": t.task_id, "tenantId": self.tenant, "userId": assignee, "assignedBy": self.config.login_user, "task": task });
+        // Through the publisher: retried with the same key until the server has it, once.
+        let assigned = Publication::to_room(format!("tenant:{}", self.tenant), "task.assigned", data)
+            .idempotency_key(format!("bot-assign:{}", t.task_id))
+            .correlation_id(ev.id.clone());
+        self.publisher.publish(assigned).await?.await?;
         let title = if t.task.title.is_empty() { t.task_id.as_str() } else { t.task.title.as_str() };
         let message = json!({
             "chatId": self.config.chat_id,
