@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
-use socketioxide::SocketIo;
+use socketioxide::{SendError, SocketError, SocketIo};
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::store::{Appended, Envelope, LogEntry, Metadata, Store};
+use crate::transports::Transports;
 use crate::{clock, rooms::Room};
 
 /// The `source` of every envelope this server produces.
@@ -26,6 +27,8 @@ pub struct App {
     /// Highest acknowledged offset per (tenant, user), in memory: where a feed read without
     /// `since` starts for that user.
     pub acked: std::sync::Mutex<HashMap<(String, String), u64>>,
+    /// Sockets cut off because they missed an event (see [`crate::transports`]).
+    pub transports: Transports,
 }
 
 /// An event to log and broadcast.
@@ -125,12 +128,33 @@ impl App {
             }
             Appended::New(offset) => offset,
         };
-        // Still under the tenant's lock, so sockets see events in offset order. A failed
-        // broadcast loses nothing: the event is in the log, and the feed serves it.
-        if let Err(e) = self.io.to(rooms.clone()).emit(&p.event, &envelope).await {
-            tracing::warn!(tenant = %p.tenant, event = %p.event, error = %e, "broadcast failed");
-        }
+        // Still under the tenant's lock, so sockets see events in offset order.
+        self.broadcast(&rooms, &p.event, &envelope);
         tracing::info!(tenant = %p.tenant, event = %p.event, id = %envelope.id, offset, rooms = ?rooms, "published");
         Ok(Published { id: envelope.id, offset, replayed: false })
+    }
+
+    /// Sends the event to every socket in `rooms`, one by one, so that a socket that cannot take
+    /// it is known. Such a socket (its buffer is full: a client that reads too slowly) is cut off
+    /// rather than left to silently miss the event: its client reconnects and catches up from
+    /// the feed, where the event is (see [`crate::transports`] for why a transport close and not
+    /// a Socket.IO DISCONNECT). The envelope is encoded once for all of them.
+    fn broadcast(&self, rooms: &[String], event: &str, envelope: &Envelope) {
+        let payload = match serde_json::value::to_raw_value(envelope) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(event, error = %e, "could not encode an envelope");
+                return;
+            }
+        };
+        for s in self.io.to(rooms.to_vec()).sockets() {
+            match s.emit(event, &payload) {
+                Ok(()) => {}
+                Err(SendError::Socket(SocketError::InternalChannelFull)) => self.transports.cut(&s),
+                // Already closing: its client reconnects by itself.
+                Err(SendError::Socket(SocketError::Closed)) => {}
+                Err(e) => tracing::error!(sid = %s.id, event, error = %e, "emit failed"),
+            }
+        }
     }
 }

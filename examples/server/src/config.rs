@@ -40,6 +40,10 @@ pub struct Config {
     /// (`TIDINGS_LOG_MEMORY_EVENTS`, `TIDINGS_LOG_MEMORY_BYTES`, `TIDINGS_IDEMPOTENCY_KEYS`,
     /// `TIDINGS_IDEMPOTENCY_TTL_SECS`; defaults in [`Limits::default`]).
     pub log_limits: Limits,
+    /// Packets waiting for one socket's transport (`TIDINGS_SOCKET_BUFFER`; default 1024). A
+    /// socket whose buffer is full when an event is sent to it is cut off (see
+    /// [`crate::transports`]).
+    pub socket_buffer: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -54,6 +58,7 @@ impl std::fmt::Debug for Config {
             .field("token_ttl", &self.token_ttl)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_limits", &self.log_limits)
+            .field("socket_buffer", &self.socket_buffer)
             .finish_non_exhaustive()
     }
 }
@@ -72,6 +77,7 @@ impl Config {
             token_ttl: Duration::from_secs(8 * 3600),
             max_body_bytes: 64 << 10,
             log_limits: Limits::default(),
+            socket_buffer: 1024,
         }
     }
 
@@ -141,6 +147,9 @@ impl Config {
         let number = |name: &str| -> Result<Option<usize>, String> {
             env(name).map(|v| v.parse::<usize>().map_err(|_| format!("{name} must be a number"))).transpose()
         };
+        if let Some(n) = number("TIDINGS_SOCKET_BUFFER")? {
+            c.socket_buffer = n.max(1);
+        }
         if let Some(n) = number("TIDINGS_LOG_MEMORY_EVENTS")? {
             c.log_limits.memory_events = n.max(1);
         }

@@ -19,6 +19,7 @@
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod demo;
 pub mod error;
 pub mod http;
@@ -27,6 +28,7 @@ pub mod logs;
 pub mod realtime;
 pub mod rooms;
 pub mod store;
+pub mod transports;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -97,8 +99,15 @@ pub async fn serve(config: Config) -> std::io::Result<(SocketAddr, ServerHandle)
     config.validate().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let store = store::Store::open(&config.data_dir, config.log_limits)?;
     let max = config.max_body_bytes;
-    let (layer, io) = SocketIo::builder().max_payload(max as u64).max_buffer_size(1024).build_layer();
-    let app = Arc::new(App { config: config.clone(), store, io: io.clone(), acked: Default::default() });
+    let (layer, io) =
+        SocketIo::builder().max_payload(max as u64).max_buffer_size(config.socket_buffer.max(1)).build_layer();
+    let app = Arc::new(App {
+        config: config.clone(),
+        store,
+        io: io.clone(),
+        acked: Default::default(),
+        transports: Default::default(),
+    });
     realtime::attach(&app);
     let mut router = http::routes(app.clone());
     router = match &config.static_dir {
@@ -107,15 +116,18 @@ pub async fn serve(config: Config) -> std::io::Result<(SocketAddr, ServerHandle)
         None => router
             .fallback(|| async { error::ApiError::not_found("not_found", "no such endpoint; see examples/README.md") }),
     };
-    let mut router = router.layer(layer).layer(DefaultBodyLimit::max(max));
+    let mut router = router
+        .layer(layer)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), transports::guard))
+        .layer(DefaultBodyLimit::max(max));
     if let Some(cors) = cors(&config.cors_origins) {
         router = router.layer(cors);
     }
-    let listener = tokio::net::TcpListener::bind(config.bind).await?;
-    let addr = listener.local_addr()?;
+    let listener = conn::Listener::bind(config.bind).await?;
+    let addr = axum::serve::Listener::local_addr(&listener)?.addr;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, router)
+        axum::serve(listener, router.into_make_service_with_connect_info::<conn::Peer>())
             .with_graceful_shutdown(async {
                 let _ = stopped.await;
             })

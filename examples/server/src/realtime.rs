@@ -104,7 +104,9 @@ fn on_connect(app: &Arc<App>, s: SocketRef) {
         };
         let _ = ack.send(&reply);
     });
+    let app = app.clone();
     s.on_disconnect(move |s: SocketRef, reason: DisconnectReason| async move {
+        app.transports.forget(&s.id.to_string());
         tracing::info!(sid = %s.id, user = %claims.sub, %reason, "disconnected");
     });
 }
