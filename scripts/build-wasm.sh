@@ -3,7 +3,7 @@
 #   1. sdk-wasm for wasm32-unknown-unknown, profile wasm-release (opt-level z, fat LTO, 1 CGU, panic abort)
 #   2. wasm-bindgen --target web            -> npm/dist/wasm/tidings_wasm.js + tidings_wasm_bg.wasm
 #   3. wasm-opt -Oz --converge (npm binaryen 132; not Debian's, whose output breaks the externref table)
-#   4. esbuild: the glue, src/index.ts and src/react.tsx as minified ESM; tsc: the .d.ts files
+#   4. esbuild: the glue, src/index.ts, src/node.ts and src/react.tsx as minified ESM; tsc: the .d.ts files
 # Prints the gzip -9 sizes, and fails above the size budget (TIDINGS_SIZE_BUDGET, bytes; see the
 # end). Needs the tools of scripts/install-wasm-tools.sh.
 # Usage: bash scripts/build-wasm.sh
@@ -53,13 +53,17 @@ cp npm/src/wasm/tidings_wasm.d.ts "$dist/wasm/tidings_wasm.d.ts"
 
 "$bin/esbuild" npm/src/index.ts --bundle --minify --format=esm --target=es2020 \
   --external:./wasm/tidings_wasm.js --outfile="$dist/index.js" --log-level=warning
+# The "node" condition of the package: index.js after loading the .wasm from the package's files.
+"$bin/esbuild" npm/src/node.ts --bundle --minify --format=esm --target=es2022 --platform=node \
+  --external:./index.js --outfile="$dist/node.js" --log-level=warning
+
 if [[ -f npm/src/react.tsx ]]; then
   "$bin/esbuild" npm/src/react.tsx --bundle --minify --format=esm --target=es2020 --jsx=automatic \
     --external:react --external:react/* --external:./index.js --outfile="$dist/react.js" --log-level=warning
 fi
 
 # Declarations only, from the sources (the package tsconfig is for type-checking and emits nothing).
-dts_inputs=(npm/src/index.ts npm/src/types.ts)
+dts_inputs=(npm/src/index.ts npm/src/types.ts npm/src/node.ts)
 [[ -f npm/src/react.tsx ]] && dts_inputs+=(npm/src/react.tsx)
 "$bin/tsc" --declaration --emitDeclarationOnly --outDir "$dist" --rootDir npm/src \
   --target es2022 --module nodenext --moduleResolution nodenext --jsx react-jsx \

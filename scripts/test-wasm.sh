@@ -75,3 +75,10 @@ cargo test -p tidings-wasm --target wasm32-unknown-unknown "$@"
 # The built npm package in the browser: dist/index.js + glue + wasm-opt'd .wasm (another origin).
 bash scripts/build-wasm.sh
 node npm/test/browser/smoke.mjs "$TIDINGS_WASM_S0_URL"
+
+# The package on Node (its "node" export condition): long-polling with fetch, and WebSocket with
+# the global one (behind a flag on Node 20, built in from Node 22).
+node npm/test/node/connect.mjs "$TIDINGS_WASM_S0_URL" polling
+ws_flag=""
+node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' || ws_flag="--experimental-websocket"
+node $ws_flag npm/test/node/connect.mjs "$TIDINGS_WASM_S0_URL" websocket

@@ -1,0 +1,30 @@
+// The package on Node, against the real Node socket.io test server (s0): imports `tidings` by
+// name (the package's "node" condition), connects, receives the server's `auth` event, gets an
+// ack, and closes. Usage: node [--experimental-websocket] connect.mjs URL polling|websocket
+// Run by scripts/test-wasm.sh after the package is built.
+
+import assert from "node:assert/strict";
+import { connect } from "tidings";
+
+const [url, transport] = process.argv.slice(2);
+assert.ok(url && (transport === "polling" || transport === "websocket"), "usage: connect.mjs URL polling|websocket");
+if (transport === "websocket") {
+  assert.equal(typeof globalThis.WebSocket, "function", "this Node has no global WebSocket");
+}
+
+const timeout = (ms, what) =>
+  new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms).unref());
+
+const socket = connect(url, { transports: [transport], reconnection: false, auth: { token: "node" } });
+try {
+  const auth = new Promise((resolve) => socket.on("auth", (a) => resolve(a)));
+  await Promise.race([new Promise((resolve) => socket.on("connect", resolve)), timeout(10_000, "connect")]);
+  assert.deepEqual(await Promise.race([auth, timeout(10_000, "the auth event")]), { token: "node" });
+  const state = socket.state;
+  assert.equal(state.status, "connected");
+  assert.equal(state.transport, transport);
+  assert.deepEqual(await socket.timeout(5_000).emitWithAck("echo", { n: 1 }), { n: 1 });
+  console.log(`ok node ${process.versions.node} ${transport}: connect, event, ack`);
+} finally {
+  socket.close();
+}
