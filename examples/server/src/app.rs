@@ -29,6 +29,8 @@ pub struct App {
     pub acked: std::sync::Mutex<HashMap<(String, String), u64>>,
     /// Sockets cut off because they missed an event (see [`crate::transports`]).
     pub transports: Transports,
+    /// Rate limits of the HTTP API.
+    pub limits: crate::ratelimit::Limits,
 }
 
 /// An event to log and broadcast.

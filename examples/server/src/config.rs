@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ratelimit::Rate;
 use crate::store::Limits;
 
 /// Secret used when none is configured and dev login is on. Never use it in production: the
@@ -44,6 +45,13 @@ pub struct Config {
     /// socket whose buffer is full when an event is sent to it is cut off (see
     /// [`crate::transports`]).
     pub socket_buffer: usize,
+    /// `POST /internal/emit` requests per second, per API key (`TIDINGS_EMIT_RATE`, `RATE/BURST`
+    /// or `off`; default `1000/2000`).
+    pub emit_rate: Rate,
+    /// Requests per second per client address to `POST /api/dev/login` and `/api/dev/tasks`,
+    /// and to `POST /internal/emit` with a wrong or missing key (`TIDINGS_LOGIN_RATE`; default
+    /// `10/50`).
+    pub login_rate: Rate,
 }
 
 impl std::fmt::Debug for Config {
@@ -59,6 +67,8 @@ impl std::fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_limits", &self.log_limits)
             .field("socket_buffer", &self.socket_buffer)
+            .field("emit_rate", &self.emit_rate)
+            .field("login_rate", &self.login_rate)
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +88,8 @@ impl Config {
             max_body_bytes: 64 << 10,
             log_limits: Limits::default(),
             socket_buffer: 1024,
+            emit_rate: Rate { per_sec: 1000.0, burst: 2000.0 },
+            login_rate: Rate { per_sec: 10.0, burst: 50.0 },
         }
     }
 
@@ -147,6 +159,12 @@ impl Config {
         let number = |name: &str| -> Result<Option<usize>, String> {
             env(name).map(|v| v.parse::<usize>().map_err(|_| format!("{name} must be a number"))).transpose()
         };
+        if let Some(r) = env("TIDINGS_EMIT_RATE") {
+            c.emit_rate = Rate::parse(&r).map_err(|e| format!("TIDINGS_EMIT_RATE: {e}"))?;
+        }
+        if let Some(r) = env("TIDINGS_LOGIN_RATE") {
+            c.login_rate = Rate::parse(&r).map_err(|e| format!("TIDINGS_LOGIN_RATE: {e}"))?;
+        }
         if let Some(n) = number("TIDINGS_SOCKET_BUFFER")? {
             c.socket_buffer = n.max(1);
         }
@@ -287,5 +305,25 @@ mod tests {
         c.bind = "0.0.0.0:0".parse().unwrap();
         assert!(c.validate().is_err());
         assert!(Config::new("data", "", "k").validate().is_err());
+    }
+
+    #[test]
+    fn limits_from_the_environment() {
+        let env = |k: &str| match k {
+            "TIDINGS_EMIT_RATE" => Some("50/100".to_string()),
+            "TIDINGS_LOGIN_RATE" => Some("off".to_string()),
+            "TIDINGS_SOCKET_BUFFER" => Some("64".to_string()),
+            "TIDINGS_LOG_MEMORY_EVENTS" => Some("100".to_string()),
+            "TIDINGS_IDEMPOTENCY_TTL_SECS" => Some("60".to_string()),
+            _ => None,
+        };
+        let c = Config::from_args(Vec::new(), env).unwrap();
+        assert_eq!(c.emit_rate, Rate { per_sec: 50.0, burst: 100.0 });
+        assert_eq!(c.login_rate, Rate::UNLIMITED);
+        assert_eq!((c.socket_buffer, c.log_limits.memory_events), (64, 100));
+        assert_eq!(c.log_limits.idempotency_ttl, Duration::from_secs(60));
+        assert_eq!(c.log_limits.idempotency_keys, Limits::default().idempotency_keys);
+        let bad = |k: &str| (k == "TIDINGS_EMIT_RATE").then(|| "fast".to_string());
+        assert!(Config::from_args(Vec::new(), bad).unwrap_err().contains("TIDINGS_EMIT_RATE"));
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing};
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::app::{App, Publish, random_id};
+use crate::conn::Peer;
 use crate::error::ApiError;
 use crate::jwt::{self, AuthError, Claims};
 use crate::rooms::{Room, valid_id};
@@ -43,6 +44,7 @@ fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, shape: &s
         status: e.status(),
         code: if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "bad_body" },
         message: e.body_text(),
+        retry_after_secs: None,
     })?;
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("bad_json", format!("the body must be JSON of the form {shape}: {e}")))
@@ -75,7 +77,12 @@ struct LoginBody {
 
 /// DEMO ONLY: a token for one of the built-in demo users, no password. Disabled by
 /// `TIDINGS_DEV_LOGIN=0` / `--no-dev-login`.
-async fn dev_login(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+async fn dev_login(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    app.limits.per_ip.take(&peer.addr.ip().to_string()).map_err(ApiError::rate_limited)?;
     if !app.config.dev_login {
         return Err(ApiError::not_found(
             "dev_login_disabled",
@@ -133,9 +140,11 @@ const MAX_TASK_TITLE: usize = 200;
 /// task service would do this through `/internal/emit`). Off with the dev login.
 async fn dev_create_task(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    app.limits.per_ip.take(&peer.addr.ip().to_string()).map_err(ApiError::rate_limited)?;
     if !app.config.dev_login {
         return Err(ApiError::not_found(
             "dev_login_disabled",
@@ -194,23 +203,30 @@ const EMIT_SHAPE: &str = r#"{"to": {"users": ["alice"]} | {"room": "tenant:acme"
 
 async fn internal_emit(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let key = headers.get("x-internal-api-key").and_then(|v| v.to_str().ok());
-    match key {
-        None => {
-            return Err(ApiError {
-                status: StatusCode::UNAUTHORIZED,
-                code: "missing_api_key",
-                message: "missing x-internal-api-key header".into(),
-            });
-        }
+    let refused = match key {
+        None => Some(ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "missing_api_key",
+            message: "missing x-internal-api-key header".into(),
+            retry_after_secs: None,
+        }),
         Some(k) if !secrets_equal(k, &app.config.internal_api_key) => {
-            return Err(ApiError::forbidden("invalid_api_key", "invalid x-internal-api-key"));
+            Some(ApiError::forbidden("invalid_api_key", "invalid x-internal-api-key"))
         }
-        Some(_) => {}
+        Some(_) => None,
+    };
+    if let Some(refused) = refused {
+        // Guessing keys costs a token of the caller's address.
+        app.limits.per_ip.take(&peer.addr.ip().to_string()).map_err(ApiError::rate_limited)?;
+        return Err(refused);
     }
+    // One key is configured: one bucket.
+    app.limits.emit.take("internal").map_err(ApiError::rate_limited)?;
     let b: EmitBody = json_body(body, EMIT_SHAPE)?;
     let rooms = match (b.to.users, b.to.room) {
         (Some(users), None) if !users.is_empty() && users.len() <= 1000 => {

@@ -25,6 +25,7 @@ pub mod error;
 pub mod http;
 pub mod jwt;
 pub mod logs;
+pub mod ratelimit;
 pub mod realtime;
 pub mod rooms;
 pub mod store;
@@ -107,6 +108,10 @@ pub async fn serve(config: Config) -> std::io::Result<(SocketAddr, ServerHandle)
         io: io.clone(),
         acked: Default::default(),
         transports: Default::default(),
+        limits: ratelimit::Limits {
+            emit: ratelimit::Limiter::new(config.emit_rate),
+            per_ip: ratelimit::Limiter::new(config.login_rate),
+        },
     });
     realtime::attach(&app);
     let mut router = http::routes(app.clone());

@@ -492,3 +492,46 @@ async fn with_a_small_memory_tail_the_feed_still_serves_the_whole_log() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn publish_and_login_are_rate_limited_with_retry_after() {
+    use tidings_example_server::ratelimit::Rate;
+    let dir = temp_dir("ratelimit");
+    let mut config = tidings_example_server::Config::new(&dir, SECRET, KEY);
+    config.emit_rate = Rate { per_sec: 1.0, burst: 3.0 };
+    config.login_rate = Rate { per_sec: 1.0, burst: 2.0 };
+    let (url, server) = start_with(config).await;
+    let c = reqwest::Client::new();
+    let post = |path: &str, key: &str, body: &str| {
+        c.post(format!("{url}{path}"))
+            .header("x-internal-api-key", key)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let retry_after = |r: &reqwest::Response| r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    let event = r#"{"to":{"room":"tenant:acme"},"event":"x.y","data":{}}"#;
+
+    for _ in 0..3 {
+        assert_eq!(post("/internal/emit", KEY, event).await.unwrap().status(), 200);
+    }
+    let res = post("/internal/emit", KEY, event).await.unwrap();
+    assert_eq!((res.status().as_u16(), retry_after(&res).as_deref()), (429, Some("1")));
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(body["code"], "rate_limited");
+
+    let login = r#"{"userId":"alice"}"#;
+    for _ in 0..2 {
+        assert_eq!(post("/api/dev/login", "", login).await.unwrap().status(), 200);
+    }
+    let res = post("/api/dev/login", "", login).await.unwrap();
+    assert_eq!((res.status().as_u16(), retry_after(&res).as_deref()), (429, Some("1")));
+    // Guessing API keys draws on the same per-address bucket.
+    assert_eq!(post("/internal/emit", "wrong", event).await.unwrap().status(), 429);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(post("/internal/emit", KEY, event).await.unwrap().status(), 200, "a token came back");
+    assert_eq!(post("/api/dev/login", "", login).await.unwrap().status(), 200);
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
