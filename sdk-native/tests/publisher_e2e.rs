@@ -141,6 +141,14 @@ fn publisher(url: &str) -> Publisher {
         .unwrap()
 }
 
+/// Queues `task.created` with `{"seq": n}` for each `n`, keeping the handles.
+async fn publish_seqs(publisher: &Publisher, seqs: std::ops::Range<u64>, handles: &mut Vec<tidings::PublishHandle>) {
+    for seq in seqs {
+        let p = Publication::to_room("tenant:acme", "task.created", json!({ "seq": seq }));
+        handles.push(publisher.publish(p).await.unwrap());
+    }
+}
+
 #[tokio::test]
 async fn retries_through_a_restart_5xx_and_lost_answers_publish_each_event_once_in_order() {
     let dir = temp_dir("retries");
@@ -153,35 +161,14 @@ async fn retries_through_a_restart_5xx_and_lost_answers_publish_each_event_once_
     let publisher = publisher(&format!("http://{proxy}"));
 
     let mut handles = Vec::new();
-    for seq in 0..2 {
-        handles.push(
-            publisher
-                .publish(Publication::to_room("tenant:acme", "task.created", json!({ "seq": seq })))
-                .await
-                .unwrap(),
-        );
-    }
+    publish_seqs(&publisher, 0..2, &mut handles).await;
     publisher.flush().await;
     plan.lock().unwrap().extend([Http::LoseAnswer, Http::Unavailable, Http::Unavailable]);
-    for seq in 2..10 {
-        handles.push(
-            publisher
-                .publish(Publication::to_room("tenant:acme", "task.created", json!({ "seq": seq })))
-                .await
-                .unwrap(),
-        );
-    }
+    publish_seqs(&publisher, 2..10, &mut handles).await;
     publisher.flush().await;
     // A restart: the events queued meanwhile wait and go out once it is back.
     server.shutdown().await;
-    for seq in 10..20 {
-        handles.push(
-            publisher
-                .publish(Publication::to_room("tenant:acme", "task.created", json!({ "seq": seq })))
-                .await
-                .unwrap(),
-        );
-    }
+    publish_seqs(&publisher, 10..20, &mut handles).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (again, server) = serve(&dir, Some(addr)).await;
     assert_eq!(again, addr);

@@ -125,17 +125,27 @@ async fn server_restart_reconnects_with_backoff_rejoins_rooms_and_delivers_each_
     client.close().await;
 }
 
-#[tokio::test]
-async fn feed_bridges_a_socketio_outage_and_recovery_adds_no_duplicates() {
-    let dir = std::env::temp_dir().join(format!("tidings-feed-{}-{}", std::process::id(), rand_suffix()));
+/// A Node server with recovery and a durable feed, and a client of it (WebSocket, the feed
+/// polled from 300 ms after a drop), connected and in room `user:1`.
+struct FeedWorld {
+    dir: std::path::PathBuf,
+    srv: NodeServer,
+    client: Tidings,
+    tasks: tidings::Subscription<Envelope<Value>>,
+    notices: tidings::Notices,
+}
+
+async fn feed_world(name: &str, tune: impl FnOnce(&mut FeedConfig)) -> FeedWorld {
+    let dir = std::env::temp_dir().join(format!("tidings-{name}-{}-{}", std::process::id(), rand_suffix()));
     let srv = NodeServer::start_with("s1", &["--data-dir", dir.to_str().unwrap()]);
-    let feed = FeedConfig {
+    let mut feed = FeedConfig {
         after: Duration::from_millis(300),
         interval: Duration::from_millis(300),
         min_interval: Duration::from_millis(100),
         max_interval: Duration::from_secs(2),
         ..FeedConfig::new(format!("{}/feed", srv.url()))
     };
+    tune(&mut feed);
     let client = Tidings::builder(&srv.url())
         .token("t1")
         .transports(TransportConfig::only(TransportKind::WebSocket))
@@ -143,10 +153,16 @@ async fn feed_bridges_a_socketio_outage_and_recovery_adds_no_duplicates() {
         .feed(feed)
         .build()
         .unwrap();
-    let mut tasks = client.on::<Envelope<Value>>("task.*");
+    let tasks = client.on::<Envelope<Value>>("task.*");
     let mut notices = client.notices();
     until(&mut notices, connected).await;
     client.join("user:1").await.unwrap();
+    FeedWorld { dir, srv, client, tasks, notices }
+}
+
+#[tokio::test]
+async fn feed_bridges_a_socketio_outage_and_recovery_adds_no_duplicates() {
+    let FeedWorld { dir, srv, client, mut tasks, mut notices } = feed_world("feed", |_| {}).await;
 
     let publish = |n: u32| {
         let srv = &srv;
@@ -225,28 +241,8 @@ async fn feed_bridges_a_socketio_outage_and_recovery_adds_no_duplicates() {
 
 #[tokio::test]
 async fn a_feed_page_over_the_body_limit_is_fetched_in_smaller_pages_and_nothing_is_skipped() {
-    let dir = std::env::temp_dir().join(format!("tidings-feed-big-{}-{}", std::process::id(), rand_suffix()));
-    let srv = NodeServer::start_with("s1", &["--data-dir", dir.to_str().unwrap()]);
-    let feed = FeedConfig {
-        after: Duration::from_millis(300),
-        interval: Duration::from_millis(200),
-        min_interval: Duration::from_millis(100),
-        max_interval: Duration::from_secs(1),
-        // About three of the events below per page.
-        max_body: 4_000,
-        ..FeedConfig::new(format!("{}/feed", srv.url()))
-    };
-    let client = Tidings::builder(&srv.url())
-        .token("t1")
-        .transports(TransportConfig::only(TransportKind::WebSocket))
-        .reconnect(reconnect())
-        .feed(feed)
-        .build()
-        .unwrap();
-    let mut tasks = client.on::<Envelope<Value>>("task.*");
-    let mut notices = client.notices();
-    until(&mut notices, connected).await;
-    client.join("user:1").await.unwrap();
+    // About three of the events below per page.
+    let FeedWorld { dir, srv, client, mut tasks, mut notices } = feed_world("feed-big", |f| f.max_body = 4_000).await;
     // One event on the socket first: the feed resumes after the last event delivered (a feed
     // asked with no position starts at its end).
     srv.control("POST", "publish?room=user:1&event=task.created", Some(json!({"task": 0}))).await;

@@ -151,12 +151,7 @@ impl Client {
         {
             return Err(CommandError::InvalidAuth);
         }
-        let nsp = self
-            .sockets
-            .values()
-            .find(|s| s.awaiting_auth() == Some(request))
-            .map(|s| s.nsp.clone())
-            .ok_or(CommandError::StaleAuthRequest)?;
+        let nsp = self.awaiting_auth(request)?;
         if nsp == self.config.url.namespace {
             self.feed.token = auth.as_deref().and_then(feed::token_of);
         }
@@ -164,17 +159,21 @@ impl Client {
         Ok(())
     }
 
+    /// The namespace waiting for the answer to `request`.
+    fn awaiting_auth(&self, request: AuthRequestId) -> Result<String, CommandError> {
+        self.sockets
+            .values()
+            .find(|s| s.awaiting_auth() == Some(request))
+            .map(|s| s.nsp.clone())
+            .ok_or(CommandError::StaleAuthRequest)
+    }
+
     /// The driver could not get auth for a pending CONNECT (the provider failed or gave something
     /// that is not a JSON object): the namespace reports a [`ConnectError`] and asks again after
     /// the reconnect backoff, or gives up when reconnection is off or its attempts are spent.
     pub fn auth_failed(&mut self, now: Instant, request: AuthRequestId, message: &str) -> Result<(), CommandError> {
         self.tick(now);
-        let nsp = self
-            .sockets
-            .values()
-            .find(|s| s.awaiting_auth() == Some(request))
-            .map(|s| s.nsp.clone())
-            .ok_or(CommandError::StaleAuthRequest)?;
+        let nsp = self.awaiting_auth(request)?;
         self.socket_auth_failed(&nsp, message);
         Ok(())
     }
