@@ -230,7 +230,11 @@ pub const USAGE: &str = "tidings-example-server [flags]
   --no-dev-login           disable POST /api/dev/login (TIDINGS_DEV_LOGIN=0)
   --dev-login              enable it (TIDINGS_DEV_LOGIN=1; default: on for a loopback --bind only)
 
-  RUST_LOG sets the log filter (default info); TIDINGS_LOG_FORMAT=json logs JSON lines.
+  RUST_LOG sets the log filter (default info; the Socket.IO stack's debug logs, which hold
+  tokens, are never printed); TIDINGS_LOG_FORMAT=json logs JSON lines. More settings, in
+  examples/README.md: TIDINGS_TOKEN_TTL_SECS, TIDINGS_MAX_BODY_BYTES, TIDINGS_SOCKET_BUFFER,
+  TIDINGS_LOG_MEMORY_EVENTS, TIDINGS_LOG_MEMORY_BYTES, TIDINGS_IDEMPOTENCY_KEYS,
+  TIDINGS_IDEMPOTENCY_TTL_SECS, TIDINGS_EMIT_RATE, TIDINGS_LOGIN_RATE.
   On a loopback address without a secret and key, dev login must be on and built-in DEV values
   are used. On any other address the server refuses to start without real ones (16+ characters,
   not the DEV values).";
