@@ -345,7 +345,8 @@ impl Tidings {
     /// Events named `pattern`, undecoded (raw JSON arguments and attachments; a recovery offset
     /// is in [`Received::offset`], not in the payload).
     pub fn on_raw(&self, pattern: &str) -> Subscription<Payload> {
-        self.subscribe(pattern, None, |ev| Ok(Payload(ev.args.clone())))
+        // The event is this subscription's alone (or a copy): its arguments move, uncopied.
+        self.subscribe(pattern, None, |ev| Ok(Payload(std::mem::take(&mut ev.args))))
     }
 
     /// Every event, undecoded.
@@ -587,8 +588,8 @@ impl AckHandle {
     }
 }
 
-/// Turns an event into the subscription's type.
-type Decoder<T> = fn(&tidings_core::Event) -> Result<T, Error>;
+/// Turns an event into the subscription's type; it may take the event's parts.
+type Decoder<T> = fn(&mut tidings_core::Event) -> Result<T, Error>;
 
 /// A stream of received events of type `T`.
 pub struct Subscription<T> {
@@ -613,13 +614,13 @@ impl<T> Stream for Subscription<T> {
             Poll::Ready(Some(Item::Skipped(n))) => Poll::Ready(Some(Err(Error::Lagged(n)))),
             Poll::Ready(Some(Item::Event(q))) => {
                 // The only reader (the usual case) takes the event's parts instead of copying them.
-                let (data, name, offset, source, ack) = match q {
-                    Queued::Owned(ev, _) => ((self.decode)(&ev), ev.name, ev.offset, ev.source, ev.ack),
-                    Queued::Shared(s) => {
-                        let ev = &s.ev;
-                        ((self.decode)(ev), ev.name.clone(), ev.offset.clone(), ev.source, ev.ack.clone())
-                    }
+                let mut ev = match q {
+                    Queued::Owned(ev, _) => ev,
+                    // Several subscriptions have it: this one decodes its own copy.
+                    Queued::Shared(s) => s.ev.clone(),
                 };
+                let data = (self.decode)(&mut ev);
+                let tidings_core::Event { name, offset, source, ack, .. } = ev;
                 let item = data.map(|data| Received {
                     event: name,
                     data,

@@ -75,7 +75,7 @@ impl Payload {
     /// argument may be a recovery offset (`offset` is `Some`: see [`crate::Received::offset`]) and
     /// the data without it does not fit `T`, the arguments as sent are tried too: a volatile
     /// event's last string argument is data that looks like an offset.
-    pub(crate) fn deserialize_event<T: DeserializeOwned>(ev: &tidings_core::Event) -> Result<T, Error> {
+    pub(crate) fn deserialize_event<T: DeserializeOwned>(ev: &mut tidings_core::Event) -> Result<T, Error> {
         match Payload::deserialize_args::<T>(&ev.args) {
             Err(e) if ev.offset.is_some() => Payload::deserialize_args::<T>(&ev.wire_args()).map_err(|_| e),
             r => r,

@@ -148,7 +148,9 @@ fn notice_json(n: &Notice) -> Value {
 /// break (socket.io never sends one), so nothing is parsed twice.
 fn write_event(out: &mut impl Write, ev: &tidings::Received<Payload>, ns: &str) -> std::io::Result<()> {
     let p = &ev.data;
-    let raw_ok = p.attachment_count() == 0 && (0..p.len()).all(|i| p.raw(i).is_some_and(|r| !r.contains(['\n', '\r'])));
+    // Two single-byte searches (memchr) instead of one for either character, which goes char by char.
+    let raw_ok = p.attachment_count() == 0
+        && (0..p.len()).all(|i| p.raw(i).is_some_and(|r| !r.contains('\n') && !r.contains('\r')));
     out.write_all(b"{\"event\":")?;
     serde_json::to_writer(&mut *out, &ev.event)?;
     out.write_all(b",\"args\":[")?;
