@@ -104,8 +104,11 @@ describe("Rooms (reference-counted memberships)", () => {
     expect(state.status).toBe("failed");
     expect(state.error?.message).toBe("forbidden");
 
+    // The answers to the next two joins, in order (the join of "secret" came before them).
     const replies = [deferred<unknown>(), deferred<unknown>()];
-    socket.roomReply = (kind) => (kind === "join" ? (replies[socket.joins.length - 1]?.promise ?? Promise.resolve()) : Promise.resolve());
+    const before = socket.joins.length;
+    socket.roomReply = (kind) =>
+      kind === "join" ? (replies[socket.joins.length - 1 - before]?.promise ?? Promise.resolve()) : Promise.resolve();
     rooms.acquire("slow");
     rooms.release("slow");
     await tick(); // left before the server answered the join
