@@ -186,23 +186,52 @@ async fn a_failing_auth_provider_is_retried_after_the_backoff_never_bypassed() {
 }
 
 #[tokio::test]
-async fn a_malformed_packet_is_reported_with_its_cause_and_the_client_reconnects() {
+async fn malformed_packets_are_reported_with_their_cause_and_the_client_reconnects_every_time() {
+    // A hostile server: each frame below goes out as one Engine.IO message. Every one must give a
+    // typed fault, a "parse error" disconnect and a reconnect, never a panic or a stuck client.
+    let deep = format!("2[\"deep\",{}1{}]", "[".repeat(200), "]".repeat(200));
+    let frames: Vec<(&str, String)> = vec![
+        ("invalid JSON", r#"2["news",{"a":tru}]"#.into()),
+        ("truncated JSON", r#"2["news",{"a":1"#.into()),
+        ("no event name", "2[]".into()),
+        ("unknown packet type", "9".into()),
+        ("event without data", "2/nowhere".into()),
+        ("an absurd attachment count", r#"51000000000-["x",{"_placeholder":true,"num":0}]"#.into()),
+        (
+            "one attachment named twice",
+            r#"52-["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":0}]"#.into(),
+        ),
+        ("nesting past the limit", deep),
+    ];
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let fast = ReconnectConfig {
+        backoff: tidings::BackoffStrategy::SocketIo { min_ms: 50, max_ms: 200, factor: 2.0, randomization: 0.5 },
+        ..ReconnectConfig::default()
+    };
+    let client = Tidings::builder(&srv.url()).transports(ws_only()).reconnect(fast).connect().await.unwrap();
     let mut notices = client.notices();
-    let sent = srv.raw_message(r#"2["news",{"a":tru}]"#).await;
-    assert_eq!(sent["sent"], json!(1));
-    let mut seen = Vec::new();
-    loop {
-        let n = tokio::time::timeout(T, notices.recv()).await.unwrap().unwrap();
-        let done = matches!(n, Notice::State(ConnectionState::Connected { .. }));
-        seen.push(n);
-        if done {
-            break;
+    for (what, frame) in frames {
+        let sent = srv.raw_message(&frame).await;
+        assert_eq!(sent["sent"], json!(1), "{what}");
+        let mut seen = Vec::new();
+        loop {
+            let n = tokio::time::timeout(T, notices.recv()).await.unwrap().unwrap();
+            let done = matches!(n, Notice::State(ConnectionState::Connected { .. }));
+            seen.push(n);
+            if done {
+                break;
+            }
         }
+        assert!(matches!(&seen[0], Notice::Fault(tidings::Fault::Socket(_))), "{what}: the cause first: {seen:?}");
+        assert_eq!(
+            seen[1],
+            Notice::State(ConnectionState::Disconnected { reason: DisconnectReason::ParseError }),
+            "{what}"
+        );
+        // And the client works.
+        let ack = client.emit_with_ack("echo", &json!(what), T).await.unwrap();
+        assert_eq!(ack.deserialize::<String>().unwrap(), what);
     }
-    assert!(matches!(&seen[0], Notice::Fault(tidings::Fault::Socket(_))), "the cause comes first: {seen:?}");
-    assert_eq!(seen[1], Notice::State(ConnectionState::Disconnected { reason: DisconnectReason::ParseError }));
     client.close().await;
 }
 
