@@ -931,6 +931,16 @@ fn a_failing_auth_provider_is_asked_again_after_the_backoff_and_never_bypassed()
     assert_eq!(w.server.handshakes.len(), 1);
     w.assert_clean();
 
+    // A provider value that is not a JSON object counts as a failure too.
+    let mut w = World::with(cfg.clone(), server.clone());
+    w.auth_tokens = [Some(r#""just a string""#.into()), Some(r#"{"token":"good"}"#.into())].into();
+    w.connect();
+    w.run_until(30_000);
+    assert!(w.connected());
+    let messages: Vec<&str> = w.app.connect_errors.iter().map(|e| e.2.message.as_str()).collect();
+    assert_eq!(messages, ["the auth provider failed: it gave something that is not a JSON object"]);
+    assert_eq!(w.server.connections[0].auth.as_deref(), Some(r#"{"token":"good"}"#));
+
     // Without reconnection the first failure is final.
     cfg.reconnect.enabled = false;
     let mut w = World::with(cfg, server);

@@ -285,23 +285,16 @@ impl Driver {
             }
             IoEvent::Auth { request, auth } => {
                 // What a failure means (retry after the backoff, never connect without auth) is
-                // the core's decision.
-                let refused = match auth {
-                    Ok(auth) => match self.core.provide_auth(now, request, auth) {
-                        Ok(()) => return,
-                        Err(tidings_core::CommandError::InvalidAuth) => {
-                            "it gave something that is not a JSON object".into()
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, "auth not used");
-                            return;
-                        }
-                    },
-                    Err(e) => e,
+                // the core's decision; a value that is not a JSON object is one too.
+                let r = match auth {
+                    Ok(auth) => self.core.provide_auth(now, request, auth),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the auth provider failed");
+                        self.core.auth_failed(now, request, &e)
+                    }
                 };
-                tracing::warn!(error = %refused, "the auth provider failed");
-                if let Err(e) = self.core.auth_failed(now, request, &refused) {
-                    tracing::debug!(error = %e, "auth failure not used");
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "auth not used");
                 }
                 return;
             }

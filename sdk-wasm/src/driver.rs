@@ -207,14 +207,10 @@ impl Shared {
     pub(crate) fn auth_ready(weak: &Weak<Shared>, request: AuthRequestId, auth: Result<String, String>) {
         if let Some(s) = weak.upgrade() {
             let _ = s.run(|inner, now| {
-                let failed = match auth {
-                    Ok(a) => match inner.core.provide_auth(now, request, Some(a)) {
-                        Err(tidings_core::CommandError::InvalidAuth) => "not a JSON object".to_string(),
-                        _ => return,
-                    },
-                    Err(e) => e,
+                let _ = match auth {
+                    Ok(a) => inner.core.provide_auth(now, request, Some(a)),
+                    Err(e) => inner.core.auth_failed(now, request, &e),
                 };
-                let _ = inner.core.auth_failed(now, request, &failed);
             });
         }
     }

@@ -430,7 +430,10 @@ impl World {
                     self.auth_failures -= 1;
                     self.client.auth_failed(self.at(), request, "token service unavailable").unwrap();
                 } else if let Some(tok) = self.auth_tokens.pop_front() {
-                    self.client.provide_auth(self.at(), request, tok).unwrap();
+                    // A value that is not a JSON object is refused, and the core retries.
+                    let not_object = tok.as_deref().is_some_and(|t| !t.trim_start().starts_with('{'));
+                    let r = self.client.provide_auth(self.at(), request, tok);
+                    assert_eq!(r.is_err(), not_object, "{r:?}");
                 }
             }
             Output::Event(e) => {

@@ -138,7 +138,9 @@ impl Client {
         self.update_feed();
     }
 
-    /// Supplies auth (a JSON object, or `None` for no payload) for a pending CONNECT.
+    /// Supplies auth (a JSON object, or `None` for no payload) for a pending CONNECT. Anything
+    /// else is `Err(InvalidAuth)` and counts as a failed provider ([`Client::auth_failed`]): the
+    /// CONNECT is never sent with it, nor without auth.
     pub fn provide_auth(
         &mut self,
         now: Instant,
@@ -146,12 +148,13 @@ impl Client {
         auth: Option<String>,
     ) -> Result<(), CommandError> {
         self.tick(now);
+        let nsp = self.awaiting_auth(request)?;
         if let Some(a) = &auth
             && crate::json::validate(a) != Ok(crate::json::JsonKind::Object)
         {
+            self.socket_auth_failed(&nsp, "it gave something that is not a JSON object");
             return Err(CommandError::InvalidAuth);
         }
-        let nsp = self.awaiting_auth(request)?;
         if nsp == self.config.url.namespace {
             self.feed.token = auth.as_deref().and_then(feed::token_of);
         }
