@@ -32,7 +32,14 @@ cargo build -p tidings-core --target wasm32-unknown-unknown --locked
 cargo test -p tidings-core --target wasm32-unknown-unknown --no-run --locked
 
 step "unit, vector, property, harness, integration and doc tests"
-cargo test --workspace --locked
+# Builds and runs every test binary. Tests bound their own waits; this bound is the backstop so
+# that a hang fails this step with its name in the log instead of stalling the whole run.
+cargo test --workspace --locked --no-run
+timeout --kill-after=30 1200 cargo test --workspace --locked || {
+  rc=$?
+  [ "$rc" -ge 124 ] && echo "cargo test did not finish within 20 minutes: the last test named above hung" >&2
+  exit "$rc"
+}
 
 step "browser toolchain: wasm-bindgen-cli, Chromium, npm packages (installed when missing)"
 bash scripts/install-wasm-tools.sh

@@ -1,17 +1,46 @@
 //! A socket that cannot take an event is cut off (its transport closed, no Socket.IO
 //! DISCONNECT), so its client reconnects and catches up from the feed; other sockets are not
 //! affected. Raw Engine.IO clients, so that one can stop reading.
+//!
+//! Every wait is bounded ([`within`]): a server that never answers fails the test, it does not
+//! hang the run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
 mod common;
 
 use common::*;
+use std::future::Future;
+
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tidings::Envelope;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+
+/// `f`, or a failure naming `what` if it takes longer than [`T`].
+async fn within<F: Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(T, f).await.unwrap_or_else(|_| panic!("{what}: nothing within {T:?}"))
+}
+
+/// Polls a long-polling session until its Socket.IO CONNECT ack arrives, answering pings. The
+/// first poll may hold only the server's first ping: the CONNECT handler (which checks the
+/// token) may finish after that poll was answered.
+async fn poll_until_connected(c: &reqwest::Client, session: &str) {
+    for _ in 0..20 {
+        let packets = within("a poll", async { c.get(session).send().await.unwrap().text().await.unwrap() }).await;
+        let packets: Vec<&str> = packets.split('\x1e').collect();
+        if packets.contains(&"2") {
+            let pong = within("a pong", c.post(session).body("3").send()).await.unwrap();
+            assert_eq!(pong.status(), 200);
+        }
+        if packets.iter().any(|p| p.starts_with("40{\"sid\"")) {
+            return;
+        }
+        assert!(packets.iter().all(|p| *p == "2" || *p == "6"), "unexpected {packets:?}");
+    }
+    panic!("no CONNECT ack after 20 polls");
+}
 
 /// A WebSocket client that reads only when asked to.
 struct RawWs(TcpStream);
@@ -21,22 +50,16 @@ impl RawWs {
     async fn connect(addr: std::net::SocketAddr, token: &str) -> RawWs {
         let socket = TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
-        let mut s = socket.connect(addr).await.unwrap();
+        let s = within("connecting", socket.connect(addr)).await.unwrap();
         let req = format!(
             "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(s.read_u8().await.unwrap());
-        }
-        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-        let mut ws = RawWs(s);
-        assert!(ws.frame().await.unwrap().starts_with("0{"), "the Engine.IO open packet");
+        let mut ws = RawWs::handshake(s, &req).await;
+        assert!(ws.next("the open packet").await.starts_with("0{"), "the Engine.IO open packet");
         ws.send(&format!("40{}", json!({ "token": token }))).await;
         loop {
-            let f = ws.frame().await.unwrap();
+            let f = ws.next("the CONNECT ack").await;
             match f.as_str() {
                 "2" => ws.send("3").await,
                 ack if ack.starts_with("40{\"sid\"") => return ws,
@@ -50,34 +73,40 @@ impl RawWs {
     async fn upgrade(addr: std::net::SocketAddr, token: &str) -> RawWs {
         let eio = format!("http://{addr}/socket.io/?EIO=4&transport=polling");
         let c = reqwest::Client::new();
-        let open = c.get(&eio).send().await.unwrap().text().await.unwrap();
+        let open = within("the open packet", async { c.get(&eio).send().await.unwrap().text().await.unwrap() }).await;
         let open: Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
         let sid = open["sid"].as_str().unwrap().to_string();
         let session = format!("{eio}&sid={sid}");
-        c.post(&session).body(format!("40{}", json!({ "token": token }))).send().await.unwrap();
-        let packets = c.get(&session).send().await.unwrap().text().await.unwrap();
-        assert!(packets.split('\x1e').any(|p| p.starts_with("40{\"sid\"")), "{packets}");
-        if packets.split('\x1e').any(|p| p == "2") {
-            c.post(&session).body("3").send().await.unwrap();
-        }
+        within("the CONNECT", c.post(&session).body(format!("40{}", json!({ "token": token }))).send()).await.unwrap();
+        poll_until_connected(&c, &session).await;
         let socket = TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
-        let mut s = socket.connect(addr).await.unwrap();
+        let s = within("connecting", socket.connect(addr)).await.unwrap();
         let req = format!(
             "GET /socket.io/?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
+        let mut ws = RawWs::handshake(s, &req).await;
+        ws.send("2probe").await;
+        assert_eq!(ws.next("the probe's answer").await, "3probe");
+        ws.send("5").await;
+        ws
+    }
+
+    /// Sends the upgrade request `req` and reads the `101` answer.
+    async fn handshake(mut s: TcpStream, req: &str) -> RawWs {
         s.write_all(req.as_bytes()).await.unwrap();
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
-            head.push(s.read_u8().await.unwrap());
+            head.push(within("the upgrade answer", s.read_u8()).await.unwrap());
         }
         assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-        let mut ws = RawWs(s);
-        ws.send("2probe").await;
-        assert_eq!(ws.frame().await.unwrap(), "3probe");
-        ws.send("5").await;
-        ws
+        RawWs(s)
+    }
+
+    /// The next text frame, which must come within [`T`].
+    async fn next(&mut self, what: &str) -> String {
+        within(what, self.frame()).await.unwrap_or_else(|| panic!("{what}: the connection ended"))
     }
 
     async fn send(&mut self, text: &str) {
@@ -92,7 +121,7 @@ impl RawWs {
         }
         frame.extend_from_slice(&[0, 0, 0, 0]);
         frame.extend_from_slice(text.as_bytes());
-        self.0.write_all(&frame).await.unwrap();
+        within("a write", self.0.write_all(&frame)).await.unwrap();
     }
 
     /// The next text frame, or None when the connection ends (EOF or reset).
@@ -115,7 +144,7 @@ impl RawWs {
 }
 
 async fn sockets(url: &str) -> u64 {
-    let (_, v, _) = http("GET", &format!("{url}/health"), &[], None).await;
+    let (_, v, _) = within("/health", http("GET", &format!("{url}/health"), &[], None)).await;
     v["sockets"].as_u64().unwrap()
 }
 
@@ -139,8 +168,17 @@ async fn slow_websocket(upgrade: bool) {
     let dir = temp_dir(if upgrade { "slow-upgrade" } else { "slow-ws" });
     let (url, server) = start_with(small_buffer(&dir)).await;
     let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
-    let bob = client(&url, "bob", "acme").await;
+    let bob = within("bob's connect", client(&url, "bob", "acme")).await;
+    // Bob keeps up: he reads as events come (a client that does not read is cut, like alice).
     let mut bob_events = bob.on::<Envelope<Value>>("big.event");
+    let (bob_tx, mut bob_got) = tokio::sync::mpsc::unbounded_channel();
+    let bob_reader = tokio::spawn(async move {
+        while let Some(Ok(e)) = bob_events.next().await {
+            if bob_tx.send(e.data.id).is_err() {
+                break;
+            }
+        }
+    });
     let mut alice = if upgrade {
         RawWs::upgrade(addr, &token("alice", "acme")).await
     } else {
@@ -155,7 +193,7 @@ async fn slow_websocket(upgrade: bool) {
     for n in 1..=300u64 {
         let body =
             json!({ "to": { "room": "tenant:acme" }, "event": "big.event", "data": { "n": n, "filler": filler } });
-        let (s, v, _) = emit(&url, body).await;
+        let (s, v, _) = within("an emit", emit(&url, body)).await;
         assert_eq!((s, v["offset"].as_u64()), (200, Some(n)), "{v}");
         ids.push(v["id"].as_str().unwrap().to_string());
         if sockets(&url).await == 1 {
@@ -165,9 +203,8 @@ async fn slow_websocket(upgrade: bool) {
     }
     let cut_after = cut_after.expect("the slow socket was never cut");
     // One more event after the cut: only bob gets it live.
-    let (_, v, _) =
-        emit(&url, json!({ "to": { "room": "tenant:acme" }, "event": "big.event", "data": { "n": cut_after + 1 } }))
-            .await;
+    let last = json!({ "to": { "room": "tenant:acme" }, "event": "big.event", "data": { "n": cut_after + 1 } });
+    let (_, v, _) = within("an emit", emit(&url, last)).await;
     ids.push(v["id"].as_str().unwrap().to_string());
     let total = cut_after + 1;
 
@@ -188,7 +225,8 @@ async fn slow_websocket(upgrade: bool) {
 
     // Her client catches up from the feed, from the last event it got: nothing is missing.
     let since = got.last().map_or("0".to_string(), Clone::clone);
-    let (s, page) = feed(&url, "acme", &token("alice", "acme"), &format!("since={since}&limit=1000")).await;
+    let (s, page) =
+        within("the feed", feed(&url, "acme", &token("alice", "acme"), &format!("since={since}&limit=1000"))).await;
     assert_eq!(s, 200);
     let rest: Vec<String> =
         page["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().into()).collect();
@@ -196,15 +234,16 @@ async fn slow_websocket(upgrade: bool) {
 
     // Bob, who kept up, got every event live and is still connected.
     for (n, id) in ids.iter().enumerate().skip(1) {
-        let e = tokio::time::timeout(T, bob_events.next()).await.unwrap().unwrap().unwrap();
-        assert_eq!(&e.data.id, id, "event {n}");
+        let got = within("bob's events", bob_got.recv()).await.expect("bob's subscription ended");
+        assert_eq!(&got, id, "event {n}");
     }
     assert_eq!(sockets(&url).await, 1);
     // A new connection (what alice's client does next) works.
     let _again = RawWs::connect(addr, &token("alice", "acme")).await;
     assert_eq!(sockets(&url).await, 2);
-    bob.close().await;
-    server.shutdown().await;
+    within("bob's close", bob.close()).await;
+    bob_reader.abort();
+    within("the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -214,32 +253,28 @@ async fn a_long_polling_session_that_stops_polling_is_refused_once_it_missed_an_
     let (url, server) = start_with(small_buffer(&dir)).await;
     let eio = format!("{url}/socket.io/?EIO=4&transport=polling");
     let c = reqwest::Client::new();
-    let open = c.get(&eio).send().await.unwrap().text().await.unwrap();
+    let open = within("the open packet", async { c.get(&eio).send().await.unwrap().text().await.unwrap() }).await;
     let open: Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
     let session = format!("{eio}&sid={}", open["sid"].as_str().unwrap());
     let connect = format!("40{}", json!({ "token": token("alice", "acme") }));
-    let res = c.post(&session).body(connect).send().await.unwrap();
+    let res = within("the CONNECT", c.post(&session).body(connect).send()).await.unwrap();
     assert_eq!(res.status(), 200);
     // The CONNECT ack, and the first ping, which gets its pong.
-    let packets = c.get(&session).send().await.unwrap().text().await.unwrap();
-    assert!(packets.split('\x1e').any(|p| p.starts_with("40{\"sid\"")), "{packets}");
-    if packets.split('\x1e').any(|p| p == "2") {
-        assert_eq!(c.post(&session).body("3").send().await.unwrap().status(), 200);
-    }
+    poll_until_connected(&c, &session).await;
 
     // No more polls: the fifth event finds the buffer (4 packets) full.
     for n in 1..=5 {
-        let (s, _, _) =
-            emit(&url, json!({ "to": { "users": ["alice"] }, "event": "x.y", "tenantId": "acme", "data": n })).await;
+        let body = json!({ "to": { "users": ["alice"] }, "event": "x.y", "tenantId": "acme", "data": n });
+        let (s, _, _) = within("an emit", emit(&url, body)).await;
         assert_eq!(s, 200);
     }
-    let res = c.get(&session).send().await.unwrap();
+    let res = within("a poll", c.get(&session).send()).await.unwrap();
     assert_eq!(res.status(), 400, "the session is refused: the client reconnects");
-    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let body: Value = serde_json::from_str(&within("a poll's body", res.text()).await.unwrap()).unwrap();
     assert_eq!(body, json!({ "code": 1, "message": "Session ID unknown" }));
     // The events are all in the feed.
-    let (_, page) = feed(&url, "acme", &token("alice", "acme"), "since=0").await;
+    let (_, page) = within("the feed", feed(&url, "acme", &token("alice", "acme"), "since=0")).await;
     assert_eq!(page["events"].as_array().unwrap().len(), 5);
-    server.shutdown().await;
+    within("the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
