@@ -105,6 +105,13 @@ export interface TidingsOptions {
   auth?: AuthObject | (() => AuthObject | PromiseLike<AuthObject>);
   /** Transports in order of preference (default `["websocket", "polling"]`). */
   transports?: readonly TransportName[];
+  /**
+   * Other servers to try when the URL's server fails, in order (at most 16; their path must be
+   * empty or the same namespace). Every series of reconnection attempts starts at the URL's
+   * server and moves to the next after each failed attempt; a healthy connection to a fallback
+   * is kept, and the next reconnection starts at the URL's server again.
+   */
+  fallbackUrls?: readonly string[];
   /** Upgrade a polling session to WebSocket when offered (default true). */
   upgrade?: boolean;
   /** On a failed first attempt, try the next transport at once (default false). */

@@ -217,8 +217,15 @@ impl Default for TransportConfig {
 /// Everything the core needs to know; build with [`Config::new`] and adjust the fields.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The server.
+    /// The server (the preferred one when there are fallbacks).
     pub url: ServerUrl,
+    /// Other servers to try when the preferred one fails (default none). Only their scheme,
+    /// host, port and query are used; the namespace is `url`'s. The policy (docs/RELIABILITY.md,
+    /// "Several servers"): every series of reconnection attempts starts at the preferred server
+    /// and each failed attempt moves to the next in the list, wrapping around; a connection to a
+    /// fallback is kept while it is healthy (dropping it on purpose could lose events in flight),
+    /// and the next reconnection starts at the preferred server again.
+    pub fallback_urls: Vec<ServerUrl>,
     /// Engine.IO path (default `/socket.io/`).
     pub path: String,
     /// Auth of the URL's namespace.
@@ -259,6 +266,7 @@ impl Config {
     pub fn new(url: &str) -> Result<Self, UrlError> {
         Ok(Self {
             url: ServerUrl::parse(url)?,
+            fallback_urls: Vec::new(),
             path: "/socket.io/".to_string(),
             auth: AuthMode::None,
             transports: TransportConfig::default(),
@@ -301,6 +309,12 @@ impl Config {
         if !self.url.namespace.starts_with('/') {
             return Err(ConfigError("namespace must start with '/'"));
         }
+        if self.fallback_urls.iter().any(|u| u.namespace != "/" && u.namespace != self.url.namespace) {
+            return Err(ConfigError("a fallback url names another namespace than the url"));
+        }
+        if self.fallback_urls.len() > MAX_FALLBACK_URLS {
+            return Err(ConfigError("at most 16 fallback urls"));
+        }
         if let AuthMode::Static(a) = &self.auth
             && crate::json::validate(a) != Ok(crate::json::JsonKind::Object)
         {
@@ -320,6 +334,9 @@ impl Config {
         Ok(())
     }
 }
+
+/// Most [`Config::fallback_urls`].
+pub const MAX_FALLBACK_URLS: usize = 16;
 
 /// An invalid combination of options.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1171,3 +1171,88 @@ fn an_absurd_ping_interval_from_the_server_is_clamped_to_an_hour() {
     w.run_until(3_600_000 + 1_000);
     assert!(disconnects(&w).iter().any(|d| d.1 == DisconnectReason::PingTimeout), "{:?}", disconnects(&w));
 }
+
+// ---------------------------------------------------------------------------------- several servers
+
+/// The host of every engine opening (handshakes and WebSocket opens without a sid), in order.
+fn opened_hosts(w: &World) -> Vec<String> {
+    let host = |url: &str| url.split_once("://").map_or("", |(_, r)| r).split('/').next().unwrap_or("").to_string();
+    let mut opens: Vec<(u64, String)> = w.ws_opens.iter().filter(|(_, u)| !u.contains("&sid=")).cloned().collect();
+    opens.extend(
+        w.http
+            .iter()
+            .filter(|(_, r)| r.purpose == RequestPurpose::PollReceive && !r.url.contains("&sid="))
+            .map(|(t, r)| (*t, r.url.clone())),
+    );
+    opens.sort();
+    opens.iter().map(|(_, u)| host(u)).collect()
+}
+
+#[test]
+fn a_dead_server_is_left_for_the_next_one_with_recovery_and_the_next_series_starts_at_the_preferred() {
+    let mut cfg = config();
+    cfg.fallback_urls = vec![
+        tidings_core::url::ServerUrl::parse("http://127.0.0.2:3000").unwrap(),
+        tidings_core::url::ServerUrl::parse("http://127.0.0.3:3000").unwrap(),
+    ];
+    cfg.validate().unwrap();
+    let mut w = World::with(cfg, ServerConfig::default());
+    w.connect();
+    assert!(w.run_until_cond(1_000, World::connected));
+    assert_eq!(w.client.server().host, "127.0.0.1");
+    w.server_emit("news", r#""e1""#);
+    w.run_for(100);
+    // The preferred server dies after a stable connection: it is tried once more, then the next.
+    w.run_for(10_000);
+    w.link.down_hosts = vec!["127.0.0.1:3000".into()];
+    w.drop_transports();
+    w.run_for(5);
+    assert!(!w.connected());
+    w.server_emit("news", r#""e2""#);
+    assert!(w.run_until_cond(w.now + 20_000, World::connected), "{}", w.dump());
+    assert_eq!(opened_hosts(&w), strs(&["127.0.0.1:3000", "127.0.0.1:3000", "127.0.0.2:3000"]));
+    assert_eq!(w.client.server().host, "127.0.0.2");
+    // The session is recovered there (a cluster that shares its recovery state): nothing missed.
+    assert!(connected_state(&w).unwrap().1, "recovered");
+    w.server_emit("news", r#""e3""#);
+    w.run_for(500);
+    assert_eq!(names(&w), strs(&["e1", "e2", "e3"]));
+    // The preferred server is back; a healthy connection to the fallback is kept...
+    w.link.down_hosts.clear();
+    w.run_for(60_000);
+    assert_eq!(w.client.server().host, "127.0.0.2");
+    assert_eq!(opened_hosts(&w).len(), 3);
+    // ...until it is lost: the next series starts at the preferred server.
+    w.drop_transports();
+    w.run_for(5);
+    assert!(w.run_until_cond(w.now + 20_000, World::connected), "{}", w.dump());
+    assert_eq!(opened_hosts(&w).last().map(String::as_str), Some("127.0.0.1:3000"));
+    assert_eq!(w.client.server().host, "127.0.0.1");
+    w.server_emit("news", r#""e4""#);
+    w.run_for(500);
+    assert_eq!(names(&w), strs(&["e1", "e2", "e3", "e4"]));
+    w.assert_clean();
+}
+
+#[test]
+fn with_every_server_down_the_attempts_walk_the_list_with_backoff_and_wrap_around() {
+    let mut cfg = config();
+    cfg.fallback_urls = vec![tidings_core::url::ServerUrl::parse("http://127.0.0.2:3000/").unwrap()];
+    cfg.transports = TransportConfig { fallback_after: 0, ..TransportConfig::default() };
+    let mut w = World::with(cfg, s0());
+    w.link.down_hosts = vec!["127.0.0.1:3000".into(), "127.0.0.2:3000".into()];
+    w.connect();
+    w.run_until(20_000);
+    let hosts = opened_hosts(&w);
+    assert!(hosts.len() >= 5, "{hosts:?}");
+    for (i, h) in hosts.iter().enumerate() {
+        assert_eq!(h, if i % 2 == 0 { "127.0.0.1:3000" } else { "127.0.0.2:3000" }, "attempt {i}: {hosts:?}");
+    }
+    // The backoff grows across the servers, as with one server.
+    let r = reconnects(&w);
+    assert!(r.windows(2).all(|p| p[1].1 == p[0].1 + 1));
+    // A fallback naming another namespace is refused.
+    let mut bad = config();
+    bad.fallback_urls = vec![tidings_core::url::ServerUrl::parse("http://127.0.0.2:3000/admin").unwrap()];
+    assert!(bad.validate().is_err());
+}

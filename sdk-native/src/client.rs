@@ -71,6 +71,21 @@ impl ClientBuilder {
         self.map(|c| c.url.namespace = ns)
     }
 
+    /// Another server to try when the preferred one (the builder's URL) fails; repeatable, tried
+    /// in the order given (at most 16). Every series of reconnection attempts starts at the
+    /// preferred server and moves to the next after each failed attempt; a healthy connection to
+    /// a fallback is kept, and the next reconnection starts at the preferred one again
+    /// (docs/RELIABILITY.md, "Several servers"). Its path must be empty or the same namespace.
+    pub fn fallback_url(mut self, url: &str) -> Self {
+        match tidings_core::url::ServerUrl::parse(url) {
+            Ok(u) => self.map(|c| c.fallback_urls.push(u)),
+            Err(e) => {
+                self.config = Err(Error::Config(format!("fallback url: {e}")));
+                self
+            }
+        }
+    }
+
     /// Sends this JSON object as the CONNECT payload (`handshake.auth` on the server).
     pub fn auth(mut self, auth: serde_json::Value) -> Self {
         if !auth.is_object() {

@@ -2,8 +2,7 @@
 //! its handlers and closes, aborts or clears it. They report to the driver through a
 //! `Weak<Shared>`, so a dropped client just stops hearing about them.
 
-use std::cell::Cell;
-use std::rc::{Rc, Weak};
+use std::rc::Weak;
 
 use js_sys::{ArrayBuffer, Function, Promise, Uint8Array};
 use tidings_core::engineio::Frame;
@@ -49,8 +48,9 @@ impl Ws {
     pub(crate) fn open(shared: &Weak<Shared>, conn: ConnId, url: &str) -> Result<Self, String> {
         let ws = WebSocket::new(url).map_err(|e| describe(&e))?;
         ws.set_binary_type(BinaryType::Arraybuffer);
-        // Browsers fire `error` and then `close`; the close carries the failure.
-        let failed = Rc::new(Cell::new(false));
+        // Browsers fire `error` and then `close`; Node 20's WebSocket fires only `error` when the
+        // connection is refused. So `error` reports the failure at once (and drops this socket,
+        // which removes the handlers, so a later `close` is not reported twice).
         let w = shared.clone();
         let onopen = Closure::<dyn FnMut()>::new(move || Shared::input(&w, Input::WsOpened(conn)));
         let w = shared.clone();
@@ -65,12 +65,12 @@ impl Ws {
             };
             Shared::input(&w, input);
         });
-        let f = failed.clone();
-        let onerror = Closure::<dyn FnMut()>::new(move || f.set(true));
+        let w = shared.clone();
+        let onerror =
+            Closure::<dyn FnMut()>::new(move || Shared::ws_closed(&w, conn, None, Some("websocket error".to_string())));
         let w = shared.clone();
         let onclose = Closure::<dyn FnMut(CloseEvent)>::new(move |ev: CloseEvent| {
-            let error = failed.get().then(|| "websocket error".to_string());
-            Shared::ws_closed(&w, conn, Some(ev.code()), error);
+            Shared::ws_closed(&w, conn, Some(ev.code()), None)
         });
         ws.set_onopen(Some(onopen.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));

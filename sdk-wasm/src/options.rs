@@ -128,6 +128,13 @@ pub(crate) fn parse(url: &str, options: &JsValue) -> R<Parsed> {
         }
         c.transports.order = order;
     }
+    if let Some(list) = get(options, "fallbackUrls")? {
+        let list = list.dyn_into::<Array>().map_err(|_| "option fallbackUrls must be an array".to_string())?;
+        for v in list.iter() {
+            let u = v.as_string().and_then(|s| tidings_core::url::ServerUrl::parse(&s).ok());
+            c.fallback_urls.push(u.ok_or("option fallbackUrls must list http(s) or ws(s) URLs")?);
+        }
+    }
     let t: &mut TransportConfig = &mut c.transports;
     if let Some(b) = boolean(options, "upgrade")? {
         t.upgrade = b;

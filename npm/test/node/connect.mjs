@@ -1,6 +1,7 @@
 // The package on Node, against the real Node socket.io test server (s0): imports `tidings` by
 // name (the package's "node" condition), connects, receives the server's `auth` event, gets an
-// ack, and closes. Usage: node [--experimental-websocket] connect.mjs URL polling|websocket
+// ack, and closes; then connects with a dead server first and the test server as its fallback
+// (`fallbackUrls`). Usage: node [--experimental-websocket] connect.mjs URL polling|websocket
 // Run by scripts/test-wasm.sh after the package is built.
 
 import assert from "node:assert/strict";
@@ -27,4 +28,23 @@ try {
   console.log(`ok node ${process.versions.node} ${transport}: connect, event, ack`);
 } finally {
   socket.close();
+}
+
+// The URL's server is down (nothing listens on port 1): the next attempt goes to the fallback.
+const failover = connect("http://127.0.0.1:1", {
+  fallbackUrls: [url],
+  transports: [transport],
+  reconnectionDelay: 100,
+  reconnectionDelayMax: 200,
+  auth: { token: "node" },
+});
+try {
+  const errors = [];
+  failover.on("connect_error", (e) => errors.push(e.message));
+  await Promise.race([new Promise((resolve) => failover.on("connect", resolve)), timeout(10_000, "the fallback")]);
+  assert.ok(errors.length >= 1, "the dead server was tried first and reported");
+  assert.deepEqual(await failover.timeout(5_000).emitWithAck("echo", { n: 2 }), { n: 2 });
+  console.log(`ok node ${process.versions.node} ${transport}: a dead first server, connected to the fallback`);
+} finally {
+  failover.close();
 }

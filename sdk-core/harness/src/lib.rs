@@ -83,13 +83,29 @@ pub struct Link {
     pub ws_blocked: bool,
     /// Time windows `[from, to)` during which the network black-holes traffic.
     pub partitions: Vec<(u64, u64)>,
+    /// Hosts (as in URLs: `host:port`) that refuse connections: a server that is down.
+    pub down_hosts: Vec<String>,
     rng: Rng,
     chans: HashMap<Chan, ChanState>,
 }
 
 impl Link {
     fn new(cfg: LinkConfig, seed: u64) -> Self {
-        Self { cfg, ws_blocked: false, partitions: Vec::new(), rng: Rng::new(seed ^ 0x11_4E), chans: HashMap::new() }
+        Self {
+            cfg,
+            ws_blocked: false,
+            partitions: Vec::new(),
+            down_hosts: Vec::new(),
+            rng: Rng::new(seed ^ 0x11_4E),
+            chans: HashMap::new(),
+        }
+    }
+
+    /// Whether `url` goes to a host that is down.
+    pub fn refuses(&self, url: &str) -> bool {
+        self.down_hosts
+            .iter()
+            .any(|h| url.split_once("://").is_some_and(|(_, rest)| rest.starts_with(&format!("{h}/"))))
     }
 
     /// Whether the network is partitioned at `t`.
@@ -382,7 +398,9 @@ impl World {
                 self.log(|| format!("C>S ws{id} OPEN {url}"));
                 let chan = Chan::Ws(id);
                 self.link.chans.insert(chan, ChanState::default());
-                if self.link.ws_blocked || self.link.partitioned(now) {
+                if self.link.refuses(&url) {
+                    self.fail_open(chan, Msg::CWsClosed { code: None, error: Some("connection refused".into()) });
+                } else if self.link.ws_blocked || self.link.partitioned(now) {
                     let why = if self.link.ws_blocked { "websocket blocked" } else { "network unreachable" };
                     self.fail_open(chan, Msg::CWsClosed { code: None, error: Some(why.into()) });
                 } else {
@@ -505,6 +523,10 @@ impl World {
         }
         let chan = Chan::Http(id);
         self.link.chans.insert(chan, ChanState::default());
+        if self.link.refuses(&req.url) {
+            self.fail_open(chan, Msg::CHttpFailed(tidings_core::HttpError::Network("connection refused".into())));
+            return;
+        }
         if self.link.partitioned(self.now) {
             self.fail_open(chan, Msg::CHttpFailed(tidings_core::HttpError::Network("network unreachable".into())));
             return;

@@ -26,6 +26,9 @@ pub(super) struct Engine {
     attempts: u32,
     /// Consecutive WebSocket failures, for the polling fallback.
     ws_failures: u32,
+    /// The server the next (or current) connection goes to: 0 is `Config::url`, `i` is
+    /// `Config::fallback_urls[i - 1]`.
+    server: usize,
     /// A polling session being closed: its last packets and the `1` still to POST.
     draining: Option<Drain>,
 }
@@ -153,8 +156,22 @@ impl Client {
 
     // ---------------------------------------------------------------- URLs
 
+    /// The server the current (or next) connection goes to.
+    pub fn server(&self) -> &crate::url::ServerUrl {
+        match self.engine.server.checked_sub(1) {
+            Some(i) => self.config.fallback_urls.get(i).unwrap_or(&self.config.url),
+            None => &self.config.url,
+        }
+    }
+
+    /// Moves to the next server after a failed attempt (or back to the preferred one).
+    fn next_server(&mut self, failed: bool) {
+        let n = self.config.fallback_urls.len() + 1;
+        self.engine.server = if failed { (self.engine.server + 1) % n } else { 0 };
+    }
+
     fn eio_url(&mut self, kind: TransportKind, sid: Option<&str>) -> String {
-        let u = &self.config.url;
+        let u = self.server();
         let mut url = match kind {
             TransportKind::WebSocket => u.ws_origin(),
             TransportKind::Polling => u.http_origin(),
@@ -262,6 +279,7 @@ impl Client {
                 return;
             }
         }
+        self.next_server(true);
         let will_retry = self.config.reconnect.enabled && !self.reconnect_exhausted();
         let fallback_pending =
             will_retry && kind == TransportKind::WebSocket && t.fallback_after > 0 && t.allows(TransportKind::Polling);
@@ -333,6 +351,9 @@ impl Client {
         if stable {
             self.engine.attempts = 0;
         }
+        // A stable connection that is lost starts a new series at the preferred server; one
+        // that did not last counts as a failed attempt of its server.
+        self.next_server(!stable);
         self.sockets_engine_closed(reason);
         self.schedule_reconnect(reason);
     }
@@ -387,6 +408,7 @@ impl Client {
             EnginePhase::Idle | EnginePhase::Waiting { .. } => {}
         }
         self.engine.attempts = 0;
+        self.next_server(false);
     }
 
     /// Sends the next POST of a closing polling session once the previous one is answered.

@@ -16,15 +16,17 @@ use tidings::{ConnectionState, Error, Notice, Payload, Tidings, TransportConfig,
 
 const USAGE: &str = "\
 usage:
-  tidings listen URL [--namespace NS] [--auth JSON | --token T] [--join ROOM]...
+  tidings listen URL [--fallback URL]... [--namespace NS] [--auth JSON | --token T] [--join ROOM]...
                      [--transport websocket|polling|auto|upgrade] [--event NAME_OR_PREFIX]...
                      [--count N] [--timeout SECS]
-  tidings emit URL EVENT [JSON_ARG]... [--namespace NS] [--auth JSON | --token T]
+  tidings emit URL EVENT [JSON_ARG]... [--fallback URL]... [--namespace NS] [--auth JSON | --token T]
                      [--transport websocket|polling|auto|upgrade] [--ack] [--timeout MS] [--linger MS]
   tidings publish URL EVENT [JSON_DATA] (--room ROOM | --user ID...) [--tenant T] [--api-key K]
                      [--idempotency-key KEY] [--correlation-id ID] [--timeout SECS]
 
 Events are printed to stdout as JSON lines; connection states to stderr.
+--fallback names another server, tried when URL fails (repeatable, in order; every reconnection
+starts at URL again).
 publish sends through the server's internal API (POST URL/internal/emit, docs/PUBLISHING.md),
 retrying transient failures with the same idempotency key until --timeout (default 30 s); the
 key is also read from TIDINGS_API_KEY. It prints the id, offset, replayed flag and key as JSON.
@@ -42,6 +44,7 @@ struct Common {
     auth: Option<Value>,
     token: Option<String>,
     transport: Option<TransportConfig>,
+    fallbacks: Vec<String>,
 }
 
 fn take_value(args: &mut std::vec::IntoIter<String>, flag: &str) -> Result<String, Usage> {
@@ -62,6 +65,11 @@ fn common_flag(c: &mut Common, flag: &str, args: &mut std::vec::IntoIter<String>
             c.auth = Some(v);
         }
         "--token" => c.token = Some(take_value(args, flag)?),
+        "--fallback" => {
+            let url = take_value(args, flag)?;
+            tidings_url_check(&url)?;
+            c.fallbacks.push(url);
+        }
         "--transport" => {
             c.transport = Some(match take_value(args, flag)?.as_str() {
                 "websocket" => TransportConfig::only(TransportKind::WebSocket),
@@ -95,6 +103,9 @@ fn builder(c: &Common) -> Result<tidings::ClientBuilder, Usage> {
     }
     if let Some(t) = c.transport {
         b = b.transports(t);
+    }
+    for url in &c.fallbacks {
+        b = b.fallback_url(url);
     }
     Ok(b)
 }
