@@ -1,34 +1,43 @@
 //! The `tidings` CLI as a black box against a real Node socket.io server: output format and exit codes.
+//! Every run of the CLI is bounded: one that never exits is killed and fails its test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::NodeServer;
+use common::{NodeServer, output_within, stderr_line, wait_with_output_within, wait_within};
 use serde_json::{Value, json};
+
+/// How long a run of the CLI may take: longer than any `--timeout` below (20 s), but the
+/// burst's, which has a bound of its own.
+const T: Duration = Duration::from_secs(30);
 
 fn cli() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tidings"))
 }
 
+/// Runs the CLI with `args` to its end, at most [`T`].
+fn run(args: &[&str]) -> Output {
+    output_within(cli().args(args), T, &format!("tidings {}", args.join(" ")))
+}
+
 #[test]
 fn usage_errors_exit_2_with_a_helpful_message() {
-    let out = cli().args(["listen"]).output().unwrap();
+    let out = run(&["listen"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen needs a URL"));
-    let out = cli().args(["emit", "http://127.0.0.1:1", "ev", "{bad"]).output().unwrap();
+    let out = run(&["emit", "http://127.0.0.1:1", "ev", "{bad"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid JSON"));
-    let out = cli().args(["listen", "ftp://x"]).output().unwrap();
+    let out = run(&["listen", "ftp://x"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = cli().args(["frobnicate"]).output().unwrap();
+    let out = run(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
     // A timeout no Duration can hold is a usage error, not a panic.
-    let out = cli().args(["listen", "http://127.0.0.1:1", "--timeout", "1e20"]).output().unwrap();
+    let out = run(&["listen", "http://127.0.0.1:1", "--timeout", "1e20"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout"));
 }
@@ -36,8 +45,7 @@ fn usage_errors_exit_2_with_a_helpful_message() {
 #[test]
 fn emit_with_ack_prints_the_ack_arguments() {
     let srv = NodeServer::start("s0");
-    let out =
-        cli().args(["emit", &srv.url(), "echo", r#"{"a":1}"#, "2", "--ack", "--timeout", "5000"]).output().unwrap();
+    let out = run(&["emit", &srv.url(), "echo", r#"{"a":1}"#, "2", "--ack", "--timeout", "5000"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed, json!([{"a": 1}, 2]));
@@ -46,7 +54,7 @@ fn emit_with_ack_prints_the_ack_arguments() {
 #[test]
 fn connect_error_exits_3_with_message_and_data() {
     let srv = NodeServer::start("s0");
-    let out = cli().args(["emit", &format!("{}/no", srv.url()), "x"]).output().unwrap();
+    let out = run(&["emit", &format!("{}/no", srv.url()), "x"]);
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not authorized") && err.contains("42"), "{err}");
@@ -55,7 +63,7 @@ fn connect_error_exits_3_with_message_and_data() {
 #[test]
 fn ack_timeout_exits_4() {
     let srv = NodeServer::start("s0");
-    let out = cli().args(["emit", &srv.url(), "nothing-acks", "--ack", "--timeout", "300"]).output().unwrap();
+    let out = run(&["emit", &srv.url(), "nothing-acks", "--ack", "--timeout", "300"]);
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no ack"));
 }
@@ -63,8 +71,7 @@ fn ack_timeout_exits_4() {
 #[test]
 fn listen_times_out_with_5_before_count() {
     let srv = NodeServer::start("s0");
-    let out =
-        cli().args(["listen", &srv.url(), "--event", "never", "--count", "1", "--timeout", "1"]).output().unwrap();
+    let out = run(&["listen", &srv.url(), "--event", "never", "--count", "1", "--timeout", "1"]);
     assert_eq!(out.status.code(), Some(5));
     assert!(out.stdout.is_empty());
 }
@@ -91,14 +98,10 @@ fn listen_prints_events_binary_and_states_then_exits_0() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
     // wait for the connected state on stderr
-    let mut lines = stderr.lines();
-    let connected =
-        lines.by_ref().map_while(Result::ok).find(|l| l.contains(r#""state":"connected""#)).expect("connected line");
+    let connected = stderr_line(&mut child, r#""state":"connected""#, T, "listen's connected line");
     let v: Value = serde_json::from_str(&connected).unwrap();
     assert_eq!(v["recovered"], json!(false));
-    std::thread::spawn(move || for _ in lines {});
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         srv.emit("/", "news", json!(["hello", {"n": 1}])).await;
@@ -107,9 +110,9 @@ fn listen_prints_events_binary_and_states_then_exits_0() {
     });
     // The third event is broadcast by the server when another CLI process emits `bcast`: this
     // checks that `tidings emit` (no ack) is delivered before it disconnects.
-    let out = cli().args(["emit", &srv.url(), "bcast", r#""x""#]).output().unwrap();
+    let out = run(&["emit", &srv.url(), "bcast", r#""x""#]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = child.wait_with_output().unwrap();
+    let out = wait_with_output_within(child, T, "tidings listen");
     assert_eq!(out.status.code(), Some(0));
     let lines: Vec<Value> =
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -136,15 +139,10 @@ fn listen_prints_every_event_of_a_large_burst_in_order_to_a_file() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("\"connected\"") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "listen exited before connecting");
-    }
+    stderr_line(&mut child, "\"connected\"", T, "listen's connected line");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(srv.burst("tick", n, 0));
-    let status = child.wait().unwrap();
+    let status = wait_within(&mut child, Duration::from_secs(150), "tidings listen (its --timeout is 120 s)");
     assert_eq!(status.code(), Some(0));
     let text = std::fs::read_to_string(&path).unwrap();
     let got: Vec<u64> = text

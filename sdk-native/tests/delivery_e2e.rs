@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::NodeServer;
+use common::{NodeServer, within};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ fn ws_only() -> TransportConfig {
 
 /// A client of `srv` over WebSocket, connected, with the defaults a user gets.
 async fn ws_client(srv: &NodeServer) -> Tidings {
-    Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap()
+    within(T, "connecting", Tidings::builder(&srv.url()).transports(ws_only()).connect()).await.unwrap()
 }
 
 /// Fails if any notice so far says the connection was lost.
@@ -81,7 +81,7 @@ async fn a_burst_larger_than_every_buffer_reaches_a_slow_consumer_whole_and_in_o
     assert!(matches!(client.state(), ConnectionState::Connected { .. }));
     // A short stall never dropped the connection.
     assert_never_reconnected(&mut notices);
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,15 +89,15 @@ async fn over_long_polling_a_slow_consumer_holds_back_the_next_get_and_loses_not
     // 1,500 events of ~8 KiB (12 MiB, three times the receive buffer) over long-polling: while
     // the consumer is behind, the next GET waits, so the server keeps the rest.
     let srv = NodeServer::start_quiet("s0", &["--ping-interval", "25000", "--ping-timeout", "20000"]);
-    let client =
-        Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let mut ticks = client.on::<Tick>("tick");
     let n = 1_500;
     srv.burst("tick", n, 8 << 10).await;
     let got = read_ticks(&mut ticks, n, Duration::from_millis(1)).await;
     assert_eq!(got, (0..n).collect::<Vec<_>>(), "every event, in order, once");
     assert!(matches!(client.state(), ConnectionState::Connected { .. }));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +117,7 @@ async fn a_short_stall_keeps_the_connection() {
     let rest = read_ticks(&mut ticks, n - 1, Duration::ZERO).await;
     assert_eq!([first, rest].concat(), (0..n).collect::<Vec<_>>());
     assert_never_reconnected(&mut notices);
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,9 +127,11 @@ async fn a_consumer_stalled_past_the_ping_timeout_gets_a_recovered_reconnect_and
     let client = ws_client(&srv).await;
     let mut notices = client.notices();
     let mut ticks = client.on::<Tick>("tick");
-    // One event first, so the client has an offset to recover from.
+    // One event first, so the client has an offset to recover from. Awaited from before the
+    // burst: `wait_for` subscribes when called, and the event may arrive before the answer.
+    let warmup = client.wait_for::<Value>("warmup", T);
     srv.burst("warmup", 1, 0).await;
-    client.wait_for::<Value>("warmup", T).await.ok();
+    warmup.await.expect("the warmup event");
     let n = 30_000;
     srv.burst("tick", n, 200).await; // ~7 MiB: more than the receive buffer holds
     let first = read_ticks(&mut ticks, 1, Duration::ZERO).await;
@@ -155,7 +157,7 @@ async fn a_consumer_stalled_past_the_ping_timeout_gets_a_recovered_reconnect_and
     srv.burst("tick", 1, 0).await;
     let last = tokio::time::timeout(T, ticks.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(last.data.i, 0, "the next event is the new one, not a replayed duplicate");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,7 +193,7 @@ async fn volatile_and_ack_requesting_events_keep_their_arguments_with_recovery_o
         })
         .await
     );
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 /// Runs a control request from a sync closure.
@@ -208,7 +210,7 @@ async fn wait_for_subscribes_when_called() {
     srv.emit("/", "news", json!([{"n": 1}])).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(next.await.unwrap().data, json!({"n": 1}));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -231,5 +233,5 @@ async fn a_lossy_subscription_never_slows_the_lossless_ones() {
         other => panic!("{other:?}"),
     }
     assert_eq!(tokio::time::timeout(T, gauge.next()).await.unwrap().unwrap().unwrap().data.i, 0);
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }

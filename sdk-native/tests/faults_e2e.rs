@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use common::NodeServer;
 use common::proxy::{FaultProxy, Mode};
+use common::{NodeServer, within};
 use futures_util::StreamExt;
 use serde_json::json;
 use tidings::{
@@ -27,7 +27,7 @@ fn server() -> NodeServer {
 }
 
 async fn client(proxy: &FaultProxy, transports: TransportConfig) -> Tidings {
-    Tidings::builder(&proxy.url())
+    let connect = Tidings::builder(&proxy.url())
         .transports(transports)
         .reconnect(ReconnectConfig {
             backoff: BackoffStrategy::SocketIo { min_ms: 100, max_ms: 500, factor: 2.0, randomization: 0.5 },
@@ -35,9 +35,8 @@ async fn client(proxy: &FaultProxy, transports: TransportConfig) -> Tidings {
         })
         // A connection attempt made into the blackhole gives up quickly and tries again.
         .connect_timeout(Duration::from_secs(1))
-        .connect()
-        .await
-        .unwrap()
+        .connect();
+    within(T, "connecting", connect).await.unwrap()
 }
 
 /// Notices until one matches; returns it.
@@ -106,7 +105,7 @@ async fn a_blackholed_connection_is_detected_within_the_heartbeat_and_recovers_e
         assert_eq!(recovered(&n), Some(true), "the session is recovered ({transports:?})");
         ticks(&srv, 12, 15).await;
         expect_ticks(&mut sub, 15).await;
-        client.close().await;
+        within(T, "closing", client.close()).await;
     }
 }
 
@@ -129,7 +128,7 @@ async fn connections_reset_mid_stream_lose_and_repeat_nothing() {
     }
     expect_ticks(&mut sub, next).await;
     assert!(proxy.accepted() >= 4, "one connection per reset");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -145,7 +144,7 @@ async fn latency_keeps_order_and_delays_acks_accordingly() {
     assert_eq!(ack.deserialize::<String>().unwrap(), "x");
     assert!(t.elapsed() >= Duration::from_millis(80), "the ack crossed the delay twice: {:?}", t.elapsed());
     expect_ticks(&mut sub, 30).await;
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -163,7 +162,7 @@ async fn a_peer_that_stops_reading_is_dropped_once_the_outgoing_queue_passes_its
     for _ in 0..256 {
         // Once the connection is dropped, emits wait in the send buffer, itself bounded (4 MiB):
         // past it the caller is told, not ignored.
-        if let Err(e) = client.emit("bulk", &chunk).await {
+        if let Err(e) = within(T, "emit bulk", client.emit("bulk", &chunk)).await {
             assert!(matches!(e, tidings::Error::Emit(tidings::EmitError::SendBufferFull)), "{e:?}");
             break;
         }
@@ -181,5 +180,5 @@ async fn a_peer_that_stops_reading_is_dropped_once_the_outgoing_queue_passes_its
     // to hand its session over.)
     proxy.set(Mode::Pass);
     until(&mut notices, |n| recovered(n).is_some()).await;
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{NodeServer, next_state};
+use common::{NodeServer, next_state, within};
 use serde_json::{Value, json};
 use tidings::{ConnectionState, Notice, Tidings, TransportConfig};
 
@@ -48,13 +48,9 @@ async fn tokens_never_reach_logs_urls_or_debug_output() {
         min_interval: Duration::from_millis(100),
         ..tidings::FeedConfig::new(format!("{}/feed", srv.url()))
     };
-    let client = Tidings::builder(&srv.url())
-        .token(SECRET)
-        .transports(TransportConfig::polling_first())
-        .feed(feed)
-        .connect()
-        .await
-        .unwrap();
+    let connect =
+        Tidings::builder(&srv.url()).token(SECRET).transports(TransportConfig::polling_first()).feed(feed).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     assert!(!format!("{client:?}").contains(SECRET));
     client.emit_with_ack("echo", &"x", T).await.unwrap();
     let mut notices = client.notices();
@@ -77,7 +73,7 @@ async fn tokens_never_reach_logs_urls_or_debug_output() {
     assert!(requests.as_array().is_some_and(|a| !a.is_empty()), "the feed was polled");
     srv.control("POST", "refuse-socketio?on=0", None).await;
     next_state(&mut notices, |s| matches!(s, ConnectionState::Connected { .. })).await;
-    client.close().await;
+    within(T, "closing", client.close()).await;
     let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("state") && logs.contains("http request"), "the client did log: {logs}");
     assert!(!logs.contains(SECRET), "a token reached the logs");

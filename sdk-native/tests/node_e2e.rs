@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{NodeServer, eventually, next_state};
+use common::{NodeServer, eventually, next_state, within};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tidings::{
@@ -41,16 +41,17 @@ async fn s2_websocket_handshake_then_connect_with_auth() {
     // the engine handshake over WebSocket offers no upgrade
     let sent = srv.sent();
     assert!(sent.iter().any(|f| f.starts_with("0{") && f.contains(r#""upgrades":[]"#)), "{sent:?}");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s1_polling_first_then_upgrade_keeps_order() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(TransportConfig::polling_first()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(TransportConfig::polling_first()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let mut echoes = client.on::<u32>("echo");
     for i in 0..50u32 {
-        client.emit("echo", &i).await.unwrap();
+        within(T, "emit echo", client.emit("echo", &i)).await.unwrap();
     }
     for i in 0..50u32 {
         let e = tokio::time::timeout(T, echoes.next()).await.unwrap().unwrap().unwrap();
@@ -68,7 +69,7 @@ async fn s1_polling_first_then_upgrade_keeps_order() {
     assert_eq!(got.iter().position(|f| f == "40"), Some(0), "CONNECT first, over polling: {got:?}");
     assert!(got.iter().any(|f| f == "2probe"), "{got:?}");
     assert!(got.iter().any(|f| f == "5"), "{got:?}");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -78,13 +79,14 @@ async fn s33_emits_while_upgrading_are_neither_lost_nor_reordered() {
     let srv = NodeServer::start("s0");
     srv.control("POST", "block-websocket?on=1", None).await;
     let transports = TransportConfig { reprobe_every: Duration::from_millis(200), ..TransportConfig::polling_first() };
-    let client = Tidings::builder(&srv.url()).transports(transports).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(transports).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     assert!(matches!(client.state(), ConnectionState::Connected { transport: TransportKind::Polling, .. }));
     let mut echoes = client.on::<u32>("echo");
     let upgraded = || matches!(client.state(), ConnectionState::Connected { transport: TransportKind::WebSocket, .. });
     let (mut sent, mut after) = (0u32, 0);
     while after < 20 && sent < 3_000 {
-        client.emit("echo", &sent).await.unwrap();
+        within(T, "emit echo", client.emit("echo", &sent)).await.unwrap();
         sent += 1;
         if sent == 30 {
             srv.control("POST", "block-websocket?on=0", None).await;
@@ -104,27 +106,29 @@ async fn s33_emits_while_upgrading_are_neither_lost_nor_reordered() {
     assert!(echo_over("polling") >= 30 && echo_over("websocket") >= 20, "both sides of the upgrade: {got:?}");
     assert_eq!(echo_over("polling") + echo_over("websocket"), sent as usize, "each emit sent once");
     assert!(got.iter().any(|(f, _)| f == "5"), "{got:?}");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s3_heartbeat_is_answered_and_never_initiated() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(matches!(client.state(), ConnectionState::Connected { .. }));
     let got = srv.received();
     let pongs = got.iter().filter(|f| *f == "3").count();
     assert!(pongs >= 2, "expected pongs, got {got:?}");
     assert!(!got.iter().any(|f| f == "2"), "the client must never ping: {got:?}");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s4_silent_server_ping_timeout_then_reconnect() {
     // The handshake announces pingInterval 300 + pingTimeout 200, but the server never pings.
     let srv = NodeServer::start("no-ping");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let mut notices = client.notices();
     let connected_at = tokio::time::Instant::now();
     let s = next_state(&mut notices, |s| matches!(s, ConnectionState::Disconnected { .. })).await;
@@ -134,7 +138,7 @@ async fn s4_silent_server_ping_timeout_then_reconnect() {
     next_state(&mut notices, |s| matches!(s, ConnectionState::Reconnecting { attempt: 1, .. })).await;
     next_state(&mut notices, |s| matches!(s, ConnectionState::Connected { .. })).await;
     assert!(!srv.received().iter().any(|f| f == "2"), "the client never pings");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -152,7 +156,7 @@ async fn s6_custom_namespace_with_auth() {
     assert!(srv.received().contains(&r#"40/custom,{"token":"x"}"#.to_string()));
     let ack = client.emit_with_ack("echo", &json!({"a": 1}), T).await.unwrap();
     assert_eq!(ack.deserialize::<Value>().unwrap(), json!({"a": 1}));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -182,7 +186,7 @@ async fn a_failing_auth_provider_is_retried_after_the_backoff_never_bypassed() {
     // The server never saw a CONNECT without the token.
     let connects: Vec<String> = srv.received().into_iter().filter(|f| f.starts_with("40/auth")).collect();
     assert_eq!(connects, vec![r#"40/auth,{"token":"good"}"#.to_string()]);
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -208,7 +212,8 @@ async fn malformed_packets_are_reported_with_their_cause_and_the_client_reconnec
         backoff: tidings::BackoffStrategy::SocketIo { min_ms: 50, max_ms: 200, factor: 2.0, randomization: 0.5 },
         ..ReconnectConfig::default()
     };
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).reconnect(fast).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).reconnect(fast).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let mut notices = client.notices();
     for (what, frame) in frames {
         let sent = srv.raw_message(&frame).await;
@@ -232,14 +237,14 @@ async fn malformed_packets_are_reported_with_their_cause_and_the_client_reconnec
         let ack = client.emit_with_ack("echo", &json!(what), T).await.unwrap();
         assert_eq!(ack.deserialize::<String>().unwrap(), what);
     }
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s7_two_namespaces_share_one_engine_session() {
     let srv = NodeServer::start("s0");
-    let client =
-        Tidings::builder(&srv.url()).auth(json!({"token": "x"})).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).auth(json!({"token": "x"})).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let custom = client.of("/custom").unwrap();
     assert_eq!(custom.namespace(), "/custom");
     custom.wait_connected(T).await.unwrap();
@@ -258,7 +263,7 @@ async fn s7_two_namespaces_share_one_engine_session() {
     assert_eq!(ack.deserialize::<Value>().unwrap(), json!({"ns": "custom"}));
     // Disconnecting /custom sends `41/custom,`; `/` keeps working on the same session.
     let mut notices = custom.notices();
-    custom.disconnect().await.unwrap();
+    within(T, "disconnecting", custom.disconnect()).await.unwrap();
     let s = next_state(&mut notices, |s| matches!(s, ConnectionState::Disconnected { .. })).await;
     assert!(matches!(s, ConnectionState::Disconnected { reason: DisconnectReason::IoClientDisconnect }), "{s:?}");
     assert!(eventually(T, || srv.received().iter().any(|f| f == "41/custom,")).await, "{:?}", srv.received());
@@ -270,13 +275,14 @@ async fn s7_two_namespaces_share_one_engine_session() {
     // And it comes back on demand.
     custom.connect().unwrap();
     custom.wait_connected(T).await.unwrap();
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s8_connect_error_with_data_does_not_reconnect() {
     let srv = NodeServer::start("s0");
-    let err = Tidings::builder(&format!("{}/no", srv.url())).transports(ws_only()).connect().await.unwrap_err();
+    let connect = Tidings::builder(&format!("{}/no", srv.url())).transports(ws_only()).connect();
+    let err = within(T, "connecting", connect).await.unwrap_err();
     match err {
         Error::Connect(e) => {
             assert_eq!(e.message, "not authorized");
@@ -290,14 +296,16 @@ async fn s8_connect_error_with_data_does_not_reconnect() {
 #[tokio::test]
 async fn s9_unknown_namespace() {
     let srv = NodeServer::start("s0");
-    let err = Tidings::builder(&format!("{}/random", srv.url())).transports(ws_only()).connect().await.unwrap_err();
+    let connect = Tidings::builder(&format!("{}/random", srv.url())).transports(ws_only()).connect();
+    let err = within(T, "connecting", connect).await.unwrap_err();
     assert!(matches!(err, Error::Connect(ref e) if e.message == "Invalid namespace"), "{err:?}");
 }
 
 #[tokio::test]
 async fn s10_ack_ids_count_from_zero() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let a = client.emit_with_ack("echo", &json!({"a": 1}), T).await.unwrap();
     assert_eq!(a.deserialize::<Value>().unwrap(), json!({"a": 1}));
     let b = client.emit_with_ack("echo", &2, T).await.unwrap();
@@ -306,53 +314,57 @@ async fn s10_ack_ids_count_from_zero() {
     assert!(got.contains(&r#"420["echo",{"a":1}]"#.to_string()), "{got:?}");
     assert!(got.contains(&r#"421["echo",2]"#.to_string()), "{got:?}");
     assert!(srv.sent().contains(&r#"430[{"a":1}]"#.to_string()));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s11_client_answers_a_server_ack_request() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let mut asks = client.on::<u32>("ask");
     let answered = client.on::<String>("answered");
-    client.emit("ask", &()).await.unwrap();
+    within(T, "emit ask", client.emit("ask", &())).await.unwrap();
     let ask = tokio::time::timeout(T, asks.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(ask.data, 1);
     ask.ack.expect("the server asked for an ack").send(&[json!("yes")]).unwrap();
     let mut answered = answered;
     let a = tokio::time::timeout(T, answered.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(a.data, "yes");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s12_binary_from_server() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let doge = client.on::<Bytes>("doge");
-    client.emit("doge", &()).await.unwrap();
+    within(T, "emit doge", client.emit("doge", &())).await.unwrap();
     let mut doge = doge;
     let d = tokio::time::timeout(T, doge.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(d.data.0, b"asdfasdf");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s13_binary_with_ack_is_a_binary_event() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let ack = client.emit_with_ack("echo", &Bytes(vec![1, 2, 3]), T).await.unwrap();
     assert_eq!(ack.deserialize::<Bytes>().unwrap().0, vec![1, 2, 3]);
     let got = srv.received();
     assert!(got.contains(&r#"451-0["echo",{"_placeholder":true,"num":0}]"#.to_string()), "{got:?}");
     assert!(!got.iter().any(|f| f.starts_with("46")), "never BINARY_ACK on send: {got:?}");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s14_two_attachments_in_order() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let ack = client
         .emit_builder("echo")
         .arg(&Bytes(vec![1]))
@@ -364,18 +376,18 @@ async fn s14_two_attachments_in_order() {
     let (a, b): (Bytes, Value) = ack.deserialize().unwrap();
     assert_eq!(a.0, vec![1]);
     assert_eq!(b, json!({"x": {"$binary": "AgI="}}));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s15_binary_over_polling() {
     let srv = NodeServer::start("s0");
-    let client =
-        Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let ack = client.emit_with_ack("echo", &Bytes(vec![1, 2, 3]), T).await.unwrap();
     assert_eq!(ack.deserialize::<Bytes>().unwrap().0, vec![1, 2, 3]);
     assert!(matches!(client.state(), ConnectionState::Connected { transport: TransportKind::Polling, .. }));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -385,7 +397,7 @@ async fn s16_emits_before_connect_are_buffered_in_order() {
         Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).build().unwrap();
     let mut echoes = client.on::<u32>("echo");
     for i in 0..5u32 {
-        client.emit("echo", &i).await.unwrap();
+        within(T, "emit echo", client.emit("echo", &i)).await.unwrap();
     }
     for i in 0..5u32 {
         assert_eq!(tokio::time::timeout(T, echoes.next()).await.unwrap().unwrap().unwrap().data, i);
@@ -393,63 +405,61 @@ async fn s16_emits_before_connect_are_buffered_in_order() {
     // the CONNECT went alone: no batch carried both `40` and an event
     let got = srv.received();
     assert!(got.iter().any(|f| f == "40"), "{got:?}");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s17_volatile_dropped_while_disconnected() {
     let srv = NodeServer::start("s0");
     let client = Tidings::builder(&srv.url()).transports(ws_only()).build().unwrap();
-    let r = client.emit_volatile("echo", &1).await;
+    let r = within(T, "a volatile emit echo", client.emit_volatile("echo", &1)).await;
     assert_eq!(r, Err(Error::Emit(EmitError::VolatileDropped)));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s18_ack_timeout() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let r = client.emit_with_ack("nothing-acks", &1, Duration::from_millis(50)).await;
     assert_eq!(r.unwrap_err().to_string(), "operation has timed out");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s19_retries_with_new_ack_ids_then_the_queue_moves_on() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url())
-        .transports(ws_only())
-        .retries(2, Duration::from_millis(100))
-        .connect()
-        .await
-        .unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).retries(2, Duration::from_millis(100)).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let started = tokio::time::Instant::now();
     let first = client.emit_builder("nothing-acks").arg(&1).ack();
     let c2 = client.clone();
     let second = tokio::spawn(async move { c2.emit_builder("echo").arg(&2).ack().await });
-    let r = first.await;
+    let r = within(T, "the first emit's retries", first).await;
     assert!(matches!(r, Err(Error::Emit(EmitError::Timeout))), "{r:?}");
     assert!(started.elapsed() >= Duration::from_millis(290), "{:?}", started.elapsed());
-    let ok = second.await.unwrap().unwrap();
+    let ok = within(T, "the second emit's ack", second).await.unwrap().unwrap();
     assert_eq!(ok.deserialize::<u32>().unwrap(), 2);
     let got: Vec<String> = srv.received().into_iter().filter(|f| f.starts_with("42")).collect();
     assert_eq!(
         got,
         vec![r#"420["nothing-acks",1]"#, r#"421["nothing-acks",1]"#, r#"422["nothing-acks",1]"#, r#"423["echo",2]"#]
     );
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s20_server_disconnect_does_not_reconnect_until_asked() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let first_sid = match client.state() {
         ConnectionState::Connected { sid, .. } => sid,
         s => panic!("{s:?}"),
     };
     let mut notices = client.notices();
-    client.emit("disconnect-me", &()).await.unwrap();
+    within(T, "emit disconnect-me", client.emit("disconnect-me", &())).await.unwrap();
     let s = next_state(&mut notices, |s| matches!(s, ConnectionState::Disconnected { .. })).await;
     assert_eq!(s, ConnectionState::Disconnected { reason: DisconnectReason::IoServerDisconnect });
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -460,15 +470,16 @@ async fn s20_server_disconnect_does_not_reconnect_until_asked() {
         ConnectionState::Connected { sid, .. } => assert_ne!(sid, first_sid),
         s => panic!("{s:?}"),
     }
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s21_transport_close_reconnects_with_backoff() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let mut notices = client.notices();
-    client.emit("close-transport", &()).await.unwrap();
+    within(T, "emit close-transport", client.emit("close-transport", &())).await.unwrap();
     let s = next_state(&mut notices, |s| matches!(s, ConnectionState::Disconnected { .. })).await;
     assert_eq!(s, ConnectionState::Disconnected { reason: DisconnectReason::TransportClose });
     match next_state(&mut notices, |s| matches!(s, ConnectionState::Reconnecting { .. })).await {
@@ -481,7 +492,7 @@ async fn s21_transport_close_reconnects_with_backoff() {
     next_state(&mut notices, |s| matches!(s, ConnectionState::Connected { .. })).await;
     let ack = client.emit_with_ack("echo", &7, T).await.unwrap();
     assert_eq!(ack.deserialize::<u32>().unwrap(), 7);
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -516,17 +527,18 @@ async fn s22_unreachable_server_gives_connect_errors_then_reconnect_failed() {
     for (d, (lo, hi)) in delays.iter().zip([(50, 150), (100, 300), (200, 500)]) {
         assert!((lo..=hi).contains(d), "{delays:?}");
     }
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s23_client_disconnect_sends_41() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
-    client.disconnect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
+    within(T, "disconnecting", client.disconnect()).await.unwrap();
     assert_eq!(client.state(), ConnectionState::Disconnected { reason: DisconnectReason::IoClientDisconnect });
     assert!(eventually(T, || srv.received().iter().any(|f| f == "41")).await, "{:?}", srv.received());
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -534,11 +546,11 @@ async fn s23_polling_client_disconnect_posts_close() {
     // Long heartbeats: if the server forgets the session quickly, it was told so (POST `1`), not
     // timed out.
     let srv = NodeServer::start_with("s0", &["--ping-interval", "20000", "--ping-timeout", "20000"]);
-    let client =
-        Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let mut notices = client.notices();
     assert_eq!(srv.control("GET", "info", None).await["engineClients"], json!(1));
-    client.disconnect().await.unwrap();
+    within(T, "disconnecting", client.disconnect()).await.unwrap();
     let s = next_state(&mut notices, |s| matches!(s, ConnectionState::Disconnected { .. })).await;
     assert!(matches!(s, ConnectionState::Disconnected { reason: DisconnectReason::IoClientDisconnect }), "{s:?}");
     let mut gone = false;
@@ -555,13 +567,14 @@ async fn s23_polling_client_disconnect_posts_close() {
         tokio::time::timeout(Duration::from_millis(1500), next_state(&mut notices, |_| true)).await.is_err(),
         "no reconnect after disconnect()"
     );
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s24_connection_state_recovery_delivers_missed_events_once() {
     let srv = NodeServer::start("s1");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let mut news = client.on::<String>("news");
     srv.emit("/", "news", json!(["one"])).await;
     let one = tokio::time::timeout(T, news.next()).await.unwrap().unwrap().unwrap();
@@ -581,7 +594,7 @@ async fn s24_connection_state_recovery_delivers_missed_events_once() {
     let connects: Vec<String> = srv.received().into_iter().filter(|f| f.starts_with("40{\"pid\"")).collect();
     assert_eq!(connects.len(), 1, "{connects:?}");
     assert!(connects[0].contains(&format!(r#""offset":"{}""#, one.offset.unwrap())));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 fn sid(client: &Tidings) -> String {
@@ -595,7 +608,8 @@ fn sid(client: &Tidings) -> String {
 async fn s25_recovery_without_events_is_not_recovered() {
     // `/quiet` sends nothing on connect, so the client holds a pid but no offset when it drops.
     let srv = NodeServer::start("s1");
-    let client = Tidings::builder(&format!("{}/quiet", srv.url())).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&format!("{}/quiet", srv.url())).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let first_sid = sid(&client);
     let mut notices = client.notices();
     srv.kill_transports().await;
@@ -607,7 +621,7 @@ async fn s25_recovery_without_events_is_not_recovered() {
     let connects: Vec<String> = srv.received().into_iter().filter(|f| f.starts_with("40/quiet,")).collect();
     assert!(connects[1].contains(r#""pid":"#) && !connects[1].contains("offset"), "{}", connects[1]);
     assert_ne!(sid(&client), first_sid, "a session that was not recovered gets a new sid");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -630,44 +644,46 @@ async fn s27_acks_carry_no_offset_and_recovery_auth_order() {
     let (p, o, t) = (c.find("\"pid\"").unwrap(), c.find("\"offset\"").unwrap(), c.find("\"token\"").unwrap());
     assert!(p < o && o < t, "{c}");
     assert_eq!(keys.len(), 3);
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s28_max_payload_refuses_oversized_emits() {
     let srv = NodeServer::start("s2");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let big = "x".repeat(200);
-    let r = client.emit("echo", &big).await;
+    let r = within(T, "emit echo", client.emit("echo", &big)).await;
     assert!(matches!(r, Err(Error::Emit(EmitError::TooLarge { max: 100, .. }))), "{r:?}");
     let ok = client.emit_with_ack("echo", &"small", T).await.unwrap();
     assert_eq!(ok.deserialize::<String>().unwrap(), "small");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s29_polling_batches_stay_under_max_payload() {
     let srv = NodeServer::start("s2");
-    let client =
-        Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let mut echoes = client.on::<String>("echo");
     for i in 0..3 {
-        client.emit("echo", &format!("payload-number-{i:02}")).await.unwrap();
+        within(T, "emit echo", client.emit("echo", &format!("payload-number-{i:02}"))).await.unwrap();
     }
     for i in 0..3 {
         let e = tokio::time::timeout(T, echoes.next()).await.unwrap().unwrap().unwrap();
         assert_eq!(e.data, format!("payload-number-{i:02}"));
     }
     assert!(matches!(client.state(), ConnectionState::Connected { .. }), "the server never saw an oversized POST");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn s31_reserved_event_names_are_refused_before_the_wire() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     for name in ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"] {
-        match client.emit(name, &1).await {
+        match within(T, "emit a reserved name", client.emit(name, &1)).await {
             Err(Error::Emit(EmitError::ReservedName(n))) => assert_eq!(n, name),
             other => panic!("{name}: {other:?}"),
         }
@@ -676,7 +692,7 @@ async fn s31_reserved_event_names_are_refused_before_the_wire() {
     let ack = client.emit_with_ack("echo", &"ok", T).await.unwrap();
     assert_eq!(ack.deserialize::<String>().unwrap(), "ok");
     assert!(!srv.received().iter().any(|f| f.contains(r#"["disconnect""#)));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -684,12 +700,11 @@ async fn s34_http_400_is_an_xhr_poll_error() {
     // A polling request to a WebSocket-only server gets 400 `{"code":0,"message":"Transport unknown"}`.
     let srv = NodeServer::start("ws-only");
     let reconnect = ReconnectConfig { max_attempts: Some(0), ..ReconnectConfig::default() };
-    let err = Tidings::builder(&srv.url())
+    let connect = Tidings::builder(&srv.url())
         .transports(TransportConfig::only(TransportKind::Polling))
         .reconnect(reconnect)
-        .connect()
-        .await
-        .unwrap_err();
+        .connect();
+    let err = within(T, "connecting", connect).await.unwrap_err();
     match err {
         Error::Connect(e) => {
             assert_eq!(e.message, "xhr poll error");
@@ -704,9 +719,10 @@ async fn s32_try_all_transports_falls_back_to_websocket() {
     let srv = NodeServer::start("ws-only");
     let mut t = TransportConfig::polling_first();
     t.try_all_transports = true;
-    let client = Tidings::builder(&srv.url()).transports(t).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(t).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     assert!(matches!(client.state(), ConnectionState::Connected { transport: TransportKind::WebSocket, .. }));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -721,7 +737,7 @@ async fn falls_back_to_polling_when_the_server_refuses_websocket() {
     assert_eq!(tokio::time::timeout(T, news.next()).await.unwrap().unwrap().unwrap().data, "over polling");
     let ack = client.emit_with_ack("echo", &json!({"a": 1}), T).await.unwrap();
     assert_eq!(ack.deserialize::<Value>().unwrap(), json!({"a": 1}));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -748,20 +764,21 @@ async fn a_blocked_websocket_falls_back_to_polling_and_moves_back_when_unblocked
     let sockets = srv.control("GET", "sockets", None).await;
     assert_eq!(sockets.as_array().map(Vec::len), Some(1), "one session, upgraded: {sockets}");
     assert_eq!(sockets[0]["transport"], json!("websocket"));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn rooms_are_rejoined_after_a_reconnect_that_did_not_recover() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
-    let ack = client.join("chat:1").await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
+    let ack = within(T, "join chat:1", client.join("chat:1")).await.unwrap();
     assert_eq!(ack.deserialize::<Value>().unwrap()["ok"], json!(true));
     let mut msgs = client.on::<String>("chat.message");
     srv.to_room("chat:1", "chat.message", json!(["before"])).await;
     assert_eq!(tokio::time::timeout(T, msgs.next()).await.unwrap().unwrap().unwrap().data, "before");
     let mut notices = client.notices();
-    client.emit("close-transport", &()).await.unwrap();
+    within(T, "emit close-transport", client.emit("close-transport", &())).await.unwrap();
     next_state(&mut notices, |s| matches!(s, ConnectionState::Connected { .. })).await;
     // the room join is replayed; wait until the server has it
     assert!(
@@ -772,39 +789,47 @@ async fn rooms_are_rejoined_after_a_reconnect_that_did_not_recover() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     srv.to_room("chat:1", "chat.message", json!(["after"])).await;
     assert_eq!(tokio::time::timeout(T, msgs.next()).await.unwrap().unwrap().unwrap().data, "after");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn a_bad_payload_is_an_error_item_not_a_panic() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let mut sub = client.on::<u32>("echo");
-    client.emit("echo", &"not a number").await.unwrap();
-    client.emit("echo", &5).await.unwrap();
+    within(T, "emit echo", client.emit("echo", &"not a number")).await.unwrap();
+    within(T, "emit echo", client.emit("echo", &5)).await.unwrap();
     assert!(matches!(tokio::time::timeout(T, sub.next()).await.unwrap().unwrap(), Err(Error::Decode(_))));
     assert_eq!(tokio::time::timeout(T, sub.next()).await.unwrap().unwrap().unwrap().data, 5);
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn a_lossy_subscriber_is_bounded_and_told_how_many_it_skipped() {
     let srv = NodeServer::start("s0");
-    let client = Tidings::builder(&srv.url()).transports(ws_only()).connect().await.unwrap();
+    let connect = Tidings::builder(&srv.url()).transports(ws_only()).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
     let mut slow = client.on_lossy::<u32>("news", 4);
     let mut fast = client.on::<u32>("news");
     // The fast subscriber is read as events come; the slow one reads nothing yet.
+    let (ten, got_ten) = tokio::sync::oneshot::channel();
     let reader = tokio::spawn(async move {
-        let mut got = Vec::new();
+        let (mut got, mut ten) = (Vec::new(), Some(ten));
         while got.len() < 11 {
             got.push(tokio::time::timeout(T, fast.next()).await.unwrap().unwrap().unwrap().data);
+            if got.len() == 10 {
+                let _ = ten.take().map(|t| t.send(()));
+            }
         }
         got
     });
     for i in 0..10u32 {
         srv.emit("/", "news", json!([i])).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The client hands each event to every subscription at once: once the fast one has all
+    // ten, the slow one was offered them too (a fixed pause would race a slow machine).
+    within(T, "the fast subscriber's first ten events", got_ten).await.unwrap();
     for i in 0..4u32 {
         assert_eq!(tokio::time::timeout(T, slow.next()).await.unwrap().unwrap().unwrap().data, i);
     }
@@ -814,9 +839,10 @@ async fn a_lossy_subscriber_is_bounded_and_told_how_many_it_skipped() {
         other => panic!("{other:?}"),
     }
     assert_eq!(tokio::time::timeout(T, slow.next()).await.unwrap().unwrap().unwrap().data, 10);
-    assert_eq!(reader.await.unwrap(), (0..=10).collect::<Vec<u32>>(), "a subscriber that keeps up loses nothing");
+    let fast_got = within(T, "the fast subscriber's reader", reader).await.unwrap();
+    assert_eq!(fast_got, (0..=10).collect::<Vec<u32>>(), "a subscriber that keeps up loses nothing");
     assert!(matches!(client.state(), ConnectionState::Connected { .. }), "the connection is unaffected");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]

@@ -4,11 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
+mod common;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{output_within, within};
 use serde_json::{Value, json};
 use tidings::{BackoffStrategy, Publication, Publisher};
 use tidings_example_server::{Claims, Config, ServerHandle, clock, jwt};
@@ -39,7 +42,8 @@ async fn feed(addr: SocketAddr) -> Vec<(String, Value)> {
         Claims { sub: "reader".into(), tenant_id: "acme".into(), name: None, exp: clock::now_secs() + 600, iat: None };
     let token = jwt::sign(&claims, SECRET.as_bytes());
     let url = format!("http://{addr}/api/polling/acme/events?since=0&limit=1000");
-    let text = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().text().await.unwrap();
+    let req = reqwest::Client::new().get(url).bearer_auth(token);
+    let text = within(T, "the feed", async { req.send().await.unwrap().text().await.unwrap() }).await;
     let body: Value = serde_json::from_str(&text).unwrap();
     body["events"]
         .as_array()
@@ -145,7 +149,7 @@ fn publisher(url: &str) -> Publisher {
 async fn publish_seqs(publisher: &Publisher, seqs: std::ops::Range<u64>, handles: &mut Vec<tidings::PublishHandle>) {
     for seq in seqs {
         let p = Publication::to_room("tenant:acme", "task.created", json!({ "seq": seq }));
-        handles.push(publisher.publish(p).await.unwrap());
+        handles.push(within(T, "queueing a publication", publisher.publish(p)).await.unwrap());
     }
 }
 
@@ -162,12 +166,12 @@ async fn retries_through_a_restart_5xx_and_lost_answers_publish_each_event_once_
 
     let mut handles = Vec::new();
     publish_seqs(&publisher, 0..2, &mut handles).await;
-    publisher.flush().await;
+    within(T, "the flush", publisher.flush()).await;
     plan.lock().unwrap().extend([Http::LoseAnswer, Http::Unavailable, Http::Unavailable]);
     publish_seqs(&publisher, 2..10, &mut handles).await;
-    publisher.flush().await;
+    within(T, "the flush", publisher.flush()).await;
     // A restart: the events queued meanwhile wait and go out once it is back.
-    server.shutdown().await;
+    within(T, "the shutdown", server.shutdown()).await;
     publish_seqs(&publisher, 10..20, &mut handles).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (again, server) = serve(&dir, Some(addr)).await;
@@ -176,7 +180,7 @@ async fn retries_through_a_restart_5xx_and_lost_answers_publish_each_event_once_
 
     let mut replayed = 0;
     for h in handles {
-        let p = h.await.unwrap();
+        let p = within(T, "a publication's answer", h).await.unwrap();
         replayed += usize::from(p.replayed);
     }
     assert_eq!(replayed, 1, "the retry after the lost answer was answered from its idempotency key");
@@ -187,7 +191,7 @@ async fn retries_through_a_restart_5xx_and_lost_answers_publish_each_event_once_
     let seqs: Vec<u64> = events.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (0..20).collect::<Vec<u64>>(), "each event once, in order");
     publisher.close(T).await.unwrap();
-    server.shutdown().await;
+    within(T, "the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -197,8 +201,9 @@ async fn a_refused_publication_fails_at_once_and_is_counted() {
     let (addr, server) = serve(&dir, None).await;
     let publisher = publisher(&format!("http://{addr}"));
     // To users without a tenant: the server says 400, which is not retried.
-    let h = publisher.publish(Publication::to_users(["alice"], "task.created", json!({}))).await.unwrap();
-    match h.await {
+    let publish = publisher.publish(Publication::to_users(["alice"], "task.created", json!({})));
+    let h = within(T, "queueing a publication", publish).await.unwrap();
+    match within(T, "the publication's answer", h).await {
         Err(tidings::Error::Rejected { status: 400, message }) => {
             assert!(message.contains("missing_tenant"), "{message}")
         }
@@ -208,21 +213,20 @@ async fn a_refused_publication_fails_at_once_and_is_counted() {
     assert_eq!((m.published, m.failed, m.retried), (0, 1, 0));
     // A wrong key is refused too.
     let wrong = Publisher::builder(format!("http://{addr}")).api_key("nope").build().unwrap();
-    let h = wrong.publish(Publication::to_room("tenant:acme", "x", json!(1))).await.unwrap();
-    assert!(matches!(h.await, Err(tidings::Error::Rejected { status: 403, .. })));
+    let publish = wrong.publish(Publication::to_room("tenant:acme", "x", json!(1)));
+    let h = within(T, "queueing a publication", publish).await.unwrap();
+    let answer = within(T, "the publication's answer", h).await;
+    assert!(matches!(answer, Err(tidings::Error::Rejected { status: 403, .. })));
     assert!(!format!("{wrong:?}").contains("nope"), "the key never appears in Debug output");
-    server.shutdown().await;
+    within(T, "the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Runs the CLI off the runtime (the server runs on it, in this process).
+/// Runs the CLI off the runtime (the server runs on it, in this process), at most [`T`].
 async fn cli(args: Vec<String>) -> std::process::Output {
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
-            .args(args)
-            .env("TIDINGS_API_KEY", KEY)
-            .output()
-            .unwrap()
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
+        output_within(cmd.args(&args).env("TIDINGS_API_KEY", KEY), T, &format!("tidings {}", args.join(" ")))
     })
     .await
     .unwrap()
@@ -254,6 +258,6 @@ async fn the_cli_publishes_once_per_idempotency_key() {
     assert_eq!(usage.status.code(), Some(2));
     let refused = cli(args(&["--user", "alice"])).await;
     assert_eq!(refused.status.code(), Some(6), "{}", String::from_utf8_lossy(&refused.stderr));
-    server.shutdown().await;
+    within(T, "the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{NodeServer, eventually};
+use common::{NodeServer, eventually, within};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tidings::{
@@ -54,14 +54,13 @@ async fn rooms_of_sockets(srv: &NodeServer) -> Vec<Vec<String>> {
 async fn server_restart_reconnects_with_backoff_rejoins_rooms_and_delivers_each_event_once() {
     let srv = NodeServer::start("s1");
     let port = srv.port.to_string();
-    let client = Tidings::builder(&srv.url())
+    let connect = Tidings::builder(&srv.url())
         .token("t1")
         .transports(TransportConfig::only(TransportKind::WebSocket))
         .reconnect(reconnect())
-        .connect()
-        .await
-        .unwrap();
-    client.join("chat:1").await.unwrap();
+        .connect();
+    let client = within(T, "connecting", connect).await.unwrap();
+    within(T, "join chat:1", client.join("chat:1")).await.unwrap();
     let mut msgs = client.on::<String>("chat.message");
     srv.to_room("chat:1", "chat.message", json!(["before"])).await;
     assert_eq!(tokio::time::timeout(T, msgs.next()).await.unwrap().unwrap().unwrap().data, "before");
@@ -122,7 +121,7 @@ async fn server_restart_reconnects_with_backoff_rejoins_rooms_and_delivers_each_
     srv.to_room("chat:1", "chat.message", json!(["after"])).await;
     assert_eq!(tokio::time::timeout(T, msgs.next()).await.unwrap().unwrap().unwrap().data, "after");
     assert!(tokio::time::timeout(Duration::from_millis(500), msgs.next()).await.is_err(), "each event once");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 /// A Node server with recovery and a durable feed, and a client of it (WebSocket, the feed
@@ -156,7 +155,7 @@ async fn feed_world(name: &str, tune: impl FnOnce(&mut FeedConfig)) -> FeedWorld
     let tasks = client.on::<Envelope<Value>>("task.*");
     let mut notices = client.notices();
     until(&mut notices, connected).await;
-    client.join("user:1").await.unwrap();
+    within(T, "join user:1", client.join("user:1")).await.unwrap();
     FeedWorld { dir, srv, client, tasks, notices }
 }
 
@@ -235,7 +234,7 @@ async fn feed_bridges_a_socketio_outage_and_recovery_adds_no_duplicates() {
         })
         .collect();
     assert_eq!(acked, [json!("evt_2"), json!("evt_3")]);
-    client.close().await;
+    within(T, "closing", client.close()).await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -277,7 +276,7 @@ async fn a_feed_page_over_the_body_limit_is_fetched_in_smaller_pages_and_nothing
         .filter_map(|r| r["url"].as_str()?.split("limit=").nth(1).map(|l| l.split('&').next().unwrap().to_string()))
         .collect();
     assert_eq!(limits[..6], ["100", "50", "25", "12", "6", "3"], "{limits:?}");
-    client.close().await;
+    within(T, "closing", client.close()).await;
     let _ = std::fs::remove_dir_all(dir);
 }
 

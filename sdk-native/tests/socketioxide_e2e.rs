@@ -2,8 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
+mod common;
+
 use std::time::Duration;
 
+use common::within;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
@@ -96,7 +99,7 @@ impl Drop for Server {
 }
 
 async fn connected(url: &str, t: TransportConfig) -> Tidings {
-    Tidings::builder(url).transports(t).token("good").connect().await.unwrap()
+    within(T, "connecting", Tidings::builder(url).transports(t).token("good").connect()).await.unwrap()
 }
 
 #[tokio::test]
@@ -116,7 +119,7 @@ async fn sx_connect_auth_echo_over_websocket_and_polling() {
         assert_eq!(auth.offset, None, "socketioxide appends no offsets");
         let ack = client.emit_with_ack("echo", &json!({"a": [1, 2]}), T).await.unwrap();
         assert_eq!(ack.deserialize::<Value>().unwrap(), json!({"a": [1, 2]}));
-        client.close().await;
+        within(T, "closing", client.close()).await;
     }
 }
 
@@ -125,15 +128,16 @@ async fn sx_binary_from_server() {
     let (url, _io) = start().await;
     let client = connected(&url, TransportConfig::only(TransportKind::WebSocket)).await;
     let mut doge = client.on::<Bytes>("doge");
-    client.emit("doge", &()).await.unwrap();
+    within(T, "emit doge", client.emit("doge", &())).await.unwrap();
     assert_eq!(tokio::time::timeout(T, doge.next()).await.unwrap().unwrap().unwrap().data.0, b"asdfasdf");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
 async fn sx_middleware_error_is_a_connect_error() {
     let (url, _io) = start().await;
-    let err = Tidings::builder(&format!("{url}/auth")).token("bad").connect().await.unwrap_err();
+    let connect = Tidings::builder(&format!("{url}/auth")).token("bad").connect();
+    let err = within(T, "connecting", connect).await.unwrap_err();
     match err {
         Error::Connect(e) => {
             assert_eq!(e.message, "invalid token");
@@ -141,20 +145,21 @@ async fn sx_middleware_error_is_a_connect_error() {
         }
         other => panic!("{other:?}"),
     }
-    let ok = Tidings::builder(&format!("{url}/auth")).token("good").connect().await.unwrap();
-    ok.close().await;
+    let connect = Tidings::builder(&format!("{url}/auth")).token("good").connect();
+    let ok = within(T, "connecting", connect).await.unwrap();
+    within(T, "closing", ok.close()).await;
 }
 
 #[tokio::test]
 async fn sx_server_disconnect_and_rooms() {
     let (url, io) = start().await;
     let client = connected(&url, TransportConfig::only(TransportKind::WebSocket)).await;
-    client.join("chat:9").await.unwrap();
+    within(T, "join chat:9", client.join("chat:9")).await.unwrap();
     let mut msgs = client.on::<String>("chat.message");
-    io.to("chat:9").emit("chat.message", "hello").await.unwrap();
+    within(T, "the broadcast", io.to("chat:9").emit("chat.message", "hello")).await.unwrap();
     assert_eq!(tokio::time::timeout(T, msgs.next()).await.unwrap().unwrap().unwrap().data, "hello");
     let mut notices = client.notices();
-    client.emit("disconnect-me", &()).await.unwrap();
+    within(T, "emit disconnect-me", client.emit("disconnect-me", &())).await.unwrap();
     loop {
         if let Notice::State(ConnectionState::Disconnected { reason }) =
             tokio::time::timeout(T, notices.recv()).await.unwrap().unwrap()
@@ -163,7 +168,7 @@ async fn sx_server_disconnect_and_rooms() {
             break;
         }
     }
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -183,7 +188,7 @@ async fn sx_binary_to_server_with_ack() {
         let (summary, echoed): (Value, Bytes) = ack.deserialize().unwrap();
         assert_eq!(summary, json!({"meta": {"name": "a.bin"}, "sizes": [3, 300]}));
         assert_eq!(echoed.0, [1, 2, 3]);
-        client.close().await;
+        within(T, "closing", client.close()).await;
     }
 }
 
@@ -193,13 +198,13 @@ async fn sx_client_answers_a_server_ack_request() {
     let client = connected(&url, TransportConfig::only(TransportKind::WebSocket)).await;
     let mut asks = client.on::<u32>("ask");
     let mut answered = client.on::<Value>("answered");
-    client.emit("ask-me", &()).await.unwrap();
+    within(T, "emit ask-me", client.emit("ask-me", &())).await.unwrap();
     let ask = tokio::time::timeout(T, asks.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(ask.data, 1);
     ask.ack.expect("the server asked for an ack").send(&[json!("yes")]).unwrap();
     let got = tokio::time::timeout(T, answered.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(got.data, json!("yes"));
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]
@@ -211,13 +216,12 @@ async fn sx_server_restart_reconnects_and_rejoins_rooms() {
         backoff: tidings::BackoffStrategy::SocketIo { min_ms: 100, max_ms: 500, factor: 2.0, randomization: 0.5 },
         ..tidings::ReconnectConfig::default()
     };
-    let client = Tidings::builder(&url)
+    let connect = Tidings::builder(&url)
         .transports(TransportConfig::only(TransportKind::WebSocket))
         .reconnect(reconnect)
-        .connect()
-        .await
-        .unwrap();
-    client.join("chat:7").await.unwrap();
+        .connect();
+    let client = within(T, "connecting", connect).await.unwrap();
+    within(T, "join chat:7", client.join("chat:7")).await.unwrap();
     let mut msgs = client.on::<String>("chat.message");
     let mut notices = client.notices();
     drop(server);
@@ -246,8 +250,8 @@ async fn sx_server_restart_reconnects_and_rejoins_rooms() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(joined, "the room is re-joined after the restart");
-    server.io.to("chat:7").emit("chat.message", "after restart").await.unwrap();
+    within(T, "the broadcast", server.io.to("chat:7").emit("chat.message", "after restart")).await.unwrap();
     assert_eq!(tokio::time::timeout(T, msgs.next()).await.unwrap().unwrap().unwrap().data, "after restart");
     assert!(tokio::time::timeout(Duration::from_millis(300), msgs.next()).await.is_err(), "each event once");
-    client.close().await;
+    within(T, "closing", client.close()).await;
 }

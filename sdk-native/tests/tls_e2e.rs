@@ -2,9 +2,12 @@
 //! server with a self-signed certificate is refused, and accepted once its root is trusted.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::within;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
@@ -61,12 +64,11 @@ async fn an_untrusted_certificate_is_refused_on_wss_and_https() {
         (format!("wss://localhost:{port}"), TransportKind::WebSocket),
         (format!("https://localhost:{port}"), TransportKind::Polling),
     ] {
-        let err = Tidings::builder(&url)
+        let connect = Tidings::builder(&url)
             .transports(TransportConfig::only(transport))
             .reconnect(ReconnectConfig { max_attempts: Some(0), ..ReconnectConfig::default() })
-            .connect()
-            .await
-            .unwrap_err();
+            .connect();
+        let err = within(T, "connecting", connect).await.unwrap_err();
         match err {
             Error::Connect(e) => assert!(!e.will_retry, "{e:?}"),
             other => panic!("{url}: {other:?}"),
@@ -78,14 +80,13 @@ async fn an_untrusted_certificate_is_refused_on_wss_and_https() {
 async fn a_trusted_root_connects_over_wss_and_https() {
     let (port, der) = tls_server().await;
     for transport in [TransportKind::WebSocket, TransportKind::Polling] {
-        let client = Tidings::builder(&format!("https://localhost:{port}"))
+        let connect = Tidings::builder(&format!("https://localhost:{port}"))
             .add_root_certificate(der.clone())
             .transports(TransportConfig::only(transport))
-            .connect()
-            .await
-            .unwrap();
+            .connect();
+        let client = within(T, "connecting", connect).await.unwrap();
         let ack = client.emit_with_ack("echo", &json!({"secure": true}), T).await.unwrap();
         assert_eq!(ack.deserialize::<Value>().unwrap(), json!({"secure": true}));
-        client.close().await;
+        within(T, "closing", client.close()).await;
     }
 }

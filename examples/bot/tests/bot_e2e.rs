@@ -1,8 +1,12 @@
 //! The bot against the real example server, in-process: a task created through the internal API
 //! is assigned and announced, as another tidings client sees it.
+//!
+//! Every wait is bounded ([`within`]): a server or bot that never answers fails the test, it
+//! does not hang the run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -14,14 +18,22 @@ use tidings_example_server::Config;
 const T: Duration = Duration::from_secs(10);
 const KEY: &str = "bot-test-key";
 
+/// `f`, or a failure naming `what` if it takes longer than [`T`].
+async fn within<F: Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(T, f).await.unwrap_or_else(|_| panic!("{what}: nothing within {T:?}"))
+}
+
 async fn post(url: &str, path: &str, body: Value, key: Option<&str>) -> Value {
     let mut req = reqwest::Client::new().post(format!("{url}{path}")).header("content-type", "application/json");
     if let Some(k) = key {
         req = req.header("x-internal-api-key", k);
     }
-    let res = req.body(body.to_string()).send().await.unwrap();
-    assert!(res.status().is_success());
-    serde_json::from_str(&res.text().await.unwrap()).unwrap()
+    within(&format!("POST {path}"), async {
+        let res = req.body(body.to_string()).send().await.unwrap();
+        assert!(res.status().is_success());
+        serde_json::from_str(&res.text().await.unwrap()).unwrap()
+    })
+    .await
 }
 
 #[tokio::test]
@@ -31,14 +43,17 @@ async fn the_bot_assigns_new_tasks_and_announces_them() {
     let (addr, server) = tidings_example_server::serve(Config::new(dir.clone(), "bot-test-secret", KEY)).await.unwrap();
     let url = format!("http://{addr}");
 
-    let bot = Bot::connect(BotConfig {
-        server_url: url.clone(),
-        token: None,
-        login_user: "bot".into(),
-        internal_api_key: KEY.into(),
-        assignees: vec!["alice".into(), "bob".into()],
-        chat_id: "general".into(),
-    })
+    let bot = within(
+        "the bot's connect",
+        Bot::connect(BotConfig {
+            server_url: url.clone(),
+            token: None,
+            login_user: "bot".into(),
+            internal_api_key: KEY.into(),
+            assignees: vec!["alice".into(), "bob".into()],
+            chat_id: "general".into(),
+        }),
+    )
     .await
     .unwrap();
     assert_eq!(bot.tenant(), "acme");
@@ -49,8 +64,10 @@ async fn the_bot_assigns_new_tasks_and_announces_them() {
 
     // Alice watches the tenant's tasks and the chat.
     let login = post(&url, "/api/dev/login", json!({ "userId": "alice" }), None).await;
-    let alice = Tidings::builder(&url).token(login["token"].as_str().unwrap()).connect().await.unwrap();
-    alice.join("chat:acme:general").await.unwrap();
+    let alice = within("alice's connect", Tidings::builder(&url).token(login["token"].as_str().unwrap()).connect())
+        .await
+        .unwrap();
+    within("alice's join", alice.join("chat:acme:general")).await.unwrap();
     let mut assigned = alice.on::<Envelope<Value>>("task.assigned");
     let mut chat = alice.on::<Envelope<Value>>("chat.message");
 
@@ -84,7 +101,7 @@ async fn the_bot_assigns_new_tasks_and_announces_them() {
 
     stop.send(()).unwrap();
     tokio::time::timeout(T, running).await.unwrap().unwrap().unwrap();
-    alice.close().await;
-    server.shutdown().await;
+    within("alice's close", alice.close()).await;
+    within("the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

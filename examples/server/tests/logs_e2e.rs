@@ -63,14 +63,15 @@ async fn tokens_never_reach_the_logs_even_at_trace_level() {
     let dir = temp_dir("logs");
     let (url, server) = start(&dir).await;
     let tok = token("alice", "acme");
-    let alice = tidings::Tidings::builder(&url).token(tok.clone()).connect().await.unwrap();
-    alice.join("chat:acme:general").await.unwrap();
+    let alice = within("alice's connect", tidings::Tidings::builder(&url).token(tok.clone()).connect()).await.unwrap();
+    within("alice's join", alice.join("chat:acme:general")).await.unwrap();
     let forged = jwt_with_secret("bob", "acme", "not-the-secret");
-    assert!(tidings::Tidings::builder(&url).auth(json!({ "token": forged })).connect().await.is_err());
+    let refused = tidings::Tidings::builder(&url).auth(json!({ "token": forged })).connect();
+    assert!(within("a refused connect", refused).await.is_err());
     let (status, _) = feed(&url, "acme", &tok, "since=0").await;
     assert_eq!(status, 200);
-    alice.close().await;
-    server.shutdown().await;
+    within("alice's close", alice.close()).await;
+    within("the shutdown", server.shutdown()).await;
 
     let (logged, all) = (server_logs.text(), everything.text());
     let signature = |t: &str| t.rsplit('.').next().unwrap().to_string();

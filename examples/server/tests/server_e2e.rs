@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tidings::{Envelope, Error, Tidings};
 
 async fn refused(url: &str, auth: Value) -> tidings::ConnectError {
-    match Tidings::builder(url).auth(auth).connect().await {
+    match within("a refused connect", Tidings::builder(url).auth(auth).connect()).await {
         Err(Error::Connect(e)) => e,
         other => panic!("expected a connect error, got {other:?}"),
     }
@@ -23,7 +23,7 @@ async fn auth_ok_missing_expired_and_forged() {
     let dir = temp_dir("auth");
     let (url, server) = start(&dir).await;
     let ok = client(&url, "alice", "acme").await;
-    ok.close().await;
+    within("the client's close", ok.close()).await;
 
     let e = refused(&url, json!({})).await;
     assert!(e.message.starts_with("token_missing: missing token"), "{}", e.message);
@@ -44,7 +44,7 @@ async fn auth_ok_missing_expired_and_forged() {
     assert!(e.message.starts_with("token_invalid_signature: "), "{}", e.message);
     let e = refused(&url, json!({ "token": "not.a.jwt" })).await;
     assert!(e.message.starts_with("token_malformed: "), "{}", e.message);
-    server.shutdown().await;
+    within("the shutdown", server.shutdown()).await;
 }
 
 #[tokio::test]
@@ -79,9 +79,9 @@ async fn user_room_receives_an_internal_emit_in_an_envelope() {
     assert_eq!(status, 200);
     let got = tokio::time::timeout(T, bob_tasks.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(got.event, "task.created", "bob must not have seen alice's task.assigned");
-    alice.close().await;
-    bob.close().await;
-    server.shutdown().await;
+    within("alice's close", alice.close()).await;
+    within("bob's close", bob.close()).await;
+    within("the shutdown", server.shutdown()).await;
 }
 
 #[tokio::test]
@@ -89,14 +89,16 @@ async fn room_join_is_authorised_by_tenant() {
     let dir = temp_dir("rooms");
     let (url, server) = start(&dir).await;
     let alice = client(&url, "alice", "acme").await;
-    let ack: Value = alice.join("chat:acme:general").await.unwrap().deserialize().unwrap();
+    let ack: Value =
+        within("join chat:acme:general", alice.join("chat:acme:general")).await.unwrap().deserialize().unwrap();
     assert_eq!(ack, json!({ "ok": true, "room": "chat:acme:general" }));
-    let ack: Value = alice.join("chat:globex:general").await.unwrap().deserialize().unwrap();
+    let ack: Value =
+        within("join chat:globex:general", alice.join("chat:globex:general")).await.unwrap().deserialize().unwrap();
     assert_eq!(ack["ok"], false);
     assert!(ack["error"].as_str().unwrap().starts_with("forbidden: "), "{ack}");
-    let ack: Value = alice.join("lobby").await.unwrap().deserialize().unwrap();
+    let ack: Value = within("join lobby", alice.join("lobby")).await.unwrap().deserialize().unwrap();
     assert!(ack["error"].as_str().unwrap().contains("unknown room"), "{ack}");
-    let ack: Value = alice.join("user:bob").await.unwrap().deserialize().unwrap();
+    let ack: Value = within("join user:bob", alice.join("user:bob")).await.unwrap().deserialize().unwrap();
     assert_eq!(ack["ok"], false);
     // The object forms some backends use.
     let ack: Value =
@@ -106,12 +108,13 @@ async fn room_join_is_authorised_by_tenant() {
     assert_eq!(ack["ok"], false);
     let ack: Value = alice.emit_with_ack("join-tenant", "globex", T).await.unwrap().deserialize().unwrap();
     assert_eq!(ack["ok"], false);
-    let ack: Value = alice.leave("tenant:acme").await.unwrap().deserialize().unwrap();
+    let ack: Value = within("leave tenant:acme", alice.leave("tenant:acme")).await.unwrap().deserialize().unwrap();
     assert_eq!(ack["ok"], false);
-    let ack: Value = alice.leave("chat:acme:general").await.unwrap().deserialize().unwrap();
+    let ack: Value =
+        within("leave chat:acme:general", alice.leave("chat:acme:general")).await.unwrap().deserialize().unwrap();
     assert_eq!(ack["ok"], true);
-    alice.close().await;
-    server.shutdown().await;
+    within("alice's close", alice.close()).await;
+    within("the shutdown", server.shutdown()).await;
 }
 
 #[tokio::test]
@@ -121,7 +124,7 @@ async fn chat_message_is_acked_logged_and_broadcast() {
     let alice = client(&url, "alice", "acme").await;
     let bob = client(&url, "bob", "acme").await;
     let carol = client(&url, "carol", "globex").await;
-    bob.join("chat:acme:general").await.unwrap();
+    within("join chat:acme:general", bob.join("chat:acme:general")).await.unwrap();
     let mut bob_chat = bob.on::<Envelope<Value>>("chat.message");
 
     let ack: Value = alice
@@ -157,9 +160,9 @@ async fn chat_message_is_acked_logged_and_broadcast() {
     assert_eq!(page["events"].as_array().unwrap().len(), 1);
     assert_eq!(page["events"][0]["event"], "chat.message");
     for c in [alice, bob, carol] {
-        c.close().await;
+        within("a client's close", c.close()).await;
     }
-    server.shutdown().await;
+    within("the shutdown", server.shutdown()).await;
 }
 
 #[tokio::test]
@@ -182,14 +185,14 @@ async fn a_repeated_idempotency_key_emits_once() {
     let got = tokio::time::timeout(T, events.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(got.data.id, first["id"].as_str().unwrap());
     assert!(tokio::time::timeout(Duration::from_millis(500), events.next()).await.is_err(), "emitted twice");
-    alice.close().await;
-    server.shutdown().await;
+    within("alice's close", alice.close()).await;
+    within("the shutdown", server.shutdown()).await;
 
     // Still de-duplicated after a restart: the key is in the log.
     let (url, server) = start(&dir).await;
     let (_, third, replayed3) = emit(&url, body).await;
     assert_eq!((third, replayed3.as_deref()), (first, Some("true")));
-    server.shutdown().await;
+    within("the shutdown", server.shutdown()).await;
 }
 
 #[tokio::test]
@@ -208,8 +211,8 @@ async fn the_feed_catches_up_after_a_restart() {
         .await;
     let first = tokio::time::timeout(T, seen.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(first.data.id, e1["id"].as_str().unwrap());
-    alice.close().await;
-    server.shutdown().await;
+    within("alice's close", alice.close()).await;
+    within("the shutdown", server.shutdown()).await;
 
     // While alice is away (and the server restarts) two more events are logged.
     let (url, server) = start(&dir).await;
@@ -251,7 +254,7 @@ async fn the_feed_catches_up_after_a_restart() {
     assert_eq!(status, 200);
     let (_, page) = feed(&url, "acme", &alice_token, "").await;
     assert_eq!(page["events"].as_array().unwrap().len(), 1, "without since: after the last acknowledged event");
-    server.shutdown().await;
+    within("the shutdown", server.shutdown()).await;
 }
 
 #[tokio::test]
@@ -306,9 +309,10 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_stays_up() {
     // A dev-login token works on the socket.
     let (s, v, _) = http("POST", &format!("{url}/api/dev/login"), &[], Some(r#"{"userId":"bob"}"#.into())).await;
     assert_eq!(s, 200);
-    let bob = Tidings::builder(&url).token(v["token"].as_str().unwrap()).connect().await.unwrap();
-    bob.close().await;
-    server.shutdown().await;
+    let bob =
+        within("bob's connect", Tidings::builder(&url).token(v["token"].as_str().unwrap()).connect()).await.unwrap();
+    within("bob's close", bob.close()).await;
+    within("the shutdown", server.shutdown()).await;
 }
 
 #[tokio::test]
@@ -342,8 +346,8 @@ async fn the_demo_task_endpoint_publishes_task_created_to_the_tenant() {
         http("POST", &format!("{url}/api/dev/tasks"), &[("authorization", &alice)], Some(r#"{"title":"  "}"#.into()))
             .await;
     assert_eq!((s, v["code"].as_str()), (400, Some("invalid_title")));
-    bob.close().await;
-    server.shutdown().await;
+    within("bob's close", bob.close()).await;
+    within("the shutdown", server.shutdown()).await;
 
     let mut config = tidings_example_server::Config::new(&dir, SECRET, KEY);
     config.dev_login = false;
@@ -356,7 +360,7 @@ async fn the_demo_task_endpoint_publishes_task_created_to_the_tenant() {
     )
     .await;
     assert_eq!(s, 404);
-    server.shutdown().await;
+    within("the shutdown", server.shutdown()).await;
 }
 
 fn log_line(offset: u64, rooms: &[&str]) -> String {
@@ -422,7 +426,7 @@ async fn a_torn_log_is_recovered_at_start_without_losing_or_reusing_an_offset() 
     // New events get fresh offsets, after the last complete line.
     let (s, v, _) = emit(&url, body("new-1")).await;
     assert_eq!((s, v["offset"].as_u64()), (200, Some(5)), "{v}");
-    server.shutdown().await;
+    within("the shutdown", server.shutdown()).await;
 
     let on_disk = std::fs::read_to_string(&path).unwrap();
     let kept = &text[..text.rfind('\n').unwrap() + 1];
@@ -434,7 +438,7 @@ async fn a_torn_log_is_recovered_at_start_without_losing_or_reusing_an_offset() 
     assert_eq!(feed_offsets(&page), [1, 2, 3, 4, 5], "nothing lost across the restart");
     let (_, v, _) = emit(&url, body("new-2")).await;
     assert_eq!(v["offset"], 6);
-    server.shutdown().await;
+    within("the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -472,11 +476,11 @@ async fn with_a_small_memory_tail_the_feed_still_serves_the_whole_log() {
         assert_eq!(feed_offsets(&page), [1, 2, 3]);
         // After a restart everything is read back the same way.
         if round == 0 {
-            server.shutdown().await;
+            within("the shutdown", server.shutdown()).await;
             (url, server) = start_with(config()).await;
         }
     }
-    server.shutdown().await;
+    within("the shutdown", server.shutdown()).await;
 
     // Idempotency keys: the last three are remembered; an older one is a new event again.
     let (url, server) = start_with(config()).await;
@@ -489,7 +493,7 @@ async fn with_a_small_memory_tail_the_feed_still_serves_the_whole_log() {
     assert_eq!((v["offset"].as_u64(), replayed.as_deref()), (Some(44), Some("true")), "a retry inside the window");
     let (_, v, replayed) = emit(&url, keyed("a")).await;
     assert_eq!((v["offset"].as_u64(), replayed), (Some(45), None), "outside the window (three keys)");
-    server.shutdown().await;
+    within("the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -503,11 +507,13 @@ async fn publish_and_login_are_rate_limited_with_retry_after() {
     let (url, server) = start_with(config).await;
     let c = reqwest::Client::new();
     let post = |path: &str, key: &str, body: &str| {
-        c.post(format!("{url}{path}"))
+        let send = c
+            .post(format!("{url}{path}"))
             .header("x-internal-api-key", key)
             .header("content-type", "application/json")
             .body(body.to_string())
-            .send()
+            .send();
+        within("a POST", send)
     };
     let retry_after = |r: &reqwest::Response| r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
     let event = r#"{"to":{"room":"tenant:acme"},"event":"x.y","data":{}}"#;
@@ -517,7 +523,7 @@ async fn publish_and_login_are_rate_limited_with_retry_after() {
     }
     let res = post("/internal/emit", KEY, event).await.unwrap();
     assert_eq!((res.status().as_u16(), retry_after(&res).as_deref()), (429, Some("1")));
-    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let body: Value = serde_json::from_str(&within("the 429's body", res.text()).await.unwrap()).unwrap();
     assert_eq!(body["code"], "rate_limited");
 
     let login = r#"{"userId":"alice"}"#;
@@ -532,6 +538,6 @@ async fn publish_and_login_are_rate_limited_with_retry_after() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(post("/internal/emit", KEY, event).await.unwrap().status(), 200, "a token came back");
     assert_eq!(post("/api/dev/login", "", login).await.unwrap().status(), 200);
-    server.shutdown().await;
+    within("the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,18 +10,12 @@
 mod common;
 
 use common::*;
-use std::future::Future;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tidings::Envelope;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-
-/// `f`, or a failure naming `what` if it takes longer than [`T`].
-async fn within<F: Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(T, f).await.unwrap_or_else(|_| panic!("{what}: nothing within {T:?}"))
-}
 
 /// Polls a long-polling session until its Socket.IO CONNECT ack arrives, answering pings. The
 /// first poll may hold only the server's first ping: the CONNECT handler (which checks the
@@ -95,7 +89,7 @@ impl RawWs {
 
     /// Sends the upgrade request `req` and reads the `101` answer.
     async fn handshake(mut s: TcpStream, req: &str) -> RawWs {
-        s.write_all(req.as_bytes()).await.unwrap();
+        within("the upgrade request", s.write_all(req.as_bytes())).await.unwrap();
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
             head.push(within("the upgrade answer", s.read_u8()).await.unwrap());

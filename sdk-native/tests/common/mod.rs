@@ -1,15 +1,29 @@
 //! Starts a real Node `socket.io` server (testing/node-server) on 127.0.0.1 with an ephemeral port.
+//!
+//! Every wait here is bounded, and [`within`] bounds a test's own (its file's `T`): a server,
+//! client or process that never answers fails the test with what it was waiting for, it does
+//! not hang the run.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde_json::Value;
 
 pub mod proxy;
+
+/// How long the helpers here wait for the Node server: to start, and to answer a control
+/// request (a burst of 100,000 events is emitted before its answer).
+const SERVER_T: Duration = Duration::from_secs(30);
+
+/// `f`, or a failure naming `what` if it takes longer than `t` (the test file's `T`).
+pub async fn within<F: Future>(t: Duration, what: &str, f: F) -> F::Output {
+    tokio::time::timeout(t, f).await.unwrap_or_else(|_| panic!("{what}: nothing within {t:?}"))
+}
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -50,9 +64,22 @@ impl NodeServer {
             .stderr(Stdio::piped())
             .spawn()
             .expect("node must be installed (the test command installs the server's npm packages)");
+        // Its first line names its ports; read on a thread of its own, so that a server that
+        // never prints it fails the test instead of hanging it.
         let stdout = child.stdout.take().expect("piped");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("server prints its port");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = tx.send(BufReader::new(stdout).read_line(&mut line).map(|_| line));
+        });
+        let line = match rx.recv_timeout(SERVER_T) {
+            Ok(line) => line.expect("server prints its port"),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the Node server did not print its port within {SERVER_T:?}");
+            }
+        };
         let v: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("bad server line {line:?}: {e}"));
         let port = v["port"].as_u64().expect("port") as u16;
         let control = v.get("control").and_then(Value::as_u64).map_or(port, |c| c as u16);
@@ -123,7 +150,10 @@ impl NodeServer {
     fn sync_frames(&self) {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string();
-        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.control)).expect("control port");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.control));
+        let mut conn = std::net::TcpStream::connect_timeout(&addr, SERVER_T).expect("control port");
+        conn.set_read_timeout(Some(SERVER_T)).expect("a read timeout");
+        conn.set_write_timeout(Some(SERVER_T)).expect("a write timeout");
         let req = format!(
             "POST /control/mark?id={id} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
         );
@@ -145,6 +175,7 @@ impl NodeServer {
         self.frames.lock().unwrap().clear();
     }
 
+    /// A control request; its answer must come within [`SERVER_T`].
     pub async fn control(&self, method: &str, path_and_query: &str, body: Option<Value>) -> Value {
         let url = format!("http://127.0.0.1:{}/control/{path_and_query}", self.control);
         let client = reqwest::Client::new();
@@ -156,8 +187,10 @@ impl NodeServer {
             Some(b) => req.header("content-type", "application/json").body(b.to_string()),
             None => req,
         };
-        let resp = req.send().await.expect("control request");
-        let text = resp.text().await.expect("control body");
+        let text = within(SERVER_T, &format!("control {method} {path_and_query}"), async {
+            req.send().await.expect("control request").text().await.expect("control body")
+        })
+        .await;
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     }
 
@@ -179,8 +212,12 @@ impl NodeServer {
     /// Sends `text` to every client as one Engine.IO message, as is (a hostile server).
     pub async fn raw_message(&self, text: &str) -> Value {
         let url = format!("http://127.0.0.1:{}/control/raw-message", self.control);
-        let resp = reqwest::Client::new().post(&url).body(text.to_string()).send().await.expect("control request");
-        serde_json::from_str(&resp.text().await.expect("control body")).expect("control answer is JSON")
+        let req = reqwest::Client::new().post(&url).body(text.to_string());
+        let answer = within(SERVER_T, "control raw-message", async {
+            req.send().await.expect("control request").text().await.expect("control body")
+        })
+        .await;
+        serde_json::from_str(&answer).expect("control answer is JSON")
     }
 
     /// Closes every client's transport (a network drop; recovery sessions are kept).
@@ -235,4 +272,65 @@ pub async fn next_state(
             _ => {}
         }
     }
+}
+
+/// Waits for `child` to exit, at most `t`; past it the child is killed and the test fails
+/// naming `what`.
+pub fn wait_within(child: &mut Child, t: Duration, what: &str) -> ExitStatus {
+    let step = Duration::from_millis(10);
+    for _ in 0..=t.as_millis() / step.as_millis() {
+        if let Some(status) = child.try_wait().expect("the child's status") {
+            return status;
+        }
+        std::thread::sleep(step);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{what}: the process did not exit within {t:?}");
+}
+
+/// [`Child::wait_with_output`], at most `t`: its piped stdout and stderr (those not taken) are
+/// read meanwhile; past `t` the child is killed and the test fails naming `what`.
+pub fn wait_with_output_within(mut child: Child, t: Duration, what: &str) -> Output {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
+    let status = wait_within(&mut child, t, what);
+    Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+}
+
+/// [`Command::output`], at most `t`: past it the process is killed and the test fails naming
+/// `what`.
+pub fn output_within(cmd: &mut Command, t: Duration, what: &str) -> Output {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    wait_with_output_within(child, t, what)
+}
+
+/// Reads `child`'s (piped) stderr on a thread of its own until a line contains `needle`, and
+/// returns that line; the later lines are read and dropped. If none comes within `t` (or
+/// stderr ends first), the child is killed and the test fails naming `what`.
+pub fn stderr_line(child: &mut Child, needle: &str, t: Duration, what: &str) -> String {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let needle = needle.to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+        let _ = tx.send(lines.by_ref().find(|l| l.contains(&needle)));
+        lines.for_each(drop);
+    });
+    let failure = match rx.recv_timeout(t) {
+        Ok(Some(line)) => return line,
+        Ok(None) => "stderr ended first (the process exited?)".to_string(),
+        Err(_) => format!("no such line within {t:?}"),
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{what}: {failure}");
 }

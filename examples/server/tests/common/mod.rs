@@ -1,7 +1,11 @@
 //! Shared helpers: an in-process server on 127.0.0.1:0 with its own data dir, tokens, HTTP.
+//!
+//! Every wait for the server is bounded ([`within`]): a server that never answers fails the
+//! test with what it was waiting for, it does not hang the run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, dead_code, unreachable_pub)]
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -12,6 +16,11 @@ use tidings_example_server::{Claims, Config, ServerHandle, clock, jwt};
 pub const SECRET: &str = "test-secret";
 pub const KEY: &str = "test-internal-key";
 pub const T: Duration = Duration::from_secs(10);
+
+/// `f`, or a failure naming `what` if it takes longer than [`T`].
+pub async fn within<F: Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(T, f).await.unwrap_or_else(|_| panic!("{what}: nothing within {T:?}"))
+}
 
 pub fn temp_dir(name: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -49,10 +58,12 @@ pub fn token(user: &str, tenant: &str) -> String {
 }
 
 pub async fn client(url: &str, user: &str, tenant: &str) -> tidings::Tidings {
-    tidings::Tidings::builder(url).token(token(user, tenant)).connect().await.unwrap()
+    let connect = tidings::Tidings::builder(url).token(token(user, tenant)).connect();
+    within(&format!("{user}'s connect"), connect).await.unwrap()
 }
 
-/// A raw HTTP request: (status, JSON body or Null, the idempotent-replayed header).
+/// A raw HTTP request: (status, JSON body or Null, the idempotent-replayed header). The answer
+/// must come within [`T`].
 pub async fn http(
     method: &str,
     url: &str,
@@ -67,11 +78,14 @@ pub async fn http(
     if let Some(b) = body {
         req = req.header("content-type", "application/json").body(b);
     }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let replayed = res.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap().to_string());
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null), replayed)
+    within(&format!("{method} {url}"), async {
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let replayed = res.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap().to_string());
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null), replayed)
+    })
+    .await
 }
 
 pub async fn emit(url: &str, body: Value) -> (u16, Value, Option<String>) {
