@@ -786,7 +786,7 @@ async fn rooms_are_rejoined_after_a_reconnect_that_did_not_recover() {
         "{:?}",
         srv.received()
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(srv.has_member_in("chat:1", T).await, "the server put the socket in chat:1 again");
     srv.to_room("chat:1", "chat.message", json!(["after"])).await;
     assert_eq!(tokio::time::timeout(T, msgs.next()).await.unwrap().unwrap().unwrap().data, "after");
     within(T, "closing", client.close()).await;

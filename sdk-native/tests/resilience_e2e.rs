@@ -42,14 +42,6 @@ fn connected(n: &Notice) -> bool {
     matches!(n, Notice::State(ConnectionState::Connected { .. }))
 }
 
-async fn rooms_of_sockets(srv: &NodeServer) -> Vec<Vec<String>> {
-    let sockets = srv.control("GET", "sockets", None).await;
-    sockets
-        .as_array()
-        .map(|a| a.iter().map(|s| serde_json::from_value(s["rooms"].clone()).unwrap_or_default()).collect())
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn server_restart_reconnects_with_backoff_rejoins_rooms_and_delivers_each_event_once() {
     let srv = NodeServer::start("s1");
@@ -106,15 +98,7 @@ async fn server_restart_reconnects_with_backoff_rejoins_rooms_and_delivers_each_
         "{:?}",
         srv.received()
     );
-    let mut rooms = Vec::new();
-    for _ in 0..50 {
-        rooms = rooms_of_sockets(&srv).await;
-        if rooms.iter().any(|r| r.iter().any(|r| r == "chat:1")) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(rooms.iter().any(|r| r.iter().any(|r| r == "chat:1")), "{rooms:?}");
+    assert!(srv.has_member_in("chat:1", T).await, "{:?}", srv.rooms_of_sockets().await);
     let joins = srv.received().iter().filter(|f| f.contains(r#"["room:join","chat:1"]"#)).count();
     assert_eq!(joins, 1);
 
@@ -285,4 +269,67 @@ fn rand_suffix() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u8(0);
     h.finish()
+}
+
+/// Two Node servers; the client prefers `a` and falls back to `b` (docs/RELIABILITY.md, "Several
+/// servers"): `a` dies, the client moves to `b`, joins its room again and gets `b`'s events; `a`
+/// comes back and the healthy connection to `b` is kept; `b` dies and the client is back on `a`.
+async fn fails_over_between_two_servers(transports: TransportConfig) {
+    let a = NodeServer::start("s1");
+    let a_port = a.port.to_string();
+    let b = NodeServer::start("s1");
+    let connect = Tidings::builder(&a.url())
+        .fallback_url(&b.url())
+        .token("t1")
+        .transports(transports)
+        .reconnect(reconnect())
+        .connect();
+    let client = within(T, "connecting", connect).await.unwrap();
+    within(T, "join chat:1", client.join("chat:1")).await.unwrap();
+    let mut msgs = client.on::<String>("chat.message");
+    let mut next =
+        async || tokio::time::timeout(T, msgs.next()).await.expect("an event in time").unwrap().unwrap().data;
+    a.to_room("chat:1", "chat.message", json!(["from a"])).await;
+    assert_eq!(next().await, "from a");
+
+    let mut notices = client.notices();
+    drop(a);
+    until(&mut notices, connected).await;
+    assert!(
+        eventually(T, || b.received().iter().any(|f| f.contains(r#"["room:join","chat:1"]"#))).await,
+        "the room is joined again on b"
+    );
+    assert!(b.has_member_in("chat:1", T).await, "b has the client in chat:1");
+    b.to_room("chat:1", "chat.message", json!(["from b"])).await;
+    assert_eq!(next().await, "from b");
+
+    // `a` is back: the connection to `b` is healthy, so it is kept.
+    let a = NodeServer::start_with("s1", &["--port", &a_port]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(a.received().is_empty(), "nothing moved to a while b is healthy: {:?}", a.received());
+    b.to_room("chat:1", "chat.message", json!(["still b"])).await;
+    assert_eq!(next().await, "still b");
+
+    // `b` dies: the next series starts at the preferred server, `a`.
+    drop(b);
+    until(&mut notices, connected).await;
+    assert!(
+        eventually(T, || a.received().iter().any(|f| f.contains(r#"["room:join","chat:1"]"#))).await,
+        "the room is joined again on a"
+    );
+    assert!(a.has_member_in("chat:1", T).await, "a has the client in chat:1");
+    a.to_room("chat:1", "chat.message", json!(["a again"])).await;
+    assert_eq!(next().await, "a again");
+    assert!(tokio::time::timeout(Duration::from_millis(300), msgs.next()).await.is_err(), "each event once");
+    within(T, "closing", client.close()).await;
+}
+
+#[tokio::test]
+async fn fails_over_to_the_next_server_and_back_over_websocket() {
+    fails_over_between_two_servers(TransportConfig::only(TransportKind::WebSocket)).await;
+}
+
+#[tokio::test]
+async fn fails_over_to_the_next_server_and_back_over_long_polling() {
+    fails_over_between_two_servers(TransportConfig::only(TransportKind::Polling)).await;
 }

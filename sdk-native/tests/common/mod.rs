@@ -245,6 +245,31 @@ impl Drop for NodeServer {
     }
 }
 
+impl NodeServer {
+    /// The rooms of each connected socket.
+    pub async fn rooms_of_sockets(&self) -> Vec<Vec<String>> {
+        let sockets = self.control("GET", "sockets", None).await;
+        sockets
+            .as_array()
+            .map(|a| a.iter().map(|s| serde_json::from_value(s["rooms"].clone()).unwrap_or_default()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether a socket is in `room` (asked until `timeout` passes).
+    pub async fn has_member_in(&self, room: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.rooms_of_sockets().await.iter().any(|r| r.iter().any(|r| r == room)) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
