@@ -271,6 +271,14 @@ fn rand_suffix() -> u64 {
     h.finish()
 }
 
+/// Waits until the client is connected again, to `srv`, which got its `chat:1` join again.
+async fn connected_and_rejoined(notices: &mut tidings::Notices, srv: &NodeServer) {
+    until(notices, connected).await;
+    let join = r#"["room:join","chat:1"]"#;
+    assert!(eventually(T, || srv.received().iter().any(|f| f.contains(join))).await, "the room is joined again");
+    assert!(srv.has_member_in("chat:1", T).await, "the server has the client in chat:1");
+}
+
 /// Two Node servers; the client prefers `a` and falls back to `b` (docs/RELIABILITY.md, "Several
 /// servers"): `a` dies, the client moves to `b`, joins its room again and gets `b`'s events; `a`
 /// comes back and the healthy connection to `b` is kept; `b` dies and the client is back on `a`.
@@ -294,12 +302,7 @@ async fn fails_over_between_two_servers(transports: TransportConfig) {
 
     let mut notices = client.notices();
     drop(a);
-    until(&mut notices, connected).await;
-    assert!(
-        eventually(T, || b.received().iter().any(|f| f.contains(r#"["room:join","chat:1"]"#))).await,
-        "the room is joined again on b"
-    );
-    assert!(b.has_member_in("chat:1", T).await, "b has the client in chat:1");
+    connected_and_rejoined(&mut notices, &b).await;
     b.to_room("chat:1", "chat.message", json!(["from b"])).await;
     assert_eq!(next().await, "from b");
 
@@ -312,12 +315,7 @@ async fn fails_over_between_two_servers(transports: TransportConfig) {
 
     // `b` dies: the next series starts at the preferred server, `a`.
     drop(b);
-    until(&mut notices, connected).await;
-    assert!(
-        eventually(T, || a.received().iter().any(|f| f.contains(r#"["room:join","chat:1"]"#))).await,
-        "the room is joined again on a"
-    );
-    assert!(a.has_member_in("chat:1", T).await, "a has the client in chat:1");
+    connected_and_rejoined(&mut notices, &a).await;
     a.to_room("chat:1", "chat.message", json!(["a again"])).await;
     assert_eq!(next().await, "a again");
     assert!(tokio::time::timeout(Duration::from_millis(300), msgs.next()).await.is_err(), "each event once");

@@ -158,11 +158,16 @@ async fn the_same_after_an_upgrade_from_long_polling() {
     slow_websocket(true).await;
 }
 
+/// The tests of this file run one at a time: each floods its server, and in parallel on a
+/// 2-core machine one test's flood once starved the next one's first connection past [`T`].
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn slow_websocket(upgrade: bool) {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = temp_dir(if upgrade { "slow-upgrade" } else { "slow-ws" });
     let (url, server) = start_with(small_buffer(&dir)).await;
     let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
-    let bob = within("bob's connect", client(&url, "bob", "acme")).await;
+    let bob = client(&url, "bob", "acme").await;
     // Bob keeps up: he reads as events come (a client that does not read is cut, like alice).
     let mut bob_events = bob.on::<Envelope<Value>>("big.event");
     let (bob_tx, mut bob_got) = tokio::sync::mpsc::unbounded_channel();
@@ -243,6 +248,7 @@ async fn slow_websocket(upgrade: bool) {
 
 #[tokio::test]
 async fn a_long_polling_session_that_stops_polling_is_refused_once_it_missed_an_event() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = temp_dir("slow-poll");
     let (url, server) = start_with(small_buffer(&dir)).await;
     let eio = format!("{url}/socket.io/?EIO=4&transport=polling");
