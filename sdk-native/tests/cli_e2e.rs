@@ -61,6 +61,18 @@ fn connect_error_exits_3_with_message_and_data() {
 }
 
 #[test]
+fn emit_goes_to_the_fallback_server_when_the_url_is_down() {
+    let srv = NodeServer::start("s0");
+    // Nothing listens on port 1: the first attempt fails and the next one goes to --fallback.
+    let out =
+        run(&["emit", "http://127.0.0.1:1", "echo", "[1]", "--fallback", &srv.url(), "--ack", "--timeout", "5000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!([[1]]));
+    let out = run(&["emit", "http://127.0.0.1:1", "x", "--fallback", "ftp://x"]);
+    assert_eq!(out.status.code(), Some(2), "a bad --fallback is a usage error");
+}
+
+#[test]
 fn ack_timeout_exits_4() {
     let srv = NodeServer::start("s0");
     let out = run(&["emit", &srv.url(), "nothing-acks", "--ack", "--timeout", "300"]);
