@@ -1,15 +1,21 @@
-//! The Engine.IO session: opening, heartbeat, long-polling request/response, upgrade, reconnection.
+//! The Engine.IO session, a sub-machine of its own: opening (with the transport fallback and the
+//! fallback servers), heartbeat, long-polling request/response, upgrade, closing, and the
+//! reconnection schedule.
+//!
+//! It knows nothing of namespaces. Each method takes what it needs and a [`Cx`] (the
+//! configuration, the time, the RNG, the id counter and the output queue it writes its IO to),
+//! and returns a [`Step`] or a [`Schedule`]: what the namespaces must hear. [`super::Client`]
+//! routes those to its sockets (`Client::route`), so the engine can be read on its own.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
-use super::{
-    Client, ConnId, ConnectionState, DisconnectReason, Fault, HttpError, HttpRequest, Method, Output, RequestId,
-    RequestPurpose, ms,
-};
-use crate::config::TransportKind;
+use super::{ConnId, Cx, DisconnectReason, Fault, HttpError, HttpRequest, Method, Output, RequestId, RequestPurpose};
+use crate::config::{Config, TransportKind};
 use crate::engineio::{self, Handshake, Packet};
 use crate::socketio;
 use crate::time::Instant;
+use crate::url::ServerUrl;
 
 /// Most bytes accepted in one long-polling response (the server's maxPayload is about what it accepts,
 /// not what it sends; this bounds memory against a misbehaving server).
@@ -18,6 +24,46 @@ pub(super) const MAX_POLL_BODY: usize = 16 << 20;
 /// The longest a connection may stay silent (no ping) before it is taken for dead, whatever the
 /// server's `pingInterval + pingTimeout` say: one hour.
 const MAX_PING_WINDOW_MS: u64 = 3_600_000;
+
+/// Packets a polling response carried, decoded; an error ends the session at that packet.
+pub(super) type Polled = Vec<Result<Packet<'static>, engineio::Error>>;
+
+/// What the namespaces must hear after an engine method, in the order given.
+#[must_use]
+#[derive(Debug)]
+pub(super) enum Step {
+    /// Nothing for them.
+    Nothing,
+    /// A connection attempt started: they are connecting.
+    Started,
+    /// The handshake is done: they may send their CONNECTs; then [`Engine::poll`] keeps a GET in
+    /// flight, then the packets that came with the handshake are handled ([`Engine::on_packet`]).
+    Opened(Polled),
+    /// A long-polling GET was answered: these packets are handled ([`Engine::on_packet`]), then
+    /// [`Engine::poll`] and [`Engine::finish_upgrade`].
+    Polled(Polled),
+    /// The attempt failed: they get a connect error, then the engine schedules the next attempt
+    /// ([`Engine::schedule_reconnect`], reason "transport error").
+    OpenFailed { message: &'static str, will_retry: bool, fallback_pending: bool },
+    /// The session is gone: they are disconnected for `reason`, then the engine schedules the
+    /// next attempt ([`Engine::schedule_reconnect`]).
+    Closed(DisconnectReason),
+    /// A Socket.IO packet for them.
+    Packet(socketio::Packet),
+    /// The session moved from long-polling to WebSocket.
+    Upgraded,
+}
+
+/// What [`Engine::schedule_reconnect`] decided.
+#[derive(Debug)]
+pub(super) enum Schedule {
+    /// Nothing wants an engine: idle.
+    Idle,
+    /// No more attempts: the namespaces give up, for this reason.
+    GiveUp(DisconnectReason),
+    /// Attempt `attempt` starts after `delay`.
+    Waiting { attempt: u32, delay: Duration },
+}
 
 #[derive(Debug, Default)]
 pub(super) struct Engine {
@@ -50,7 +96,7 @@ enum EnginePhase {
     Opening { kind: TransportKind, link: Link, deadline: Instant, tried: u8 },
     /// Handshake done.
     Open(Box<Session>),
-    /// Waiting to make reconnection attempt `attempt`.
+    /// Waiting to make the next reconnection attempt.
     Waiting { until: Instant },
 }
 
@@ -94,23 +140,26 @@ enum Upgrade {
 }
 
 impl Engine {
+    // ---------------------------------------------------------------- state queries
+
+    /// Packets waiting in the session's outgoing queue.
     pub(super) fn queued(&self) -> usize {
         match &self.phase {
             EnginePhase::Open(s) => s.queue.len(),
             _ => 0,
         }
     }
-}
 
-impl Client {
-    // ---------------------------------------------------------------- state queries
-
-    pub(super) fn engine_is_open(&self) -> bool {
-        matches!(self.engine.phase, EnginePhase::Open(_))
+    pub(super) fn is_open(&self) -> bool {
+        matches!(self.phase, EnginePhase::Open(_))
     }
 
-    pub(super) fn engine_transport(&self) -> Option<TransportKind> {
-        match &self.engine.phase {
+    pub(super) fn is_idle(&self) -> bool {
+        matches!(self.phase, EnginePhase::Idle)
+    }
+
+    pub(super) fn transport(&self) -> Option<TransportKind> {
+        match &self.phase {
             EnginePhase::Open(s) => Some(match s.transport {
                 Active::Ws(_) => TransportKind::WebSocket,
                 Active::Poll { .. } => TransportKind::Polling,
@@ -120,8 +169,8 @@ impl Client {
     }
 
     /// Whether a packet written now goes out at once (socket.io's `transport.writable`).
-    pub(super) fn engine_writable(&self) -> bool {
-        match &self.engine.phase {
+    pub(super) fn writable(&self) -> bool {
+        match &self.phase {
             EnginePhase::Open(s) => match (s.transport, s.upgrade) {
                 (_, Upgrade::Pausing { .. }) => false,
                 (Active::Ws(_), _) => true,
@@ -131,15 +180,15 @@ impl Client {
         }
     }
 
-    pub(super) fn engine_max_payload(&self) -> Option<u64> {
-        match &self.engine.phase {
+    pub(super) fn max_payload(&self) -> Option<u64> {
+        match &self.phase {
             EnginePhase::Open(s) => Some(s.max_payload),
             _ => None,
         }
     }
 
-    pub(super) fn engine_deadline(&self) -> Option<Instant> {
-        match &self.engine.phase {
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match &self.phase {
             EnginePhase::Idle => None,
             EnginePhase::Opening { deadline, .. } => Some(*deadline),
             EnginePhase::Waiting { until } => Some(*until),
@@ -154,29 +203,50 @@ impl Client {
         }
     }
 
+    /// The sid of the session (not a namespace's socket id).
+    pub(super) fn sid(&self) -> Option<&str> {
+        match &self.phase {
+            EnginePhase::Open(s) => Some(&s.sid),
+            _ => None,
+        }
+    }
+
+    /// True while a closed polling session still has packets to POST.
+    pub(super) fn is_flushing(&self) -> bool {
+        self.draining.is_some()
+    }
+
+    /// When the next reconnection attempt starts, if waiting for one.
+    pub(super) fn waiting_until(&self) -> Option<Instant> {
+        match self.phase {
+            EnginePhase::Waiting { until } => Some(until),
+            _ => None,
+        }
+    }
+
     // ---------------------------------------------------------------- URLs
 
     /// The server the current (or next) connection goes to.
-    pub fn server(&self) -> &crate::url::ServerUrl {
-        match self.engine.server.checked_sub(1) {
-            Some(i) => self.config.fallback_urls.get(i).unwrap_or(&self.config.url),
-            None => &self.config.url,
+    pub(super) fn server<'c>(&self, config: &'c Config) -> &'c ServerUrl {
+        match self.server.checked_sub(1) {
+            Some(i) => config.fallback_urls.get(i).unwrap_or(&config.url),
+            None => &config.url,
         }
     }
 
     /// Moves to the next server after a failed attempt (or back to the preferred one).
-    fn next_server(&mut self, failed: bool) {
-        let n = self.config.fallback_urls.len() + 1;
-        self.engine.server = if failed { (self.engine.server + 1) % n } else { 0 };
+    fn next_server(&mut self, config: &Config, failed: bool) {
+        let n = config.fallback_urls.len() + 1;
+        self.server = if failed { (self.server + 1) % n } else { 0 };
     }
 
-    fn eio_url(&mut self, kind: TransportKind, sid: Option<&str>) -> String {
-        let u = self.server();
+    fn eio_url(&self, cx: &mut Cx<'_>, kind: TransportKind, sid: Option<&str>) -> String {
+        let u = self.server(cx.config);
         let mut url = match kind {
             TransportKind::WebSocket => u.ws_origin(),
             TransportKind::Polling => u.http_origin(),
         };
-        url.push_str(&self.config.path);
+        url.push_str(&cx.config.path);
         url.push('?');
         for (k, v) in &u.query {
             url.push_str(k);
@@ -188,7 +258,7 @@ impl Client {
         url.push_str(kind.as_str());
         if kind == TransportKind::Polling {
             url.push_str("&t=");
-            url.push_str(&self.rng.token(8));
+            url.push_str(&cx.rng.token(8));
         }
         if let Some(sid) = sid {
             url.push_str("&sid=");
@@ -199,38 +269,36 @@ impl Client {
 
     // ---------------------------------------------------------------- opening
 
-    /// Starts an engine if none is open or opening and a namespace wants one.
-    pub(super) fn ensure_engine(&mut self) {
-        if matches!(self.engine.phase, EnginePhase::Idle) && self.any_active() {
-            self.start_open(None, 0);
-        }
+    /// Starts a connection attempt if the engine is idle (call it when a namespace wants one).
+    pub(super) fn ensure(&mut self, cx: &mut Cx<'_>) -> Step {
+        if self.is_idle() { self.start(cx, None, 0) } else { Step::Nothing }
     }
 
-    fn start_open(&mut self, kind: Option<TransportKind>, tried: u8) {
-        let t = &self.config.transports;
+    fn start(&mut self, cx: &mut Cx<'_>, kind: Option<TransportKind>, tried: u8) -> Step {
+        let t = &cx.config.transports;
         let kind = kind.unwrap_or_else(|| {
             let fallback =
-                t.fallback_after > 0 && self.engine.ws_failures >= t.fallback_after && t.allows(TransportKind::Polling);
+                t.fallback_after > 0 && self.ws_failures >= t.fallback_after && t.allows(TransportKind::Polling);
             if fallback { TransportKind::Polling } else { t.first().unwrap_or(TransportKind::WebSocket) }
         });
-        let url = self.eio_url(kind, None);
-        let id = self.next_id();
+        let url = self.eio_url(cx, kind, None);
+        let id = cx.ids.next();
         let link = match kind {
             TransportKind::WebSocket => {
-                self.push(Output::OpenWebSocket { conn: ConnId(id), url });
+                cx.out.push_back(Output::OpenWebSocket { conn: ConnId(id), url });
                 Link::Ws { conn: ConnId(id) }
             }
             TransportKind::Polling => {
-                self.push(Output::Http(poll_get(RequestId(id), url)));
+                cx.out.push_back(Output::Http(poll_get(RequestId(id), url)));
                 Link::Poll { get: RequestId(id) }
             }
         };
-        let deadline = self.now + self.config.connect_timeout;
-        self.engine.phase = EnginePhase::Opening { kind, link, deadline, tried: tried + 1 };
-        self.sockets_connecting();
+        let deadline = cx.now + cx.config.connect_timeout;
+        self.phase = EnginePhase::Opening { kind, link, deadline, tried: tried + 1 };
+        Step::Started
     }
 
-    fn on_handshake(&mut self, kind: TransportKind, link: Link, h: Handshake) {
+    fn on_handshake(&mut self, cx: &mut Cx<'_>, kind: TransportKind, link: Link, h: Handshake, rest: Polled) -> Step {
         // A server's figures are clamped: an absurd pingInterval must not switch off the
         // detection of a dead connection.
         let ping_window = h.ping_interval.saturating_add(h.ping_timeout).min(MAX_PING_WINDOW_MS);
@@ -239,152 +307,125 @@ impl Client {
             Link::Poll { .. } => Active::Poll { get: None, post: None },
         };
         if kind == TransportKind::WebSocket {
-            self.engine.ws_failures = 0;
+            self.ws_failures = 0;
         }
-        let t = &self.config.transports;
+        let t = &cx.config.transports;
         let can_upgrade = kind == TransportKind::Polling
             && t.upgrade
             && t.allows(TransportKind::WebSocket)
             && h.upgrades.iter().any(|u| u == "websocket");
-        self.engine.phase = EnginePhase::Open(Box::new(Session {
+        self.phase = EnginePhase::Open(Box::new(Session {
             sid: h.sid,
             max_payload: h.max_payload,
             ping_window,
-            ping_deadline: self.now.plus_millis(ping_window),
-            opened_at: self.now,
+            ping_deadline: cx.now.plus_millis(ping_window),
+            opened_at: cx.now,
             transport,
             upgrade: Upgrade::None,
             queue: VecDeque::new(),
-            decoder: socketio::Decoder::new(self.config.max_attachments),
+            decoder: socketio::Decoder::new(cx.config.max_attachments),
             can_upgrade,
         }));
         if can_upgrade {
-            self.start_probe();
+            self.start_probe(cx);
         }
-        self.sockets_engine_open();
-        self.poll_again();
+        Step::Opened(rest)
     }
 
-    fn open_failed(&mut self, message: &str) {
-        let EnginePhase::Opening { kind, tried, .. } = self.engine.phase else { return };
-        self.engine.phase = EnginePhase::Idle;
+    fn open_failed(&mut self, cx: &mut Cx<'_>, message: &'static str) -> Step {
+        let EnginePhase::Opening { kind, tried, .. } = self.phase else { return Step::Nothing };
+        self.phase = EnginePhase::Idle;
         if kind == TransportKind::WebSocket {
-            self.engine.ws_failures = self.engine.ws_failures.saturating_add(1);
+            self.ws_failures = self.ws_failures.saturating_add(1);
         }
-        let t = self.config.transports;
+        let t = cx.config.transports;
         if t.try_all_transports && usize::from(tried) < t.order.iter().flatten().count() {
             let next = t.order.iter().flatten().find(|k| **k != kind).copied();
             if next.is_some() {
-                self.start_open(next, tried);
-                return;
+                return self.start(cx, next, tried);
             }
         }
-        self.next_server(true);
-        let will_retry = self.config.reconnect.enabled && !self.reconnect_exhausted();
+        self.next_server(cx.config, true);
+        let will_retry = cx.config.reconnect.enabled && !self.reconnect_exhausted(cx.config);
         let fallback_pending =
             will_retry && kind == TransportKind::WebSocket && t.fallback_after > 0 && t.allows(TransportKind::Polling);
-        self.sockets_connect_error(message, will_retry, fallback_pending);
-        self.schedule_reconnect(DisconnectReason::TransportError);
+        Step::OpenFailed { message, will_retry, fallback_pending }
     }
 
-    fn reconnect_exhausted(&self) -> bool {
-        self.config.reconnect.max_attempts.is_some_and(|m| self.engine.attempts >= m)
+    fn reconnect_exhausted(&self, config: &Config) -> bool {
+        config.reconnect.max_attempts.is_some_and(|m| self.attempts >= m)
     }
 
-    /// Waits before the next attempt, or gives up.
-    fn schedule_reconnect(&mut self, reason: DisconnectReason) {
-        if !self.any_active() {
-            self.engine.phase = EnginePhase::Idle;
-            return;
+    /// After a failed attempt or a lost session: waits before the next attempt, or gives up.
+    /// `wanted`: whether any namespace still wants an engine.
+    pub(super) fn schedule_reconnect(&mut self, cx: &mut Cx<'_>, wanted: bool, reason: DisconnectReason) -> Schedule {
+        if !wanted {
+            self.phase = EnginePhase::Idle;
+            return Schedule::Idle;
         }
-        if !self.config.reconnect.enabled || self.reconnect_exhausted() {
-            self.engine.phase = EnginePhase::Idle;
-            let why = if self.config.reconnect.enabled { DisconnectReason::ReconnectFailed } else { reason };
-            self.sockets_give_up(why);
-            return;
+        let reconnect = &cx.config.reconnect;
+        if !reconnect.enabled || self.reconnect_exhausted(cx.config) {
+            self.phase = EnginePhase::Idle;
+            return Schedule::GiveUp(if reconnect.enabled { DisconnectReason::ReconnectFailed } else { reason });
         }
-        let delay = self.config.reconnect.backoff.delay_ms(self.engine.attempts, &mut self.rng);
-        self.engine.attempts = self.engine.attempts.saturating_add(1);
-        let attempt = self.engine.attempts;
-        self.engine.phase = EnginePhase::Waiting { until: self.now.plus_millis(delay) };
-        self.sockets_state(ConnectionState::Reconnecting { attempt, delay: std::time::Duration::from_millis(delay) });
-        self.update_feed();
+        let delay = reconnect.backoff.delay_ms(self.attempts, cx.rng);
+        self.attempts = self.attempts.saturating_add(1);
+        self.phase = EnginePhase::Waiting { until: cx.now.plus_millis(delay) };
+        Schedule::Waiting { attempt: self.attempts, delay: Duration::from_millis(delay) }
     }
 
     /// Online or visible again: skip the rest of the backoff delay.
-    pub(super) fn retry_now(&mut self) {
-        if let EnginePhase::Waiting { .. } = self.engine.phase {
-            self.start_open(None, 0);
+    pub(super) fn retry_now(&mut self, cx: &mut Cx<'_>) -> Step {
+        match self.phase {
+            EnginePhase::Waiting { .. } => self.start(cx, None, 0),
+            _ => Step::Nothing,
         }
     }
 
-    pub(super) fn on_offline(&mut self) {
-        if matches!(self.engine.phase, EnginePhase::Open(_) | EnginePhase::Opening { .. }) {
-            self.close_engine(DisconnectReason::TransportClose);
+    pub(super) fn on_offline(&mut self, cx: &mut Cx<'_>) -> Step {
+        match self.phase {
+            EnginePhase::Open(_) | EnginePhase::Opening { .. } => self.close(cx, DisconnectReason::TransportClose),
+            _ => Step::Nothing,
         }
     }
 
     // ---------------------------------------------------------------- closing
 
-    /// Drops the transport(s) without a goodbye and tells every namespace.
     /// Closes the session because of `fault`, which is reported first.
-    pub(super) fn fail_engine(&mut self, fault: Fault) {
+    pub(super) fn fail(&mut self, cx: &mut Cx<'_>, fault: Fault) -> Step {
         let reason = match fault {
             Fault::Engine(_) | Fault::Socket(_) | Fault::Protocol(_) => DisconnectReason::ParseError,
             _ => DisconnectReason::TransportError,
         };
-        self.push(Output::Fault(fault));
-        self.close_engine(reason);
+        cx.out.push_back(Output::Fault(fault));
+        self.close(cx, reason)
     }
 
-    pub(super) fn close_engine(&mut self, reason: DisconnectReason) {
-        let phase = std::mem::take(&mut self.engine.phase);
+    /// Drops the transport(s) without a goodbye.
+    fn close(&mut self, cx: &mut Cx<'_>, reason: DisconnectReason) -> Step {
+        let phase = std::mem::take(&mut self.phase);
         let mut stable = false;
         match phase {
             EnginePhase::Open(s) => {
-                stable = self.now.since(s.opened_at) >= self.config.reconnect.stable_after;
-                self.release_session(&s);
+                stable = cx.now.since(s.opened_at) >= cx.config.reconnect.stable_after;
+                release_session(cx, &s);
             }
-            EnginePhase::Opening { link, .. } => self.release_link(link),
-            EnginePhase::Idle | EnginePhase::Waiting { .. } => return,
+            EnginePhase::Opening { link, .. } => release_link(cx, link),
+            EnginePhase::Idle | EnginePhase::Waiting { .. } => return Step::Nothing,
         }
         if stable {
-            self.engine.attempts = 0;
+            self.attempts = 0;
         }
         // A stable connection that is lost starts a new series at the preferred server; one
         // that did not last counts as a failed attempt of its server.
-        self.next_server(!stable);
-        self.sockets_engine_closed(reason);
-        self.schedule_reconnect(reason);
+        self.next_server(cx.config, !stable);
+        Step::Closed(reason)
     }
 
-    fn release_link(&mut self, link: Link) {
-        match link {
-            Link::Ws { conn } => self.push(Output::CloseWebSocket(conn)),
-            Link::Poll { get } => self.push(Output::AbortHttp(get)),
-        }
-    }
-
-    fn release_session(&mut self, s: &Session) {
-        match s.transport {
-            Active::Ws(c) => self.push(Output::CloseWebSocket(c)),
-            Active::Poll { get, post } => {
-                for r in [get, post].into_iter().flatten() {
-                    self.push(Output::AbortHttp(r));
-                }
-            }
-        }
-        if let Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } = s.upgrade {
-            self.push(Output::CloseWebSocket(conn));
-        }
-    }
-
-    /// Closes the engine politely when no namespace wants it any more (POST `1` over polling).
-    pub(super) fn close_engine_if_unused(&mut self) {
-        if self.any_active() {
-            return;
-        }
-        let phase = std::mem::take(&mut self.engine.phase);
+    /// Closes the engine politely because no namespace wants it any more (POST `1` over
+    /// polling). Nothing follows for the namespaces.
+    pub(super) fn close_unused(&mut self, cx: &mut Cx<'_>) {
+        let phase = std::mem::take(&mut self.phase);
         match phase {
             EnginePhase::Open(s) => {
                 if let Active::Poll { get, post } = s.transport {
@@ -392,183 +433,182 @@ impl Client {
                     // only one POST may be in flight, so the session drains in the background.
                     let mut queue = s.queue;
                     queue.push_back(Packet::Close);
-                    self.engine.draining = Some(Drain { sid: s.sid, max_payload: s.max_payload, post, queue });
-                    self.drain_next();
+                    self.draining = Some(Drain { sid: s.sid, max_payload: s.max_payload, post, queue });
+                    self.drain_next(cx);
                     if let Some(g) = get {
-                        self.push(Output::AbortHttp(g));
+                        cx.out.push_back(Output::AbortHttp(g));
                     }
                     if let Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } = s.upgrade {
-                        self.push(Output::CloseWebSocket(conn));
+                        cx.out.push_back(Output::CloseWebSocket(conn));
                     }
                 } else {
-                    self.release_session(&s);
+                    release_session(cx, &s);
                 }
             }
-            EnginePhase::Opening { link, .. } => self.release_link(link),
+            EnginePhase::Opening { link, .. } => release_link(cx, link),
             EnginePhase::Idle | EnginePhase::Waiting { .. } => {}
         }
-        self.engine.attempts = 0;
-        self.next_server(false);
+        self.attempts = 0;
+        self.next_server(cx.config, false);
     }
 
     /// Sends the next POST of a closing polling session once the previous one is answered.
-    fn drain_next(&mut self) {
-        let Some(d) = &mut self.engine.draining else { return };
+    fn drain_next(&mut self, cx: &mut Cx<'_>) {
+        let Some(d) = &mut self.draining else { return };
         if d.post.is_some() {
             return;
         }
         let Some(body) = engineio::take_polling_batch(&mut d.queue, d.max_payload) else {
-            self.engine.draining = None;
+            self.draining = None;
             return;
         };
-        let id = RequestId(self.next_id);
-        self.next_id += 1;
+        let id = RequestId(cx.ids.next());
         d.post = Some(id);
         let sid = d.sid.clone();
-        let url = self.eio_url(TransportKind::Polling, Some(&sid));
-        self.push(Output::Http(poll_post(id, url, body)));
+        let url = self.eio_url(cx, TransportKind::Polling, Some(&sid));
+        cx.out.push_back(Output::Http(poll_post(id, url, body)));
     }
 
     /// Answers for the draining session's POSTs; true when `id` was one.
-    fn drain_answered(&mut self, id: RequestId, ok: bool) -> bool {
-        let Some(d) = &mut self.engine.draining else { return false };
+    fn drain_answered(&mut self, cx: &mut Cx<'_>, id: RequestId, ok: bool) -> bool {
+        let Some(d) = &mut self.draining else { return false };
         if d.post != Some(id) {
             return false;
         }
         d.post = None;
         if ok {
-            self.drain_next();
+            self.drain_next(cx);
         } else {
             // The session is gone anyway; nothing more to say to it.
-            self.engine.draining = None;
+            self.draining = None;
         }
         true
     }
 
     // ---------------------------------------------------------------- sending
 
-    /// Sends one Engine.IO packet on the current transport (queued while polling is busy or paused).
-    pub(super) fn engine_send(&mut self, packet: Packet<'static>) {
-        self.engine_send_all(std::iter::once(packet));
-    }
-
-    /// Sends the packets of one Socket.IO packet (a header and its attachments) together: over
-    /// polling they share one POST body when they fit under `maxPayload`, as in the official client.
-    pub(super) fn engine_send_all(&mut self, packets: impl IntoIterator<Item = Packet<'static>>) {
-        let EnginePhase::Open(s) = &mut self.engine.phase else { return };
+    /// Sends the packets of one Socket.IO packet (a header and its attachments) together on the
+    /// current transport: over polling they share one POST body when they fit under
+    /// `maxPayload`, as in the official client (queued while a POST is in flight or an upgrade
+    /// pauses).
+    pub(super) fn send_all(&mut self, cx: &mut Cx<'_>, packets: impl IntoIterator<Item = Packet<'static>>) {
+        let EnginePhase::Open(s) = &mut self.phase else { return };
         match (s.transport, s.upgrade) {
             (Active::Ws(conn), _) => {
                 for packet in packets {
                     let frame = engineio::encode_ws(&packet);
-                    self.push(Output::SendWebSocket { conn, frame });
+                    cx.out.push_back(Output::SendWebSocket { conn, frame });
                 }
             }
             _ => {
                 s.queue.extend(packets);
-                self.flush_poll();
+                self.flush_poll(cx);
             }
         }
     }
 
-    fn flush_poll(&mut self) {
-        let EnginePhase::Open(s) = &mut self.engine.phase else { return };
-        let Active::Poll { post: post @ None, .. } = &mut s.transport else { return };
+    fn flush_poll(&mut self, cx: &mut Cx<'_>) {
+        let EnginePhase::Open(s) = &mut self.phase else { return };
+        let Active::Poll { post: None, .. } = s.transport else { return };
         if matches!(s.upgrade, Upgrade::Pausing { .. }) {
             return;
         }
         let Some(body) = engineio::take_polling_batch(&mut s.queue, s.max_payload) else { return };
-        let id = RequestId(self.next_id);
-        self.next_id += 1;
-        *post = Some(id);
+        let id = RequestId(cx.ids.next());
+        if let Active::Poll { post, .. } = &mut s.transport {
+            *post = Some(id);
+        }
         let sid = s.sid.clone();
-        let url = self.eio_url(TransportKind::Polling, Some(&sid));
-        self.push(Output::Http(poll_post(id, url, body)));
+        let url = self.eio_url(cx, TransportKind::Polling, Some(&sid));
+        cx.out.push_back(Output::Http(poll_post(id, url, body)));
     }
 
     /// Keeps one GET in flight while on polling and not pausing for an upgrade.
-    fn poll_again(&mut self) {
-        let EnginePhase::Open(s) = &mut self.engine.phase else { return };
-        let Active::Poll { get: get @ None, .. } = &mut s.transport else { return };
+    pub(super) fn poll(&mut self, cx: &mut Cx<'_>) {
+        let EnginePhase::Open(s) = &mut self.phase else { return };
+        let Active::Poll { get: None, .. } = s.transport else { return };
         if matches!(s.upgrade, Upgrade::Pausing { .. }) {
             return;
         }
-        let id = RequestId(self.next_id);
-        self.next_id += 1;
-        *get = Some(id);
+        let id = RequestId(cx.ids.next());
+        if let Active::Poll { get, .. } = &mut s.transport {
+            *get = Some(id);
+        }
         let sid = s.sid.clone();
-        let url = self.eio_url(TransportKind::Polling, Some(&sid));
-        self.push(Output::Http(poll_get(id, url)));
+        let url = self.eio_url(cx, TransportKind::Polling, Some(&sid));
+        cx.out.push_back(Output::Http(poll_get(id, url)));
     }
 
     // ---------------------------------------------------------------- upgrade
 
-    fn start_probe(&mut self) {
-        let EnginePhase::Open(s) = &self.engine.phase else { return };
+    fn start_probe(&mut self, cx: &mut Cx<'_>) {
+        let EnginePhase::Open(s) = &self.phase else { return };
         if !s.can_upgrade {
             return;
         }
         let sid = s.sid.clone();
-        let url = self.eio_url(TransportKind::WebSocket, Some(&sid));
-        let conn = ConnId(self.next_id());
-        let deadline = self.now + self.config.transports.probe_timeout;
-        if let EnginePhase::Open(s) = &mut self.engine.phase {
+        let url = self.eio_url(cx, TransportKind::WebSocket, Some(&sid));
+        let conn = ConnId(cx.ids.next());
+        let deadline = cx.now + cx.config.transports.probe_timeout;
+        if let EnginePhase::Open(s) = &mut self.phase {
             s.upgrade = Upgrade::Probing { conn, deadline };
         }
-        self.push(Output::OpenWebSocket { conn, url });
+        cx.out.push_back(Output::OpenWebSocket { conn, url });
     }
 
-    fn abort_probe(&mut self) {
-        let retry = self.now + self.config.transports.reprobe_every;
-        let EnginePhase::Open(s) = &mut self.engine.phase else { return };
+    fn abort_probe(&mut self, cx: &mut Cx<'_>) {
+        let retry = cx.now + cx.config.transports.reprobe_every;
+        let EnginePhase::Open(s) = &mut self.phase else { return };
         let (Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn }) = s.upgrade else { return };
         s.upgrade = Upgrade::RetryAt(retry);
-        self.push(Output::CloseWebSocket(conn));
+        cx.out.push_back(Output::CloseWebSocket(conn));
         // A pause may have held back the GET and POST.
-        self.poll_again();
-        self.flush_poll();
+        self.poll(cx);
+        self.flush_poll(cx);
     }
 
-    fn maybe_finish_upgrade(&mut self) {
-        let EnginePhase::Open(s) = &mut self.engine.phase else { return };
+    /// Moves to the probed WebSocket once the pause has no request left in flight.
+    pub(super) fn finish_upgrade(&mut self, cx: &mut Cx<'_>) -> Step {
+        let EnginePhase::Open(s) = &mut self.phase else { return Step::Nothing };
         let (Upgrade::Pausing { conn }, Active::Poll { get: None, post: None }) = (s.upgrade, s.transport) else {
-            return;
+            return Step::Nothing;
         };
         s.upgrade = Upgrade::None;
         s.transport = Active::Ws(conn);
         let queued: Vec<Packet<'static>> = Vec::from(std::mem::take(&mut s.queue));
         // A WebSocket that works ends the run of consecutive failures: the next reconnect opens
         // with WebSocket again instead of staying on the polling fallback.
-        self.engine.ws_failures = 0;
-        self.push(Output::SendWebSocket { conn, frame: engineio::encode_ws(&Packet::Upgrade) });
+        self.ws_failures = 0;
+        cx.out.push_back(Output::SendWebSocket { conn, frame: engineio::encode_ws(&Packet::Upgrade) });
         for p in queued {
             let frame = engineio::encode_ws(&p);
-            self.push(Output::SendWebSocket { conn, frame });
+            cx.out.push_back(Output::SendWebSocket { conn, frame });
         }
-        self.sockets_transport_changed(TransportKind::WebSocket);
+        Step::Upgraded
     }
 
     // ---------------------------------------------------------------- inputs
 
-    pub(super) fn on_ws_opened(&mut self, c: ConnId) {
-        match &self.engine.phase {
+    pub(super) fn on_ws_opened(&mut self, cx: &mut Cx<'_>, c: ConnId) {
+        match &self.phase {
             EnginePhase::Opening { link: Link::Ws { conn }, .. } if *conn == c => {}
             EnginePhase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } if conn == c) => {
                 let frame = engineio::encode_ws(&Packet::Ping { probe: true });
-                self.push(Output::SendWebSocket { conn: c, frame });
+                cx.out.push_back(Output::SendWebSocket { conn: c, frame });
             }
             EnginePhase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {}
             // A socket we no longer want (stale generation): close it so it does not leak.
-            _ => self.push(Output::CloseWebSocket(c)),
+            _ => cx.out.push_back(Output::CloseWebSocket(c)),
         }
     }
 
-    pub(super) fn on_ws_text(&mut self, c: ConnId, text: String) {
-        match &self.engine.phase {
+    pub(super) fn on_ws_text(&mut self, cx: &mut Cx<'_>, c: ConnId, text: String) -> Step {
+        match &self.phase {
             EnginePhase::Opening { kind, link, .. } if matches!(link, Link::Ws { conn } if *conn == c) => {
                 let (kind, link) = (*kind, *link);
                 match engineio::decode_text(&text) {
-                    Ok(Packet::Open(h)) => self.on_handshake(kind, link, h),
-                    _ => self.open_failed("websocket error"),
+                    Ok(Packet::Open(h)) => self.on_handshake(cx, kind, link, h, Vec::new()),
+                    _ => self.open_failed(cx, "websocket error"),
                 }
             }
             EnginePhase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
@@ -577,202 +617,199 @@ impl Client {
                     // byte, instead of copying its text.
                     let mut text = text;
                     text.remove(0);
-                    self.on_packet(Packet::Message(std::borrow::Cow::Owned(text)));
-                    return;
+                    return self.on_packet(cx, Packet::Message(std::borrow::Cow::Owned(text)));
                 }
                 match engineio::decode_text(&text) {
-                    Ok(p) => self.on_packet(p),
-                    Err(e) => self.fail_engine(Fault::Engine(e)),
+                    Ok(p) => self.on_packet(cx, p),
+                    Err(e) => self.fail(cx, Fault::Engine(e)),
                 }
             }
             EnginePhase::Open(s) => match s.upgrade {
                 Upgrade::Probing { conn, .. } if conn == c => {
                     if engineio::decode_text(&text) == Ok(Packet::Pong { probe: true }) {
-                        if let EnginePhase::Open(s) = &mut self.engine.phase {
+                        if let EnginePhase::Open(s) = &mut self.phase {
                             s.upgrade = Upgrade::Pausing { conn };
                         }
-                        self.maybe_finish_upgrade();
+                        self.finish_upgrade(cx)
                     } else {
-                        self.abort_probe();
+                        self.abort_probe(cx);
+                        Step::Nothing
                     }
                 }
-                Upgrade::Pausing { conn } if conn == c => self.abort_probe(),
-                _ => {}
+                Upgrade::Pausing { conn } if conn == c => {
+                    self.abort_probe(cx);
+                    Step::Nothing
+                }
+                _ => Step::Nothing,
             },
-            _ => {}
+            _ => Step::Nothing,
         }
     }
 
-    pub(super) fn on_ws_binary(&mut self, c: ConnId, data: Vec<u8>) {
-        match &self.engine.phase {
+    pub(super) fn on_ws_binary(&mut self, cx: &mut Cx<'_>, c: ConnId, data: Vec<u8>) -> Step {
+        match &self.phase {
             EnginePhase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
-                self.on_packet(Packet::Binary(data.into()));
+                self.on_packet(cx, Packet::Binary(data.into()))
             }
-            EnginePhase::Opening { link: Link::Ws { conn }, .. } if *conn == c => self.open_failed("websocket error"),
+            EnginePhase::Opening { link: Link::Ws { conn }, .. } if *conn == c => {
+                self.open_failed(cx, "websocket error")
+            }
             EnginePhase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } if conn == c) =>
             {
-                self.abort_probe();
+                self.abort_probe(cx);
+                Step::Nothing
             }
-            _ => {}
+            _ => Step::Nothing,
         }
     }
 
-    pub(super) fn on_ws_closed(&mut self, c: ConnId, _code: Option<u16>, error: Option<String>) {
-        match &self.engine.phase {
-            EnginePhase::Opening { link: Link::Ws { conn }, .. } if *conn == c => self.open_failed("websocket error"),
+    pub(super) fn on_ws_closed(&mut self, cx: &mut Cx<'_>, c: ConnId, error: Option<String>) -> Step {
+        match &self.phase {
+            EnginePhase::Opening { link: Link::Ws { conn }, .. } if *conn == c => {
+                self.open_failed(cx, "websocket error")
+            }
             EnginePhase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => match error {
-                Some(e) => self.fail_engine(Fault::WebSocket(e)),
-                None => self.close_engine(DisconnectReason::TransportClose),
+                Some(e) => self.fail(cx, Fault::WebSocket(e)),
+                None => self.close(cx, DisconnectReason::TransportClose),
             },
             EnginePhase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } if conn == c) =>
             {
-                self.abort_probe();
+                self.abort_probe(cx);
+                Step::Nothing
             }
-            _ => {}
+            _ => Step::Nothing,
         }
     }
 
-    pub(super) fn on_http_response(&mut self, id: RequestId, status: u16, body: Vec<u8>) {
-        if self.drain_answered(id, status == 200) {
-            return;
+    pub(super) fn on_http_response(&mut self, cx: &mut Cx<'_>, id: RequestId, status: u16, body: Vec<u8>) -> Step {
+        if self.drain_answered(cx, id, status == 200) {
+            return Step::Nothing;
         }
-        match &mut self.engine.phase {
+        match &mut self.phase {
             EnginePhase::Opening { kind, link, .. } if matches!(*link, Link::Poll { get } if get == id) => {
                 let (kind, link) = (*kind, *link);
                 if status != 200 {
-                    return self.open_failed("xhr poll error");
+                    return self.open_failed(cx, "xhr poll error");
                 }
-                let Ok(text) = String::from_utf8(body) else { return self.open_failed("xhr poll error") };
+                let Ok(text) = String::from_utf8(body) else { return self.open_failed(cx, "xhr poll error") };
                 let mut packets = engineio::decode_payload(&text);
                 match packets.next() {
                     Some(Ok(Packet::Open(h))) => {
-                        let rest: Vec<_> = packets.map(|p| p.map(owned)).collect();
-                        self.on_handshake(kind, link, h);
-                        self.on_polled(rest);
+                        let rest: Polled = packets.map(|p| p.map(owned)).collect();
+                        self.on_handshake(cx, kind, link, h, rest)
                     }
-                    _ => self.open_failed("xhr poll error"),
+                    _ => self.open_failed(cx, "xhr poll error"),
                 }
             }
             EnginePhase::Open(s) => match &mut s.transport {
                 Active::Poll { get, .. } if *get == Some(id) => {
                     *get = None;
                     if status != 200 {
-                        return self.fail_engine(Fault::HttpStatus(status));
+                        return self.fail(cx, Fault::HttpStatus(status));
                     }
                     let Ok(text) = String::from_utf8(body) else {
-                        return self.fail_engine(Fault::Protocol("polling payload is not UTF-8"));
+                        return self.fail(cx, Fault::Protocol("polling payload is not UTF-8"));
                     };
-                    let packets: Vec<_> = engineio::decode_payload(&text).map(|p| p.map(owned)).collect();
-                    self.on_polled(packets);
-                    self.poll_again();
-                    self.maybe_finish_upgrade();
+                    Step::Polled(engineio::decode_payload(&text).map(|p| p.map(owned)).collect())
                 }
                 Active::Poll { post, .. } if *post == Some(id) => {
                     *post = None;
                     if status != 200 {
-                        return self.fail_engine(Fault::HttpStatus(status));
+                        return self.fail(cx, Fault::HttpStatus(status));
                     }
-                    self.flush_poll();
-                    self.maybe_finish_upgrade();
+                    self.flush_poll(cx);
+                    self.finish_upgrade(cx)
                 }
-                _ => {}
+                _ => Step::Nothing,
             },
-            _ => {}
+            _ => Step::Nothing,
         }
     }
 
-    pub(super) fn on_http_failed(&mut self, id: RequestId, error: HttpError) {
-        if self.drain_answered(id, false) {
-            return;
+    pub(super) fn on_http_failed(&mut self, cx: &mut Cx<'_>, id: RequestId, error: HttpError) -> Step {
+        if self.drain_answered(cx, id, false) {
+            return Step::Nothing;
         }
-        match &self.engine.phase {
-            EnginePhase::Opening { link: Link::Poll { get }, .. } if *get == id => self.open_failed("xhr poll error"),
+        match &self.phase {
+            EnginePhase::Opening { link: Link::Poll { get }, .. } if *get == id => self.open_failed(cx, "xhr poll error"),
             EnginePhase::Open(s) => match s.transport {
-                Active::Poll { get, post } if get == Some(id) || post == Some(id) => {
-                    self.fail_engine(Fault::Http(error));
-                }
-                _ => {}
+                Active::Poll { get, post } if get == Some(id) || post == Some(id) => self.fail(cx, Fault::Http(error)),
+                _ => Step::Nothing,
             },
-            _ => {}
+            _ => Step::Nothing,
         }
     }
 
-    fn on_polled(&mut self, packets: Vec<Result<Packet<'static>, engineio::Error>>) {
-        for p in packets {
-            if !self.engine_is_open() {
-                return;
-            }
-            match p {
-                Ok(p) => self.on_packet(p),
-                Err(e) => return self.fail_engine(Fault::Engine(e)),
-            }
-        }
-    }
-
-    fn on_packet(&mut self, packet: Packet<'_>) {
-        let EnginePhase::Open(s) = &mut self.engine.phase else { return };
+    /// One Engine.IO packet of the open session: the heartbeat and a close are handled here, a
+    /// message goes through the Socket.IO decoder (which joins binary attachments).
+    pub(super) fn on_packet(&mut self, cx: &mut Cx<'_>, packet: Packet<'_>) -> Step {
+        let EnginePhase::Open(s) = &mut self.phase else { return Step::Nothing };
         let decoded = match packet {
             Packet::Ping { probe: false } => {
-                s.ping_deadline = self.now.plus_millis(s.ping_window);
-                self.engine_send(Packet::Pong { probe: false });
-                return;
+                s.ping_deadline = cx.now.plus_millis(s.ping_window);
+                self.send_all(cx, [Packet::Pong { probe: false }]);
+                return Step::Nothing;
             }
-            Packet::Close => return self.close_engine(DisconnectReason::TransportClose),
+            Packet::Close => return self.close(cx, DisconnectReason::TransportClose),
             Packet::Message(text) => s.decoder.text(text.into_owned()),
             Packet::Binary(data) => s.decoder.binary(data.into_owned()),
-            Packet::Noop | Packet::Upgrade | Packet::Pong { .. } | Packet::Ping { probe: true } => return,
-            Packet::Open(_) => return self.fail_engine(Fault::Protocol("OPEN packet in an open session")),
+            Packet::Noop | Packet::Upgrade | Packet::Pong { .. } | Packet::Ping { probe: true } => return Step::Nothing,
+            Packet::Open(_) => return self.fail(cx, Fault::Protocol("OPEN packet in an open session")),
         };
         match decoded {
-            Ok(Some(p)) => self.socket_packet(p),
-            Ok(None) => {}
-            Err(e) => self.fail_engine(Fault::Socket(e)),
+            Ok(Some(p)) => Step::Packet(p),
+            Ok(None) => Step::Nothing,
+            Err(e) => self.fail(cx, Fault::Socket(e)),
         }
     }
 
     /// The wall-clock check socket.io-client makes before each emit: a throttled timer must not
     /// keep a dead connection alive.
-    pub(super) fn check_ping_expiry(&mut self) {
-        if let EnginePhase::Open(s) = &self.engine.phase
-            && self.now >= s.ping_deadline
-        {
-            self.close_engine(DisconnectReason::PingTimeout);
+    pub(super) fn check_ping_expiry(&mut self, cx: &mut Cx<'_>) -> Step {
+        match &self.phase {
+            EnginePhase::Open(s) if cx.now >= s.ping_deadline => self.close(cx, DisconnectReason::PingTimeout),
+            _ => Step::Nothing,
         }
     }
 
-    pub(super) fn engine_timeouts(&mut self) {
-        match &self.engine.phase {
-            EnginePhase::Opening { deadline, .. } if self.now >= *deadline => self.open_failed("timeout"),
-            EnginePhase::Waiting { until } if self.now >= *until => self.start_open(None, 0),
+    pub(super) fn timeouts(&mut self, cx: &mut Cx<'_>) -> Step {
+        match &self.phase {
+            EnginePhase::Opening { deadline, .. } if cx.now >= *deadline => self.open_failed(cx, "timeout"),
+            EnginePhase::Waiting { until } if cx.now >= *until => self.start(cx, None, 0),
             EnginePhase::Open(s) => match s.upgrade {
-                Upgrade::Probing { deadline, .. } if self.now >= deadline => self.abort_probe(),
-                Upgrade::RetryAt(t) if self.now >= t => self.start_probe(),
-                _ => {}
+                Upgrade::Probing { deadline, .. } if cx.now >= deadline => {
+                    self.abort_probe(cx);
+                    Step::Nothing
+                }
+                Upgrade::RetryAt(t) if cx.now >= t => {
+                    self.start_probe(cx);
+                    Step::Nothing
+                }
+                _ => Step::Nothing,
             },
-            _ => {}
+            _ => Step::Nothing,
         }
     }
+}
 
-    /// The sid of the engine session (not the namespace's socket id).
-    pub fn engine_sid(&self) -> Option<&str> {
-        match &self.engine.phase {
-            EnginePhase::Open(s) => Some(&s.sid),
-            _ => None,
+fn release_link(cx: &mut Cx<'_>, link: Link) {
+    match link {
+        Link::Ws { conn } => cx.out.push_back(Output::CloseWebSocket(conn)),
+        Link::Poll { get } => cx.out.push_back(Output::AbortHttp(get)),
+    }
+}
+
+fn release_session(cx: &mut Cx<'_>, s: &Session) {
+    match s.transport {
+        Active::Ws(c) => cx.out.push_back(Output::CloseWebSocket(c)),
+        Active::Poll { get, post } => {
+            for r in [get, post].into_iter().flatten() {
+                cx.out.push_back(Output::AbortHttp(r));
+            }
         }
     }
-
-    /// True while a closed polling session still has packets (its DISCONNECTs and `1`) to POST;
-    /// a driver that is shutting down keeps running until this is false.
-    pub fn is_flushing(&self) -> bool {
-        self.engine.draining.is_some()
-    }
-
-    /// Milliseconds until the next reconnection attempt, if waiting for one.
-    pub fn reconnect_in(&self) -> Option<u64> {
-        match self.engine.phase {
-            EnginePhase::Waiting { until } => Some(ms(until.since(self.now))),
-            _ => None,
-        }
+    if let Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } = s.upgrade {
+        cx.out.push_back(Output::CloseWebSocket(conn));
     }
 }
 

@@ -18,7 +18,7 @@ use crate::config::{AuthMode, Config, ConfigError};
 use crate::rng::Rng;
 use crate::time::Instant;
 
-use engine::Engine;
+use engine::{Engine, Polled, Schedule, Step};
 use feed::Feed;
 use inbox::Inbox;
 use socket::Socket;
@@ -28,7 +28,7 @@ use socket::Socket;
 pub struct Client {
     config: Config,
     rng: Rng,
-    next_id: u64,
+    ids: Ids,
     engine: Engine,
     sockets: crate::vecmap::VecMap<String, Socket>,
     inbox: Inbox,
@@ -46,7 +46,7 @@ impl Client {
         sockets.insert(main.clone(), Socket::new(main, config.auth.clone()));
         Ok(Self {
             rng: Rng::new(config.seed),
-            next_id: 1,
+            ids: Ids(1),
             engine: Engine::default(),
             inbox: Inbox::new(config.dedup_window),
             feed: Feed::default(),
@@ -68,9 +68,7 @@ impl Client {
     }
 
     fn next_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
+        self.ids.next()
     }
 
     fn push(&mut self, o: Output) {
@@ -258,25 +256,25 @@ impl Client {
         self.tick(now);
         match input {
             Input::Timeout => self.handle_timeouts(),
-            Input::WsOpened(c) => self.on_ws_opened(c),
-            Input::WsText(c, t) => self.on_ws_text(c, t),
-            Input::WsBinary(c, b) => self.on_ws_binary(c, b),
-            Input::WsClosed { conn, code, error } => self.on_ws_closed(conn, code, error),
+            Input::WsOpened(c) => self.with_engine(|e, cx| e.on_ws_opened(cx, c)),
+            Input::WsText(c, t) => self.engine_step(|e, cx| e.on_ws_text(cx, c, t)),
+            Input::WsBinary(c, b) => self.engine_step(|e, cx| e.on_ws_binary(cx, c, b)),
+            Input::WsClosed { conn, error, .. } => self.engine_step(|e, cx| e.on_ws_closed(cx, conn, error)),
             Input::HttpResponse { id, status, body } => {
                 if !self.feed_response(id, Some((status, body.as_slice())), None) {
-                    self.on_http_response(id, status, body);
+                    self.engine_step(|e, cx| e.on_http_response(cx, id, status, body));
                 }
             }
             Input::HttpFailed { id, error } => {
                 if !self.feed_response(id, None, Some(&error)) {
-                    self.on_http_failed(id, error);
+                    self.engine_step(|e, cx| e.on_http_failed(cx, id, error));
                 }
             }
-            Input::Online => self.retry_now(),
-            Input::Offline => self.on_offline(),
+            Input::Online => self.engine_step(Engine::retry_now),
+            Input::Offline => self.engine_step(Engine::on_offline),
             Input::Visible => {
                 self.check_ping_expiry();
-                self.retry_now();
+                self.engine_step(Engine::retry_now);
             }
             Input::Hidden => {}
         }
@@ -292,13 +290,13 @@ impl Client {
 
     fn handle_timeouts(&mut self) {
         self.check_ping_expiry();
-        self.engine_timeouts();
+        self.engine_step(Engine::timeouts);
         self.socket_timeouts();
         self.feed_timeouts();
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [self.engine_deadline(), self.sockets_deadline(), self.feed.deadline()].into_iter().flatten().min()
+        [self.engine.deadline(), self.sockets_deadline(), self.feed.deadline()].into_iter().flatten().min()
     }
 
     /// Memory held in buffers, for tests and metrics.
@@ -314,6 +312,154 @@ impl Client {
             dedup_keys: self.inbox.window_len(),
             undelivered: self.inbox.in_flight(),
         }
+    }
+}
+
+// ---------------------------------------------------------------- the engine, composed
+
+/// What a sub-machine needs from the client to act: the configuration, the time, the RNG, the
+/// id counter (ids are unique across the engine, the namespaces and the feed) and the output
+/// queue its IO goes to.
+pub(super) struct Cx<'a> {
+    config: &'a Config,
+    now: Instant,
+    rng: &'a mut Rng,
+    ids: &'a mut Ids,
+    out: &'a mut VecDeque<Output>,
+}
+
+/// The id counter of connections, requests, emits and room operations.
+#[derive(Debug)]
+struct Ids(u64);
+
+impl Ids {
+    fn next(&mut self) -> u64 {
+        let id = self.0;
+        self.0 += 1;
+        id
+    }
+}
+
+impl Client {
+    /// Runs `f` on the engine with its context.
+    fn with_engine<R>(&mut self, f: impl FnOnce(&mut Engine, &mut Cx<'_>) -> R) -> R {
+        let mut cx =
+            Cx { config: &self.config, now: self.now, rng: &mut self.rng, ids: &mut self.ids, out: &mut self.outputs };
+        f(&mut self.engine, &mut cx)
+    }
+
+    /// Runs `f` on the engine, then tells the namespaces what came of it.
+    fn engine_step(&mut self, f: impl FnOnce(&mut Engine, &mut Cx<'_>) -> Step) {
+        let step = self.with_engine(f);
+        self.route(step);
+    }
+
+    /// Tells the namespaces what an engine step came to (see [`Step`]).
+    fn route(&mut self, step: Step) {
+        match step {
+            Step::Nothing => {}
+            Step::Started => self.sockets_connecting(),
+            Step::Opened(packets) => {
+                self.sockets_engine_open();
+                self.with_engine(Engine::poll);
+                self.on_polled(packets);
+            }
+            Step::Polled(packets) => {
+                self.on_polled(packets);
+                self.with_engine(Engine::poll);
+                self.engine_step(Engine::finish_upgrade);
+            }
+            Step::OpenFailed { message, will_retry, fallback_pending } => {
+                self.sockets_connect_error(message, will_retry, fallback_pending);
+                self.reconnect_or_give_up(DisconnectReason::TransportError);
+            }
+            Step::Closed(reason) => {
+                self.sockets_engine_closed(reason);
+                self.reconnect_or_give_up(reason);
+            }
+            Step::Packet(p) => self.socket_packet(p),
+            Step::Upgraded => self.sockets_transport_changed(crate::config::TransportKind::WebSocket),
+        }
+    }
+
+    /// Polled packets, one at a time, while the session lasts.
+    fn on_polled(&mut self, packets: Polled) {
+        for p in packets {
+            if !self.engine.is_open() {
+                return;
+            }
+            match p {
+                Ok(p) => self.engine_step(|e, cx| e.on_packet(cx, p)),
+                Err(e) => return self.fail_engine(Fault::Engine(e)),
+            }
+        }
+    }
+
+    fn reconnect_or_give_up(&mut self, reason: DisconnectReason) {
+        let wanted = self.any_active();
+        match self.with_engine(|e, cx| e.schedule_reconnect(cx, wanted, reason)) {
+            Schedule::Idle => {}
+            Schedule::GiveUp(why) => self.sockets_give_up(why),
+            Schedule::Waiting { attempt, delay } => {
+                self.sockets_state(ConnectionState::Reconnecting { attempt, delay });
+                self.update_feed();
+            }
+        }
+    }
+
+    /// Starts an engine if none is open or opening and a namespace wants one.
+    fn ensure_engine(&mut self) {
+        if self.engine.is_idle() && self.any_active() {
+            self.engine_step(Engine::ensure);
+        }
+    }
+
+    /// Closes the engine politely when no namespace wants it any more (POST `1` over polling).
+    fn close_engine_if_unused(&mut self) {
+        if !self.any_active() {
+            self.with_engine(Engine::close_unused);
+        }
+    }
+
+    /// Closes the session because of `fault`, which is reported first.
+    fn fail_engine(&mut self, fault: Fault) {
+        self.engine_step(|e, cx| e.fail(cx, fault));
+    }
+
+    /// The wall-clock check socket.io-client makes before each emit.
+    fn check_ping_expiry(&mut self) {
+        self.engine_step(Engine::check_ping_expiry);
+    }
+
+    /// Sends one Engine.IO packet on the current transport.
+    fn engine_send(&mut self, packet: crate::engineio::Packet<'static>) {
+        self.engine_send_all([packet]);
+    }
+
+    /// Sends the packets of one Socket.IO packet together (see [`Engine::send_all`]).
+    fn engine_send_all(&mut self, packets: impl IntoIterator<Item = crate::engineio::Packet<'static>>) {
+        self.with_engine(|e, cx| e.send_all(cx, packets));
+    }
+
+    /// The server the current (or next) connection goes to.
+    pub fn server(&self) -> &crate::url::ServerUrl {
+        self.engine.server(&self.config)
+    }
+
+    /// The sid of the engine session (not the namespace's socket id).
+    pub fn engine_sid(&self) -> Option<&str> {
+        self.engine.sid()
+    }
+
+    /// True while a closed polling session still has packets (its DISCONNECTs and `1`) to POST;
+    /// a driver that is shutting down keeps running until this is false.
+    pub fn is_flushing(&self) -> bool {
+        self.engine.is_flushing()
+    }
+
+    /// Milliseconds until the next reconnection attempt, if waiting for one.
+    pub fn reconnect_in(&self) -> Option<u64> {
+        self.engine.waiting_until().map(|until| ms(until.since(self.now)))
     }
 }
 

@@ -305,7 +305,7 @@ impl Client {
         }
         s.phase = SocketPhase::Waiting;
         self.set_state(nsp, ConnectionState::Connecting);
-        if self.engine_is_open() {
+        if self.engine.is_open() {
             self.begin_connect(nsp);
         } else {
             self.ensure_engine();
@@ -345,7 +345,7 @@ impl Client {
     }
 
     pub(super) fn send_connect(&mut self, nsp: &str, auth: Option<String>) {
-        if !self.engine_is_open() {
+        if !self.engine.is_open() {
             if let Some(s) = self.sock(nsp) {
                 s.phase = SocketPhase::Waiting;
             }
@@ -531,7 +531,7 @@ impl Client {
         };
         let pid = string_member(&data, "pid");
         let recovered = pid.is_some() && pid == pid_sent;
-        let transport = self.engine_transport().unwrap_or(TransportKind::WebSocket);
+        let transport = self.engine.transport().unwrap_or(TransportKind::WebSocket);
         let Some(s) = self.sock(nsp) else { return };
         if !recovered {
             s.offset = None;
@@ -551,8 +551,7 @@ impl Client {
         let Some(s) = self.sock(nsp) else { return };
         let refresh = s.auth == AuthMode::Provider && !s.auth_refreshed && self.config.refresh_auth_on_error;
         if refresh && looks_like_auth_failure(&message, data.as_deref()) {
-            let id = AuthRequestId(self.next_id);
-            self.next_id += 1;
+            let id = AuthRequestId(self.ids.next());
             if let Some(s) = self.sock(nsp) {
                 s.auth_refreshed = true;
                 s.phase = SocketPhase::Auth(id);
@@ -692,7 +691,7 @@ impl Client {
     }
 
     fn too_large(&self, nsp: &str, event: &str, args: &Args) -> Option<EmitError> {
-        let max = self.engine_max_payload()?;
+        let max = self.engine.max_payload()?;
         // type + attachments + namespace + ack id + JSON, as the server counts it.
         let size = 1 + 4 + nsp.len() + 1 + 20 + event.len() + 4 + args.inner_len();
         let att = args.attachments().iter().map(Vec::len).max().unwrap_or(0);
@@ -721,7 +720,7 @@ impl Client {
         let connected = self.sockets.get(&nsp).is_some_and(Socket::is_connected);
         let timeout = req.timeout.or(self.config.ack_timeout);
         if req.volatile {
-            if !(connected && self.engine_writable()) {
+            if !(connected && self.engine.writable()) {
                 return Err(EmitError::VolatileDropped);
             }
             let ack_id = req.ack.then(|| self.register_ack(&nsp, emit, timeout));
