@@ -731,7 +731,9 @@ impl Engine {
             return Step::Nothing;
         }
         match &self.phase {
-            EnginePhase::Opening { link: Link::Poll { get }, .. } if *get == id => self.open_failed(cx, "xhr poll error"),
+            EnginePhase::Opening { link: Link::Poll { get }, .. } if *get == id => {
+                self.open_failed(cx, "xhr poll error")
+            }
             EnginePhase::Open(s) => match s.transport {
                 Active::Poll { get, post } if get == Some(id) || post == Some(id) => self.fail(cx, Fault::Http(error)),
                 _ => Step::Nothing,
@@ -753,7 +755,9 @@ impl Engine {
             Packet::Close => return self.close(cx, DisconnectReason::TransportClose),
             Packet::Message(text) => s.decoder.text(text.into_owned()),
             Packet::Binary(data) => s.decoder.binary(data.into_owned()),
-            Packet::Noop | Packet::Upgrade | Packet::Pong { .. } | Packet::Ping { probe: true } => return Step::Nothing,
+            Packet::Noop | Packet::Upgrade | Packet::Pong { .. } | Packet::Ping { probe: true } => {
+                return Step::Nothing;
+            }
             Packet::Open(_) => return self.fail(cx, Fault::Protocol("OPEN packet in an open session")),
         };
         match decoded {
