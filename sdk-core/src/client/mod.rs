@@ -5,6 +5,7 @@
 mod engine;
 mod feed;
 mod inbox;
+mod routing;
 mod socket;
 mod types;
 
@@ -18,7 +19,8 @@ use crate::config::{AuthMode, Config, ConfigError};
 use crate::rng::Rng;
 use crate::time::Instant;
 
-use engine::{Engine, Polled, Schedule, Step};
+use engine::Engine;
+use routing::{Cx, Ids};
 use feed::Feed;
 use inbox::Inbox;
 use socket::Socket;
@@ -44,7 +46,7 @@ impl Client {
         let main = config.url.namespace.clone();
         let mut sockets = crate::vecmap::VecMap::new();
         sockets.insert(main.clone(), Socket::new(main, config.auth.clone()));
-        Ok(Self {
+        let mut client = Self {
             rng: Rng::new(config.seed),
             ids: Ids(1),
             engine: Engine::default(),
@@ -54,7 +56,17 @@ impl Client {
             now: Instant::default(),
             sockets,
             config,
-        })
+        };
+        client.static_feed_token();
+        Ok(client)
+    }
+
+    /// The feed's bearer token comes from the main namespace's auth: a static one is known from
+    /// the start (a provider's when it answers, [`Client::provide_auth`]).
+    fn static_feed_token(&mut self) {
+        if let Some(AuthMode::Static(a)) = self.sockets.get(&self.config.url.namespace).map(|s| &s.auth) {
+            self.feed.token = feed::token_of(a);
+        }
     }
 
     /// The configuration in use.
@@ -96,6 +108,9 @@ impl Client {
         let sock =
             self.sockets.get_or_insert_with(namespace.to_string(), || Socket::new(namespace.to_string(), auth.clone()));
         sock.auth = auth;
+        if namespace == self.config.url.namespace {
+            self.static_feed_token();
+        }
         self.activate(namespace);
         Ok(())
     }
@@ -119,7 +134,7 @@ impl Client {
         if !self.sockets.contains_key(namespace) {
             return Err(CommandError::UnknownNamespace(namespace.to_string()));
         }
-        self.socket_client_disconnect(namespace);
+        self.with_socket(namespace, Socket::client_disconnect);
         self.close_engine_if_unused();
         self.update_feed();
         Ok(())
@@ -130,7 +145,7 @@ impl Client {
         self.tick(now);
         let names: Vec<String> = self.sockets.keys().cloned().collect();
         for n in names {
-            self.socket_client_disconnect(&n);
+            self.with_socket(&n, Socket::client_disconnect);
         }
         self.close_engine_if_unused();
         self.update_feed();
@@ -150,13 +165,13 @@ impl Client {
         if let Some(a) = &auth
             && crate::json::validate(a) != Ok(crate::json::JsonKind::Object)
         {
-            self.socket_auth_failed(&nsp, "it gave something that is not a JSON object");
+            self.socket_step(&nsp, |s, cx, _| s.auth_failed(cx, "it gave something that is not a JSON object"));
             return Err(CommandError::InvalidAuth);
         }
         if nsp == self.config.url.namespace {
             self.feed.token = auth.as_deref().and_then(feed::token_of);
         }
-        self.send_connect(&nsp, auth);
+        self.with_socket(&nsp, |s, cx, e| s.send_connect(cx, e, auth));
         Ok(())
     }
 
@@ -175,7 +190,7 @@ impl Client {
     pub fn auth_failed(&mut self, now: Instant, request: AuthRequestId, message: &str) -> Result<(), CommandError> {
         self.tick(now);
         let nsp = self.awaiting_auth(request)?;
-        self.socket_auth_failed(&nsp, message);
+        self.socket_step(&nsp, |s, cx, _| s.auth_failed(cx, message));
         Ok(())
     }
 
@@ -189,7 +204,8 @@ impl Client {
     pub fn emit(&mut self, now: Instant, request: EmitRequest) -> Result<EmitId, EmitError> {
         self.tick(now);
         self.check_ping_expiry();
-        self.socket_emit(request)
+        let nsp = request.namespace.clone();
+        self.with_socket(&nsp, |s, cx, e| s.emit(cx, e, request)).unwrap_or(Err(EmitError::UnknownNamespace(nsp)))
     }
 
     /// Answers a server's ack request ([`Event::ack`]).
@@ -197,7 +213,7 @@ impl Client {
         self.tick(now);
         args.check_placeholders(self.config.max_attachments).map_err(CommandError::InvalidArgs)?;
         self.check_ping_expiry();
-        self.socket_send_ack(request, args);
+        self.with_socket(&request.namespace, |s, cx, e| s.send_ack(cx, e, request, args));
         Ok(())
     }
 
@@ -206,13 +222,15 @@ impl Client {
     /// carrying the returned id (at once when nothing needs sending).
     pub fn join(&mut self, now: Instant, namespace: &str, room: &str) -> Result<RoomRequestId, CommandError> {
         self.tick(now);
-        self.socket_room(namespace, room, true)
+        self.with_socket(namespace, |s, cx, e| s.room(cx, e, room, true))
+            .ok_or_else(|| CommandError::UnknownNamespace(namespace.to_string()))
     }
 
     /// Leaves `room` on `namespace` and forgets it; answered like [`Client::join`].
     pub fn leave(&mut self, now: Instant, namespace: &str, room: &str) -> Result<RoomRequestId, CommandError> {
         self.tick(now);
-        self.socket_room(namespace, room, false)
+        self.with_socket(namespace, |s, cx, e| s.room(cx, e, room, false))
+            .ok_or_else(|| CommandError::UnknownNamespace(namespace.to_string()))
     }
 
     /// Rooms remembered for `namespace`.
@@ -315,132 +333,7 @@ impl Client {
     }
 }
 
-// ---------------------------------------------------------------- the engine, composed
-
-/// What a sub-machine needs from the client to act: the configuration, the time, the RNG, the
-/// id counter (ids are unique across the engine, the namespaces and the feed) and the output
-/// queue its IO goes to.
-pub(super) struct Cx<'a> {
-    config: &'a Config,
-    now: Instant,
-    rng: &'a mut Rng,
-    ids: &'a mut Ids,
-    out: &'a mut VecDeque<Output>,
-}
-
-/// The id counter of connections, requests, emits and room operations.
-#[derive(Debug)]
-struct Ids(u64);
-
-impl Ids {
-    fn next(&mut self) -> u64 {
-        let id = self.0;
-        self.0 += 1;
-        id
-    }
-}
-
 impl Client {
-    /// Runs `f` on the engine with its context.
-    fn with_engine<R>(&mut self, f: impl FnOnce(&mut Engine, &mut Cx<'_>) -> R) -> R {
-        let mut cx =
-            Cx { config: &self.config, now: self.now, rng: &mut self.rng, ids: &mut self.ids, out: &mut self.outputs };
-        f(&mut self.engine, &mut cx)
-    }
-
-    /// Runs `f` on the engine, then tells the namespaces what came of it.
-    fn engine_step(&mut self, f: impl FnOnce(&mut Engine, &mut Cx<'_>) -> Step) {
-        let step = self.with_engine(f);
-        self.route(step);
-    }
-
-    /// Tells the namespaces what an engine step came to (see [`Step`]).
-    fn route(&mut self, step: Step) {
-        match step {
-            Step::Nothing => {}
-            Step::Started => self.sockets_connecting(),
-            Step::Opened(packets) => {
-                self.sockets_engine_open();
-                self.with_engine(Engine::poll);
-                self.on_polled(packets);
-            }
-            Step::Polled(packets) => {
-                self.on_polled(packets);
-                self.with_engine(Engine::poll);
-                self.engine_step(Engine::finish_upgrade);
-            }
-            Step::OpenFailed { message, will_retry, fallback_pending } => {
-                self.sockets_connect_error(message, will_retry, fallback_pending);
-                self.reconnect_or_give_up(DisconnectReason::TransportError);
-            }
-            Step::Closed(reason) => {
-                self.sockets_engine_closed(reason);
-                self.reconnect_or_give_up(reason);
-            }
-            Step::Packet(p) => self.socket_packet(p),
-            Step::Upgraded => self.sockets_transport_changed(crate::config::TransportKind::WebSocket),
-        }
-    }
-
-    /// Polled packets, one at a time, while the session lasts.
-    fn on_polled(&mut self, packets: Polled) {
-        for p in packets {
-            if !self.engine.is_open() {
-                return;
-            }
-            match p {
-                Ok(p) => self.engine_step(|e, cx| e.on_packet(cx, p)),
-                Err(e) => return self.fail_engine(Fault::Engine(e)),
-            }
-        }
-    }
-
-    fn reconnect_or_give_up(&mut self, reason: DisconnectReason) {
-        let wanted = self.any_active();
-        match self.with_engine(|e, cx| e.schedule_reconnect(cx, wanted, reason)) {
-            Schedule::Idle => {}
-            Schedule::GiveUp(why) => self.sockets_give_up(why),
-            Schedule::Waiting { attempt, delay } => {
-                self.sockets_state(ConnectionState::Reconnecting { attempt, delay });
-                self.update_feed();
-            }
-        }
-    }
-
-    /// Starts an engine if none is open or opening and a namespace wants one.
-    fn ensure_engine(&mut self) {
-        if self.engine.is_idle() && self.any_active() {
-            self.engine_step(Engine::ensure);
-        }
-    }
-
-    /// Closes the engine politely when no namespace wants it any more (POST `1` over polling).
-    fn close_engine_if_unused(&mut self) {
-        if !self.any_active() {
-            self.with_engine(Engine::close_unused);
-        }
-    }
-
-    /// Closes the session because of `fault`, which is reported first.
-    fn fail_engine(&mut self, fault: Fault) {
-        self.engine_step(|e, cx| e.fail(cx, fault));
-    }
-
-    /// The wall-clock check socket.io-client makes before each emit.
-    fn check_ping_expiry(&mut self) {
-        self.engine_step(Engine::check_ping_expiry);
-    }
-
-    /// Sends one Engine.IO packet on the current transport.
-    fn engine_send(&mut self, packet: crate::engineio::Packet<'static>) {
-        self.engine_send_all([packet]);
-    }
-
-    /// Sends the packets of one Socket.IO packet together (see [`Engine::send_all`]).
-    fn engine_send_all(&mut self, packets: impl IntoIterator<Item = crate::engineio::Packet<'static>>) {
-        self.with_engine(|e, cx| e.send_all(cx, packets));
-    }
-
     /// The server the current (or next) connection goes to.
     pub fn server(&self) -> &crate::url::ServerUrl {
         self.engine.server(&self.config)

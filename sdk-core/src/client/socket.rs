@@ -1,14 +1,20 @@
-//! Namespaces: CONNECT with auth and recovery, emits, acks, retries, buffers, rooms, event delivery.
+//! A namespace socket, a sub-machine of its own: CONNECT with auth and recovery, emits, acks,
+//! retries, the send buffer and the reliable queue, rooms, event delivery.
+//!
+//! Each method acts on one namespace, with a [`Cx`] and the [`Engine`] it sends through (only
+//! its sending and state queries); what concerns the other namespaces, the engine's lifecycle
+//! or the feed comes back as an [`After`] for [`super::Client`] to route.
 
 use std::collections::VecDeque;
 
 use crate::vecmap::{VecMap, VecSet};
 use std::time::Duration;
 
-use super::inbox::Retired;
+use super::engine::Engine;
+use super::inbox::{Inbox, Retired};
 use super::{
-    AckRequest, AuthRequestId, Client, CommandError, ConnectError, ConnectionState, DisconnectReason, EmitError,
-    EmitId, EmitRequest, Event, EventSource, IdempotencyKey, Output, RoomRequestId,
+    AckRequest, AuthRequestId, ConnectError, ConnectionState, Cx, DisconnectReason, EmitError, EmitId, EmitRequest,
+    Event, EventSource, Fault, IdempotencyKey, Output, RoomRequestId,
 };
 use crate::args::Args;
 use crate::config::{AuthMode, OverflowPolicy, TransportKind};
@@ -150,7 +156,7 @@ impl Socket {
         id
     }
 
-    fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self) -> Option<Instant> {
         let phase = match &self.phase {
             SocketPhase::Connecting { deadline, .. } | SocketPhase::AuthRetry { deadline } => Some(*deadline),
             _ => None,
@@ -270,305 +276,281 @@ fn string_member(obj: &str, key: &str) -> Option<String> {
     json::parse_string(raw).ok().map(|s| s.into_owned())
 }
 
-impl Client {
-    fn sock(&mut self, nsp: &str) -> Option<&mut Socket> {
-        self.sockets.get_mut(nsp)
-    }
+/// What the client must do after a namespace acted (the parts that concern more than one
+/// namespace: the engine they share and the feed).
+#[must_use]
+#[derive(Debug)]
+pub(super) enum After {
+    /// Nothing more.
+    Nothing,
+    /// Its state changed: the feed may start or stop.
+    Changed,
+    /// It is inactive for good: the engine closes if no namespace wants it, and the feed follows.
+    Gone,
+    /// It never answered its CONNECT: the session is taken for broken.
+    Broken(Fault),
+}
 
-    fn set_state(&mut self, nsp: &str, state: ConnectionState) {
-        let Some(s) = self.sockets.get_mut(nsp) else { return };
-        if s.reported.as_ref() == Some(&state) {
+impl Socket {
+    fn set_state(&mut self, cx: &mut Cx<'_>, state: ConnectionState) {
+        if self.reported.as_ref() == Some(&state) {
             return;
         }
-        s.reported = Some(state.clone());
-        self.push(Output::State { namespace: nsp.to_string(), state });
-    }
-
-    fn names(&self, pred: impl Fn(&Socket) -> bool) -> Vec<String> {
-        self.sockets.values().filter(|s| pred(s)).map(|s| s.nsp.clone()).collect()
-    }
-
-    pub(super) fn any_active(&self) -> bool {
-        self.sockets.values().any(Socket::is_active)
-    }
-
-    pub(super) fn sockets_deadline(&self) -> Option<Instant> {
-        self.sockets.values().filter_map(Socket::deadline).min()
+        self.reported = Some(state.clone());
+        cx.out.push_back(Output::State { namespace: self.nsp.clone(), state });
     }
 
     // ---------------------------------------------------------------- lifecycle
 
-    pub(super) fn activate(&mut self, nsp: &str) {
-        let Some(s) = self.sock(nsp) else { return };
-        if s.phase != SocketPhase::Inactive {
-            return;
+    /// Wanted again (`connect`, `open_namespace`): connects at once if the engine is open. False
+    /// when it was active already.
+    pub(super) fn activate(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) -> bool {
+        if self.phase != SocketPhase::Inactive {
+            return false;
         }
-        s.phase = SocketPhase::Waiting;
-        self.set_state(nsp, ConnectionState::Connecting);
-        if self.engine.is_open() {
-            self.begin_connect(nsp);
-        } else {
-            self.ensure_engine();
+        self.phase = SocketPhase::Waiting;
+        self.set_state(cx, ConnectionState::Connecting);
+        if engine.is_open() {
+            self.begin_connect(cx, engine);
         }
-        self.update_feed();
+        true
     }
 
-    pub(super) fn sockets_connecting(&mut self) {
-        for n in self.names(Socket::is_active) {
-            self.set_state(&n, ConnectionState::Connecting);
-        }
-    }
-
-    pub(super) fn sockets_engine_open(&mut self) {
-        for n in self.names(|s| s.phase == SocketPhase::Waiting) {
-            self.begin_connect(&n);
+    /// A connection attempt of the engine started.
+    pub(super) fn engine_connecting(&mut self, cx: &mut Cx<'_>) {
+        if self.is_active() {
+            self.set_state(cx, ConnectionState::Connecting);
         }
     }
 
-    fn begin_connect(&mut self, nsp: &str) {
-        let id = AuthRequestId(self.next_id());
-        let Some(s) = self.sock(nsp) else { return };
-        s.auth_refreshed = false;
-        match s.auth.clone() {
-            AuthMode::None => self.send_connect(nsp, None),
-            AuthMode::Static(a) => {
-                if nsp == self.config.url.namespace {
-                    self.feed.token = super::feed::token_of(&a);
-                }
-                self.send_connect(nsp, Some(a));
-            }
+    /// The engine is open: a namespace waiting for it connects.
+    pub(super) fn engine_open(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) {
+        if self.phase == SocketPhase::Waiting {
+            self.begin_connect(cx, engine);
+        }
+    }
+
+    fn begin_connect(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) {
+        let id = AuthRequestId(cx.ids.next());
+        self.auth_refreshed = false;
+        match self.auth.clone() {
+            AuthMode::None => self.send_connect(cx, engine, None),
+            AuthMode::Static(a) => self.send_connect(cx, engine, Some(a)),
             AuthMode::Provider => {
-                s.phase = SocketPhase::Auth(id);
-                self.push(Output::NeedAuth { namespace: nsp.to_string(), request: id });
+                self.phase = SocketPhase::Auth(id);
+                cx.out.push_back(Output::NeedAuth { namespace: self.nsp.clone(), request: id });
             }
         }
     }
 
-    pub(super) fn send_connect(&mut self, nsp: &str, auth: Option<String>) {
-        if !self.engine.is_open() {
-            if let Some(s) = self.sock(nsp) {
-                s.phase = SocketPhase::Waiting;
-            }
+    /// Sends the CONNECT (with `auth`, and the session to recover), or waits for the engine.
+    pub(super) fn send_connect(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, auth: Option<String>) {
+        if !engine.is_open() {
+            self.phase = SocketPhase::Waiting;
             return;
         }
-        let deadline = self.now + self.config.namespace_timeout;
-        let Some(s) = self.sock(nsp) else { return };
-        let data = connect_data(s.pid.as_deref(), s.offset.as_deref(), auth.as_deref());
-        s.phase = SocketPhase::Connecting { pid_sent: s.pid.clone(), deadline };
-        let text = socketio::encode(PacketType::Connect, nsp, None, data.as_deref(), 0);
-        self.engine_send(EioPacket::Message(text.into()));
+        let deadline = cx.now + cx.config.namespace_timeout;
+        let data = connect_data(self.pid.as_deref(), self.offset.as_deref(), auth.as_deref());
+        self.phase = SocketPhase::Connecting { pid_sent: self.pid.clone(), deadline };
+        let text = socketio::encode(PacketType::Connect, &self.nsp, None, data.as_deref(), 0);
+        engine.send_all(cx, [EioPacket::Message(text.into())]);
     }
 
-    /// The driver could not get auth for `nsp`'s CONNECT: say so, and ask again after the
-    /// reconnect backoff (the engine stays open for the other namespaces). Connecting without
-    /// auth instead could give an anonymous session the application never asked for.
-    pub(super) fn socket_auth_failed(&mut self, nsp: &str, message: &str) {
-        let Some(s) = self.sockets.get(nsp) else { return };
-        let attempt = s.auth_failures;
-        let reconnect = &self.config.reconnect;
+    /// The driver could not get auth for the CONNECT: say so, and ask again after the reconnect
+    /// backoff (the engine stays open for the other namespaces). Connecting without auth instead
+    /// could give an anonymous session the application never asked for.
+    pub(super) fn auth_failed(&mut self, cx: &mut Cx<'_>, message: &str) -> After {
+        let attempt = self.auth_failures;
+        let reconnect = &cx.config.reconnect;
         let give_up = !reconnect.enabled || reconnect.max_attempts.is_some_and(|max| attempt >= max);
         let message = ["the auth provider failed: ", message].concat();
         let error = ConnectError { message, data: None, will_retry: !give_up, fallback_pending: false };
-        self.push(Output::ConnectError { namespace: nsp.to_string(), error });
+        cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
         if give_up {
-            self.deactivate(nsp, DisconnectReason::ConnectError);
-            self.close_engine_if_unused();
-            self.update_feed();
+            self.deactivate(cx, DisconnectReason::ConnectError);
+            return After::Gone;
+        }
+        let delay = reconnect.backoff.delay_ms(attempt, cx.rng);
+        self.auth_failures = attempt.saturating_add(1);
+        self.phase = SocketPhase::AuthRetry { deadline: cx.now.plus_millis(delay) };
+        After::Nothing
+    }
+
+    /// The engine session is gone: wait for the next one; acks of packets sent can no longer come.
+    pub(super) fn engine_closed(&mut self, cx: &mut Cx<'_>, reason: DisconnectReason) {
+        if !matches!(
+            self.phase,
+            SocketPhase::Connected { .. } | SocketPhase::Connecting { .. } | SocketPhase::Auth(_) | SocketPhase::AuthRetry { .. }
+        ) {
             return;
         }
-        let delay = self.config.reconnect.backoff.delay_ms(attempt, &mut self.rng);
-        let deadline = self.now.plus_millis(delay);
-        if let Some(s) = self.sock(nsp) {
-            s.auth_failures = attempt.saturating_add(1);
-            s.phase = SocketPhase::AuthRetry { deadline };
+        let was_connected = self.is_connected();
+        self.phase = SocketPhase::Waiting;
+        self.fail_sent_acks(cx);
+        if was_connected {
+            self.set_state(cx, ConnectionState::Disconnected { reason });
         }
     }
 
-    pub(super) fn sockets_engine_closed(&mut self, reason: DisconnectReason) {
-        for n in self.names(|s| {
-            matches!(
-                s.phase,
-                SocketPhase::Connected { .. }
-                    | SocketPhase::Connecting { .. }
-                    | SocketPhase::Auth(_)
-                    | SocketPhase::AuthRetry { .. }
-            )
-        }) {
-            let was_connected = self.sockets.get(&n).is_some_and(Socket::is_connected);
-            if let Some(s) = self.sock(&n) {
-                s.phase = SocketPhase::Waiting;
-            }
-            self.fail_sent_acks(&n);
-            if was_connected {
-                self.set_state(&n, ConnectionState::Disconnected { reason });
-            }
+    /// The engine gave up for `reason`.
+    pub(super) fn give_up(&mut self, cx: &mut Cx<'_>, reason: DisconnectReason) {
+        if self.is_active() {
+            self.deactivate(cx, reason);
         }
-        self.update_feed();
     }
 
-    pub(super) fn sockets_give_up(&mut self, reason: DisconnectReason) {
-        for n in self.names(Socket::is_active) {
-            self.deactivate(&n, reason);
-        }
-        self.update_feed();
-    }
-
-    pub(super) fn sockets_connect_error(&mut self, message: &str, will_retry: bool, fallback_pending: bool) {
-        for n in self.names(Socket::is_active) {
+    /// A connection attempt of the engine failed.
+    pub(super) fn engine_failed(&mut self, cx: &mut Cx<'_>, message: &str, will_retry: bool, fallback_pending: bool) {
+        if self.is_active() {
             let error = ConnectError { message: message.to_string(), data: None, will_retry, fallback_pending };
-            self.push(Output::ConnectError { namespace: n, error });
+            cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
         }
     }
 
-    pub(super) fn sockets_state(&mut self, state: ConnectionState) {
-        for n in self.names(Socket::is_active) {
-            self.set_state(&n, state.clone());
+    /// Reports `state` (the engine's) if the namespace is active.
+    pub(super) fn engine_state(&mut self, cx: &mut Cx<'_>, state: &ConnectionState) {
+        if self.is_active() {
+            self.set_state(cx, state.clone());
         }
     }
 
-    pub(super) fn sockets_transport_changed(&mut self, transport: TransportKind) {
-        for s in self.sockets.values_mut() {
-            if let SocketPhase::Connected { sid, recovered } = &s.phase {
-                let state = ConnectionState::Connected { transport, recovered: *recovered, sid: sid.clone() };
-                s.reported = Some(state.clone());
-                self.outputs.push_back(Output::State { namespace: s.nsp.clone(), state });
-            }
+    pub(super) fn transport_changed(&mut self, cx: &mut Cx<'_>, transport: TransportKind) {
+        if let SocketPhase::Connected { sid, recovered } = &self.phase {
+            let state = ConnectionState::Connected { transport, recovered: *recovered, sid: sid.clone() };
+            self.reported = Some(state.clone());
+            cx.out.push_back(Output::State { namespace: self.nsp.clone(), state });
         }
     }
 
-    /// Makes a namespace inactive for good and fails everything it still holds.
-    fn deactivate(&mut self, nsp: &str, reason: DisconnectReason) {
-        let Some(s) = self.sock(nsp) else { return };
-        if s.phase == SocketPhase::Inactive {
+    /// Makes the namespace inactive for good and fails everything it still holds.
+    fn deactivate(&mut self, cx: &mut Cx<'_>, reason: DisconnectReason) {
+        if self.phase == SocketPhase::Inactive {
             return;
         }
-        s.phase = SocketPhase::Inactive;
-        let buffered: Vec<Pending> = Vec::from(std::mem::take(&mut s.buffer));
-        let queued: Vec<Reliable> = Vec::from(std::mem::take(&mut s.queue));
-        s.buffer_bytes = 0;
+        self.phase = SocketPhase::Inactive;
+        let buffered: Vec<Pending> = Vec::from(std::mem::take(&mut self.buffer));
+        let queued: Vec<Reliable> = Vec::from(std::mem::take(&mut self.queue));
+        self.buffer_bytes = 0;
         if reason != DisconnectReason::ReconnectFailed {
             // Neither a client nor a server disconnect keeps a session to recover.
-            s.pid = None;
-            s.offset = None;
+            self.pid = None;
+            self.offset = None;
         }
         // Room changes waiting for a connection stay remembered for a later `connect`, but their
         // callers are told now.
-        let waiting: Vec<(String, bool)> = s.unsynced.iter().map(|(r, j)| (r.clone(), *j)).collect();
-        self.fail_sent_acks(nsp);
+        let waiting: Vec<(String, bool)> = self.unsynced.iter().map(|(r, j)| (r.clone(), *j)).collect();
+        self.fail_sent_acks(cx);
         for (room, join) in waiting {
-            self.room_done(nsp, &room, join, Err(EmitError::Disconnected));
+            self.room_done(cx, &room, join, Err(EmitError::Disconnected));
         }
         for p in buffered.into_iter().chain(queued.into_iter().map(|r| r.p)) {
-            self.push(Output::Settled { emit: p.emit, result: Err(EmitError::Disconnected) });
+            cx.out.push_back(Output::Settled { emit: p.emit, result: Err(EmitError::Disconnected) });
         }
-        self.set_state(nsp, ConnectionState::Disconnected { reason });
+        self.set_state(cx, ConnectionState::Disconnected { reason });
     }
 
     /// Acks of packets already sent can no longer come: fail them. Reliable emits stay queued.
-    fn fail_sent_acks(&mut self, nsp: &str) {
-        let Some(s) = self.sock(nsp) else { return };
-        let acks = std::mem::take(&mut s.acks);
-        if let Some(head) = s.queue.front_mut() {
+    fn fail_sent_acks(&mut self, cx: &mut Cx<'_>) {
+        let acks = std::mem::take(&mut self.acks);
+        if let Some(head) = self.queue.front_mut() {
             head.in_flight = None;
         }
         for (_, a) in acks {
             match a {
-                AckWait::User { emit, .. } => self.push(Output::Settled { emit, result: Err(EmitError::Disconnected) }),
-                AckWait::Room { room, join, .. } => self.room_done(nsp, &room, join, Err(EmitError::Disconnected)),
+                AckWait::User { emit, .. } => {
+                    cx.out.push_back(Output::Settled { emit, result: Err(EmitError::Disconnected) })
+                }
+                AckWait::Room { room, join, .. } => self.room_done(cx, &room, join, Err(EmitError::Disconnected)),
                 AckWait::Reliable => {}
             }
         }
     }
 
-    pub(super) fn socket_client_disconnect(&mut self, nsp: &str) {
-        let Some(s) = self.sockets.get(nsp) else { return };
-        if matches!(s.phase, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. }) {
-            let text = socketio::encode(PacketType::Disconnect, nsp, None, None, 0);
-            self.engine_send(EioPacket::Message(text.into()));
+    /// `disconnect()`: DISCONNECT if the server knows the namespace, then inactive.
+    pub(super) fn client_disconnect(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) {
+        if matches!(self.phase, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. }) {
+            let text = socketio::encode(PacketType::Disconnect, &self.nsp, None, None, 0);
+            engine.send_all(cx, [EioPacket::Message(text.into())]);
         }
-        self.deactivate(nsp, DisconnectReason::IoClientDisconnect);
+        self.deactivate(cx, DisconnectReason::IoClientDisconnect);
     }
 
     // ---------------------------------------------------------------- packets in
 
-    pub(super) fn socket_packet(&mut self, p: Packet) {
-        let Some(s) = self.sockets.get(&p.nsp) else { return };
+    /// A packet for this namespace. Events go through `inbox` (de-duplication, delivery).
+    pub(super) fn on_packet(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, inbox: &mut Inbox, p: Packet) -> After {
         if matches!(p.kind, PacketType::Event | PacketType::BinaryEvent) {
             // The hot path: no copy of the phase or the namespace.
-            if matches!(s.phase, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. }) {
+            if matches!(self.phase, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. }) {
                 // Recovered events arrive before the CONNECT ack; delivering them at once keeps
                 // socket.io-client's order (missed events first, then `connect`).
-                self.deliver_event(p);
+                self.deliver_event(cx, inbox, p);
             }
-            return;
+            return After::Nothing;
         }
-        let phase = s.phase.clone();
-        let nsp = p.nsp.clone();
-        match (p.kind, phase) {
-            (PacketType::Connect, SocketPhase::Connecting { pid_sent, .. }) => self.on_connect_ack(&nsp, p, pid_sent),
-            (PacketType::ConnectError, SocketPhase::Connecting { .. }) => self.on_connect_error(&nsp, p),
-            (PacketType::Disconnect, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. }) => {
-                self.deactivate(&nsp, DisconnectReason::IoServerDisconnect);
-                self.close_engine_if_unused();
-                self.update_feed();
+        match (p.kind, self.phase.clone()) {
+            (PacketType::Connect, SocketPhase::Connecting { pid_sent, .. }) => {
+                self.on_connect_ack(cx, engine, p, pid_sent)
             }
-            (PacketType::Ack | PacketType::BinaryAck, SocketPhase::Connected { .. }) => self.on_ack(&nsp, p),
+            (PacketType::ConnectError, SocketPhase::Connecting { .. }) => self.on_connect_error(cx, p),
+            (PacketType::Disconnect, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. }) => {
+                self.deactivate(cx, DisconnectReason::IoServerDisconnect);
+                After::Gone
+            }
+            (PacketType::Ack | PacketType::BinaryAck, SocketPhase::Connected { .. }) => {
+                self.on_ack(cx, engine, p);
+                After::Nothing
+            }
             // Anything else is for a namespace in another state; socket.io-client ignores it too.
-            _ => {}
+            _ => After::Nothing,
         }
     }
 
-    fn on_connect_ack(&mut self, nsp: &str, p: Packet, pid_sent: Option<String>) {
+    fn on_connect_ack(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, p: Packet, pid_sent: Option<String>) -> After {
         let data = p.data.as_ref().map(|d| d.as_str().to_string()).unwrap_or_default();
         let sid = string_member(&data, "sid");
         let Some(sid) = sid else {
             let error =
                 ConnectError { message: V2_SERVER.to_string(), data: None, will_retry: false, fallback_pending: false };
-            self.push(Output::ConnectError { namespace: nsp.to_string(), error });
-            self.deactivate(nsp, DisconnectReason::ConnectError);
-            self.close_engine_if_unused();
-            return;
+            cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
+            self.deactivate(cx, DisconnectReason::ConnectError);
+            return After::Gone;
         };
         let pid = string_member(&data, "pid");
         let recovered = pid.is_some() && pid == pid_sent;
-        let transport = self.engine.transport().unwrap_or(TransportKind::WebSocket);
-        let Some(s) = self.sock(nsp) else { return };
+        let transport = engine.transport().unwrap_or(TransportKind::WebSocket);
         if !recovered {
-            s.offset = None;
+            self.offset = None;
         }
-        s.pid = pid;
-        s.auth_failures = 0;
-        s.phase = SocketPhase::Connected { sid: sid.clone(), recovered };
-        self.set_state(nsp, ConnectionState::Connected { transport, recovered, sid });
-        self.sync_rooms(nsp, recovered);
-        self.flush_buffer(nsp);
-        self.drain_queue(nsp);
-        self.update_feed();
+        self.pid = pid;
+        self.auth_failures = 0;
+        self.phase = SocketPhase::Connected { sid: sid.clone(), recovered };
+        self.set_state(cx, ConnectionState::Connected { transport, recovered, sid });
+        self.sync_rooms(cx, engine, recovered);
+        self.flush_buffer(cx, engine);
+        self.drain_queue(cx, engine);
+        After::Changed
     }
 
-    fn on_connect_error(&mut self, nsp: &str, p: Packet) {
+    fn on_connect_error(&mut self, cx: &mut Cx<'_>, p: Packet) -> After {
         let (message, data) = connect_error_of(p.data.as_ref().map(|d| d.as_str()));
-        let Some(s) = self.sock(nsp) else { return };
-        let refresh = s.auth == AuthMode::Provider && !s.auth_refreshed && self.config.refresh_auth_on_error;
+        let refresh = self.auth == AuthMode::Provider && !self.auth_refreshed && cx.config.refresh_auth_on_error;
         if refresh && looks_like_auth_failure(&message, data.as_deref()) {
-            let id = AuthRequestId(self.ids.next());
-            if let Some(s) = self.sock(nsp) {
-                s.auth_refreshed = true;
-                s.phase = SocketPhase::Auth(id);
-            }
+            let id = AuthRequestId(cx.ids.next());
+            self.auth_refreshed = true;
+            self.phase = SocketPhase::Auth(id);
             let error = ConnectError { message, data, will_retry: true, fallback_pending: false };
-            self.push(Output::ConnectError { namespace: nsp.to_string(), error });
-            self.push(Output::NeedAuth { namespace: nsp.to_string(), request: id });
-            return;
+            cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
+            cx.out.push_back(Output::NeedAuth { namespace: self.nsp.clone(), request: id });
+            return After::Nothing;
         }
         let error = ConnectError { message, data, will_retry: false, fallback_pending: false };
-        self.push(Output::ConnectError { namespace: nsp.to_string(), error });
-        self.deactivate(nsp, DisconnectReason::ConnectError);
-        self.close_engine_if_unused();
-        self.update_feed();
+        cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
+        self.deactivate(cx, DisconnectReason::ConnectError);
+        After::Gone
     }
 
-    fn deliver_event(&mut self, p: Packet) {
+    fn deliver_event(&mut self, cx: &mut Cx<'_>, inbox: &mut Inbox, p: Packet) {
         let Packet { nsp, id: ack_id, data, attachments, .. } = p;
         let Some(data) = data else { return };
         let maybe_envelope = data.may_be_envelope();
@@ -592,14 +574,13 @@ impl Client {
             Err(_) => name_raw.to_string(),
         };
         let mut args = Args::from_parts(text, items, attachments);
-        let Some(s) = self.sockets.get(&nsp) else { return };
         // The offset rule (docs/PROTOCOL.md, "Offsets"): with recovery on (the CONNECT ack had a
         // pid), a socket.io server appends an offset as the last argument of every event that
         // asks for no ack, except volatile ones, and it is always a string. The candidate moves
         // to `offset`; nothing is dropped because of it (see `offset_counts` below).
         let mut offset = None;
         if ack_id.is_none()
-            && s.pid.is_some()
+            && self.pid.is_some()
             && let Some(last) = args.get(args.len().wrapping_sub(1))
             && last.starts_with('"')
         {
@@ -612,8 +593,8 @@ impl Client {
         // what followed an offset, and it sends that replay before the CONNECT ack. So an offset
         // proves a duplicate only then; a volatile event whose last argument merely repeats an
         // earlier one is never dropped.
-        let offset_counts = matches!(s.phase, SocketPhase::Connecting { pid_sent: Some(_), .. });
-        let socket_offset = match (&offset, &s.pid) {
+        let offset_counts = matches!(self.phase, SocketPhase::Connecting { pid_sent: Some(_), .. });
+        let socket_offset = match (&offset, &self.pid) {
             (Some(o), Some(pid)) => Some((pid.clone(), o.clone())),
             _ => None,
         };
@@ -625,18 +606,18 @@ impl Client {
             .map(|o| DedupKey::Offset(o.clone()))
             .chain(env.iter().cloned().map(DedupKey::EnvelopeId))
             .collect();
-        if self.inbox.seen(&keys, offset_counts) {
+        if inbox.seen(&keys, offset_counts) {
             return;
         }
-        let envelope = if nsp == self.config.url.namespace { env } else { None };
+        let envelope = if nsp == cx.config.url.namespace { env } else { None };
         let retired = (socket_offset.is_some() || envelope.is_some()).then(|| Retired {
             namespace: nsp.clone(),
             socket_offset,
             envelope,
         });
-        let delivery = self.inbox.admit(keys, retired);
+        let delivery = inbox.admit(keys, retired);
         let ack = ack_id.map(|id| AckRequest { namespace: nsp.clone(), id });
-        self.push(Output::Event(Event {
+        cx.out.push_back(Output::Event(Event {
             namespace: nsp,
             name,
             args,
@@ -647,10 +628,9 @@ impl Client {
         }));
     }
 
-    fn on_ack(&mut self, nsp: &str, p: Packet) {
+    fn on_ack(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, p: Packet) {
         let Some(id) = p.id else { return };
-        let Some(s) = self.sock(nsp) else { return };
-        let Some(wait) = s.acks.remove(&id) else { return };
+        let Some(wait) = self.acks.remove(&id) else { return };
         let args = match p.data {
             Some(d) => {
                 let (text, range, elements) = d.into_elements();
@@ -664,16 +644,16 @@ impl Client {
             None => Args::empty(),
         };
         match wait {
-            AckWait::User { emit, .. } => self.push(Output::Settled { emit, result: Ok(args) }),
-            AckWait::Room { room, join, .. } => self.room_done(nsp, &room, join, Ok(args)),
+            AckWait::User { emit, .. } => cx.out.push_back(Output::Settled { emit, result: Ok(args) }),
+            AckWait::Room { room, join, .. } => self.room_done(cx, &room, join, Ok(args)),
             AckWait::Reliable => {
-                let head = s.queue.front().and_then(|r| r.in_flight).map(|(a, _)| a);
+                let head = self.queue.front().and_then(|r| r.in_flight).map(|(a, _)| a);
                 if head == Some(id) {
-                    if let Some(r) = s.queue.pop_front() {
-                        s.buffer_bytes = s.buffer_bytes.saturating_sub(r.p.args.byte_size() + r.p.event.len());
-                        self.push(Output::Settled { emit: r.p.emit, result: Ok(args) });
+                    if let Some(r) = self.queue.pop_front() {
+                        self.buffer_bytes = self.buffer_bytes.saturating_sub(r.p.args.byte_size() + r.p.event.len());
+                        cx.out.push_back(Output::Settled { emit: r.p.emit, result: Ok(args) });
                     }
-                    self.drain_queue(nsp);
+                    self.drain_queue(cx, engine);
                 }
             }
         }
@@ -681,198 +661,185 @@ impl Client {
 
     // ---------------------------------------------------------------- packets out
 
-    fn send_event(&mut self, nsp: &str, event: &str, args: &Args, ack_id: Option<u64>) {
+    fn send_event(&self, cx: &mut Cx<'_>, engine: &mut Engine, event: &str, args: &Args, ack_id: Option<u64>) {
         let data = event_data(event, args);
         let n = args.attachments().len();
         let kind = if n > 0 { PacketType::BinaryEvent } else { PacketType::Event };
-        let text = socketio::encode(kind, nsp, ack_id, Some(&data), n);
+        let text = socketio::encode(kind, &self.nsp, ack_id, Some(&data), n);
         let attachments = args.attachments().iter().map(|a| EioPacket::Binary(a.clone().into()));
-        self.engine_send_all(std::iter::once(EioPacket::Message(text.into())).chain(attachments));
+        engine.send_all(cx, std::iter::once(EioPacket::Message(text.into())).chain(attachments));
     }
 
-    fn too_large(&self, nsp: &str, event: &str, args: &Args) -> Option<EmitError> {
-        let max = self.engine.max_payload()?;
+    fn too_large(&self, engine: &Engine, event: &str, args: &Args) -> Option<EmitError> {
+        let max = engine.max_payload()?;
         // type + attachments + namespace + ack id + JSON, as the server counts it.
-        let size = 1 + 4 + nsp.len() + 1 + 20 + event.len() + 4 + args.inner_len();
+        let size = 1 + 4 + self.nsp.len() + 1 + 20 + event.len() + 4 + args.inner_len();
         let att = args.attachments().iter().map(Vec::len).max().unwrap_or(0);
         let biggest = size.max(att);
         (u64::try_from(biggest).unwrap_or(u64::MAX) > max).then_some(EmitError::TooLarge { size: biggest, max })
     }
 
-    pub(super) fn socket_emit(&mut self, mut req: EmitRequest) -> Result<EmitId, EmitError> {
-        let nsp = req.namespace.clone();
-        if !self.sockets.contains_key(&nsp) {
-            return Err(EmitError::UnknownNamespace(nsp));
-        }
+    pub(super) fn emit(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, mut req: EmitRequest) -> Result<EmitId, EmitError> {
         if socketio::RESERVED_EVENTS.contains(&req.event.as_str()) {
             return Err(EmitError::ReservedName(req.event));
         }
-        req.args.check_placeholders(self.config.max_attachments).map_err(EmitError::InvalidArgs)?;
+        req.args.check_placeholders(cx.config.max_attachments).map_err(EmitError::InvalidArgs)?;
         match req.idempotency_key.take() {
             Some(IdempotencyKey::Given(key)) => req.args = with_idempotency_key(&req.args, &key)?,
-            Some(IdempotencyKey::New) => req.args = with_idempotency_key(&req.args, &self.rng.token(20))?,
+            Some(IdempotencyKey::New) => req.args = with_idempotency_key(&req.args, &cx.rng.token(20))?,
             None => {}
         }
-        if let Some(e) = self.too_large(&nsp, &req.event, &req.args) {
+        if let Some(e) = self.too_large(engine, &req.event, &req.args) {
             return Err(e);
         }
-        let emit = EmitId(self.next_id());
-        let connected = self.sockets.get(&nsp).is_some_and(Socket::is_connected);
-        let timeout = req.timeout.or(self.config.ack_timeout);
+        let emit = EmitId(cx.ids.next());
+        let connected = self.is_connected();
+        let timeout = req.timeout.or(cx.config.ack_timeout);
         if req.volatile {
-            if !(connected && self.engine.writable()) {
+            if !(connected && engine.writable()) {
                 return Err(EmitError::VolatileDropped);
             }
-            let ack_id = req.ack.then(|| self.register_ack(&nsp, emit, timeout));
-            self.send_event(&nsp, &req.event, &req.args, ack_id.flatten());
+            let ack_id = req.ack.then(|| self.register_ack(cx, emit, timeout));
+            self.send_event(cx, engine, &req.event, &req.args, ack_id);
             return Ok(emit);
         }
-        let deadline = if req.ack { timeout.map(|t| self.now + t) } else { None };
+        let deadline = if req.ack { timeout.map(|t| cx.now + t) } else { None };
         let pending = Pending { emit, event: req.event, args: req.args, ack: req.ack, deadline, timeout: req.timeout };
-        if self.config.retries > 0 {
-            self.buffer_or_reject(&nsp, pending, true)?;
-            self.drain_queue(&nsp);
+        if cx.config.retries > 0 {
+            self.buffer_or_reject(cx, pending, true)?;
+            self.drain_queue(cx, engine);
             return Ok(emit);
         }
         if connected {
-            self.send_pending(&nsp, pending);
+            self.send_pending(cx, engine, pending);
         } else {
-            self.buffer_or_reject(&nsp, pending, false)?;
+            self.buffer_or_reject(cx, pending, false)?;
         }
         Ok(emit)
     }
 
-    fn register_ack(&mut self, nsp: &str, emit: EmitId, timeout: Option<Duration>) -> Option<u64> {
-        let deadline = timeout.map(|t| self.now + t);
-        let s = self.sock(nsp)?;
-        let id = s.take_ack_id();
-        s.acks.insert(id, AckWait::User { emit, deadline });
-        Some(id)
+    fn register_ack(&mut self, cx: &Cx<'_>, emit: EmitId, timeout: Option<Duration>) -> u64 {
+        let deadline = timeout.map(|t| cx.now + t);
+        let id = self.take_ack_id();
+        self.acks.insert(id, AckWait::User { emit, deadline });
+        id
     }
 
-    fn send_pending(&mut self, nsp: &str, p: Pending) {
-        if let Some(e) = self.too_large(nsp, &p.event, &p.args) {
-            self.push(Output::Settled { emit: p.emit, result: Err(e) });
+    fn send_pending(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, p: Pending) {
+        if let Some(e) = self.too_large(engine, &p.event, &p.args) {
+            cx.out.push_back(Output::Settled { emit: p.emit, result: Err(e) });
             return;
         }
-        let ack_id = if p.ack {
-            let Some(s) = self.sock(nsp) else { return };
-            let id = s.take_ack_id();
-            s.acks.insert(id, AckWait::User { emit: p.emit, deadline: p.deadline });
-            Some(id)
-        } else {
-            None
-        };
-        self.send_event(nsp, &p.event, &p.args, ack_id);
+        let ack_id = p.ack.then(|| {
+            let id = self.take_ack_id();
+            self.acks.insert(id, AckWait::User { emit: p.emit, deadline: p.deadline });
+            id
+        });
+        self.send_event(cx, engine, &p.event, &p.args, ack_id);
     }
 
     /// Puts an emit in the send buffer (or the reliable queue), within the configured limits.
-    fn buffer_or_reject(&mut self, nsp: &str, p: Pending, reliable: bool) -> Result<(), EmitError> {
-        let limits = self.config.send_buffer;
+    fn buffer_or_reject(&mut self, cx: &mut Cx<'_>, p: Pending, reliable: bool) -> Result<(), EmitError> {
+        let limits = cx.config.send_buffer;
         let size = p.args.byte_size() + p.event.len();
-        let Some(s) = self.sock(nsp) else { return Err(EmitError::UnknownNamespace(nsp.to_string())) };
         let mut dropped = Vec::new();
         loop {
-            let count = s.buffer.len() + s.queue.len();
-            if count < limits.max_packets && s.buffer_bytes + size <= limits.max_bytes {
+            let count = self.buffer.len() + self.queue.len();
+            if count < limits.max_packets && self.buffer_bytes + size <= limits.max_bytes {
                 break;
             }
             if limits.overflow == OverflowPolicy::Reject || count == 0 {
                 return Err(EmitError::SendBufferFull);
             }
             // Drop the oldest that is not on the wire.
-            let victim = if s.buffer.is_empty() {
-                let in_flight = s.queue.front().is_some_and(|r| r.in_flight.is_some());
+            let victim = if self.buffer.is_empty() {
+                let in_flight = self.queue.front().is_some_and(|r| r.in_flight.is_some());
                 let idx = usize::from(in_flight);
-                if idx >= s.queue.len() {
+                if idx >= self.queue.len() {
                     return Err(EmitError::SendBufferFull);
                 }
-                s.queue.remove(idx).map(|r| r.p)
+                self.queue.remove(idx).map(|r| r.p)
             } else {
-                s.buffer.pop_front()
+                self.buffer.pop_front()
             };
             if let Some(v) = victim {
-                s.buffer_bytes = s.buffer_bytes.saturating_sub(v.args.byte_size() + v.event.len());
+                self.buffer_bytes = self.buffer_bytes.saturating_sub(v.args.byte_size() + v.event.len());
                 dropped.push(v.emit);
             }
         }
-        s.buffer_bytes += size;
+        self.buffer_bytes += size;
         if reliable {
-            s.queue.push_back(Reliable { p, tries: 0, in_flight: None });
+            self.queue.push_back(Reliable { p, tries: 0, in_flight: None });
         } else {
-            s.buffer.push_back(p);
+            self.buffer.push_back(p);
         }
         for emit in dropped {
-            self.push(Output::Settled { emit, result: Err(EmitError::SendBufferFull) });
+            cx.out.push_back(Output::Settled { emit, result: Err(EmitError::SendBufferFull) });
         }
         Ok(())
     }
 
-    fn flush_buffer(&mut self, nsp: &str) {
-        let Some(s) = self.sock(nsp) else { return };
-        let buffered: Vec<Pending> = Vec::from(std::mem::take(&mut s.buffer));
+    fn flush_buffer(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) {
+        let buffered: Vec<Pending> = Vec::from(std::mem::take(&mut self.buffer));
         for p in buffered {
-            if let Some(s) = self.sock(nsp) {
-                s.buffer_bytes = s.buffer_bytes.saturating_sub(p.args.byte_size() + p.event.len());
-            }
-            self.send_pending(nsp, p);
+            self.buffer_bytes = self.buffer_bytes.saturating_sub(p.args.byte_size() + p.event.len());
+            self.send_pending(cx, engine, p);
         }
     }
 
     /// At-least-once delivery: one packet in flight, a new ack id per try, order kept.
-    fn drain_queue(&mut self, nsp: &str) {
-        let (now, default_timeout) = (self.now, self.config.ack_timeout);
-        let Some(s) = self.sockets.get_mut(nsp) else { return };
-        if !s.is_connected() {
+    fn drain_queue(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) {
+        if !self.is_connected() {
             return;
         }
-        let Some(head) = s.queue.front_mut() else { return };
+        let Some(head) = self.queue.front() else { return };
         if head.in_flight.is_some() {
             return;
         }
-        let deadline = now + head.p.timeout.or(default_timeout).unwrap_or(Duration::from_secs(10));
-        let id = s.next_ack;
-        s.next_ack = s.next_ack.wrapping_add(1);
+        let deadline = cx.now + head.p.timeout.or(cx.config.ack_timeout).unwrap_or(Duration::from_secs(10));
+        let id = self.take_ack_id();
+        self.acks.insert(id, AckWait::Reliable);
+        let Some(head) = self.queue.front_mut() else { return };
         head.in_flight = Some((id, deadline));
-        s.acks.insert(id, AckWait::Reliable);
         let (event, args) = (head.p.event.clone(), head.p.args.clone());
-        self.send_event(nsp, &event, &args, Some(id));
+        self.send_event(cx, engine, &event, &args, Some(id));
     }
 
-    pub(super) fn socket_send_ack(&mut self, req: &AckRequest, args: Args) {
-        if !self.sockets.get(&req.namespace).is_some_and(Socket::is_connected) {
+    /// Answers a server's ack request.
+    pub(super) fn send_ack(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, req: &AckRequest, args: Args) {
+        if !self.is_connected() {
             return;
         }
         let n = args.attachments().len();
         let kind = if n > 0 { PacketType::BinaryAck } else { PacketType::Ack };
         let text = socketio::encode(kind, &req.namespace, Some(req.id), Some(&args.to_json_array()), n);
         let attachments = args.attachments().iter().map(|a| EioPacket::Binary(a.clone().into()));
-        self.engine_send_all(std::iter::once(EioPacket::Message(text.into())).chain(attachments));
+        engine.send_all(cx, std::iter::once(EioPacket::Message(text.into())).chain(attachments));
     }
 
     // ---------------------------------------------------------------- rooms
 
-    pub(super) fn socket_room(&mut self, nsp: &str, room: &str, join: bool) -> Result<RoomRequestId, CommandError> {
-        let id = RoomRequestId(self.next_id());
-        let Some(s) = self.sock(nsp) else { return Err(CommandError::UnknownNamespace(nsp.to_string())) };
-        s.room_requests.push((id, room.to_string(), join));
-        let changed = if join { s.rooms.insert(room.to_string()) } else { s.rooms.remove(room) };
-        if s.is_connected() {
-            self.send_room(nsp, room, join);
-            return Ok(id);
+    /// Joins (or leaves) `room`; answered by one [`Output::Room`] carrying the returned id.
+    pub(super) fn room(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, room: &str, join: bool) -> RoomRequestId {
+        let id = RoomRequestId(cx.ids.next());
+        self.room_requests.push((id, room.to_string(), join));
+        let changed = if join { self.rooms.insert(room.to_string()) } else { self.rooms.remove(room) };
+        if self.is_connected() {
+            self.send_room(cx, engine, room, join);
+            return id;
         }
         // Disconnected: remember the change for the next connection, and answer every request
         // that will never reach the server, so no caller waits forever.
         let mut done = Vec::new();
-        match (changed, s.unsynced.get(room).copied()) {
+        match (changed, self.unsynced.get(room).copied()) {
             // The opposite change was still waiting: they cancel out; both are done.
             (true, Some(pending)) if pending != join => {
-                s.unsynced.remove(room);
+                self.unsynced.remove(room);
                 done.push(pending);
                 done.push(join);
             }
             (true, _) => {
-                s.unsynced.insert(room.to_string(), join);
+                self.unsynced.insert(room.to_string(), join);
             }
             // The same change is already waiting: its answer will serve this request too.
             (false, Some(pending)) if pending == join => {}
@@ -880,138 +847,128 @@ impl Client {
             (false, _) => done.push(join),
         }
         for join in done {
-            self.room_done(nsp, room, join, Ok(Args::empty()));
+            self.room_done(cx, room, join, Ok(Args::empty()));
         }
-        Ok(id)
+        id
     }
 
     /// Answers every open request to join (or leave) `room` with `result`; with none open, says
     /// it anyway (the client's own re-join after a reconnect).
-    fn room_done(&mut self, nsp: &str, room: &str, join: bool, result: Result<Args, EmitError>) {
-        let Some(s) = self.sockets.get_mut(nsp) else { return };
+    fn room_done(&mut self, cx: &mut Cx<'_>, room: &str, join: bool, result: Result<Args, EmitError>) {
         let mut none = true;
         let mut i = 0;
-        while let Some((id, r, j)) = s.room_requests.get(i) {
+        while let Some((id, r, j)) = self.room_requests.get(i) {
             if *j != join || r != room {
                 i += 1;
                 continue;
             }
             let request = Some(*id);
-            s.room_requests.swap_remove(i);
+            self.room_requests.swap_remove(i);
             none = false;
-            let (namespace, room) = (nsp.to_string(), room.to_string());
-            self.outputs.push_back(Output::Room { request, namespace, room, join, result: result.clone() });
+            let (namespace, room) = (self.nsp.clone(), room.to_string());
+            cx.out.push_back(Output::Room { request, namespace, room, join, result: result.clone() });
         }
         if none {
-            let (namespace, room) = (nsp.to_string(), room.to_string());
-            self.push(Output::Room { request: None, namespace, room, join, result });
+            let (namespace, room) = (self.nsp.clone(), room.to_string());
+            cx.out.push_back(Output::Room { request: None, namespace, room, join, result });
         }
     }
 
-    fn send_room(&mut self, nsp: &str, room: &str, join: bool) {
-        let deadline = self.now + self.config.ack_timeout.unwrap_or(ROOM_ACK_TIMEOUT);
-        let events = &self.config.room_events;
+    fn send_room(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, room: &str, join: bool) {
+        let deadline = cx.now + cx.config.ack_timeout.unwrap_or(ROOM_ACK_TIMEOUT);
+        let events = &cx.config.room_events;
         let event = if join { events.join.clone() } else { events.leave.clone() };
         let mut lit = String::new();
         json::write_string(&mut lit, room);
         let Ok(args) = Args::from_values([lit.as_str()], Vec::new()) else { return };
-        let Some(s) = self.sock(nsp) else { return };
-        let id = s.take_ack_id();
-        s.acks.insert(id, AckWait::Room { room: room.to_string(), join, deadline });
-        self.send_event(nsp, &event, &args, Some(id));
+        let id = self.take_ack_id();
+        self.acks.insert(id, AckWait::Room { room: room.to_string(), join, deadline });
+        self.send_event(cx, engine, &event, &args, Some(id));
     }
 
-    fn sync_rooms(&mut self, nsp: &str, recovered: bool) {
-        let Some(s) = self.sock(nsp) else { return };
-        let unsynced = std::mem::take(&mut s.unsynced);
+    fn sync_rooms(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, recovered: bool) {
+        let unsynced = std::mem::take(&mut self.unsynced);
         let ops: Vec<(String, bool)> = if recovered {
             unsynced.into_iter().collect()
         } else {
             // A new session is in no room: a leave made while disconnected is done already.
             let leaves: Vec<String> = unsynced.into_iter().filter(|(_, join)| !join).map(|(r, _)| r).collect();
             for room in leaves {
-                self.room_done(nsp, &room, false, Ok(Args::empty()));
+                self.room_done(cx, &room, false, Ok(Args::empty()));
             }
-            let Some(s) = self.sock(nsp) else { return };
-            s.rooms.iter().map(|r| (r.clone(), true)).collect()
+            self.rooms.iter().map(|r| (r.clone(), true)).collect()
         };
         for (room, join) in ops {
-            self.send_room(nsp, &room, join);
+            self.send_room(cx, engine, &room, join);
         }
     }
 
     // ---------------------------------------------------------------- timers
 
-    pub(super) fn socket_timeouts(&mut self) {
-        let now = self.now;
-        let retries = self.config.retries;
-        for nsp in self.names(|s| s.deadline().is_some_and(|d| d <= now)) {
-            if matches!(self.sockets.get(&nsp).map(|s| &s.phase), Some(SocketPhase::AuthRetry { deadline }) if *deadline <= now)
-            {
-                self.begin_connect(&nsp);
-            }
-            if matches!(self.sockets.get(&nsp).map(|s| &s.phase), Some(SocketPhase::Connecting { deadline, .. }) if *deadline <= now)
-            {
-                // The namespace never answered: treat the connection as broken and start over.
-                self.fail_engine(super::Fault::NamespaceTimeout(nsp.clone()));
-                continue;
-            }
-            let Some(s) = self.sock(&nsp) else { continue };
-            let expired: Vec<u64> = s
-                .acks
-                .iter()
-                .filter(|(_, a)| match a {
-                    AckWait::User { deadline, .. } => deadline.is_some_and(|d| d <= now),
-                    AckWait::Room { deadline, .. } => *deadline <= now,
-                    AckWait::Reliable => false,
-                })
-                .map(|(id, _)| *id)
-                .collect();
-            let mut outs = Vec::new();
-            let mut rooms = Vec::new();
-            for id in expired {
-                match s.acks.remove(&id) {
-                    Some(AckWait::User { emit, .. }) => {
-                        outs.push(Output::Settled { emit, result: Err(EmitError::Timeout) })
-                    }
-                    Some(AckWait::Room { room, join, .. }) => rooms.push((room, join)),
-                    _ => {}
+    /// Whatever is due at `cx.now`: an auth retry, a CONNECT never answered, acks and buffered
+    /// emits that timed out, the next try of a reliable emit.
+    pub(super) fn timeouts(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) -> After {
+        let now = cx.now;
+        if matches!(self.phase, SocketPhase::AuthRetry { deadline } if deadline <= now) {
+            self.begin_connect(cx, engine);
+        }
+        if matches!(self.phase, SocketPhase::Connecting { deadline, .. } if deadline <= now) {
+            // The namespace never answered: treat the connection as broken and start over.
+            return After::Broken(Fault::NamespaceTimeout(self.nsp.clone()));
+        }
+        let expired: Vec<u64> = self
+            .acks
+            .iter()
+            .filter(|(_, a)| match a {
+                AckWait::User { deadline, .. } => deadline.is_some_and(|d| d <= now),
+                AckWait::Room { deadline, .. } => *deadline <= now,
+                AckWait::Reliable => false,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let mut rooms = Vec::new();
+        for id in expired {
+            match self.acks.remove(&id) {
+                Some(AckWait::User { emit, .. }) => {
+                    cx.out.push_back(Output::Settled { emit, result: Err(EmitError::Timeout) })
                 }
-            }
-            let mut kept = VecDeque::new();
-            for p in std::mem::take(&mut s.buffer) {
-                if p.deadline.is_some_and(|d| d <= now) {
-                    s.buffer_bytes = s.buffer_bytes.saturating_sub(p.args.byte_size() + p.event.len());
-                    outs.push(Output::Settled { emit: p.emit, result: Err(EmitError::Timeout) });
-                } else {
-                    kept.push_back(p);
-                }
-            }
-            s.buffer = kept;
-            let mut resend = false;
-            if let Some(head) = s.queue.front_mut()
-                && let Some((id, d)) = head.in_flight
-                && d <= now
-            {
-                s.acks.remove(&id);
-                head.in_flight = None;
-                head.tries += 1;
-                if head.tries > retries
-                    && let Some(r) = s.queue.pop_front()
-                {
-                    s.buffer_bytes = s.buffer_bytes.saturating_sub(r.p.args.byte_size() + r.p.event.len());
-                    outs.push(Output::Settled { emit: r.p.emit, result: Err(EmitError::Timeout) });
-                }
-                resend = true;
-            }
-            self.outputs.extend(outs);
-            for (room, join) in rooms {
-                self.room_done(&nsp, &room, join, Err(EmitError::Timeout));
-            }
-            if resend {
-                self.drain_queue(&nsp);
+                Some(AckWait::Room { room, join, .. }) => rooms.push((room, join)),
+                _ => {}
             }
         }
+        let mut kept = VecDeque::new();
+        for p in std::mem::take(&mut self.buffer) {
+            if p.deadline.is_some_and(|d| d <= now) {
+                self.buffer_bytes = self.buffer_bytes.saturating_sub(p.args.byte_size() + p.event.len());
+                cx.out.push_back(Output::Settled { emit: p.emit, result: Err(EmitError::Timeout) });
+            } else {
+                kept.push_back(p);
+            }
+        }
+        self.buffer = kept;
+        let mut resend = false;
+        if let Some(head) = self.queue.front_mut()
+            && let Some((id, d)) = head.in_flight
+            && d <= now
+        {
+            self.acks.remove(&id);
+            head.in_flight = None;
+            head.tries += 1;
+            if head.tries > cx.config.retries
+                && let Some(r) = self.queue.pop_front()
+            {
+                self.buffer_bytes = self.buffer_bytes.saturating_sub(r.p.args.byte_size() + r.p.event.len());
+                cx.out.push_back(Output::Settled { emit: r.p.emit, result: Err(EmitError::Timeout) });
+            }
+            resend = true;
+        }
+        for (room, join) in rooms {
+            self.room_done(cx, &room, join, Err(EmitError::Timeout));
+        }
+        if resend {
+            self.drain_queue(cx, engine);
+        }
+        After::Nothing
     }
 }
 

@@ -1,0 +1,215 @@
+//! How [`Client`] composes its sub-machines: the engine session (`engine.rs`), the namespace
+//! sockets (`socket.rs`), the feed (`feed.rs`) and the inbox (`inbox.rs`).
+//!
+//! A sub-machine acts with a [`Cx`] and says what the others must hear: the engine returns a
+//! [`Step`] or a [`Schedule`], a socket an [`After`]. This file is the only place where one
+//! sub-machine's result becomes another's input.
+
+use std::collections::VecDeque;
+
+use super::engine::{Engine, Polled, Schedule, Step};
+use super::socket::{After, Socket};
+use super::{Client, ConnectionState, DisconnectReason, Fault, Output};
+use crate::config::{Config, TransportKind};
+use crate::rng::Rng;
+use crate::time::Instant;
+
+/// What a sub-machine needs from the client to act: the configuration, the time, the RNG, the
+/// id counter (ids are unique across the engine, the namespaces and the feed) and the output
+/// queue its IO and reports go to.
+pub(super) struct Cx<'a> {
+    pub(super) config: &'a Config,
+    pub(super) now: Instant,
+    pub(super) rng: &'a mut Rng,
+    pub(super) ids: &'a mut Ids,
+    pub(super) out: &'a mut VecDeque<Output>,
+}
+
+/// The id counter of connections, requests, emits, auth and room requests.
+#[derive(Debug)]
+pub(super) struct Ids(pub(super) u64);
+
+impl Ids {
+    pub(super) fn next(&mut self) -> u64 {
+        let id = self.0;
+        self.0 += 1;
+        id
+    }
+}
+
+impl Client {
+    // ---------------------------------------------------------------- the engine
+
+    /// Runs `f` on the engine with its context.
+    pub(super) fn with_engine<R>(&mut self, f: impl FnOnce(&mut Engine, &mut Cx<'_>) -> R) -> R {
+        let mut cx =
+            Cx { config: &self.config, now: self.now, rng: &mut self.rng, ids: &mut self.ids, out: &mut self.outputs };
+        f(&mut self.engine, &mut cx)
+    }
+
+    /// Runs `f` on the engine, then tells the namespaces what came of it.
+    pub(super) fn engine_step(&mut self, f: impl FnOnce(&mut Engine, &mut Cx<'_>) -> Step) {
+        let step = self.with_engine(f);
+        self.route(step);
+    }
+
+    /// Tells the namespaces what an engine step came to (see [`Step`]).
+    fn route(&mut self, step: Step) {
+        match step {
+            Step::Nothing => {}
+            Step::Started => self.each_socket(|s, cx, _| s.engine_connecting(cx)),
+            Step::Opened(packets) => {
+                self.each_socket(Socket::engine_open);
+                self.with_engine(Engine::poll);
+                self.on_polled(packets);
+            }
+            Step::Polled(packets) => {
+                self.on_polled(packets);
+                self.with_engine(Engine::poll);
+                self.engine_step(Engine::finish_upgrade);
+            }
+            Step::OpenFailed { message, will_retry, fallback_pending } => {
+                self.each_socket(|s, cx, _| s.engine_failed(cx, message, will_retry, fallback_pending));
+                self.reconnect_or_give_up(DisconnectReason::TransportError);
+            }
+            Step::Closed(reason) => {
+                self.each_socket(|s, cx, _| s.engine_closed(cx, reason));
+                self.update_feed();
+                self.reconnect_or_give_up(reason);
+            }
+            Step::Packet(p) => self.socket_packet(p),
+            Step::Upgraded => self.each_socket(|s, cx, _| s.transport_changed(cx, TransportKind::WebSocket)),
+        }
+    }
+
+    /// Polled packets, one at a time, while the session lasts.
+    fn on_polled(&mut self, packets: Polled) {
+        for p in packets {
+            if !self.engine.is_open() {
+                return;
+            }
+            match p {
+                Ok(p) => self.engine_step(|e, cx| e.on_packet(cx, p)),
+                Err(e) => return self.fail_engine(Fault::Engine(e)),
+            }
+        }
+    }
+
+    fn reconnect_or_give_up(&mut self, reason: DisconnectReason) {
+        let wanted = self.any_active();
+        match self.with_engine(|e, cx| e.schedule_reconnect(cx, wanted, reason)) {
+            Schedule::Idle => {}
+            Schedule::GiveUp(why) => {
+                self.each_socket(|s, cx, _| s.give_up(cx, why));
+                self.update_feed();
+            }
+            Schedule::Waiting { attempt, delay } => {
+                let state = ConnectionState::Reconnecting { attempt, delay };
+                self.each_socket(|s, cx, _| s.engine_state(cx, &state));
+                self.update_feed();
+            }
+        }
+    }
+
+    /// Starts an engine if none is open or opening and a namespace wants one.
+    fn ensure_engine(&mut self) {
+        if self.engine.is_idle() && self.any_active() {
+            self.engine_step(Engine::ensure);
+        }
+    }
+
+    /// Closes the engine politely when no namespace wants it any more (POST `1` over polling).
+    pub(super) fn close_engine_if_unused(&mut self) {
+        if !self.any_active() {
+            self.with_engine(Engine::close_unused);
+        }
+    }
+
+    /// Closes the session because of `fault`, which is reported first.
+    fn fail_engine(&mut self, fault: Fault) {
+        self.engine_step(|e, cx| e.fail(cx, fault));
+    }
+
+    /// The wall-clock check socket.io-client makes before each emit.
+    pub(super) fn check_ping_expiry(&mut self) {
+        self.engine_step(Engine::check_ping_expiry);
+    }
+
+    // ---------------------------------------------------------------- the namespaces
+
+    pub(super) fn any_active(&self) -> bool {
+        self.sockets.values().any(Socket::is_active)
+    }
+
+    pub(super) fn sockets_deadline(&self) -> Option<Instant> {
+        self.sockets.values().filter_map(Socket::deadline).min()
+    }
+
+    /// Runs `f` on the socket of `nsp` (if opened) with the engine and the context.
+    pub(super) fn with_socket<R>(
+        &mut self,
+        nsp: &str,
+        f: impl FnOnce(&mut Socket, &mut Cx<'_>, &mut Engine) -> R,
+    ) -> Option<R> {
+        let s = self.sockets.get_mut(nsp)?;
+        let mut cx =
+            Cx { config: &self.config, now: self.now, rng: &mut self.rng, ids: &mut self.ids, out: &mut self.outputs };
+        Some(f(s, &mut cx, &mut self.engine))
+    }
+
+    /// Runs `f` on every socket, in the order they were opened.
+    fn each_socket(&mut self, mut f: impl FnMut(&mut Socket, &mut Cx<'_>, &mut Engine)) {
+        let mut cx =
+            Cx { config: &self.config, now: self.now, rng: &mut self.rng, ids: &mut self.ids, out: &mut self.outputs };
+        for s in self.sockets.values_mut() {
+            f(s, &mut cx, &mut self.engine);
+        }
+    }
+
+    /// Does what a socket's action left to the client.
+    pub(super) fn after(&mut self, after: After) {
+        match after {
+            After::Nothing => {}
+            After::Changed => self.update_feed(),
+            After::Gone => {
+                self.close_engine_if_unused();
+                self.update_feed();
+            }
+            After::Broken(fault) => self.fail_engine(fault),
+        }
+    }
+
+    /// Runs `f` on the socket of `nsp`, then does what it left to the client.
+    pub(super) fn socket_step(&mut self, nsp: &str, f: impl FnOnce(&mut Socket, &mut Cx<'_>, &mut Engine) -> After) {
+        if let Some(after) = self.with_socket(nsp, f) {
+            self.after(after);
+        }
+    }
+
+    /// Wants `nsp` connected: it connects over the open engine, or an engine is started.
+    pub(super) fn activate(&mut self, nsp: &str) {
+        if self.with_socket(nsp, Socket::activate) == Some(true) {
+            self.ensure_engine();
+            self.update_feed();
+        }
+    }
+
+    /// A Socket.IO packet from the engine, for the namespace it names.
+    fn socket_packet(&mut self, p: crate::socketio::Packet) {
+        let Some(s) = self.sockets.get_mut(&p.nsp) else { return };
+        let mut cx =
+            Cx { config: &self.config, now: self.now, rng: &mut self.rng, ids: &mut self.ids, out: &mut self.outputs };
+        let after = s.on_packet(&mut cx, &mut self.engine, &mut self.inbox, p);
+        self.after(after);
+    }
+
+    /// Timers of every namespace that has one due.
+    pub(super) fn socket_timeouts(&mut self) {
+        let now = self.now;
+        let due: Vec<String> =
+            self.sockets.values().filter(|s| s.deadline().is_some_and(|d| d <= now)).map(|s| s.nsp.clone()).collect();
+        for nsp in due {
+            self.socket_step(&nsp, Socket::timeouts);
+        }
+    }
+}
