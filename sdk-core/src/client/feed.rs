@@ -1,5 +1,6 @@
-//! The REST feed fallback: when the socket has been down for a while, poll the application's
-//! event feed and deliver what it returns through the same handlers, de-duplicated.
+//! The REST feed fallback, a sub-machine of its own: when the socket has been down for a while,
+//! poll the application's event feed and deliver what it returns through the same handlers,
+//! de-duplicated (through the client's inbox, which it shares with the sockets).
 //!
 //! # The feed's JSON contract
 //!
@@ -28,8 +29,9 @@
 //! Events are de-duplicated against the socket's by `offset` and by `id` (which should equal the
 //! `id` of the envelope the socket delivers), so a handler sees each event once.
 
+use super::inbox::Inbox;
 use super::{
-    Client, Event, EventSource, FeedStatus, HttpError, HttpRequest, Method, Output, RequestId, RequestPurpose, ms,
+    Cx, Event, EventSource, FeedStatus, HttpError, HttpRequest, Method, Output, RequestId, RequestPurpose, ms,
 };
 use crate::args::Args;
 use crate::dedup::DedupKey;
@@ -152,78 +154,80 @@ fn parse_feed(body: &str) -> Result<(Vec<FeedEvent>, Option<String>), &'static s
     Ok((out, cursor))
 }
 
-impl Client {
-    /// Moves the feed along with the main namespace's state.
-    pub(super) fn update_feed(&mut self) {
-        let Some(cfg) = &self.config.feed else { return };
-        let after = cfg.after;
-        let main = &self.config.url.namespace;
-        let wanted = self.sockets.get(main).is_some_and(|s| s.is_active() && !s.is_connected());
-        match (wanted, self.feed.phase) {
+impl Feed {
+    /// Moves the feed along with the main namespace: `wanted` while it is active and not
+    /// connected.
+    pub(super) fn update(&mut self, cx: &mut Cx<'_>, wanted: bool) {
+        let Some(cfg) = &cx.config.feed else { return };
+        match (wanted, self.phase) {
             (true, FeedPhase::Off) => {
-                if let Some(id) = self.feed.last_socket_id.take() {
-                    self.feed.cursor = Some(id);
+                if let Some(id) = self.last_socket_id.take() {
+                    self.cursor = Some(id);
                 }
-                self.feed.phase = FeedPhase::Armed { at: self.now + after };
+                self.phase = FeedPhase::Armed { at: cx.now + cfg.after };
             }
             (false, FeedPhase::Off) => {}
             (false, phase) => {
-                self.feed.phase = FeedPhase::Off;
+                self.phase = FeedPhase::Off;
                 if let FeedPhase::Polling { in_flight, .. } = phase {
                     if let Some(id) = in_flight {
-                        self.push(Output::AbortHttp(id));
+                        cx.out.push_back(Output::AbortHttp(id));
                     }
-                    self.push(Output::Feed(FeedStatus::Stopped));
+                    cx.out.push_back(Output::Feed(FeedStatus::Stopped));
                 }
             }
             (true, _) => {}
         }
     }
 
-    pub(super) fn feed_timeouts(&mut self) {
-        let Some(cfg) = self.config.feed.clone() else { return };
-        match self.feed.phase {
-            FeedPhase::Armed { at } if self.now >= at => {
-                self.feed.phase =
-                    FeedPhase::Polling { next: self.now, in_flight: None, interval_ms: ms(cfg.interval), failures: 0 };
-                self.push(Output::Feed(FeedStatus::Polling));
-                self.feed_poll();
+    /// Whatever is due at `cx.now`: the first poll, the next one, a poll or an acknowledgement
+    /// that was never answered.
+    pub(super) fn timeouts(&mut self, cx: &mut Cx<'_>, inbox: &mut Inbox) {
+        let config = cx.config;
+        let Some(cfg) = &config.feed else { return };
+        let now = cx.now;
+        match self.phase {
+            FeedPhase::Armed { at } if now >= at => {
+                self.phase =
+                    FeedPhase::Polling { next: now, in_flight: None, interval_ms: ms(cfg.interval), failures: 0 };
+                cx.out.push_back(Output::Feed(FeedStatus::Polling));
+                self.poll(cx);
             }
-            FeedPhase::Polling { next, in_flight: None, .. } if self.now >= next => self.feed_poll(),
-            FeedPhase::Polling { next, in_flight: Some(id), .. } if self.now >= next => {
+            FeedPhase::Polling { next, in_flight: None, .. } if now >= next => self.poll(cx),
+            FeedPhase::Polling { next, in_flight: Some(id), .. } if now >= next => {
                 // Accepted and never answered: give up on it; it counts as a failed poll.
-                self.push(Output::AbortHttp(id));
+                cx.out.push_back(Output::AbortHttp(id));
                 let error = HttpError::Network(format!("no answer within {} ms", ms(cfg.request_timeout)));
-                self.feed_response(id, None, Some(&error));
+                self.on_response(cx, inbox, id, None, Some(&error));
             }
             _ => {}
         }
-        while let Some(&(id, at)) = self.feed.acks.front() {
-            if self.now < at {
+        while let Some(&(id, at)) = self.acks.front() {
+            if now < at {
                 break;
             }
-            self.feed.acks.pop_front();
-            self.push(Output::AbortHttp(id));
+            self.acks.pop_front();
+            cx.out.push_back(Output::AbortHttp(id));
         }
     }
 
-    fn feed_poll(&mut self) {
-        let Some(cfg) = &self.config.feed else { return };
-        let limit = if self.feed.page == 0 { cfg.limit } else { self.feed.page };
+    fn poll(&mut self, cx: &mut Cx<'_>) {
+        let Some(cfg) = &cx.config.feed else { return };
+        let limit = if self.page == 0 { cfg.limit } else { self.page };
         let mut url = format!("{}/events?limit={limit}", cfg.url.trim_end_matches('/'));
-        if let Some(c) = &self.feed.cursor {
+        if let Some(c) = &self.cursor {
             url.push_str("&since=");
             crate::url::encode_component(c, &mut url);
         }
         let max_body = cfg.max_body;
-        let timeout_at = self.now + cfg.request_timeout;
-        let id = RequestId(self.next_id());
-        if let FeedPhase::Polling { in_flight, next, .. } = &mut self.feed.phase {
+        let timeout_at = cx.now + cfg.request_timeout;
+        let id = RequestId(cx.ids.next());
+        if let FeedPhase::Polling { in_flight, next, .. } = &mut self.phase {
             *in_flight = Some(id);
             *next = timeout_at;
         }
-        let authorization = self.feed.token.as_ref().map(|t| format!("Bearer {t}"));
-        self.push(Output::Http(HttpRequest {
+        let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        cx.out.push_back(Output::Http(HttpRequest {
             id,
             purpose: RequestPurpose::FeedPoll,
             method: Method::Get,
@@ -235,37 +239,41 @@ impl Client {
         }));
     }
 
-    /// Handles the answer to a feed request; false when `id` is not the feed's.
-    pub(super) fn feed_response(
+    /// Handles the answer to a feed request; false when `id` is not the feed's. Events go
+    /// through `inbox` (de-duplication, delivery).
+    pub(super) fn on_response(
         &mut self,
+        cx: &mut Cx<'_>,
+        inbox: &mut Inbox,
         id: RequestId,
         response: Option<(u16, &[u8])>,
         error: Option<&HttpError>,
     ) -> bool {
-        if let Some(pos) = self.feed.acks.iter().position(|a| a.0 == id) {
+        if let Some(pos) = self.acks.iter().position(|a| a.0 == id) {
             // An acknowledgement's answer: nothing to do but forget it.
-            self.feed.acks.remove(pos);
+            self.acks.remove(pos);
             return true;
         }
-        let FeedPhase::Polling { in_flight: Some(current), interval_ms, failures, .. } = self.feed.phase else {
+        let FeedPhase::Polling { in_flight: Some(current), interval_ms, failures, .. } = self.phase else {
             return false;
         };
         if current != id {
             return false;
         }
-        let Some(cfg) = self.config.feed.clone() else { return true };
+        let config = cx.config;
+        let Some(cfg) = &config.feed else { return true };
         if let Some(HttpError::TooLarge { max_body }) = error {
             // A page larger than the body limit: ask for half as many events at once, until one
             // event alone is too large, which is an error to report (skipping it would lose it).
-            let asked = if self.feed.page == 0 { cfg.limit } else { self.feed.page };
+            let asked = if self.page == 0 { cfg.limit } else { self.page };
             if asked > 1 {
-                self.feed.page = asked / 2;
-                self.feed.phase = FeedPhase::Polling { next: self.now, in_flight: None, interval_ms, failures };
+                self.page = asked / 2;
+                self.phase = FeedPhase::Polling { next: cx.now, in_flight: None, interval_ms, failures };
                 return true;
             }
-            self.feed.phase = FeedPhase::GaveUp;
+            self.phase = FeedPhase::GaveUp;
             let error = format!("an event of the feed is larger than FeedConfig::max_body ({max_body} bytes)");
-            self.push(Output::Feed(FeedStatus::GaveUp { error }));
+            cx.out.push_back(Output::Feed(FeedStatus::GaveUp { error }));
             return true;
         }
         let parsed = match (response, error) {
@@ -282,31 +290,31 @@ impl Client {
                 let next_cursor =
                     cursor.or_else(|| events.last().map(|e| e.offset.clone().unwrap_or_else(|| e.id.clone())));
                 if next_cursor.is_some() {
-                    self.feed.cursor = next_cursor;
+                    self.cursor = next_cursor;
                 }
-                if self.feed.page != 0 {
-                    let doubled = self.feed.page.saturating_mul(2);
-                    self.feed.page = if doubled >= cfg.limit { 0 } else { doubled };
+                if self.page != 0 {
+                    let doubled = self.page.saturating_mul(2);
+                    self.page = if doubled >= cfg.limit { 0 } else { doubled };
                 }
                 let interval = ms(cfg.interval);
-                self.feed.phase = FeedPhase::Polling {
-                    next: self.now.plus_millis(interval),
+                self.phase = FeedPhase::Polling {
+                    next: cx.now.plus_millis(interval),
                     in_flight: None,
                     interval_ms: interval,
                     failures: 0,
                 };
-                self.deliver_feed(&cfg, events);
+                self.deliver(cx, inbox, cfg, events);
             }
             Err(error) => {
                 let failures = failures + 1;
                 if failures >= cfg.max_failures {
-                    self.feed.phase = FeedPhase::GaveUp;
-                    self.push(Output::Feed(FeedStatus::GaveUp { error }));
+                    self.phase = FeedPhase::GaveUp;
+                    cx.out.push_back(Output::Feed(FeedStatus::GaveUp { error }));
                 } else {
                     let next_ms =
                         (interval_ms.saturating_mul(u64::from(cfg.backoff_percent)) / 100).min(ms(cfg.max_interval));
-                    self.feed.phase = FeedPhase::Polling {
-                        next: self.now.plus_millis(next_ms),
+                    self.phase = FeedPhase::Polling {
+                        next: cx.now.plus_millis(next_ms),
                         in_flight: None,
                         interval_ms: next_ms,
                         failures,
@@ -317,8 +325,8 @@ impl Client {
         true
     }
 
-    fn deliver_feed(&mut self, cfg: &crate::config::FeedConfig, events: Vec<FeedEvent>) {
-        let main = self.config.url.namespace.clone();
+    fn deliver(&mut self, cx: &mut Cx<'_>, inbox: &mut Inbox, cfg: &crate::config::FeedConfig, events: Vec<FeedEvent>) {
+        let main = &cx.config.url.namespace;
         let mut ids = Vec::with_capacity(events.len());
         for e in events {
             ids.push(e.id.clone());
@@ -329,12 +337,12 @@ impl Client {
                 .map(|o| DedupKey::Offset(o.clone()))
                 .chain(std::iter::once(DedupKey::EnvelopeId(e.id.clone())))
                 .collect();
-            if self.inbox.seen(&keys, true) {
+            if inbox.seen(&keys, true) {
                 continue;
             }
             let Ok(args) = Args::from_json_array(format!("[{}]", e.data), Vec::new()) else { continue };
-            let delivery = self.inbox.admit(keys, None);
-            self.push(Output::Event(Event {
+            let delivery = inbox.admit(keys, None);
+            cx.out.push_back(Output::Event(Event {
                 namespace: main.clone(),
                 name: e.name,
                 args,
@@ -355,9 +363,9 @@ impl Client {
             json::write_string(&mut body, id);
         }
         body.push_str("]}");
-        let id = RequestId(self.next_id());
-        let authorization = self.feed.token.as_ref().map(|t| format!("Bearer {t}"));
-        self.push(Output::Http(HttpRequest {
+        let id = RequestId(cx.ids.next());
+        let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        cx.out.push_back(Output::Http(HttpRequest {
             id,
             purpose: RequestPurpose::FeedAck,
             method: Method::Post,
@@ -369,11 +377,11 @@ impl Client {
         }));
         // Its answer is ignored, but an acknowledgement left hanging is aborted in time (and at
         // most 16 wait at once).
-        self.feed.acks.push_back((id, self.now + cfg.request_timeout));
-        if self.feed.acks.len() > 16
-            && let Some((old, _)) = self.feed.acks.pop_front()
+        self.acks.push_back((id, cx.now + cfg.request_timeout));
+        if self.acks.len() > 16
+            && let Some((old, _)) = self.acks.pop_front()
         {
-            self.push(Output::AbortHttp(old));
+            cx.out.push_back(Output::AbortHttp(old));
         }
     }
 }

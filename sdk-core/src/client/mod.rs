@@ -20,9 +20,9 @@ use crate::rng::Rng;
 use crate::time::Instant;
 
 use engine::Engine;
-use routing::{Cx, Ids};
 use feed::Feed;
 use inbox::Inbox;
+use routing::{Cx, Ids};
 use socket::Socket;
 
 /// The sans-IO Socket.IO client: feed it [`Input`]s and commands, drain [`Output`]s.
@@ -77,14 +77,6 @@ impl Client {
     /// The namespace given by the URL.
     pub fn main_namespace(&self) -> &str {
         &self.config.url.namespace
-    }
-
-    fn next_id(&mut self) -> u64 {
-        self.ids.next()
-    }
-
-    fn push(&mut self, o: Output) {
-        self.outputs.push_back(o);
     }
 
     fn tick(&mut self, now: Instant) {

@@ -8,11 +8,14 @@
 use std::collections::VecDeque;
 
 use super::engine::{Engine, Polled, Schedule, Step};
+use super::feed::Feed;
+use super::inbox::Inbox;
 use super::socket::{After, Socket};
 use super::{Client, ConnectionState, DisconnectReason, Fault, Output};
 use crate::config::{Config, TransportKind};
 use crate::rng::Rng;
 use crate::time::Instant;
+use crate::vecmap::VecMap;
 
 /// What a sub-machine needs from the client to act: the configuration, the time, the RNG, the
 /// id counter (ids are unique across the engine, the namespaces and the feed) and the output
@@ -37,14 +40,38 @@ impl Ids {
     }
 }
 
+/// The client's sub-machines, borrowed apart, with the context they act in.
+struct Parts<'a> {
+    cx: Cx<'a>,
+    engine: &'a mut Engine,
+    sockets: &'a mut VecMap<String, Socket>,
+    inbox: &'a mut Inbox,
+    feed: &'a mut Feed,
+}
+
 impl Client {
+    fn parts(&mut self) -> Parts<'_> {
+        Parts {
+            cx: Cx {
+                config: &self.config,
+                now: self.now,
+                rng: &mut self.rng,
+                ids: &mut self.ids,
+                out: &mut self.outputs,
+            },
+            engine: &mut self.engine,
+            sockets: &mut self.sockets,
+            inbox: &mut self.inbox,
+            feed: &mut self.feed,
+        }
+    }
+
     // ---------------------------------------------------------------- the engine
 
     /// Runs `f` on the engine with its context.
     pub(super) fn with_engine<R>(&mut self, f: impl FnOnce(&mut Engine, &mut Cx<'_>) -> R) -> R {
-        let mut cx =
-            Cx { config: &self.config, now: self.now, rng: &mut self.rng, ids: &mut self.ids, out: &mut self.outputs };
-        f(&mut self.engine, &mut cx)
+        let Parts { mut cx, engine, .. } = self.parts();
+        f(engine, &mut cx)
     }
 
     /// Runs `f` on the engine, then tells the namespaces what came of it.
@@ -135,6 +162,31 @@ impl Client {
         self.engine_step(Engine::check_ping_expiry);
     }
 
+    // ---------------------------------------------------------------- the feed
+
+    /// Moves the feed along with the main namespace's state.
+    pub(super) fn update_feed(&mut self) {
+        let wanted = self.sockets.get(&self.config.url.namespace).is_some_and(|s| s.is_active() && !s.is_connected());
+        let Parts { mut cx, feed, .. } = self.parts();
+        feed.update(&mut cx, wanted);
+    }
+
+    pub(super) fn feed_timeouts(&mut self) {
+        let Parts { mut cx, feed, inbox, .. } = self.parts();
+        feed.timeouts(&mut cx, inbox);
+    }
+
+    /// The answer to a feed request; false when `id` is not the feed's.
+    pub(super) fn feed_response(
+        &mut self,
+        id: super::RequestId,
+        response: Option<(u16, &[u8])>,
+        error: Option<&super::HttpError>,
+    ) -> bool {
+        let Parts { mut cx, feed, inbox, .. } = self.parts();
+        feed.on_response(&mut cx, inbox, id, response, error)
+    }
+
     // ---------------------------------------------------------------- the namespaces
 
     pub(super) fn any_active(&self) -> bool {
@@ -151,18 +203,15 @@ impl Client {
         nsp: &str,
         f: impl FnOnce(&mut Socket, &mut Cx<'_>, &mut Engine) -> R,
     ) -> Option<R> {
-        let s = self.sockets.get_mut(nsp)?;
-        let mut cx =
-            Cx { config: &self.config, now: self.now, rng: &mut self.rng, ids: &mut self.ids, out: &mut self.outputs };
-        Some(f(s, &mut cx, &mut self.engine))
+        let Parts { mut cx, engine, sockets, .. } = self.parts();
+        Some(f(sockets.get_mut(nsp)?, &mut cx, engine))
     }
 
     /// Runs `f` on every socket, in the order they were opened.
     fn each_socket(&mut self, mut f: impl FnMut(&mut Socket, &mut Cx<'_>, &mut Engine)) {
-        let mut cx =
-            Cx { config: &self.config, now: self.now, rng: &mut self.rng, ids: &mut self.ids, out: &mut self.outputs };
-        for s in self.sockets.values_mut() {
-            f(s, &mut cx, &mut self.engine);
+        let Parts { mut cx, engine, sockets, .. } = self.parts();
+        for s in sockets.values_mut() {
+            f(s, &mut cx, engine);
         }
     }
 
@@ -196,10 +245,9 @@ impl Client {
 
     /// A Socket.IO packet from the engine, for the namespace it names.
     fn socket_packet(&mut self, p: crate::socketio::Packet) {
-        let Some(s) = self.sockets.get_mut(&p.nsp) else { return };
-        let mut cx =
-            Cx { config: &self.config, now: self.now, rng: &mut self.rng, ids: &mut self.ids, out: &mut self.outputs };
-        let after = s.on_packet(&mut cx, &mut self.engine, &mut self.inbox, p);
+        let Parts { mut cx, engine, sockets, inbox, .. } = self.parts();
+        let Some(s) = sockets.get_mut(&p.nsp) else { return };
+        let after = s.on_packet(&mut cx, engine, inbox, p);
         self.after(after);
     }
 

@@ -380,7 +380,10 @@ impl Socket {
     pub(super) fn engine_closed(&mut self, cx: &mut Cx<'_>, reason: DisconnectReason) {
         if !matches!(
             self.phase,
-            SocketPhase::Connected { .. } | SocketPhase::Connecting { .. } | SocketPhase::Auth(_) | SocketPhase::AuthRetry { .. }
+            SocketPhase::Connected { .. }
+                | SocketPhase::Connecting { .. }
+                | SocketPhase::Auth(_)
+                | SocketPhase::AuthRetry { .. }
         ) {
             return;
         }
@@ -679,7 +682,12 @@ impl Socket {
         (u64::try_from(biggest).unwrap_or(u64::MAX) > max).then_some(EmitError::TooLarge { size: biggest, max })
     }
 
-    pub(super) fn emit(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, mut req: EmitRequest) -> Result<EmitId, EmitError> {
+    pub(super) fn emit(
+        &mut self,
+        cx: &mut Cx<'_>,
+        engine: &mut Engine,
+        mut req: EmitRequest,
+    ) -> Result<EmitId, EmitError> {
         if socketio::RESERVED_EVENTS.contains(&req.event.as_str()) {
             return Err(EmitError::ReservedName(req.event));
         }
