@@ -5,6 +5,7 @@
 mod engine;
 mod feed;
 mod inbox;
+mod outbox;
 mod routing;
 mod socket;
 mod types;

@@ -5,19 +5,18 @@
 //! its sending and state queries); what concerns the other namespaces, the engine's lifecycle
 //! or the feed comes back as an [`After`] for [`super::Client`] to route.
 
-use std::collections::VecDeque;
-
 use crate::vecmap::{VecMap, VecSet};
 use std::time::Duration;
 
 use super::engine::Engine;
 use super::inbox::{Inbox, Retired};
+use super::outbox::{Outbox, Pending};
 use super::{
     AckRequest, AuthRequestId, ConnectError, ConnectionState, Cx, DisconnectReason, EmitError, EmitId, EmitRequest,
     Event, EventSource, Fault, IdempotencyKey, Output, RoomRequestId,
 };
 use crate::args::Args;
-use crate::config::{AuthMode, OverflowPolicy, TransportKind};
+use crate::config::{AuthMode, TransportKind};
 use crate::dedup::DedupKey;
 use crate::engineio::Packet as EioPacket;
 use crate::json::{self, JsonKind};
@@ -39,9 +38,8 @@ pub(super) struct Socket {
     offset: Option<String>,
     next_ack: u64,
     acks: VecMap<u64, AckWait>,
-    buffer: VecDeque<Pending>,
-    buffer_bytes: usize,
-    queue: VecDeque<Reliable>,
+    /// Emits not on the wire yet: the send buffer and the reliable queue.
+    outbox: Outbox,
     pub(super) rooms: VecSet<String>,
     /// Room changes made while not connected, to send after a recovered reconnect.
     unsynced: VecMap<String, bool>,
@@ -69,24 +67,6 @@ enum SocketPhase {
 }
 
 #[derive(Debug)]
-struct Pending {
-    emit: EmitId,
-    event: String,
-    args: Args,
-    ack: bool,
-    deadline: Option<Instant>,
-    /// The emit's own ack timeout; with retries, each try waits this long.
-    timeout: Option<Duration>,
-}
-
-#[derive(Debug)]
-struct Reliable {
-    p: Pending,
-    tries: u32,
-    in_flight: Option<(u64, Instant)>,
-}
-
-#[derive(Debug)]
 enum AckWait {
     User { emit: EmitId, deadline: Option<Instant> },
     Reliable,
@@ -104,9 +84,7 @@ impl Socket {
             offset: None,
             next_ack: 0,
             acks: VecMap::new(),
-            buffer: VecDeque::new(),
-            buffer_bytes: 0,
-            queue: VecDeque::new(),
+            outbox: Outbox::default(),
             rooms: VecSet::new(),
             unsynced: VecMap::new(),
             room_requests: Vec::new(),
@@ -143,7 +121,7 @@ impl Socket {
     }
 
     pub(super) fn buffered_packets(&self) -> usize {
-        self.buffer.len() + self.queue.len()
+        self.outbox.len()
     }
 
     pub(super) fn pending_acks(&self) -> usize {
@@ -166,9 +144,7 @@ impl Socket {
             AckWait::Room { deadline, .. } => Some(*deadline),
             AckWait::Reliable => None,
         });
-        let buffered = self.buffer.iter().filter_map(|p| p.deadline);
-        let reliable = self.queue.front().and_then(|r| r.in_flight.map(|(_, d)| d));
-        phase.into_iter().chain(acks).chain(buffered).chain(reliable).min()
+        phase.into_iter().chain(acks).chain(self.outbox.deadline()).min()
     }
 }
 
@@ -431,9 +407,7 @@ impl Socket {
             return;
         }
         self.phase = SocketPhase::Inactive;
-        let buffered: Vec<Pending> = Vec::from(std::mem::take(&mut self.buffer));
-        let queued: Vec<Reliable> = Vec::from(std::mem::take(&mut self.queue));
-        self.buffer_bytes = 0;
+        let held = self.outbox.take_all();
         if reason != DisconnectReason::ReconnectFailed {
             // Neither a client nor a server disconnect keeps a session to recover.
             self.pid = None;
@@ -446,7 +420,7 @@ impl Socket {
         for (room, join) in waiting {
             self.room_done(cx, &room, join, Err(EmitError::Disconnected));
         }
-        for p in buffered.into_iter().chain(queued.into_iter().map(|r| r.p)) {
+        for p in held {
             cx.out.push_back(Output::Settled { emit: p.emit, result: Err(EmitError::Disconnected) });
         }
         self.set_state(cx, ConnectionState::Disconnected { reason });
@@ -455,9 +429,7 @@ impl Socket {
     /// Acks of packets already sent can no longer come: fail them. Reliable emits stay queued.
     fn fail_sent_acks(&mut self, cx: &mut Cx<'_>) {
         let acks = std::mem::take(&mut self.acks);
-        if let Some(head) = self.queue.front_mut() {
-            head.in_flight = None;
-        }
+        self.outbox.connection_lost();
         for (_, a) in acks {
             match a {
                 AckWait::User { emit, .. } => {
@@ -650,12 +622,8 @@ impl Socket {
             AckWait::User { emit, .. } => cx.out.push_back(Output::Settled { emit, result: Ok(args) }),
             AckWait::Room { room, join, .. } => self.room_done(cx, &room, join, Ok(args)),
             AckWait::Reliable => {
-                let head = self.queue.front().and_then(|r| r.in_flight).map(|(a, _)| a);
-                if head == Some(id) {
-                    if let Some(r) = self.queue.pop_front() {
-                        self.buffer_bytes = self.buffer_bytes.saturating_sub(r.p.args.byte_size() + r.p.event.len());
-                        cx.out.push_back(Output::Settled { emit: r.p.emit, result: Ok(args) });
-                    }
+                if let Some(p) = self.outbox.acked(id) {
+                    cx.out.push_back(Output::Settled { emit: p.emit, result: Ok(args) });
                     self.drain_queue(cx, engine);
                 }
             }
@@ -748,49 +716,14 @@ impl Socket {
 
     /// Puts an emit in the send buffer (or the reliable queue), within the configured limits.
     fn buffer_or_reject(&mut self, cx: &mut Cx<'_>, p: Pending, reliable: bool) -> Result<(), EmitError> {
-        let limits = cx.config.send_buffer;
-        let size = p.args.byte_size() + p.event.len();
-        let mut dropped = Vec::new();
-        loop {
-            let count = self.buffer.len() + self.queue.len();
-            if count < limits.max_packets && self.buffer_bytes + size <= limits.max_bytes {
-                break;
-            }
-            if limits.overflow == OverflowPolicy::Reject || count == 0 {
-                return Err(EmitError::SendBufferFull);
-            }
-            // Drop the oldest that is not on the wire.
-            let victim = if self.buffer.is_empty() {
-                let in_flight = self.queue.front().is_some_and(|r| r.in_flight.is_some());
-                let idx = usize::from(in_flight);
-                if idx >= self.queue.len() {
-                    return Err(EmitError::SendBufferFull);
-                }
-                self.queue.remove(idx).map(|r| r.p)
-            } else {
-                self.buffer.pop_front()
-            };
-            if let Some(v) = victim {
-                self.buffer_bytes = self.buffer_bytes.saturating_sub(v.args.byte_size() + v.event.len());
-                dropped.push(v.emit);
-            }
-        }
-        self.buffer_bytes += size;
-        if reliable {
-            self.queue.push_back(Reliable { p, tries: 0, in_flight: None });
-        } else {
-            self.buffer.push_back(p);
-        }
-        for emit in dropped {
+        for emit in self.outbox.push(cx.config.send_buffer, p, reliable)? {
             cx.out.push_back(Output::Settled { emit, result: Err(EmitError::SendBufferFull) });
         }
         Ok(())
     }
 
     fn flush_buffer(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) {
-        let buffered: Vec<Pending> = Vec::from(std::mem::take(&mut self.buffer));
-        for p in buffered {
-            self.buffer_bytes = self.buffer_bytes.saturating_sub(p.args.byte_size() + p.event.len());
+        for p in self.outbox.take_buffered() {
             self.send_pending(cx, engine, p);
         }
     }
@@ -800,16 +733,12 @@ impl Socket {
         if !self.is_connected() {
             return;
         }
-        let Some(head) = self.queue.front() else { return };
-        if head.in_flight.is_some() {
-            return;
-        }
-        let deadline = cx.now + head.p.timeout.or(cx.config.ack_timeout).unwrap_or(Duration::from_secs(10));
+        let Some(head) = self.outbox.next_try() else { return };
+        let deadline = cx.now + head.timeout.or(cx.config.ack_timeout).unwrap_or(Duration::from_secs(10));
+        let (event, args) = (head.event.clone(), head.args.clone());
         let id = self.take_ack_id();
         self.acks.insert(id, AckWait::Reliable);
-        let Some(head) = self.queue.front_mut() else { return };
-        head.in_flight = Some((id, deadline));
-        let (event, args) = (head.p.event.clone(), head.p.args.clone());
+        self.outbox.sent(id, deadline);
         self.send_event(cx, engine, &event, &args, Some(id));
     }
 
@@ -944,36 +873,17 @@ impl Socket {
                 _ => {}
             }
         }
-        let mut kept = VecDeque::new();
-        for p in std::mem::take(&mut self.buffer) {
-            if p.deadline.is_some_and(|d| d <= now) {
-                self.buffer_bytes = self.buffer_bytes.saturating_sub(p.args.byte_size() + p.event.len());
-                cx.out.push_back(Output::Settled { emit: p.emit, result: Err(EmitError::Timeout) });
-            } else {
-                kept.push_back(p);
-            }
+        let expired = self.outbox.expire(now, cx.config.retries);
+        for emit in expired.emits {
+            cx.out.push_back(Output::Settled { emit, result: Err(EmitError::Timeout) });
         }
-        self.buffer = kept;
-        let mut resend = false;
-        if let Some(head) = self.queue.front_mut()
-            && let Some((id, d)) = head.in_flight
-            && d <= now
-        {
+        if let Some(id) = expired.ack {
             self.acks.remove(&id);
-            head.in_flight = None;
-            head.tries += 1;
-            if head.tries > cx.config.retries
-                && let Some(r) = self.queue.pop_front()
-            {
-                self.buffer_bytes = self.buffer_bytes.saturating_sub(r.p.args.byte_size() + r.p.event.len());
-                cx.out.push_back(Output::Settled { emit: r.p.emit, result: Err(EmitError::Timeout) });
-            }
-            resend = true;
         }
         for (room, join) in rooms {
             self.room_done(cx, &room, join, Err(EmitError::Timeout));
         }
-        if resend {
+        if expired.resend {
             self.drain_queue(cx, engine);
         }
         After::Nothing
