@@ -29,7 +29,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use tidings_core::config::TransportConfig;
-use tidings_core::{BackoffStrategy, EmitError, EmitId, EmitRequest, Input};
+use tidings_core::{BackoffStrategy, EmitError, EmitId, EmitRefused, EmitRequest, Input};
 use tidings_harness::*;
 
 const MAX_PACKETS: usize = 8;
@@ -161,7 +161,7 @@ fn run(plan: &Plan) -> Outcome {
                         emits.insert(id, client_n);
                         order.push(client_n);
                     }
-                    Err(EmitError::SendBufferFull) => {}
+                    Err(EmitRefused::Failed(EmitError::SendBufferFull)) => {}
                     Err(e) => panic!("emit refused with {e:?}"),
                 }
             }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tidings_core::config::{AuthMode, FeedConfig, TransportConfig};
 use tidings_core::{
-    BackoffStrategy, ConnectionState, DisconnectReason, EmitError, EmitRequest, EventSource, FeedStatus, HttpRequest,
-    Input, RequestPurpose, TransportKind,
+    BackoffStrategy, ConnectionState, DisconnectReason, EmitError, EmitRefused, EmitRequest, EventSource, FeedStatus,
+    HttpRequest, Input, RequestPurpose, TransportKind,
 };
 use tidings_harness::*;
 
@@ -655,7 +655,7 @@ fn send_buffer_flushes_after_the_connect_ack_never_with_it() {
 fn volatile_emit_is_dropped_while_disconnected() {
     let mut w = World::with(config(), ServerConfig::default());
     let r = w.emit(EmitRequest::new("v", args("[1]")).volatile());
-    assert_eq!(r, Err(EmitError::VolatileDropped));
+    assert_eq!(r, Err(EmitRefused::Failed(EmitError::VolatileDropped)));
     w.connect();
     w.run_until(100);
     w.emit(EmitRequest::new("v", args("[2]")).volatile()).unwrap();

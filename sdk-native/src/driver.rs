@@ -323,10 +323,10 @@ impl Driver {
                     self.acks.insert(id, tx);
                 }
                 (Err(e), EmitReply::Ack(tx)) => {
-                    let _ = tx.send(Err(Error::Emit(e)));
+                    let _ = tx.send(Err(e.into()));
                 }
                 (r, EmitReply::Accepted(tx)) => {
-                    let _ = tx.send(r.map_err(Error::Emit));
+                    let _ = tx.send(r.map_err(Error::from));
                 }
             },
             Command::Ack { req, args } => {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use tidings_core::{ConnectError, EmitError};
+use tidings_core::{ConnectError, EmitError, EmitRefused, InvalidEmit};
 
 /// An error from the Tidings client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +17,10 @@ pub enum Error {
     Decode(String),
     /// The namespace refused the connection (CONNECT_ERROR), or the engine could not be opened.
     Connect(ConnectError),
-    /// An emit failed (timeout, disconnected, buffer full, too large, ...).
+    /// The emit is wrong (a reserved name, an unknown namespace, invalid arguments, ...): nothing
+    /// was sent.
+    InvalidEmit(InvalidEmit),
+    /// An emit did not get through (timeout, disconnected, buffer full, too large, ...).
     Emit(EmitError),
     /// Waiting timed out.
     Timeout,
@@ -53,6 +56,7 @@ impl fmt::Display for Error {
                 Some(d) => write!(f, "connection refused: {} (data: {d})", e.message),
                 None => write!(f, "connection failed: {}", e.message),
             },
+            Self::InvalidEmit(e) => e.fmt(f),
             Self::Emit(e) => e.fmt(f),
             Self::Timeout => f.write_str("timed out"),
             Self::Closed => f.write_str("the client is closed; create a new one or call connect()"),
@@ -63,10 +67,27 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidEmit(e) => Some(e),
+            Self::Emit(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<EmitError> for Error {
     fn from(e: EmitError) -> Self {
         Self::Emit(e)
+    }
+}
+
+impl From<EmitRefused> for Error {
+    fn from(e: EmitRefused) -> Self {
+        match e {
+            EmitRefused::Invalid(e) => Self::InvalidEmit(e),
+            EmitRefused::Failed(e) => Self::Emit(e),
+        }
     }
 }

@@ -53,7 +53,7 @@ pub use tidings_core::config::{OverflowPolicy, ReconnectConfig, SendBufferConfig
 pub use tidings_core::event::{Envelope, EnvelopeMetadata};
 pub use tidings_core::{
     BackoffStrategy, ConnectError, ConnectionState, DisconnectReason, EmitError, EventSource, Fault, FeedConfig,
-    FeedStatus, HttpError, TransportConfig, TransportKind,
+    FeedStatus, HttpError, InvalidEmit, TransportConfig, TransportKind,
 };
 
 /// Whether `name` matches `pattern` (exact, `prefix.*`/`prefix:*`, or `*`).

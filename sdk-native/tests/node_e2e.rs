@@ -684,7 +684,7 @@ async fn s31_reserved_event_names_are_refused_before_the_wire() {
     let client = within(T, "connecting", connect).await.unwrap();
     for name in ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"] {
         match within(T, "emit a reserved name", client.emit(name, &1)).await {
-            Err(Error::Emit(EmitError::ReservedName(n))) => assert_eq!(n, name),
+            Err(Error::InvalidEmit(tidings::InvalidEmit::ReservedName(n))) => assert_eq!(n, name),
             other => panic!("{name}: {other:?}"),
         }
     }

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use js_sys::{Array, Function, Promise, Reflect};
-use tidings_core::{AckRequest, AuthMode, Client as Core, ConnectionState, EmitError, EmitRequest};
+use tidings_core::{AckRequest, AuthMode, Client as Core, ConnectionState, EmitError, EmitRefused, EmitRequest};
 use wasm_bindgen::prelude::*;
 
 use crate::convert::{self, error};
@@ -167,7 +167,7 @@ impl WasmClient {
             Ok(Ok(_)) if ack => Ok(promise.into()),
             Ok(Ok(_)) => Ok(JsValue::UNDEFINED),
             // socket.io-client drops a volatile emit silently.
-            Ok(Err(EmitError::VolatileDropped)) if !ack => Ok(JsValue::UNDEFINED),
+            Ok(Err(EmitRefused::Failed(EmitError::VolatileDropped))) if !ack => Ok(JsValue::UNDEFINED),
             Ok(Err(e)) => fail(convert::emit_error_to_js(&e)),
         }
     }

@@ -6,9 +6,7 @@
 //! `Buffer` too) for a placeholder and moves its bytes into the attachments.
 
 use js_sys::{Array, JSON, Object, Reflect, Uint8Array};
-use tidings_core::{
-    Args, ConnectError, ConnectionState, DisconnectReason, EmitError, EventSource, FeedStatus, TransportKind,
-};
+use tidings_core::{Args, ConnectError, ConnectionState, DisconnectReason, EventSource, FeedStatus, TransportKind};
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::*;
 
@@ -188,6 +186,6 @@ pub(crate) fn source_to_js(s: EventSource, names: &mut Names) -> JsValue {
 }
 
 /// An emit's failure as an `Error` (socket.io-client's messages where it has one).
-pub(crate) fn emit_error_to_js(e: &EmitError) -> JsValue {
+pub(crate) fn emit_error_to_js(e: &dyn std::fmt::Display) -> JsValue {
     error(e.to_string())
 }

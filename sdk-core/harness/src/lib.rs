@@ -24,8 +24,8 @@ pub use server::{Connection, LogEntry, NsRule, Received, Server, ServerConfig, S
 use tidings_core::engineio::{self, Frame};
 use tidings_core::rng::Rng;
 use tidings_core::{
-    Args, Client, Config, ConnId, ConnectError, ConnectionState, EmitError, EmitId, EmitRequest, Event, FeedStatus,
-    HttpRequest, Input, Instant, Method, Output, RequestId, RequestPurpose,
+    Args, Client, Config, ConnId, ConnectError, ConnectionState, EmitError, EmitId, EmitRefused, EmitRequest, Event,
+    FeedStatus, HttpRequest, Input, Instant, Method, Output, RequestId, RequestPurpose,
 };
 
 /// Link timings and loss.
@@ -745,7 +745,7 @@ impl World {
         self.drain();
     }
 
-    pub fn emit(&mut self, req: EmitRequest) -> Result<EmitId, EmitError> {
+    pub fn emit(&mut self, req: EmitRequest) -> Result<EmitId, EmitRefused> {
         let r = self.client.emit(self.at(), req);
         self.drain();
         r

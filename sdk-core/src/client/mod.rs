@@ -194,11 +194,12 @@ impl Client {
     }
 
     /// Emits an event. Returns at once; the ack (or a later failure) comes as [`Output::Settled`].
-    pub fn emit(&mut self, now: Instant, request: EmitRequest) -> Result<EmitId, EmitError> {
+    pub fn emit(&mut self, now: Instant, request: EmitRequest) -> Result<EmitId, EmitRefused> {
         self.tick(now);
         self.check_ping_expiry();
         let nsp = request.namespace.clone();
-        self.with_socket(&nsp, |s, cx, e| s.emit(cx, e, request)).unwrap_or(Err(EmitError::UnknownNamespace(nsp)))
+        self.with_socket(&nsp, |s, cx, e| s.emit(cx, e, request))
+            .unwrap_or(Err(InvalidEmit::UnknownNamespace(nsp).into()))
     }
 
     /// Answers a server's ack request ([`Event::ack`]).

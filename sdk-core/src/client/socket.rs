@@ -12,8 +12,8 @@ use super::engine::Engine;
 use super::inbox::{Inbox, Retired};
 use super::outbox::{Outbox, Pending};
 use super::{
-    AckRequest, AuthRequestId, ConnectError, ConnectionState, Cx, DisconnectReason, EmitError, EmitId, EmitRequest,
-    Event, EventSource, Fault, IdempotencyKey, Output, RoomRequestId,
+    AckRequest, AuthRequestId, ConnectError, ConnectionState, Cx, DisconnectReason, EmitError, EmitId, EmitRefused,
+    EmitRequest, Event, EventSource, Fault, IdempotencyKey, InvalidEmit, Output, RoomRequestId,
 };
 use crate::args::Args;
 use crate::config::{AuthMode, TransportKind};
@@ -655,25 +655,25 @@ impl Socket {
         cx: &mut Cx<'_>,
         engine: &mut Engine,
         mut req: EmitRequest,
-    ) -> Result<EmitId, EmitError> {
+    ) -> Result<EmitId, EmitRefused> {
         if socketio::RESERVED_EVENTS.contains(&req.event.as_str()) {
-            return Err(EmitError::ReservedName(req.event));
+            return Err(InvalidEmit::ReservedName(req.event).into());
         }
-        req.args.check_placeholders(cx.config.max_attachments).map_err(EmitError::InvalidArgs)?;
+        req.args.check_placeholders(cx.config.max_attachments).map_err(InvalidEmit::InvalidArgs)?;
         match req.idempotency_key.take() {
             Some(IdempotencyKey::Given(key)) => req.args = with_idempotency_key(&req.args, &key)?,
             Some(IdempotencyKey::New) => req.args = with_idempotency_key(&req.args, &cx.rng.token(20))?,
             None => {}
         }
         if let Some(e) = self.too_large(engine, &req.event, &req.args) {
-            return Err(e);
+            return Err(e.into());
         }
         let emit = EmitId(cx.ids.next());
         let connected = self.is_connected();
         let timeout = req.timeout.or(cx.config.ack_timeout);
         if req.volatile {
             if !(connected && engine.writable()) {
-                return Err(EmitError::VolatileDropped);
+                return Err(EmitError::VolatileDropped.into());
             }
             let ack_id = req.ack.then(|| self.register_ack(cx, emit, timeout));
             self.send_event(cx, engine, &req.event, &req.args, ack_id);
@@ -891,8 +891,8 @@ impl Socket {
 }
 
 /// Adds `"idempotencyKey":KEY` as the first member of the first argument, which must be an object.
-fn with_idempotency_key(args: &Args, key: &str) -> Result<Args, EmitError> {
-    let first = args.get(0).filter(|a| a.starts_with('{')).ok_or(EmitError::IdempotencyKeyNeedsObject)?;
+fn with_idempotency_key(args: &Args, key: &str) -> Result<Args, InvalidEmit> {
+    let first = args.get(0).filter(|a| a.starts_with('{')).ok_or(InvalidEmit::IdempotencyKeyNeedsObject)?;
     let mut obj = String::with_capacity(first.len() + key.len() + 20);
     obj.push_str("{\"idempotencyKey\":");
     json::write_string(&mut obj, key);
@@ -902,7 +902,7 @@ fn with_idempotency_key(args: &Args, key: &str) -> Result<Args, EmitError> {
     }
     obj.push_str(rest);
     let values: Vec<&str> = std::iter::once(obj.as_str()).chain(args.iter().skip(1)).collect();
-    Args::from_values(values, args.attachments().to_vec()).map_err(EmitError::InvalidArgs)
+    Args::from_values(values, args.attachments().to_vec()).map_err(InvalidEmit::InvalidArgs)
 }
 
 #[cfg(test)]
@@ -943,6 +943,6 @@ mod tests {
         let empty = Args::from_json_array(r#"[{}]"#.to_string(), vec![]).unwrap();
         assert_eq!(with_idempotency_key(&empty, "k").unwrap().to_json_array(), r#"[{"idempotencyKey":"k"}]"#);
         let bad = Args::from_json_array(r#"[1]"#.to_string(), vec![]).unwrap();
-        assert_eq!(with_idempotency_key(&bad, "k"), Err(EmitError::IdempotencyKeyNeedsObject));
+        assert_eq!(with_idempotency_key(&bad, "k"), Err(InvalidEmit::IdempotencyKeyNeedsObject));
     }
 }

@@ -390,15 +390,45 @@ pub struct ConnectError {
     pub fallback_pending: bool,
 }
 
-/// Why an emit failed, now or later.
+/// An emit the caller got wrong: nothing was sent or buffered. Fix the call; trying again as it
+/// is fails the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EmitError {
+pub enum InvalidEmit {
     /// The event name is reserved by Socket.IO (`connect`, `disconnect`, ...).
     ReservedName(String),
     /// The arguments are invalid.
     InvalidArgs(ArgsError),
     /// The namespace is not open on this client.
     UnknownNamespace(String),
+    /// An idempotency key can only be added to an object first argument.
+    IdempotencyKeyNeedsObject,
+}
+
+impl fmt::Display for InvalidEmit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ReservedName(n) => write!(f, "\"{n}\" is a reserved event name; choose another name"),
+            Self::InvalidArgs(e) => e.fmt(f),
+            Self::UnknownNamespace(n) => write!(f, "namespace {n} is not open on this client; open it first"),
+            Self::IdempotencyKeyNeedsObject => f.write_str("an idempotency key needs an object as first argument"),
+        }
+    }
+}
+
+impl std::error::Error for InvalidEmit {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidArgs(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why a well-formed emit did not get through: at once ([`EmitRefused::Failed`]) or later, in
+/// [`Output::Settled`] (and a room request in [`Output::Room`]). Each is about the connection or
+/// the server, not the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmitError {
     /// The send buffer is full (see [`crate::config::SendBufferConfig`]).
     SendBufferFull,
     /// A volatile emit could not be written at once, so it was dropped.
@@ -414,16 +444,11 @@ pub enum EmitError {
         /// The server's limit.
         max: u64,
     },
-    /// An idempotency key can only be added to an object first argument.
-    IdempotencyKeyNeedsObject,
 }
 
 impl fmt::Display for EmitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::ReservedName(n) => write!(f, "\"{n}\" is a reserved event name; choose another name"),
-            Self::InvalidArgs(e) => e.fmt(f),
-            Self::UnknownNamespace(n) => write!(f, "namespace {n} is not open on this client; open it first"),
             Self::SendBufferFull => {
                 f.write_str("the send buffer is full while disconnected; wait for the connection or raise the limit")
             }
@@ -433,12 +458,51 @@ impl fmt::Display for EmitError {
             Self::TooLarge { size, max } => {
                 write!(f, "packet of {size} bytes exceeds the server's maxPayload of {max} bytes; send less per emit")
             }
-            Self::IdempotencyKeyNeedsObject => f.write_str("an idempotency key needs an object as first argument"),
         }
     }
 }
 
 impl std::error::Error for EmitError {}
+
+/// Why [`crate::Client::emit`] did not take an emit, sorted by fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmitRefused {
+    /// The call is wrong.
+    Invalid(InvalidEmit),
+    /// The call is right, but it cannot go now (a full send buffer, a volatile emit while the
+    /// transport is busy, a packet larger than the server takes).
+    Failed(EmitError),
+}
+
+impl fmt::Display for EmitRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Invalid(e) => e.fmt(f),
+            Self::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for EmitRefused {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Invalid(e) => Some(e),
+            Self::Failed(e) => Some(e),
+        }
+    }
+}
+
+impl From<InvalidEmit> for EmitRefused {
+    fn from(e: InvalidEmit) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+impl From<EmitError> for EmitRefused {
+    fn from(e: EmitError) -> Self {
+        Self::Failed(e)
+    }
+}
 
 /// Why a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
