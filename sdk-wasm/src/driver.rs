@@ -64,6 +64,7 @@ enum Delivery {
 pub(crate) struct Inner {
     pub(crate) core: Core,
     clock: Clock,
+    /// What the IO resources' callbacks reach (`Shared::sink`).
     weak: Weak<Shared>,
     sockets: SmallMap<ConnId, Ws>,
     requests: SmallMap<RequestId, Req>,
@@ -112,28 +113,31 @@ impl Shared {
         if let Some(f) = auth {
             providers.insert(main.clone(), f);
         }
-        Rc::new_cyclic(|weak: &Weak<Shared>| Shared {
-            inner: RefCell::new(Inner {
-                core,
-                clock: Clock::new(),
-                weak: weak.clone(),
-                sockets: SmallMap::new(),
-                requests: SmallMap::new(),
-                timer: Timer::new(weak),
-                armed: None,
-                page: Some(PageListeners::install(weak)),
-                acks: SmallMap::new(),
-                rooms: SmallMap::new(),
-                auth: providers,
-                recovered: SmallMap::new(),
-                handles: vec![main.clone()],
-                closed: false,
-            }),
-            queue: RefCell::new(VecDeque::new()),
-            delivering: Cell::new(false),
-            callbacks: RefCell::new(SmallMap::new()),
-            main,
-            names: RefCell::new(convert::Names::new()),
+        Rc::new_cyclic(|weak: &Weak<Shared>| {
+            let w = weak.clone();
+            Shared {
+                inner: RefCell::new(Inner {
+                    core,
+                    clock: Clock::new(),
+                    weak: weak.clone(),
+                    sockets: SmallMap::new(),
+                    requests: SmallMap::new(),
+                    timer: Timer::new(move || Shared::io(&w, Input::Timeout)),
+                    armed: None,
+                    page: Some(PageListeners::install(Shared::sink(weak))),
+                    acks: SmallMap::new(),
+                    rooms: SmallMap::new(),
+                    auth: providers,
+                    recovered: SmallMap::new(),
+                    handles: vec![main.clone()],
+                    closed: false,
+                }),
+                queue: RefCell::new(VecDeque::new()),
+                delivering: Cell::new(false),
+                callbacks: RefCell::new(SmallMap::new()),
+                main,
+                names: RefCell::new(convert::Names::new()),
+            }
         })
     }
 
@@ -164,40 +168,37 @@ impl Shared {
         self.inner.try_borrow().ok().map(|i| f(&i))
     }
 
-    /// Feeds one input (from a JS event handler).
-    pub(crate) fn input(weak: &Weak<Shared>, input: Input) {
-        if let Some(s) = weak.upgrade() {
-            let _ = s.run(|inner, now| inner.core.handle_input(now, input));
-        }
+    /// The callback every IO resource reports to: `Shared::io` through a `Weak`, so a dropped
+    /// client just stops hearing about them. One closure type, so each resource's code is
+    /// generated once.
+    fn sink(weak: &Weak<Shared>) -> impl Fn(Input) + Clone + 'static {
+        let w = weak.clone();
+        move |input| Shared::io(&w, input)
     }
 
-    pub(crate) fn ws_closed(weak: &Weak<Shared>, conn: ConnId, code: Option<u16>, error: Option<String>) {
+    /// Feeds one input from an IO resource (a WebSocket, a fetch, the timer, a page listener),
+    /// after the bookkeeping it calls for: a closed socket is dropped (which removes its
+    /// handlers, so a `close` after an `error` is not reported twice; wasm-bindgen defers freeing
+    /// the running one), a finished request is forgotten, a fired timer's handle is spent.
+    fn io(weak: &Weak<Shared>, input: Input) {
         if let Some(s) = weak.upgrade() {
             let _ = s.run(|inner, now| {
-                // Dropping it removes the handlers (wasm-bindgen defers freeing the running one).
-                inner.sockets.remove(&conn);
-                inner.core.handle_input(now, Input::WsClosed { conn, code, error });
-            });
-        }
-    }
-
-    pub(crate) fn http_done(weak: &Weak<Shared>, id: RequestId, input: Input) {
-        if let Some(s) = weak.upgrade() {
-            let _ = s.run(|inner, now| {
-                if let Some(r) = inner.requests.remove(&id) {
-                    r.detach();
+                match &input {
+                    Input::WsClosed { conn, .. } => {
+                        inner.sockets.remove(conn);
+                    }
+                    Input::HttpResponse { id, .. } | Input::HttpFailed { id, .. } => {
+                        if let Some(r) = inner.requests.remove(id) {
+                            r.detach();
+                        }
+                    }
+                    Input::Timeout => {
+                        inner.timer.fired();
+                        inner.armed = None;
+                    }
+                    _ => {}
                 }
                 inner.core.handle_input(now, input);
-            });
-        }
-    }
-
-    pub(crate) fn timer_fired(weak: &Weak<Shared>) {
-        if let Some(s) = weak.upgrade() {
-            let _ = s.run(|inner, now| {
-                inner.timer.fired();
-                inner.armed = None;
-                inner.core.handle_input(now, Input::Timeout);
             });
         }
     }
@@ -360,7 +361,7 @@ impl Inner {
                     self.arm(deadline);
                     return;
                 }
-                Output::OpenWebSocket { conn, url } => match Ws::open(&self.weak, conn, &url) {
+                Output::OpenWebSocket { conn, url } => match Ws::open(conn, &url, Shared::sink(&self.weak)) {
                     Ok(ws) => {
                         self.sockets.insert(conn, ws);
                     }
@@ -379,7 +380,7 @@ impl Inner {
                 }
                 Output::Http(req) => {
                     let id = req.id;
-                    match Req::start(&self.weak, req) {
+                    match Req::start(req, Shared::sink(&self.weak)) {
                         Ok(r) => {
                             self.requests.insert(id, r);
                         }

@@ -1,8 +1,8 @@
 //! JS resources with a Rust owner: WebSockets, fetches and the timer. Each one's `Drop` removes
-//! its handlers and closes, aborts or clears it. They report to the driver through a
-//! `Weak<Shared>`, so a dropped client just stops hearing about them.
-
-use std::rc::Weak;
+//! its handlers and closes, aborts or clears it. They know nothing of their owner: each reports
+//! through the callback it is given (core inputs for a socket's events and a fetch's answer, a
+//! plain call for the timer); the driver's callbacks hold a `Weak` to the client, so a dropped
+//! client just stops hearing about them.
 
 use js_sys::{ArrayBuffer, Function, Promise, Uint8Array};
 use tidings_core::engineio::Frame;
@@ -13,8 +13,6 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     AbortController, BinaryType, CloseEvent, Headers, MessageEvent, Request, RequestInit, Response, WebSocket,
 };
-
-use crate::driver::Shared;
 
 #[wasm_bindgen]
 extern "C" {
@@ -44,16 +42,17 @@ pub(crate) struct Ws {
 }
 
 impl Ws {
-    /// Opens `url`; every event becomes an input for `conn`.
-    pub(crate) fn open(shared: &Weak<Shared>, conn: ConnId, url: &str) -> Result<Self, String> {
+    /// Opens `url`; every event becomes an input for `conn`, handed to `on_input`. A failure or a
+    /// close is `Input::WsClosed`; its receiver is expected to drop this socket.
+    pub(crate) fn open(conn: ConnId, url: &str, on_input: impl Fn(Input) + Clone + 'static) -> Result<Self, String> {
         let ws = WebSocket::new(url).map_err(|e| describe(&e))?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         // Browsers fire `error` and then `close`; Node 20's WebSocket fires only `error` when the
-        // connection is refused. So `error` reports the failure at once (and drops this socket,
-        // which removes the handlers, so a later `close` is not reported twice).
-        let w = shared.clone();
-        let onopen = Closure::<dyn FnMut()>::new(move || Shared::input(&w, Input::WsOpened(conn)));
-        let w = shared.clone();
+        // connection is refused. So `error` reports the failure at once (and its owner drops this
+        // socket, which removes the handlers, so a later `close` is not reported twice).
+        let f = on_input.clone();
+        let onopen = Closure::<dyn FnMut()>::new(move || f(Input::WsOpened(conn)));
+        let f = on_input.clone();
         let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
             let data = ev.data();
             let input = match data.as_string() {
@@ -63,14 +62,14 @@ impl Ws {
                     None => return,
                 },
             };
-            Shared::input(&w, input);
+            f(input);
         });
-        let w = shared.clone();
-        let onerror =
-            Closure::<dyn FnMut()>::new(move || Shared::ws_closed(&w, conn, None, Some("websocket error".to_string())));
-        let w = shared.clone();
+        let f = on_input.clone();
+        let onerror = Closure::<dyn FnMut()>::new(move || {
+            f(Input::WsClosed { conn, code: None, error: Some("websocket error".to_string()) })
+        });
         let onclose = Closure::<dyn FnMut(CloseEvent)>::new(move |ev: CloseEvent| {
-            Shared::ws_closed(&w, conn, Some(ev.code()), None)
+            on_input(Input::WsClosed { conn, code: Some(ev.code()), error: None })
         });
         ws.set_onopen(Some(onopen.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
@@ -105,8 +104,9 @@ pub(crate) struct Req {
 }
 
 impl Req {
-    /// Starts `req`; its answer becomes an input.
-    pub(crate) fn start(shared: &Weak<Shared>, req: HttpRequest) -> Result<Self, String> {
+    /// Starts `req`; its answer (`Input::HttpResponse` or `HttpFailed`) goes to `done`, unless
+    /// the request was aborted by dropping this owner first.
+    pub(crate) fn start(req: HttpRequest, done: impl FnOnce(Input) + 'static) -> Result<Self, String> {
         let abort = AbortController::new().map_err(|e| describe(&e))?;
         let init = RequestInit::new();
         init.set_method(match req.method {
@@ -127,13 +127,13 @@ impl Req {
         init.set_signal(Some(&abort.signal()));
         let request = Request::new_with_str_and_init(&req.url, &init).map_err(|e| describe(&e))?;
         let promise = fetch_request(&request);
-        let (id, max_body, w) = (req.id, req.max_body, shared.clone());
+        let (id, max_body) = (req.id, req.max_body);
         wasm_bindgen_futures::spawn_local(async move {
             let input = match perform(promise, max_body).await {
                 Ok((status, body)) => Input::HttpResponse { id, status, body },
                 Err(error) => Input::HttpFailed { id, error },
             };
-            Shared::http_done(&w, id, input);
+            done(input);
         });
         Ok(Self { abort: Some(abort) })
     }
@@ -181,9 +181,9 @@ pub(crate) struct Timer {
 }
 
 impl Timer {
-    pub(crate) fn new(shared: &Weak<Shared>) -> Self {
-        let w = shared.clone();
-        Self { callback: Closure::<dyn FnMut()>::new(move || Shared::timer_fired(&w)), handle: None }
+    /// A timer that calls `on_fire` each time it fires; its owner then calls [`Timer::fired`].
+    pub(crate) fn new(on_fire: impl Fn() + 'static) -> Self {
+        Self { callback: Closure::<dyn FnMut()>::new(on_fire), handle: None }
     }
 
     /// Fires in `ms` milliseconds, replacing any earlier arming.

@@ -1,14 +1,11 @@
 //! `online`/`offline` (window or worker global) and `visibilitychange` (document) listeners,
-//! feeding `Input::Online`/`Offline`/`Visible`/`Hidden`. Removed on drop.
-
-use std::rc::Weak;
+//! reported as `Input::Online`/`Offline`/`Visible`/`Hidden` to the callback they are given.
+//! Removed on drop.
 
 use tidings_core::Input;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Document, EventTarget, VisibilityState};
-
-use crate::driver::Shared;
 
 pub(crate) struct PageListeners {
     global: Option<EventTarget>,
@@ -19,20 +16,20 @@ pub(crate) struct PageListeners {
 }
 
 impl PageListeners {
-    pub(crate) fn install(shared: &Weak<Shared>) -> Self {
+    /// Adds the listeners; each event goes to `on_input`.
+    pub(crate) fn install(on_input: impl Fn(Input) + Clone + 'static) -> Self {
         let global = js_sys::global().dyn_into::<EventTarget>().ok();
         let document = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("document"))
             .ok()
             .and_then(|d| d.dyn_into::<Document>().ok());
-        let w = shared.clone();
-        let online = Closure::<dyn FnMut()>::new(move || Shared::input(&w, Input::Online));
-        let w = shared.clone();
-        let offline = Closure::<dyn FnMut()>::new(move || Shared::input(&w, Input::Offline));
-        let w = shared.clone();
+        let f = on_input.clone();
+        let online = Closure::<dyn FnMut()>::new(move || f(Input::Online));
+        let f = on_input.clone();
+        let offline = Closure::<dyn FnMut()>::new(move || f(Input::Offline));
         let doc = document.clone();
         let visibility = Closure::<dyn FnMut()>::new(move || {
             let visible = doc.as_ref().is_none_or(|d| d.visibility_state() == VisibilityState::Visible);
-            Shared::input(&w, if visible { Input::Visible } else { Input::Hidden });
+            on_input(if visible { Input::Visible } else { Input::Hidden });
         });
         if let Some(g) = &global {
             let _ = g.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
