@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::delivery::{DEFAULT_RECEIVE_BUFFER, Item, Notices, Queued, Source, queue};
 use crate::driver::{Command, Driver, EmitReply, Notice, Subscriber};
+use crate::error::ConfigError;
 use crate::payload::{texts_to_args, values_to_args};
 use crate::transport::Net;
 use crate::{Error, Payload};
@@ -80,7 +81,7 @@ impl ClientBuilder {
         match tidings_core::url::ServerUrl::parse(url) {
             Ok(u) => self.map(|c| c.fallback_urls.push(u)),
             Err(e) => {
-                self.config = Err(Error::Config(format!("fallback url: {e}")));
+                self.config = Err(Error::Config(ConfigError::Url(e)));
                 self
             }
         }
@@ -89,7 +90,7 @@ impl ClientBuilder {
     /// Sends this JSON object as the CONNECT payload (`handshake.auth` on the server).
     pub fn auth(mut self, auth: serde_json::Value) -> Self {
         if !auth.is_object() {
-            self.config = Err(Error::Config("auth must be a JSON object".into()));
+            self.config = Err(Error::Config(ConfigError::AuthNotObject));
             return self;
         }
         self.map(|c| c.auth = AuthMode::Static(auth.to_string()))
@@ -189,8 +190,8 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Tidings, Error> {
         let mut config = self.config?;
         config.seed = rand::random();
-        let net = Net::new(&self.roots, 64 << 20).map_err(Error::Config)?;
-        let core = tidings_core::Client::new(config).map_err(|e| Error::Config(e.to_string()))?;
+        let net = Net::new(&self.roots, 64 << 20)?;
+        let core = tidings_core::Client::new(config).map_err(ConfigError::Core)?;
         let main = core.main_namespace().to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
@@ -250,7 +251,7 @@ impl Tidings {
     /// A builder for a client of `url` (`http(s)://` or `ws(s)://`; its path names the namespace).
     pub fn builder(url: &str) -> ClientBuilder {
         ClientBuilder {
-            config: Config::new(url).map_err(|e| Error::Config(e.to_string())),
+            config: Config::new(url).map_err(|e| Error::Config(ConfigError::Url(e))),
             provider: None,
             roots: Vec::new(),
             receive_buffer: DEFAULT_RECEIVE_BUFFER,
@@ -513,7 +514,7 @@ impl Emit {
     pub fn arg<T: Serialize + ?Sized>(mut self, value: &T) -> Self {
         match serde_json::to_string(value) {
             Ok(t) => self.texts.push(t),
-            Err(e) => self.err = Some(Error::InvalidArgument(e.to_string())),
+            Err(e) => self.err = Some(crate::error::serialize(e)),
         }
         self
     }

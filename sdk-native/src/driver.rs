@@ -339,7 +339,7 @@ impl Driver {
                     if join { self.core.join(now, &namespace, &room) } else { self.core.leave(now, &namespace, &room) };
                 match (r, done) {
                     (Err(e), Some(done)) => {
-                        let _ = done.send(Err(Error::InvalidArgument(e.to_string())));
+                        let _ = done.send(Err(Error::InvalidArgument(crate::error::ArgumentError::Command(e))));
                     }
                     (Ok(id), Some(done)) => {
                         self.rooms.insert(id, done);

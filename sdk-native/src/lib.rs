@@ -46,7 +46,7 @@ mod transport;
 pub use client::{AckHandle, AuthProvider, ClientBuilder, Emit, Received, Subscription, Tidings};
 pub use delivery::{DEFAULT_RECEIVE_BUFFER, Notices};
 pub use driver::Notice;
-pub use error::Error;
+pub use error::{ArgumentError, Cause, ConfigError, DecodeError, Error};
 pub use payload::{Bytes, Payload};
 pub use publisher::{Publication, PublishHandle, Published, Publisher, PublisherBuilder, PublisherMetrics, Target};
 pub use tidings_core::config::{OverflowPolicy, ReconnectConfig, SendBufferConfig};

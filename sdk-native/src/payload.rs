@@ -89,22 +89,22 @@ impl Payload {
             } else {
                 serde_json::from_str(&args.to_json_array())
             };
-            return r.map_err(|e| Error::Decode(e.to_string()));
+            return r.map_err(crate::error::decode);
         }
         let p = Payload(args.clone());
         let v = p.to_value()?;
-        serde_json::from_value(v).map_err(|e| Error::Decode(e.to_string()))
+        serde_json::from_value(v).map_err(crate::error::decode)
     }
 
     /// Deserialises argument `i` alone.
     pub fn arg<T: DeserializeOwned>(&self, i: usize) -> Result<T, Error> {
-        let raw = self.0.get(i).ok_or_else(|| Error::Decode(format!("argument {i} is missing")))?;
+        let raw = self.0.get(i).ok_or(Error::Decode(crate::error::DecodeError::MissingArgument(i)))?;
         if self.0.attachments().is_empty() {
-            return serde_json::from_str(raw).map_err(|e| Error::Decode(e.to_string()));
+            return serde_json::from_str(raw).map_err(crate::error::decode);
         }
-        let mut v: Value = serde_json::from_str(raw).map_err(|e| Error::Decode(e.to_string()))?;
+        let mut v: Value = serde_json::from_str(raw).map_err(crate::error::decode)?;
         substitute_placeholders(&mut v, self.0.attachments());
-        serde_json::from_value(v).map_err(|e| Error::Decode(e.to_string()))
+        serde_json::from_value(v).map_err(crate::error::decode)
     }
 
     /// All arguments as JSON values (attachments as `{"$binary":…}`).
@@ -112,7 +112,7 @@ impl Payload {
         self.0
             .iter()
             .map(|raw| {
-                let mut v: Value = serde_json::from_str(raw).map_err(|e| Error::Decode(e.to_string()))?;
+                let mut v: Value = serde_json::from_str(raw).map_err(crate::error::decode)?;
                 substitute_placeholders(&mut v, self.0.attachments());
                 Ok(v)
             })
@@ -154,8 +154,9 @@ fn extract_binary(v: &mut Value, attachments: &mut Vec<Vec<u8>>) -> Result<(), E
                 && let Some(Value::String(b64)) = m.get("$binary")
             {
                 {
-                    let bytes =
-                        STANDARD.decode(b64).map_err(|e| Error::InvalidArgument(format!("bad $binary base64: {e}")))?;
+                    let bytes = STANDARD
+                        .decode(b64)
+                        .map_err(|e| Error::InvalidArgument(crate::error::ArgumentError::Binary(e)))?;
                     let num = attachments.len();
                     attachments.push(bytes);
                     let mut p = serde_json::Map::new();
@@ -177,7 +178,7 @@ fn extract_binary(v: &mut Value, attachments: &mut Vec<Vec<u8>>) -> Result<(), E
 pub(crate) fn to_args<T: Serialize + ?Sized>(values: &[&T]) -> Result<Args, Error> {
     let mut texts = Vec::with_capacity(values.len());
     for v in values {
-        texts.push(serde_json::to_string(v).map_err(|e| Error::InvalidArgument(e.to_string()))?);
+        texts.push(serde_json::to_string(v).map_err(crate::error::serialize)?);
     }
     texts_to_args(texts)
 }
@@ -186,16 +187,17 @@ pub(crate) fn to_args<T: Serialize + ?Sized>(values: &[&T]) -> Result<Args, Erro
 pub(crate) fn texts_to_args(texts: Vec<String>) -> Result<Args, Error> {
     if !texts.iter().any(|t| t.contains("\"$binary\"")) {
         return Args::from_values(texts.iter().map(String::as_str), Vec::new())
-            .map_err(|e| Error::InvalidArgument(e.to_string()));
+            .map_err(|e| Error::InvalidArgument(crate::error::ArgumentError::Args(e)));
     }
     let mut attachments = Vec::new();
     let mut out = Vec::with_capacity(texts.len());
     for t in texts {
-        let mut v: Value = serde_json::from_str(&t).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let mut v: Value = serde_json::from_str(&t).map_err(crate::error::serialize)?;
         extract_binary(&mut v, &mut attachments)?;
         out.push(v.to_string());
     }
-    Args::from_values(out.iter().map(String::as_str), attachments).map_err(|e| Error::InvalidArgument(e.to_string()))
+    Args::from_values(out.iter().map(String::as_str), attachments)
+        .map_err(|e| Error::InvalidArgument(crate::error::ArgumentError::Args(e)))
 }
 
 /// Builds core [`Args`] from JSON values.

@@ -19,6 +19,7 @@ use tidings_core::rng::Rng;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::Error;
+use crate::error::ConfigError;
 
 /// Where an event goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,11 +175,11 @@ impl PublisherBuilder {
     pub fn build(self) -> Result<Publisher, Error> {
         let url = self.url.trim_end_matches('/').to_string();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Error::Config(format!("the publisher's URL must be http(s)://…, not {url:?}")));
+            return Err(ConfigError::PublisherScheme.into());
         }
-        let api_key = self.api_key.ok_or_else(|| Error::Config("the publisher needs an API key".into()))?;
-        self.backoff.validate().map_err(|e| Error::Config(e.to_string()))?;
-        let http = crate::transport::Net::new(&[], 0).map_err(Error::Config)?.http;
+        let api_key = self.api_key.ok_or(ConfigError::MissingApiKey)?;
+        self.backoff.validate().map_err(ConfigError::Backoff)?;
+        let http = crate::transport::Net::new(&[], 0)?.http;
         let (tx, rx) = mpsc::channel(self.queue);
         let shared = Arc::new(Shared::default());
         let worker = Worker {

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tidings_core::engineio::Frame;
+
+use crate::error::{Cause, ConfigError};
 use tidings_core::{ConnId, HttpError, HttpRequest, Method, RequestId};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -37,8 +39,9 @@ impl Net {
     /// Clients without custom roots share one TLS configuration (its root store costs ~15 KiB
     /// per client otherwise). The HTTP client stays per client: its pooled connections belong
     /// to the tokio runtime that opened them.
-    pub(crate) fn new(extra_roots: &[Vec<u8>], max_message: usize) -> Result<Self, String> {
-        static DEFAULT_TLS: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> = std::sync::OnceLock::new();
+    pub(crate) fn new(extra_roots: &[Vec<u8>], max_message: usize) -> Result<Self, ConfigError> {
+        static DEFAULT_TLS: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, ConfigError>> =
+            std::sync::OnceLock::new();
         let tls = if extra_roots.is_empty() {
             DEFAULT_TLS.get_or_init(|| tls_config(&[])).clone()?
         } else {
@@ -49,24 +52,24 @@ impl Net {
             .connect_timeout(Duration::from_secs(20))
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
-            .map_err(|e| format!("HTTP client setup failed: {e}"))?;
+            .map_err(|e| ConfigError::Tls(Cause::new(e)))?;
         Ok(Self { http, tls, max_message })
     }
 }
 
 /// rustls with the web PKI roots plus `extra_roots`, verifying certificates.
-fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, String> {
+fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for der in extra_roots {
         roots
             .add(rustls::pki_types::CertificateDer::from(der.clone()))
-            .map_err(|e| format!("a custom root certificate is invalid: {e}"))?;
+            .map_err(|e| ConfigError::RootCertificate(Cause::new(e)))?;
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .map_err(|e| ConfigError::Tls(Cause::new(e)))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(tls))
