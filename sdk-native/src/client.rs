@@ -198,7 +198,7 @@ impl ClientBuilder {
         let driver = Driver::new(core, net, rx, state_tx, self.provider, self.receive_buffer);
         tokio::spawn(driver.run());
         let _ = tx.send(Command::Connect(main.clone()));
-        Ok(Tidings { inner: Arc::new(Inner { tx, state: state_rx, main, is_main: true }) })
+        Ok(Tidings { inner: Arc::new(Inner { tx, state: state_rx, namespace: main, is_main: true }) })
     }
 
     /// Starts the client and waits until it is connected, or fails with the first connect error,
@@ -226,7 +226,7 @@ struct Inner {
     tx: mpsc::UnboundedSender<Command>,
     state: watch::Receiver<ConnectionState>,
     /// This handle's namespace.
-    main: String,
+    namespace: String,
     /// Whether it is the namespace the client was built for (its `disconnect` ends them all).
     is_main: bool,
 }
@@ -241,7 +241,7 @@ pub struct Tidings {
 impl std::fmt::Debug for Tidings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tidings")
-            .field("namespace", &self.inner.main)
+            .field("namespace", &self.inner.namespace)
             .field("state", &*self.inner.state.borrow())
             .finish()
     }
@@ -274,7 +274,7 @@ impl Tidings {
 
     /// This handle's namespace.
     pub fn namespace(&self) -> &str {
-        &self.inner.main
+        &self.inner.namespace
     }
 
     /// A handle on another namespace of the same server, multiplexed over this client's engine
@@ -291,12 +291,14 @@ impl Tidings {
     /// ```
     pub fn of(&self, namespace: &str) -> Result<Tidings, Error> {
         let ns = tidings_core::url::namespace_path(namespace);
-        if ns == self.inner.main {
+        if ns == self.inner.namespace {
             return Ok(self.clone());
         }
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
         self.send(Command::OpenNamespace { namespace: ns.clone(), state: state_tx })?;
-        Ok(Tidings { inner: Arc::new(Inner { tx: self.inner.tx.clone(), state: state_rx, main: ns, is_main: false }) })
+        Ok(Tidings {
+            inner: Arc::new(Inner { tx: self.inner.tx.clone(), state: state_rx, namespace: ns, is_main: false }),
+        })
     }
 
     /// Every change of this namespace's state, its connect errors and the feed's changes, in
@@ -304,7 +306,7 @@ impl Tidings {
     /// in the receive buffer, so drop the receiver when you stop reading it.
     pub fn notices(&self) -> Notices {
         let (tx, rx) = mpsc::unbounded_channel();
-        let _ = self.send(Command::Listen(self.inner.main.clone(), tx));
+        let _ = self.send(Command::Listen(self.inner.namespace.clone(), tx));
         Notices { rx }
     }
 
@@ -321,7 +323,7 @@ impl Tidings {
 
     fn subscribe<T>(&self, pattern: &str, lossy: Option<usize>, decode: Decoder<T>) -> Subscription<T> {
         let (sink, rx) = queue(lossy);
-        let namespace = Some(self.inner.main.clone());
+        let namespace = Some(self.inner.namespace.clone());
         let _ = self.send(Command::Subscribe(Subscriber { namespace, pattern: EventPattern::parse(pattern), sink }));
         Subscription { rx, tx: self.inner.tx.clone(), decode }
     }
@@ -415,7 +417,7 @@ impl Tidings {
     pub fn emit_builder(&self, event: &str) -> Emit {
         Emit {
             client: self.clone(),
-            req: EmitRequest::new(event, tidings_core::Args::empty()).namespace(self.inner.main.clone()),
+            req: EmitRequest::new(event, tidings_core::Args::empty()).namespace(self.inner.namespace.clone()),
             texts: Vec::new(),
             err: None,
         }
@@ -462,13 +464,18 @@ impl Tidings {
 
     async fn room(&self, room: &str, join: bool) -> Result<Payload, Error> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Room { namespace: self.inner.main.clone(), room: room.to_string(), join, done: Some(tx) })?;
+        self.send(Command::Room {
+            namespace: self.inner.namespace.clone(),
+            room: room.to_string(),
+            join,
+            done: Some(tx),
+        })?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
     /// Reconnects after a server disconnect, a refused connection or [`Tidings::disconnect`].
     pub fn connect(&self) -> Result<(), Error> {
-        self.send(Command::Connect(self.inner.main.clone()))
+        self.send(Command::Connect(self.inner.namespace.clone()))
     }
 
     /// Disconnects ("io client disconnect"); no reconnection until [`Tidings::connect`]. On the
@@ -476,7 +483,7 @@ impl Tidings {
     /// handle from [`Tidings::of`] only that namespace (the engine closes when none is left).
     pub async fn disconnect(&self) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
-        let ns = (!self.inner.is_main).then(|| self.inner.main.clone());
+        let ns = (!self.inner.is_main).then(|| self.inner.namespace.clone());
         self.send(Command::Disconnect(ns, tx))?;
         rx.await.map_err(|_| Error::Closed)
     }

@@ -56,7 +56,7 @@ pub struct ServerConfig {
     /// Namespaces served; any other gets "Invalid namespace".
     pub namespaces: BTreeMap<String, NsRule>,
     /// Room join / leave event names.
-    pub room_events: (String, String),
+    pub room_events: tidings_core::RoomEvents,
 }
 
 impl Default for ServerConfig {
@@ -72,7 +72,7 @@ impl Default for ServerConfig {
             max_disconnection: 120_000,
             replay_overlap: 0,
             namespaces,
-            room_events: ("room:join".to_string(), "room:leave".to_string()),
+            room_events: tidings_core::RoomEvents::default(),
         }
     }
 }
@@ -850,7 +850,7 @@ impl Server {
         let name = values.next().and_then(|n| json::parse_string(n).ok()).map(|n| n.into_owned()).unwrap_or_default();
         let rest: Vec<&str> = values.collect();
         let args = format!("[{}]", rest.join(","));
-        let (join, leave) = self.cfg.room_events.clone();
+        let tidings_core::RoomEvents { join, leave } = self.cfg.room_events.clone();
         if name == join || name == leave {
             let room = rest.first().and_then(|r| json::parse_string(r).ok()).map(|r| r.into_owned());
             if let (Some(room), Some(k)) = (room, self.sessions.get_mut(sid).and_then(|s| s.sockets.get_mut(nsp))) {
