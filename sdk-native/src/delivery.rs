@@ -220,7 +220,10 @@ impl Sink {
             && !batch.is_empty()
         {
             let charge = (*charged > 0).then(|| Charge::new(budget, std::mem::take(charged)));
-            let _ = tx.send(Delivery::Batch(std::mem::take(batch), charge));
+            // The next batch starts at this one's size: one allocation per batch, never a regrowth
+            // (each would copy every event again).
+            let next = Vec::with_capacity(batch.len());
+            let _ = tx.send(Delivery::Batch(std::mem::replace(batch, next), charge));
         }
     }
 

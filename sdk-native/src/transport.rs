@@ -33,6 +33,10 @@ pub(crate) struct Net {
     pub(crate) http: reqwest::Client,
     pub(crate) tls: Arc<rustls::ClientConfig>,
     pub(crate) max_message: usize,
+    /// The client's cookies, as a browser keeps them: set by any answer (a polling response, the
+    /// WebSocket handshake), sent with every later request to the same site. A load balancer's
+    /// sticky-session cookie keeps one engine session on one server (docs/DEPLOYMENT.md).
+    pub(crate) cookies: Arc<reqwest::cookie::Jar>,
 }
 
 impl Net {
@@ -47,13 +51,15 @@ impl Net {
         } else {
             tls_config(extra_roots)?
         };
+        let cookies = Arc::new(reqwest::cookie::Jar::default());
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured((*tls).clone())
+            .cookie_provider(cookies.clone())
             .connect_timeout(Duration::from_secs(20))
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| ConfigError::Tls(Cause::new(e)))?;
-        Ok(Self { http, tls, max_message })
+        Ok(Self { http, tls, max_message, cookies })
     }
 }
 
@@ -94,17 +100,41 @@ pub(crate) fn spawn_ws_open(
         .max_write_buffer_size(16 << 20)
         .max_message_size(Some(net.max_message))
         .max_frame_size(Some(net.max_message));
+    let cookies = net.cookies.clone();
     tokio::spawn(async move {
-        let event =
-            match connect_async_tls_with_config(url.as_str(), Some(config), true, Some(Connector::Rustls(tls))).await {
-                Ok((ws, _)) => IoEvent::WsOpened(conn, Box::new(ws)),
-                Err(e) => {
-                    tracing::debug!(conn = conn.get(), error = %e, "websocket failed to open");
-                    IoEvent::WsClosed { conn, code: None, error: Some(e.to_string()) }
-                }
-            };
+        let event = match open_ws(&url, config, tls, &cookies).await {
+            Ok(ws) => IoEvent::WsOpened(conn, Box::new(ws)),
+            Err(e) => {
+                tracing::debug!(conn = conn.get(), error = %e, "websocket failed to open");
+                IoEvent::WsClosed { conn, code: None, error: Some(e.to_string()) }
+            }
+        };
         let _ = events.send(event).await;
     })
+}
+
+/// The WebSocket handshake, with the client's cookies for that site (and any it sets kept).
+async fn open_ws(
+    url: &str,
+    config: WebSocketConfig,
+    tls: Arc<rustls::ClientConfig>,
+    cookies: &reqwest::cookie::Jar,
+) -> Result<WsStream, tokio_tungstenite::tungstenite::Error> {
+    use reqwest::cookie::CookieStore;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::header::{COOKIE, SET_COOKIE};
+    let mut request = url.into_client_request()?;
+    // Cookies belong to the site, whatever the scheme: ws:// is http://, wss:// is https://.
+    let site = url.strip_prefix("ws").and_then(|rest| reqwest::Url::parse(&["http", rest].concat()).ok());
+    if let Some(cookie) = site.as_ref().and_then(|u| cookies.cookies(u)) {
+        request.headers_mut().insert(COOKIE, cookie);
+    }
+    let (ws, response) =
+        connect_async_tls_with_config(request, Some(config), true, Some(Connector::Rustls(tls))).await?;
+    if let Some(site) = &site {
+        cookies.set_cookies(&mut response.headers().get_all(SET_COOKIE).iter(), site);
+    }
+    Ok(ws)
 }
 
 /// What an open WebSocket produced.
