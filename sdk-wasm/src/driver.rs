@@ -15,8 +15,8 @@ use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Promise};
 use tidings_core::{
-    Args, AuthRequestId, Client as Core, ConnId, ConnectError, ConnectionState, DisconnectReason, EmitError, EmitId,
-    Event, FeedStatus, Input, Instant, Output, RequestId, RoomRequestId,
+    Args, AuthRequestId, Client as Core, ConnId, ConnectError, ConnectionState, EmitError, EmitId, Event, FeedStatus,
+    Input, Instant, Output, RequestId, RoomRequestId,
 };
 use wasm_bindgen::JsValue;
 
@@ -86,11 +86,10 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// The core's state of `nsp` (before its first, a socket not connected yet: socket.io-client
-    /// says `disconnected` then), and whether its last connection was a recovery.
+    /// The core's state of `nsp`, and whether its last connection was a recovery.
     pub(crate) fn state(&self, nsp: &str) -> (&ConnectionState, bool) {
-        const IDLE: ConnectionState = ConnectionState::Disconnected { reason: DisconnectReason::IoClientDisconnect };
-        (self.core.state(nsp).unwrap_or(&IDLE), self.recovered.get_ref(nsp).copied().unwrap_or(false))
+        let state = self.core.state(nsp).unwrap_or(&ConnectionState::NOT_CONNECTED);
+        (state, self.recovered.get_ref(nsp).copied().unwrap_or(false))
     }
 }
 

@@ -187,10 +187,11 @@ impl Client {
         Ok(())
     }
 
-    /// The last state reported for `namespace` (what its latest [`Output::State`] said), or
-    /// `None` for a namespace never opened or not yet reported.
+    /// The last state reported for `namespace` (what its latest [`Output::State`] said;
+    /// [`ConnectionState::NOT_CONNECTED`] before its first), or `None` for a namespace never
+    /// opened.
     pub fn state(&self, namespace: &str) -> Option<&ConnectionState> {
-        self.sockets.get(namespace).and_then(|s| s.reported())
+        self.sockets.get(namespace).map(|s| s.reported().unwrap_or(&ConnectionState::NOT_CONNECTED))
     }
 
     /// Emits an event. Returns at once; the ack (or a later failure) comes as [`Output::Settled`].

@@ -361,6 +361,12 @@ pub enum ConnectionState {
     },
 }
 
+impl ConnectionState {
+    /// The state of a namespace that was opened but has reported none yet (not asked to
+    /// connect): socket.io-client's `disconnected` before `connect()`.
+    pub const NOT_CONNECTED: Self = Self::Disconnected { reason: DisconnectReason::IoClientDisconnect };
+}
+
 /// The REST feed fallback's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedStatus {
