@@ -109,6 +109,37 @@ async fn a_blackholed_connection_is_detected_within_the_heartbeat_and_recovers_e
     }
 }
 
+/// The server process freezes (SIGSTOP) with the connection open: the client notices within the
+/// heartbeat window, keeps trying (each attempt into the frozen process times out), and when the
+/// process runs again it reconnects; every event once, in order.
+#[tokio::test]
+async fn a_frozen_server_is_detected_within_the_heartbeat_and_the_client_is_back_when_it_thaws() {
+    for transports in [TransportConfig::only(TransportKind::WebSocket), TransportConfig::only(TransportKind::Polling)] {
+        let srv = server();
+        let proxy = FaultProxy::start(srv.port).await;
+        let client = client(&proxy, transports).await;
+        let mut sub = client.on::<u32>("tick");
+        let mut notices = client.notices();
+        ticks(&srv, 0, 5).await;
+        srv.freeze();
+        let cut = Instant::now();
+        let n = until(&mut notices, |n| matches!(n, Notice::State(ConnectionState::Disconnected { .. }))).await;
+        let detected = cut.elapsed();
+        assert!(
+            matches!(n, Notice::State(ConnectionState::Disconnected { reason: DisconnectReason::PingTimeout })),
+            "{n:?} ({transports:?})"
+        );
+        assert!(detected < Duration::from_millis(2_500), "detected after {detected:?} ({transports:?})");
+        // At least one attempt goes into the frozen process and times out.
+        until(&mut notices, |n| matches!(n, Notice::State(ConnectionState::Reconnecting { attempt: 2.., .. }))).await;
+        srv.thaw();
+        until(&mut notices, |n| recovered(n).is_some()).await;
+        ticks(&srv, 5, 10).await;
+        expect_ticks(&mut sub, 10).await;
+        within(T, "closing", client.close()).await;
+    }
+}
+
 #[tokio::test]
 async fn connections_reset_mid_stream_lose_and_repeat_nothing() {
     let srv = server();

@@ -102,6 +102,23 @@ impl NodeServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Freezes the server process (SIGSTOP): its sockets stay open and the kernel still accepts
+    /// connections, but nothing is read, answered or sent, as with a process stuck in a GC pause
+    /// or a debugger.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{sig} failed");
+    }
+
     /// Engine.IO frames the server received from clients (`dir == "in"`), in their text encoding
     /// (`42[…]`, `3`; binary as `b<base64>`).
     pub fn received(&self) -> Vec<String> {
