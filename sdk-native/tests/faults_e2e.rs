@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use common::proxy::{FaultProxy, Mode};
 use common::{NodeServer, within};
 use futures_util::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 use tidings::{
     BackoffStrategy, ConnectionState, DisconnectReason, Notice, Notices, ReconnectConfig, Tidings, TransportConfig,
     TransportKind,
@@ -138,6 +138,41 @@ async fn a_frozen_server_is_detected_within_the_heartbeat_and_the_client_is_back
         expect_ticks(&mut sub, 10).await;
         within(T, "closing", client.close()).await;
     }
+}
+
+/// A slow link (32 KiB/s each way) under the default heartbeat: a 160 KiB burst arrives whole,
+/// in order, without a disconnect, and emits with acks get through the other way meanwhile.
+#[tokio::test]
+async fn a_slow_link_carries_a_burst_whole_and_in_order() {
+    const RATE: u32 = 32 << 10;
+    let srv = NodeServer::start_quiet("s1", &[]);
+    let proxy = FaultProxy::start(srv.port).await;
+    let client = client(&proxy, TransportConfig::only(TransportKind::WebSocket)).await;
+    let mut sub = client.on::<Value>("burst");
+    let mut notices = client.notices();
+    proxy.set(Mode::Bandwidth(RATE));
+    let started = Instant::now();
+    // 200 events of ~800 B.
+    srv.burst("burst", 200, 800).await;
+    let pad = "x".repeat(2000);
+    for i in 0..5 {
+        let ack =
+            within(T, "an ack over the slow link", client.emit_with_ack("echo", &json!({ "i": i, "pad": pad }), T))
+                .await
+                .unwrap();
+        assert_eq!(ack.deserialize::<Value>().unwrap()["i"], json!(i));
+    }
+    for want in 0..200u64 {
+        let got = tokio::time::timeout(T, sub.next()).await.expect("an event in time").unwrap().unwrap();
+        assert_eq!(got.data["i"].as_u64(), Some(want), "every event once, in order");
+    }
+    let took = started.elapsed();
+    // 200 × ~800 B at 32 KiB/s is about 5 s: the limit was real.
+    assert!(took > Duration::from_millis(2_500), "the burst took {took:?}: was the link slow?");
+    while let Some(n) = notices.try_recv() {
+        assert!(!matches!(n, Notice::State(ConnectionState::Disconnected { .. })), "dropped on the slow link: {n:?}");
+    }
+    within(T, "closing", client.close()).await;
 }
 
 #[tokio::test]

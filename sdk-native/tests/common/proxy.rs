@@ -1,7 +1,7 @@
 //! A TCP proxy that injects network faults between a client and a real server (docs/RELIABILITY.md,
 //! "Fault injection"): pass through, add latency, blackhole (connections stay open, no RST,
 //! nothing is forwarded, so each side sees only silence, and TCP backpressure once its buffers
-//! fill), and reset every connection (RST) mid-stream.
+//! fill), limit the bandwidth, and reset every connection (RST) mid-stream.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +21,9 @@ pub enum Mode {
     Latency(Duration),
     /// Forward nothing and stop reading; connections stay open (a half-open network).
     Blackhole,
+    /// At most this many bytes per second, each direction on its own (a slow link): reads are
+    /// small and each is followed by the time its bytes take at that rate.
+    Bandwidth(u32),
 }
 
 /// The proxy; it stops when dropped.
@@ -99,8 +102,13 @@ async fn pump(
     resets.borrow_and_update();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
+        // Under a bandwidth limit, read 50 ms worth at a time so the link stays smooth.
+        let cap = match *mode.borrow() {
+            Mode::Bandwidth(rate) => (rate as usize / 20).clamp(256, buf.len()),
+            _ => buf.len(),
+        };
         let n = tokio::select! {
-            r = from.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
+            r = from.read(&mut buf[..cap]) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
             _ = resets.changed() => return reset(to),
         };
         // Hold the chunk while blackholed; delay it under latency.
@@ -108,6 +116,13 @@ async fn pump(
             let m = *mode.borrow_and_update();
             match m {
                 Mode::Pass => break,
+                Mode::Bandwidth(rate) => {
+                    let d = Duration::from_secs_f64(n as f64 / f64::from(rate.max(1)));
+                    tokio::select! {
+                        () = tokio::time::sleep(d) => break,
+                        _ = resets.changed() => return reset(to),
+                    }
+                }
                 Mode::Latency(d) => {
                     tokio::select! {
                         () = tokio::time::sleep(d) => break,
