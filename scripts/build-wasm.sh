@@ -80,7 +80,9 @@ printf '  %-36s %17d\n' "JS glue + index.js together" "$glue"
 # The size budget (what a page loads before `connect()`: the .wasm plus its JS, gzip -9). A
 # ratchet, set just above the current size so the package never grows unnoticed; issue 12's bar
 # is 50,000 bytes. Lower it whenever the package shrinks; raise it only for a feature, saying
-# which: 103,000 -> 103,500 for fallback servers (`fallbackUrls`, +430 bytes).
+# which: 103,000 -> 103,500 for fallback servers (`fallbackUrls`, +430 bytes). Kept there when
+# issue 11's refactoring took 306 bytes back (103,071 in /work/main): the size depends a little
+# on the checkout's path (file names in panic locations), so the margin stays.
 budget="${TIDINGS_SIZE_BUDGET:-103500}"
 total=$(( $(gz "$dist/wasm/tidings_wasm_bg.wasm") + glue ))
 printf '  %-36s %17d (budget %d)\n' ".wasm + JS glue + index.js" "$total" "$budget"
