@@ -198,7 +198,7 @@ impl ClientBuilder {
         let driver = Driver::new(core, net, rx, state_tx, self.provider, self.receive_buffer);
         tokio::spawn(driver.run());
         let _ = tx.send(Command::Connect(main.clone()));
-        Ok(Tidings { inner: Arc::new(Inner { tx, state: state_rx, namespace: main, is_main: true }) })
+        Ok(Tidings { inner: Arc::new(Inner { tx, state: state_rx, namespace: main }) })
     }
 
     /// Starts the client and waits until it is connected, or fails with the first connect error,
@@ -227,8 +227,6 @@ struct Inner {
     state: watch::Receiver<ConnectionState>,
     /// This handle's namespace.
     namespace: String,
-    /// Whether it is the namespace the client was built for (its `disconnect` ends them all).
-    is_main: bool,
 }
 
 /// A connected (or connecting) Socket.IO client. Cheap to clone; `Send + Sync`. The connection
@@ -296,9 +294,7 @@ impl Tidings {
         }
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
         self.send(Command::OpenNamespace { namespace: ns.clone(), state: state_tx })?;
-        Ok(Tidings {
-            inner: Arc::new(Inner { tx: self.inner.tx.clone(), state: state_rx, namespace: ns, is_main: false }),
-        })
+        Ok(Tidings { inner: Arc::new(Inner { tx: self.inner.tx.clone(), state: state_rx, namespace: ns }) })
     }
 
     /// Every change of this namespace's state, its connect errors and the feed's changes, in
@@ -478,13 +474,13 @@ impl Tidings {
         self.send(Command::Connect(self.inner.namespace.clone()))
     }
 
-    /// Disconnects ("io client disconnect"); no reconnection until [`Tidings::connect`]. On the
-    /// client's own namespace this disconnects every namespace and closes the engine; on a
-    /// handle from [`Tidings::of`] only that namespace (the engine closes when none is left).
+    /// Disconnects this handle's namespace ("io client disconnect"); no reconnection until
+    /// [`Tidings::connect`]. Other namespaces opened with [`Tidings::of`] stay connected; the
+    /// engine closes when no namespace is left, as socket.io-client's `socket.disconnect()` (the
+    /// core's rule, the same in the browser package). [`Tidings::close`] ends them all.
     pub async fn disconnect(&self) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
-        let ns = (!self.inner.is_main).then(|| self.inner.namespace.clone());
-        self.send(Command::Disconnect(ns, tx))?;
+        self.send(Command::Disconnect(self.inner.namespace.clone(), tx))?;
         rx.await.map_err(|_| Error::Closed)
     }
 

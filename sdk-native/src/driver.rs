@@ -56,7 +56,7 @@ pub(crate) enum Command {
     /// Connects a namespace again (the main one also re-activates every namespace opened before).
     Connect(String),
     /// Disconnects one namespace, or every namespace (`None`).
-    Disconnect(Option<String>, oneshot::Sender<()>),
+    Disconnect(String, oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
     Network(Input),
 }
@@ -356,13 +356,8 @@ impl Driver {
             Command::Connect(ns) if ns == self.main => self.core.connect(now),
             Command::Connect(ns) => self.open(now, &ns),
             Command::Disconnect(ns, done) => {
-                match ns {
-                    Some(ns) => {
-                        if let Err(e) = self.core.disconnect_namespace(now, &ns) {
-                            tracing::debug!(error = %e, "disconnect");
-                        }
-                    }
-                    None => self.core.disconnect(now),
+                if let Err(e) = self.core.disconnect_namespace(now, &ns) {
+                    tracing::debug!(error = %e, "disconnect");
                 }
                 self.drain();
                 let _ = done.send(());

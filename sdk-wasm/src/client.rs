@@ -90,12 +90,10 @@ impl WasmClient {
     /// namespace. `connect()` may follow.
     pub fn disconnect(&self) -> Result<(), JsValue> {
         let nsp = &self.nsp;
+        // The core's rule, as in the native client: this namespace; the engine closes when none
+        // is left.
         self.shared.run(|i, now| {
-            if i.handles.len() <= 1 {
-                i.core.disconnect(now);
-            } else {
-                let _ = i.core.disconnect_namespace(now, nsp);
-            }
+            let _ = i.core.disconnect_namespace(now, nsp);
         })
     }
 
