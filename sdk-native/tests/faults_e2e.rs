@@ -72,21 +72,43 @@ fn recovered(n: &Notice) -> Option<bool> {
     }
 }
 
+/// A client through a fresh proxy to a fresh server, subscribed to `tick`, with ticks 0..5 sent.
+struct Streaming {
+    srv: NodeServer,
+    proxy: FaultProxy,
+    client: Tidings,
+    sub: tidings::Subscription<u32>,
+    notices: Notices,
+}
+
+async fn streaming(transports: TransportConfig) -> Streaming {
+    let srv = server();
+    let proxy = FaultProxy::start(srv.port).await;
+    let client = client(&proxy, transports).await;
+    let sub = client.on::<u32>("tick");
+    let notices = client.notices();
+    ticks(&srv, 0, 5).await;
+    Streaming { srv, proxy, client, sub, notices }
+}
+
+/// Waits for the `Disconnected` notice of a fault made at `cut`: checks it came within the
+/// heartbeat window (pingInterval + pingTimeout = 1 s, plus the timer's slack) and returns it.
+async fn disconnected_within_the_heartbeat(notices: &mut Notices, cut: Instant, what: &str) -> Notice {
+    let n = until(notices, |n| matches!(n, Notice::State(ConnectionState::Disconnected { .. }))).await;
+    let detected = cut.elapsed();
+    assert!(detected < Duration::from_millis(2_500), "detected after {detected:?} ({what})");
+    n
+}
+
 #[tokio::test]
 async fn a_blackholed_connection_is_detected_within_the_heartbeat_and_recovers_every_event_once() {
     for transports in [TransportConfig::only(TransportKind::WebSocket), TransportConfig::only(TransportKind::Polling)] {
-        let srv = server();
-        let proxy = FaultProxy::start(srv.port).await;
-        let client = client(&proxy, transports).await;
-        let mut sub = client.on::<u32>("tick");
-        let mut notices = client.notices();
-        ticks(&srv, 0, 5).await;
+        let Streaming { srv, proxy, client, mut sub, mut notices } = streaming(transports).await;
         // The network goes silent both ways; the server goes on broadcasting.
         proxy.set(Mode::Blackhole);
         let cut = Instant::now();
         ticks(&srv, 5, 10).await;
-        let n = until(&mut notices, |n| matches!(n, Notice::State(ConnectionState::Disconnected { .. }))).await;
-        let detected = cut.elapsed();
+        let n = disconnected_within_the_heartbeat(&mut notices, cut, &format!("{transports:?}")).await;
         assert!(
             matches!(
                 n,
@@ -96,8 +118,6 @@ async fn a_blackholed_connection_is_detected_within_the_heartbeat_and_recovers_e
             ),
             "{n:?}"
         );
-        // pingInterval + pingTimeout = 1 s, plus the timer's slack.
-        assert!(detected < Duration::from_millis(2_500), "detected after {detected:?} ({transports:?})");
         ticks(&srv, 10, 12).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         proxy.set(Mode::Pass);
@@ -115,21 +135,14 @@ async fn a_blackholed_connection_is_detected_within_the_heartbeat_and_recovers_e
 #[tokio::test]
 async fn a_frozen_server_is_detected_within_the_heartbeat_and_the_client_is_back_when_it_thaws() {
     for transports in [TransportConfig::only(TransportKind::WebSocket), TransportConfig::only(TransportKind::Polling)] {
-        let srv = server();
-        let proxy = FaultProxy::start(srv.port).await;
-        let client = client(&proxy, transports).await;
-        let mut sub = client.on::<u32>("tick");
-        let mut notices = client.notices();
-        ticks(&srv, 0, 5).await;
+        let Streaming { srv, proxy: _proxy, client, mut sub, mut notices } = streaming(transports).await;
         srv.freeze();
         let cut = Instant::now();
-        let n = until(&mut notices, |n| matches!(n, Notice::State(ConnectionState::Disconnected { .. }))).await;
-        let detected = cut.elapsed();
+        let n = disconnected_within_the_heartbeat(&mut notices, cut, &format!("{transports:?}")).await;
         assert!(
             matches!(n, Notice::State(ConnectionState::Disconnected { reason: DisconnectReason::PingTimeout })),
             "{n:?} ({transports:?})"
         );
-        assert!(detected < Duration::from_millis(2_500), "detected after {detected:?} ({transports:?})");
         // At least one attempt goes into the frozen process and times out.
         until(&mut notices, |n| matches!(n, Notice::State(ConnectionState::Reconnecting { attempt: 2.., .. }))).await;
         srv.thaw();
