@@ -188,6 +188,41 @@ async fn a_slow_link_carries_a_burst_whole_and_in_order() {
     within(T, "closing", client.close()).await;
 }
 
+/// Polling first, with every WebSocket handshake cut (reset before it reaches the server): the
+/// session stays on long-polling and loses nothing; once the cut is lifted, the next probe
+/// upgrades it; every event once, in order.
+#[tokio::test]
+async fn a_cut_upgrade_leaves_the_session_on_polling_until_a_probe_gets_through() {
+    let srv = server();
+    let proxy = FaultProxy::start(srv.port).await;
+    proxy.cut_websocket_upgrades(true);
+    let transports = TransportConfig { reprobe_every: Duration::from_millis(300), ..TransportConfig::polling_first() };
+    let client = client(&proxy, transports).await;
+    let mut sub = client.on::<u32>("tick");
+    let mut notices = client.notices();
+    ticks(&srv, 0, 5).await;
+    // Several probes are cut meanwhile.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    ticks(&srv, 5, 10).await;
+    assert!(
+        matches!(client.state(), ConnectionState::Connected { transport: TransportKind::Polling, .. }),
+        "still on polling: {:?}",
+        client.state()
+    );
+    assert!(proxy.upgrades_cut() >= 2, "probes were cut: {}", proxy.upgrades_cut());
+    proxy.cut_websocket_upgrades(false);
+    until(&mut notices, |n| {
+        matches!(n, Notice::State(ConnectionState::Connected { transport: TransportKind::WebSocket, .. }))
+    })
+    .await;
+    ticks(&srv, 10, 15).await;
+    expect_ticks(&mut sub, 15).await;
+    while let Some(n) = notices.try_recv() {
+        assert!(!matches!(n, Notice::State(ConnectionState::Disconnected { .. })), "never dropped: {n:?}");
+    }
+    within(T, "closing", client.close()).await;
+}
+
 #[tokio::test]
 async fn connections_reset_mid_stream_lose_and_repeat_nothing() {
     let srv = server();

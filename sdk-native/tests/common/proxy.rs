@@ -1,7 +1,8 @@
 //! A TCP proxy that injects network faults between a client and a real server (docs/RELIABILITY.md,
 //! "Fault injection"): pass through, add latency, blackhole (connections stay open, no RST,
 //! nothing is forwarded, so each side sees only silence, and TCP backpressure once its buffers
-//! fill), limit the bandwidth, and reset every connection (RST) mid-stream.
+//! fill), limit the bandwidth, reset every connection (RST) mid-stream, and reset every WebSocket
+//! handshake (an upgrade that never works).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +34,10 @@ pub struct FaultProxy {
     /// Bumped to reset every open connection.
     resets: watch::Sender<u64>,
     accepted: Arc<std::sync::atomic::AtomicUsize>,
+    /// While set, a connection whose first request asks for a WebSocket is reset at once.
+    cut_upgrades: Arc<std::sync::atomic::AtomicBool>,
+    /// WebSocket handshakes reset so far.
+    cut: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -46,12 +51,31 @@ impl FaultProxy {
         let (resets, resets_rx) = watch::channel(0u64);
         let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let count = accepted.clone();
+        let cut_upgrades = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cut = cut_upgrades.clone();
+        let cut_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cuts = cut_count.clone();
         let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
+            while let Ok((mut client, _)) = listener.accept().await {
                 count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let (mode, resets) = (mode_rx.clone(), resets_rx.clone());
+                let (mode, resets, cut, cuts) = (mode_rx.clone(), resets_rx.clone(), cut.clone(), cuts.clone());
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(upstream).await else { return };
+                    // The first chunk of the request: reset a WebSocket handshake while cutting.
+                    let mut first = vec![0u8; 4096];
+                    let n = match client.read(&mut first).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let upgrade = first[..n].windows(19).any(|w| w == b"transport=websocket");
+                    if upgrade && cut.load(std::sync::atomic::Ordering::SeqCst) {
+                        cuts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let (_, w) = client.into_split();
+                        return reset(w);
+                    }
+                    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+                    if server.write_all(&first[..n]).await.is_err() {
+                        return;
+                    }
                     let _ = client.set_nodelay(true);
                     let _ = server.set_nodelay(true);
                     let (cr, cw) = client.into_split();
@@ -62,7 +86,7 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy { port, mode, resets, accepted, task }
+        FaultProxy { port, mode, resets, accepted, cut_upgrades, cut: cut_count, task }
     }
 
     /// The proxied server's URL.
@@ -77,6 +101,18 @@ impl FaultProxy {
     /// Resets (RST) every connection open now.
     pub fn reset_all(&self) {
         self.resets.send_modify(|n| *n += 1);
+    }
+
+    /// While `cut`, every WebSocket handshake (a connection whose request names
+    /// `transport=websocket`) is reset before it reaches the server: an upgrade that never
+    /// works, as behind a proxy that does not pass WebSockets.
+    pub fn cut_websocket_upgrades(&self, cut: bool) {
+        self.cut_upgrades.store(cut, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// WebSocket handshakes reset so far.
+    pub fn upgrades_cut(&self) -> usize {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Connections accepted so far.
