@@ -16,6 +16,10 @@ use tidings::{ConnectionState, Error, Notice, Tidings, TransportConfig, Transpor
 
 const T: Duration = Duration::from_secs(20);
 
+/// The burst test measures the process's peak RSS, which every test of this binary shares: it
+/// takes a write turn and runs alone; the others share read turns among themselves.
+static TURNS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 #[derive(Debug, Deserialize)]
 struct Tick {
     i: u64,
@@ -38,13 +42,25 @@ fn assert_never_reconnected(notices: &mut tidings::Notices) {
 }
 
 /// Peak resident memory of this process so far (VmHWM), in KiB.
-fn peak_rss_kib() -> u64 {
+/// A line of /proc/self/status in KiB (`VmHWM`: the peak RSS; `VmRSS`: the RSS now).
+fn status_kib(key: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+/// Starts a peak RSS measurement: resets the peak to the RSS now (`clear_refs` 5) and returns
+/// that RSS, so an earlier test's peak does not hide this one's.
+fn reset_peak_rss_kib() -> u64 {
+    std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak RSS");
+    status_kib("VmRSS:")
 }
 
 /// Reads `n` ticks in order from `sub`, sleeping `pause` after each; returns their indices.
@@ -62,12 +78,13 @@ async fn read_ticks(sub: &mut tidings::Subscription<Tick>, n: u64, pause: Durati
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_larger_than_every_buffer_reaches_a_slow_consumer_whole_and_in_order() {
+    let _turn = TURNS.write().await;
     // 3,000 events of ~8 KiB: 24 MiB, six times the default receive buffer (4 MiB).
     let srv = NodeServer::start_quiet("s0", &["--ping-interval", "25000", "--ping-timeout", "20000"]);
     let client = ws_client(&srv).await;
     let mut notices = client.notices();
     let mut ticks = client.on::<Tick>("tick");
-    let before = peak_rss_kib();
+    let before = reset_peak_rss_kib();
     let n = 3_000;
     srv.burst("tick", n, 8 << 10).await;
     // A consumer that sleeps after every event (about 1 ms: far slower than the wire).
@@ -86,6 +103,7 @@ async fn a_burst_larger_than_every_buffer_reaches_a_slow_consumer_whole_and_in_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_long_polling_a_slow_consumer_holds_back_the_next_get_and_loses_nothing() {
+    let _turn = TURNS.read().await;
     // 1,500 events of ~8 KiB (12 MiB, three times the receive buffer) over long-polling: while
     // the consumer is behind, the next GET waits, so the server keeps the rest.
     let srv = NodeServer::start_quiet("s0", &["--ping-interval", "25000", "--ping-timeout", "20000"]);
@@ -102,6 +120,7 @@ async fn over_long_polling_a_slow_consumer_holds_back_the_next_get_and_loses_not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_stall_keeps_the_connection() {
+    let _turn = TURNS.read().await;
     // A ping the server sends while the client does not read waits in TCP behind the events;
     // the server gives it pingTimeout (5 s here) to be answered. A 400 ms stall, plus the time
     // to read what queued up meanwhile (a debug build on a busy machine is slow), fits.
@@ -122,6 +141,7 @@ async fn a_short_stall_keeps_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_stalled_past_the_ping_timeout_gets_a_recovered_reconnect_and_every_event_once() {
+    let _turn = TURNS.read().await;
     // Recovery on; the heartbeat gives up after 300 + 200 ms without a pong.
     let srv = NodeServer::start_quiet("s1", &["--ping-interval", "300", "--ping-timeout", "200"]);
     let client = ws_client(&srv).await;
@@ -162,6 +182,7 @@ async fn a_consumer_stalled_past_the_ping_timeout_gets_a_recovered_reconnect_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volatile_and_ack_requesting_events_keep_their_arguments_with_recovery_on() {
+    let _turn = TURNS.read().await;
     let srv = NodeServer::start("s1");
     let client = ws_client(&srv).await;
     let mut vol = client.on::<String>("vol");
@@ -203,6 +224,7 @@ fn futures_executor_block<F: std::future::Future>(f: F) -> F::Output {
 
 #[tokio::test]
 async fn wait_for_subscribes_when_called() {
+    let _turn = TURNS.read().await;
     let srv = NodeServer::start("s0");
     let client = ws_client(&srv).await;
     // The event is triggered, and has arrived, before the future is first polled.
@@ -215,6 +237,7 @@ async fn wait_for_subscribes_when_called() {
 
 #[tokio::test]
 async fn a_lossy_subscription_never_slows_the_lossless_ones() {
+    let _turn = TURNS.read().await;
     let srv = NodeServer::start_quiet("s0", &["--ping-interval", "25000", "--ping-timeout", "20000"]);
     let client = ws_client(&srv).await;
     let _unread_gauge = client.on_lossy::<Tick>("tick", 8);
