@@ -41,7 +41,6 @@ fn assert_never_reconnected(notices: &mut tidings::Notices) {
     }
 }
 
-/// Peak resident memory of this process so far (VmHWM), in KiB.
 /// A line of /proc/self/status in KiB (`VmHWM`: the peak RSS; `VmRSS`: the RSS now).
 fn status_kib(key: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -52,6 +51,7 @@ fn status_kib(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Peak resident memory of this process so far (VmHWM), in KiB.
 fn peak_rss_kib() -> u64 {
     status_kib("VmHWM:")
 }

@@ -65,6 +65,13 @@ async fn expect_ticks(sub: &mut tidings::Subscription<u32>, n: u32) {
     assert!(tokio::time::timeout(Duration::from_millis(700), sub.next()).await.is_err(), "no duplicate");
 }
 
+/// No `Disconnected` among the notices received so far.
+fn assert_never_dropped(notices: &mut Notices, when: &str) {
+    while let Some(n) = notices.try_recv() {
+        assert!(!matches!(n, Notice::State(ConnectionState::Disconnected { .. })), "dropped {when}: {n:?}");
+    }
+}
+
 fn recovered(n: &Notice) -> Option<bool> {
     match n {
         Notice::State(ConnectionState::Connected { recovered, .. }) => Some(*recovered),
@@ -182,9 +189,7 @@ async fn a_slow_link_carries_a_burst_whole_and_in_order() {
     let took = started.elapsed();
     // 200 × ~800 B at 32 KiB/s is about 5 s: the limit was real.
     assert!(took > Duration::from_millis(2_500), "the burst took {took:?}: was the link slow?");
-    while let Some(n) = notices.try_recv() {
-        assert!(!matches!(n, Notice::State(ConnectionState::Disconnected { .. })), "dropped on the slow link: {n:?}");
-    }
+    assert_never_dropped(&mut notices, "on the slow link");
     within(T, "closing", client.close()).await;
 }
 
@@ -217,9 +222,7 @@ async fn a_cut_upgrade_leaves_the_session_on_polling_until_a_probe_gets_through(
     .await;
     ticks(&srv, 10, 15).await;
     expect_ticks(&mut sub, 15).await;
-    while let Some(n) = notices.try_recv() {
-        assert!(!matches!(n, Notice::State(ConnectionState::Disconnected { .. })), "never dropped: {n:?}");
-    }
+    assert_never_dropped(&mut notices, "while the upgrade was cut");
     within(T, "closing", client.close()).await;
 }
 

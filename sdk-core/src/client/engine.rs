@@ -40,7 +40,7 @@ pub(super) enum Step {
     /// flight, then the packets that came with the handshake are handled ([`Engine::on_packet`]).
     Opened(Polled),
     /// A long-polling GET was answered: these packets are handled ([`Engine::on_packet`]), then
-    /// [`Engine::poll`] and [`Engine::finish_upgrade`].
+    /// [`Engine::after_poll`].
     Polled(Polled),
     /// The attempt failed: they get a connect error, then the engine schedules the next attempt
     /// ([`Engine::schedule_reconnect`], reason "transport error").
@@ -539,6 +539,13 @@ impl Engine {
         cx.out.push_back(Output::Http(poll_get(id, url)));
     }
 
+    /// After the packets of a GET were handled: the next GET, and the upgrade if the pause was
+    /// only waiting for that one.
+    pub(super) fn after_poll(&mut self, cx: &mut Cx<'_>) -> Step {
+        self.poll(cx);
+        self.finish_upgrade(cx)
+    }
+
     // ---------------------------------------------------------------- upgrade
 
     fn start_probe(&mut self, cx: &mut Cx<'_>) {
@@ -568,7 +575,7 @@ impl Engine {
     }
 
     /// Moves to the probed WebSocket once the pause has no request left in flight.
-    pub(super) fn finish_upgrade(&mut self, cx: &mut Cx<'_>) -> Step {
+    fn finish_upgrade(&mut self, cx: &mut Cx<'_>) -> Step {
         let EnginePhase::Open(s) = &mut self.phase else { return Step::Nothing };
         let (Upgrade::Pausing { conn }, Active::Poll { get: None, post: None }) = (s.upgrade, s.transport) else {
             return Step::Nothing;

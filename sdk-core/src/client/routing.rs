@@ -92,8 +92,7 @@ impl Client {
             }
             Step::Polled(packets) => {
                 self.on_polled(packets);
-                self.with_engine(Engine::poll);
-                self.engine_step(Engine::finish_upgrade);
+                self.engine_step(Engine::after_poll);
             }
             Step::OpenFailed { message, will_retry, fallback_pending } => {
                 self.each_socket(|s, cx, _| s.engine_failed(cx, message, will_retry, fallback_pending));
