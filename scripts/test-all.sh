@@ -15,13 +15,8 @@ rustup component add clippy rustfmt >/dev/null 2>&1 || true
 step "node test server dependencies (npm ci from the lock file)"
 bash scripts/install-node-deps.sh
 
-step "HAProxy for the load-balancer tests (Debian package, installed when missing)"
-if ! command -v haproxy >/dev/null 2>&1; then
-  sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_="sudo"
-  $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq haproxy
-fi
-haproxy -v | head -1
+step "HAProxy and Redis for the load-balancer and cluster tests (Debian packages, installed when missing)"
+bash scripts/install-cluster-tools.sh
 
 step "format and lints"
 cargo fmt --all -- --check
