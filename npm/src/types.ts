@@ -70,6 +70,10 @@ export type ConnectionState =
 export type FeedStatus =
   | { readonly status: "polling" }
   | { readonly status: "stopped" }
+  /** Reconnected without recovery: reading what was missed from the feed; socket events wait. */
+  | { readonly status: "catching-up" }
+  /** The catch-up read everything; the waiting socket events follow, each once and in order. */
+  | { readonly status: "caught-up" }
   | { readonly status: "gave-up"; readonly error: string };
 
 /** A failed connection attempt (`connect_error`). */

@@ -1079,6 +1079,118 @@ fn rest_feed_bridges_an_outage_without_duplicates() {
     w.assert_clean();
 }
 
+/// An event carrying a Tidings envelope whose id is the harness feed's id for log entry `seq`.
+fn envelope(seq: u64) -> String {
+    format!(r#"{{"id":"evt_{seq}","type":"news","data":{seq}}}"#)
+}
+
+/// The `data` of every delivered event's envelope, with where it came from.
+fn enveloped(w: &World) -> Vec<(u64, EventSource)> {
+    w.app
+        .events
+        .iter()
+        .map(|(_, e)| {
+            let arg = e.args.get(0).unwrap();
+            let data = arg.rsplit("\"data\":").next().unwrap().trim_end_matches('}');
+            (data.parse().unwrap(), e.source)
+        })
+        .collect()
+}
+
+/// A server without recovery (socketioxide, or a socket.io node that lost the session): after
+/// the reconnect the client reads what it missed from the feed, page after page and at once, not
+/// after the fallback's delay, while the socket's new events wait; then those follow. Every
+/// event once, in order.
+#[test]
+fn an_unrecovered_reconnect_catches_up_from_the_feed_before_the_sockets_new_events() {
+    let mut cfg = config();
+    let mut feed = FeedConfig::new("http://127.0.0.1:3000/api/feed");
+    feed.after = Duration::from_secs(30);
+    feed.limit = 2;
+    cfg.feed = Some(feed);
+    let server = ServerConfig { recovery: false, ..ServerConfig::default() };
+    let mut w = World::with(cfg, server);
+    w.connect();
+    assert!(w.run_until_cond(5_000, World::connected));
+    // The first connect has nothing to resume from: no catch-up.
+    w.run_for(100);
+    assert!(w.server.feed_polls.is_empty());
+    w.server_emit("news", &envelope(1));
+    w.server_emit("news", &envelope(2));
+    w.run_for(100);
+    // The server drops the connection; five events are published while the client is away.
+    w.server_close_transports();
+    w.run_for(50);
+    assert!(!w.connected());
+    for seq in 3..=7 {
+        w.server_emit("news", &envelope(seq));
+    }
+    assert!(w.run_until_cond(10_000, World::connected));
+    assert!(!connected_state(&w).unwrap().1, "not recovered");
+    // Live events right after the reconnect, before the feed has answered.
+    w.server_emit("news", &envelope(8));
+    w.server_emit("news", &envelope(9));
+    w.run_for(2_000);
+    let polls: Vec<&str> = w.server.feed_polls.iter().map(|(_, u, _)| u.as_str()).collect();
+    assert_eq!(
+        polls,
+        [
+            "http://127.0.0.1:3000/api/feed/events?limit=2&since=evt_2",
+            "http://127.0.0.1:3000/api/feed/events?limit=2&since=o4",
+            "http://127.0.0.1:3000/api/feed/events?limit=2&since=o6",
+            "http://127.0.0.1:3000/api/feed/events?limit=2&since=o8",
+        ],
+        "from the last delivered envelope, page after page until there is no more"
+    );
+    use EventSource::{Feed, Socket};
+    assert_eq!(
+        enveloped(&w),
+        [(1, Socket), (2, Socket), (3, Feed), (4, Feed), (5, Feed), (6, Feed), (7, Feed), (8, Feed), (9, Feed)],
+        "the feed read past the seam, so the waiting socket copies of 8 and 9 were dropped as duplicates"
+    );
+    let statuses: Vec<&FeedStatus> = w.app.feed.iter().map(|(_, s)| s).collect();
+    assert_eq!(statuses, [&FeedStatus::CatchingUp, &FeedStatus::CaughtUp]);
+    // Then live again, over the socket.
+    w.server_emit("news", &envelope(10));
+    w.run_for(100);
+    assert_eq!(enveloped(&w).last(), Some(&(10, Socket)));
+    w.assert_clean();
+}
+
+/// The socket's events that arrive after the feed's last page go out after it; the feed failing
+/// for good releases them too, and says what may be missing.
+#[test]
+fn events_that_waited_for_a_catch_up_follow_it_or_its_failure() {
+    let mut cfg = config();
+    let mut feed = FeedConfig::new("http://127.0.0.1:3000/api/feed");
+    feed.after = Duration::from_secs(30);
+    feed.max_failures = 2;
+    feed.interval = Duration::from_secs(1);
+    feed.min_interval = Duration::from_secs(1);
+    cfg.feed = Some(feed);
+    let server = ServerConfig { recovery: false, ..ServerConfig::default() };
+    let mut w = World::with(cfg, server);
+    w.connect();
+    assert!(w.run_until_cond(5_000, World::connected));
+    w.server_emit("news", &envelope(1));
+    w.run_for(100);
+    w.server_close_transports();
+    w.run_for(50);
+    assert!(!w.connected());
+    w.server_emit("news", &envelope(2));
+    w.server.feed_status = Some(503);
+    assert!(w.run_until_cond(10_000, World::connected));
+    w.server_emit("news", &envelope(3));
+    w.run_for(5_000);
+    use EventSource::Socket;
+    assert_eq!(enveloped(&w), [(1, Socket), (3, Socket)], "2 could not be read: reported below, 3 not held back");
+    assert!(
+        matches!(&w.app.feed.last().unwrap().1, FeedStatus::GaveUp { error } if error.contains("503")),
+        "{:?}",
+        w.app.feed
+    );
+}
+
 /// A feed polled from 1 s after the drop, every 1-2 s, that gives up after 3 failures; the
 /// Engine.IO server is down.
 fn world_with_failing_feed(tune: impl FnOnce(&mut FeedConfig)) -> World {

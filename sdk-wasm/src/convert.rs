@@ -168,11 +168,13 @@ pub(crate) fn connect_error_to_js(e: &ConnectError) -> JsValue {
     err
 }
 
-/// `{status: "polling" | "stopped" | "gave-up", error?}`.
+/// `{status: "polling" | "stopped" | "catching-up" | "caught-up" | "gave-up", error?}`.
 pub(crate) fn feed_to_js(s: &FeedStatus) -> JsValue {
     match s {
         FeedStatus::Polling => object(&[("status", "polling".into())]),
         FeedStatus::Stopped => object(&[("status", "stopped".into())]),
+        FeedStatus::CatchingUp => object(&[("status", "catching-up".into())]),
+        FeedStatus::CaughtUp => object(&[("status", "caught-up".into())]),
         FeedStatus::GaveUp { error } => object(&[("status", "gave-up".into()), ("error", JsValue::from_str(error))]),
     }
 }

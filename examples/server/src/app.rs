@@ -1,6 +1,5 @@
 //! Shared state and the one way events leave the server: [`App::publish`] logs, then broadcasts.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -8,7 +7,8 @@ use socketioxide::{SendError, SocketError, SocketIo};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::store::{Appended, Envelope, LogEntry, Metadata, Store};
+use crate::events::Events;
+use crate::store::{Appended, Envelope, LogEntry, Metadata};
 use crate::transports::Transports;
 use crate::{clock, rooms::Room};
 
@@ -20,13 +20,10 @@ pub const SOURCE: &str = "tidings-example-server";
 pub struct App {
     /// The configuration the server started with.
     pub config: Config,
-    /// The event logs.
-    pub store: Store,
+    /// The event log: this node's files, or Redis shared by every node.
+    pub events: Events,
     /// The Socket.IO server.
     pub io: SocketIo,
-    /// Highest acknowledged offset per (tenant, user), in memory: where a feed read without
-    /// `since` starts for that user.
-    pub acked: std::sync::Mutex<HashMap<(String, String), u64>>,
     /// Sockets cut off because they missed an event (see [`crate::transports`]).
     pub transports: Transports,
     /// Rate limits of the HTTP API.
@@ -98,8 +95,6 @@ impl App {
     }
 
     async fn publish_now(&self, p: Publish) -> Result<Published, ApiError> {
-        let log = self.store.tenant(&p.tenant).map_err(ApiError::internal)?;
-        let mut log = log.appender().await;
         let ts_ms = clock::now_ms();
         let envelope = Envelope {
             id: random_id("evt"),
@@ -116,24 +111,51 @@ impl App {
             },
         };
         let rooms: Vec<String> = p.rooms.iter().map(Room::name).collect();
-        let entry = LogEntry {
-            offset: log.next_offset(),
-            rooms: rooms.clone(),
-            ts_ms,
-            idempotency_key: p.idempotency_key,
-            envelope: envelope.clone(),
+        let mut entry = LogEntry { offset: 0, rooms, ts_ms, idempotency_key: p.idempotency_key, envelope };
+        let appended = match &self.events {
+            Events::File { store, .. } => {
+                let log = store.tenant(&p.tenant).map_err(ApiError::internal)?;
+                let mut log = log.appender().await;
+                entry.offset = log.next_offset();
+                let appended = log.append(entry.clone()).await.map_err(ApiError::internal)?;
+                if let Appended::New(_) = appended {
+                    // Still under the tenant's lock, so sockets see events in offset order.
+                    self.broadcast(&entry.rooms, &p.event, &entry.envelope);
+                }
+                appended
+            }
+            // Every node (this one too) broadcasts it from the bus, in order (crate::redis_log).
+            Events::Redis(r) => r.append(&p.tenant, &entry).await.map_err(ApiError::unavailable)?,
         };
-        let offset = match log.append(entry).await.map_err(ApiError::internal)? {
+        let offset = match appended {
             Appended::Replayed { id, offset } => {
                 tracing::info!(tenant = %p.tenant, event = %p.event, %id, offset, "idempotent replay; not emitted again");
                 return Ok(Published { id, offset, replayed: true });
             }
             Appended::New(offset) => offset,
         };
-        // Still under the tenant's lock, so sockets see events in offset order.
-        self.broadcast(&rooms, &p.event, &envelope);
-        tracing::info!(tenant = %p.tenant, event = %p.event, id = %envelope.id, offset, rooms = ?rooms, "published");
-        Ok(Published { id: envelope.id, offset, replayed: false })
+        let id = entry.envelope.id;
+        tracing::info!(tenant = %p.tenant, event = %p.event, %id, offset, rooms = ?entry.rooms, "published");
+        Ok(Published { id, offset, replayed: false })
+    }
+
+    /// Sends an event read from the Redis bus to this node's sockets in its rooms.
+    pub fn deliver(&self, entry: &LogEntry) {
+        self.broadcast(&entry.rooms, &entry.envelope.kind, &entry.envelope);
+    }
+
+    /// Cuts every socket of this node (as a slow one is cut): events were published that this
+    /// node can no longer send, so its clients reconnect and catch up from the feed.
+    pub fn cut_all(&self, why: &str) {
+        let sockets = self.io.sockets();
+        tracing::warn!(
+            sockets = sockets.len(),
+            why,
+            "missed events from the bus; cutting every socket so clients catch up from the feed"
+        );
+        for s in &sockets {
+            self.transports.cut(s);
+        }
     }
 
     /// Sends the event to every socket in `rooms`, one by one, so that a socket that cannot take

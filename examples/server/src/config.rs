@@ -52,6 +52,12 @@ pub struct Config {
     /// and to `POST /internal/emit` with a wrong or missing key (`TIDINGS_LOGIN_RATE`; default
     /// `10/50`).
     pub login_rate: Rate,
+    /// The shared event log for several nodes (`--redis-url`, `TIDINGS_REDIS_URL`,
+    /// `redis://[:password@]host:port[/db]`); none keeps the log in `data_dir`. Never logged.
+    pub redis_url: Option<String>,
+    /// Events kept per tenant in Redis, about (`TIDINGS_REDIS_MAX_EVENTS`; default 1,000,000; 0
+    /// keeps all). The file log keeps everything.
+    pub redis_max_events: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -69,6 +75,8 @@ impl std::fmt::Debug for Config {
             .field("socket_buffer", &self.socket_buffer)
             .field("emit_rate", &self.emit_rate)
             .field("login_rate", &self.login_rate)
+            .field("redis", &self.redis_url.is_some())
+            .field("redis_max_events", &self.redis_max_events)
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +98,8 @@ impl Config {
             socket_buffer: 1024,
             emit_rate: Rate { per_sec: 1000.0, burst: 2000.0 },
             login_rate: Rate { per_sec: 10.0, burst: 50.0 },
+            redis_url: None,
+            redis_max_events: 1_000_000,
         }
     }
 
@@ -104,6 +114,7 @@ impl Config {
         let mut key = env("TIDINGS_INTERNAL_API_KEY");
         let mut static_dir = env("TIDINGS_STATIC_DIR");
         let mut cors = env("TIDINGS_CORS_ORIGINS");
+        let mut redis_url = env("TIDINGS_REDIS_URL");
         let mut dev_login = env("TIDINGS_DEV_LOGIN")
             .filter(|v| !v.is_empty())
             .map(|v| !matches!(v.as_str(), "0" | "false" | "off" | "no"));
@@ -117,6 +128,7 @@ impl Config {
                 "--internal-api-key" => key = Some(value("--internal-api-key")?),
                 "--static-dir" => static_dir = Some(value("--static-dir")?),
                 "--cors-origin" => cors = Some(value("--cors-origin")?),
+                "--redis-url" => redis_url = Some(value("--redis-url")?),
                 "--no-dev-login" => dev_login = Some(false),
                 "--dev-login" => dev_login = Some(true),
                 "-h" | "--help" => return Err(USAGE.to_string()),
@@ -148,6 +160,7 @@ impl Config {
         c.bind = bind;
         c.static_dir = static_dir.filter(|s| !s.is_empty()).map(PathBuf::from);
         c.dev_login = dev_login;
+        c.redis_url = redis_url.filter(|u| !u.is_empty());
         c.cors_origins =
             cors.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         if let Some(ttl) = env("TIDINGS_TOKEN_TTL_SECS") {
@@ -176,6 +189,9 @@ impl Config {
         }
         if let Some(n) = number("TIDINGS_IDEMPOTENCY_KEYS")? {
             c.log_limits.idempotency_keys = n;
+        }
+        if let Some(n) = number("TIDINGS_REDIS_MAX_EVENTS")? {
+            c.redis_max_events = n;
         }
         if let Some(n) = number("TIDINGS_IDEMPOTENCY_TTL_SECS")? {
             c.log_limits.idempotency_ttl = Duration::from_secs(n as u64);
@@ -227,6 +243,9 @@ pub const USAGE: &str = "tidings-example-server [flags]
   --internal-api-key K     key for POST /internal/emit (TIDINGS_INTERNAL_API_KEY)
   --static-dir DIR         serve a built web app at / (TIDINGS_STATIC_DIR)
   --cors-origin LIST       allowed origins, comma-separated, * for any (TIDINGS_CORS_ORIGINS)
+  --redis-url URL          keep the event log in Redis, shared by several nodes
+                           (TIDINGS_REDIS_URL, redis://[:password@]host:port[/db];
+                           default: files in --data-dir, one node)
   --no-dev-login           disable POST /api/dev/login (TIDINGS_DEV_LOGIN=0)
   --dev-login              enable it (TIDINGS_DEV_LOGIN=1; default: on for a loopback --bind only)
 
@@ -234,7 +253,7 @@ pub const USAGE: &str = "tidings-example-server [flags]
   tokens, are never printed); TIDINGS_LOG_FORMAT=json logs JSON lines. More settings, in
   examples/README.md: TIDINGS_TOKEN_TTL_SECS, TIDINGS_MAX_BODY_BYTES, TIDINGS_SOCKET_BUFFER,
   TIDINGS_LOG_MEMORY_EVENTS, TIDINGS_LOG_MEMORY_BYTES, TIDINGS_IDEMPOTENCY_KEYS,
-  TIDINGS_IDEMPOTENCY_TTL_SECS, TIDINGS_EMIT_RATE, TIDINGS_LOGIN_RATE.
+  TIDINGS_IDEMPOTENCY_TTL_SECS, TIDINGS_EMIT_RATE, TIDINGS_LOGIN_RATE, TIDINGS_REDIS_MAX_EVENTS.
   On a loopback address without a secret and key, dev login must be on and built-in DEV values
   are used. On any other address the server refuses to start without real ones (16+ characters,
   not the DEV values).";

@@ -46,6 +46,19 @@ impl ApiError {
         }
     }
 
+    /// A 503 `unavailable` with `Retry-After: 1`: the shared event log (Redis) did not answer.
+    /// The detail is logged, not sent. Nothing was published, or the publish went through and
+    /// its answer was lost: a retry with the same idempotency key is answered with the first.
+    pub fn unavailable(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "event log unavailable");
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: "the event log is unavailable; retry".into(),
+            retry_after_secs: Some(1),
+        }
+    }
+
     /// A 429 `rate_limited`, with `Retry-After` (whole seconds, at least 1).
     pub fn rate_limited(wait: std::time::Duration) -> Self {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 use crate::app::{App, Publish, random_id};
 use crate::conn::Peer;
 use crate::error::ApiError;
+use crate::events::Events;
 use crate::jwt::{self, AuthError, Claims};
 use crate::rooms::{Room, valid_id};
-use crate::store::{Page, TenantLog};
 use crate::{clock, demo};
 
 /// Feed page size when the request names none, and the most it may ask for.
@@ -64,9 +64,19 @@ fn bearer(app: &App, headers: &HeaderMap) -> Result<Claims, ApiError> {
     Ok(jwt::verify(token, app.config.jwt_secret.as_bytes(), clock::now_secs())?)
 }
 
-async fn health(State(app): State<Arc<App>>) -> Json<Value> {
+/// `GET /health`: `200 {"status":"ok","sockets":N}`; with the Redis log, `503` with
+/// `"status":"unavailable"` while Redis does not answer (a load balancer then sends clients to
+/// the other nodes).
+async fn health(State(app): State<Arc<App>>) -> (StatusCode, Json<Value>) {
     let sockets = app.io.sockets().len();
-    Json(json!({ "status": "ok", "sockets": sockets }))
+    match &app.events {
+        Events::Redis(r) if !r.ping().await => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "sockets": sockets, "redis": false })),
+        ),
+        Events::Redis(_) => (StatusCode::OK, Json(json!({ "status": "ok", "sockets": sockets, "redis": true }))),
+        Events::File { .. } => (StatusCode::OK, Json(json!({ "status": "ok", "sockets": sockets }))),
+    }
 }
 
 #[derive(Deserialize)]
@@ -295,26 +305,21 @@ fn tenant_claims(app: &App, headers: &HeaderMap, tenant_id: &str) -> Result<Clai
 }
 
 /// Where a feed read starts: the offset of the last event the caller already has.
-async fn start_offset(app: &App, log: Option<&TenantLog>, since: Option<&str>, c: &Claims) -> Result<u64, ApiError> {
-    let head = log.map_or(0, TenantLog::head);
+async fn start_offset(app: &App, tenant: &str, since: Option<&str>, c: &Claims) -> Result<u64, ApiError> {
+    let head = app.events.head(tenant).await.map_err(ApiError::unavailable)?;
     let Some(since) = since.filter(|s| !s.is_empty()) else {
-        let acked = app.acked.lock().ok().and_then(|m| m.get(&(c.tenant_id.clone(), c.sub.clone())).copied());
+        let acked = app.events.acked(tenant, &c.sub).await.map_err(ApiError::unavailable)?;
         return Ok(acked.unwrap_or(head).min(head));
     };
     if since.bytes().all(|b| b.is_ascii_digit()) {
         let n: u64 = since.parse().map_err(|_| ApiError::bad_request("bad_cursor", "cursor out of range"))?;
         return Ok(n.min(head));
     }
-    if let Some(log) = log
-        && let Some(offset) = log.offset_of(since).await.map_err(ApiError::internal)?
-    {
+    if let Some(offset) = app.events.offset_of(tenant, since).await.map_err(ApiError::unavailable)? {
         return Ok(offset);
     }
     if let Some(ms) = clock::parse_iso8601(since) {
-        return match log {
-            Some(log) => log.offset_at_time(ms).await.map_err(ApiError::internal),
-            None => Ok(0),
-        };
+        return app.events.offset_at_time(tenant, ms).await.map_err(ApiError::unavailable);
     }
     Err(ApiError::bad_request(
         "unknown_cursor",
@@ -347,15 +352,13 @@ async fn feed(
             _ => {}
         }
     }
-    let log = app.store.existing(&tenant_id);
-    let start = start_offset(&app, log.as_deref(), since.as_deref(), &c).await?;
-    let page = match &log {
-        Some(log) => {
-            let (user, tenant) = (c.sub.clone(), c.tenant_id.clone());
-            log.read(start, limit, move |e| e.visible_to(&user, &tenant)).await.map_err(ApiError::internal)?
-        }
-        None => Page { cursor: start, ..Page::default() },
-    };
+    let start = start_offset(&app, &tenant_id, since.as_deref(), &c).await?;
+    let (user, tenant) = (c.sub.clone(), c.tenant_id.clone());
+    let page = app
+        .events
+        .read(&tenant_id, start, limit, move |e| e.visible_to(&user, &tenant))
+        .await
+        .map_err(ApiError::unavailable)?;
     let events: Vec<Value> = page
         .entries
         .iter()
@@ -385,20 +388,15 @@ async fn acknowledge(
     }
     let mut known = 0usize;
     let mut highest = 0u64;
-    if let Some(log) = app.store.existing(&tenant_id) {
-        // Only the in-memory tail is looked up: an id older than that is not counted.
-        for id in &event_ids {
-            if let Some(o) = log.recent_offset_of(id) {
-                known += 1;
-                highest = highest.max(o);
-            }
+    // Only recent events are looked up: an id older than that is not counted.
+    for id in &event_ids {
+        if let Some(o) = app.events.recent_offset_of(&tenant_id, id).await.map_err(ApiError::unavailable)? {
+            known += 1;
+            highest = highest.max(o);
         }
     }
-    if highest > 0
-        && let Ok(mut m) = app.acked.lock()
-    {
-        let e = m.entry((c.tenant_id.clone(), c.sub.clone())).or_insert(0);
-        *e = (*e).max(highest);
+    if highest > 0 {
+        app.events.ack(&c.tenant_id, &c.sub, highest).await.map_err(ApiError::unavailable)?;
     }
     Ok(Json(json!({ "ok": true, "acknowledged": known })))
 }

@@ -22,11 +22,13 @@ pub mod config;
 pub mod conn;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod jwt;
 pub mod logs;
 pub mod ratelimit;
 pub mod realtime;
+pub mod redis_log;
 pub mod rooms;
 pub mod store;
 pub mod transports;
@@ -53,12 +55,17 @@ pub struct ServerHandle {
     io: SocketIo,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    /// The reader of the Redis bus, when the log is in Redis.
+    tail: Option<JoinHandle<()>>,
 }
 
 impl ServerHandle {
     /// Closes every Socket.IO connection, stops accepting, and waits (at most 5 s) for
     /// in-flight HTTP requests. Every event already acknowledged to a producer is on disk.
     pub async fn shutdown(mut self) {
+        if let Some(tail) = self.tail.take() {
+            tail.abort();
+        }
         self.io.close().await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -98,15 +105,27 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 /// address other than loopback.
 pub async fn serve(config: Config) -> std::io::Result<(SocketAddr, ServerHandle)> {
     config.validate().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let store = store::Store::open(&config.data_dir, config.log_limits)?;
+    let events = match &config.redis_url {
+        Some(url) => {
+            let retention = redis_log::Retention {
+                max_events: config.redis_max_events,
+                idempotency_ttl: config.log_limits.idempotency_ttl,
+            };
+            events::Events::Redis(redis_log::RedisLog::connect(url, retention).await?)
+        }
+        None => events::Events::file(store::Store::open(&config.data_dir, config.log_limits)?),
+    };
+    let tail = match &events {
+        events::Events::Redis(r) => Some(r.tail().await?),
+        events::Events::File { .. } => None,
+    };
     let max = config.max_body_bytes;
     let (layer, io) =
         SocketIo::builder().max_payload(max as u64).max_buffer_size(config.socket_buffer.max(1)).build_layer();
     let app = Arc::new(App {
         config: config.clone(),
-        store,
+        events,
         io: io.clone(),
-        acked: Default::default(),
         transports: Default::default(),
         limits: ratelimit::Limits {
             emit: ratelimit::Limiter::new(config.emit_rate),
@@ -114,6 +133,7 @@ pub async fn serve(config: Config) -> std::io::Result<(SocketAddr, ServerHandle)
         },
     });
     realtime::attach(&app);
+    let tail = tail.map(|t| tokio::spawn(follow_bus(app.clone(), t)));
     let mut router = http::routes(app.clone());
     router = match &config.static_dir {
         // A single-page app: unknown paths get index.html.
@@ -138,6 +158,45 @@ pub async fn serve(config: Config) -> std::io::Result<(SocketAddr, ServerHandle)
             })
             .await
     });
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), dev_login = config.dev_login, "listening");
-    Ok((addr, ServerHandle { io, stop: Some(stop), task }))
+    let log = if config.redis_url.is_some() { "redis".to_string() } else { config.data_dir.display().to_string() };
+    tracing::info!(%addr, %log, dev_login = config.dev_login, "listening");
+    Ok((addr, ServerHandle { io, stop: Some(stop), task, tail }))
+}
+
+/// Sends every event of the Redis bus to this node's sockets, in bus order, for as long as the
+/// server runs. Redis unreachable: retried every 100 ms to 2 s, resuming where it stopped. A gap
+/// (events this node can no longer read) cuts its sockets, so their clients catch up from the
+/// feed ([`redis_log`]).
+async fn follow_bus(app: Arc<App>, mut tail: redis_log::Tail) {
+    let mut wait = Duration::from_millis(100);
+    let mut down = false;
+    loop {
+        match tail.next().await {
+            Ok(read) => {
+                if down {
+                    tracing::info!("the Redis bus is back; resuming where this node stopped");
+                    down = false;
+                }
+                wait = Duration::from_millis(100);
+                let events = match read {
+                    redis_log::BusRead::Events(events) => events,
+                    redis_log::BusRead::Gap { why, events } => {
+                        app.cut_all(&why);
+                        events
+                    }
+                };
+                for (_, entry) in &events {
+                    app.deliver(entry);
+                }
+            }
+            Err(e) => {
+                if !down {
+                    tracing::warn!(error = %e, "lost the Redis bus; events published meanwhile go out when it is back");
+                    down = true;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
 }

@@ -917,7 +917,10 @@ impl Server {
             return (status, "unavailable".into());
         }
         let limit = query_param(url, "limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100);
-        let since = query_param(url, "since").and_then(|s| s.strip_prefix('o')).and_then(|s| s.parse::<u64>().ok());
+        // `since`: a cursor this feed returned (`o<seq>`) or an envelope id (`evt_<seq>`).
+        let since = query_param(url, "since")
+            .and_then(|s| s.strip_prefix('o').or_else(|| s.strip_prefix("evt_")))
+            .and_then(|s| s.parse::<u64>().ok());
         let events: Vec<&LogEntry> =
             self.log.iter().filter(|e| e.nsp == "/" && since.is_none_or(|s| e.seq > s)).take(limit).collect();
         let mut body = String::from("{\"events\":[");
@@ -939,6 +942,8 @@ impl Server {
         body.push(']');
         if let Some(last) = events.last() {
             body.push_str(&format!(",\"cursor\":{}", json_str(&last.offset)));
+            let more = self.log.iter().any(|e| e.nsp == "/" && e.seq > last.seq);
+            body.push_str(if more { ",\"hasMore\":true" } else { ",\"hasMore\":false" });
         }
         body.push('}');
         (200, body)

@@ -52,6 +52,8 @@ pub(super) struct Feed {
     /// The page size asked for, when smaller than the configured `limit` (0: the configured one):
     /// halved while a page is larger than the body limit, doubled back after each page that fits.
     page: u32,
+    /// A catch-up ended (caught up, or gave up): the socket's waiting events can go out.
+    caught_up: bool,
 }
 
 impl std::fmt::Debug for Feed {
@@ -64,6 +66,7 @@ impl std::fmt::Debug for Feed {
             .field("last_socket_id", &self.last_socket_id)
             .field("acks", &self.acks)
             .field("page", &self.page)
+            .field("caught_up", &self.caught_up)
             .finish()
     }
 }
@@ -76,7 +79,9 @@ enum FeedPhase {
     /// The socket is down; polling starts at `at`.
     Armed { at: Instant },
     /// Polling: the next poll is at `next`, or, while a poll is `in_flight`, it times out then.
-    Polling { next: Instant, in_flight: Option<RequestId>, interval_ms: u64, failures: u32 },
+    /// `catch_up`: the socket is back but not recovered, and the feed reads until it has nothing
+    /// more (page after page, no interval) while the socket's events wait.
+    Polling { next: Instant, in_flight: Option<RequestId>, interval_ms: u64, failures: u32, catch_up: bool },
     /// Too many failures in a row; waits for the socket to come back and go down again.
     GaveUp,
 }
@@ -115,16 +120,21 @@ fn scalar(raw: &str) -> Option<String> {
     }
 }
 
-fn parse_feed(body: &str) -> Result<(Vec<FeedEvent>, Option<String>), &'static str> {
+/// A feed page: its events, its cursor and its `hasMore` member.
+type FeedPage = (Vec<FeedEvent>, Option<String>, Option<bool>);
+
+fn parse_feed(body: &str) -> Result<FeedPage, &'static str> {
     let members = json::object_members(body).map_err(|_| "the feed answered something that is not a JSON object")?;
     let mut events = None;
     let mut cursor = None;
+    let mut has_more = None;
     for (k, r) in &members {
         let raw = body.get(r.clone()).unwrap_or_default();
         match k.as_ref() {
             "events" => events = Some(raw),
             "data" if events.is_none() => events = Some(raw),
             "cursor" => cursor = scalar(raw),
+            "hasMore" => has_more = Some(raw.trim() == "true"),
             _ => {}
         }
     }
@@ -151,7 +161,7 @@ fn parse_feed(body: &str) -> Result<(Vec<FeedEvent>, Option<String>), &'static s
         let name = name.ok_or("a feed event has no event name")?;
         out.push(FeedEvent { id, name, data: data.unwrap_or_else(|| "null".to_string()), offset });
     }
-    Ok((out, cursor))
+    Ok((out, cursor, has_more))
 }
 
 impl Feed {
@@ -167,6 +177,8 @@ impl Feed {
                 self.phase = FeedPhase::Armed { at: cx.now + cfg.after };
             }
             (false, FeedPhase::Off) => {}
+            // The socket is connected: a catch-up goes on until it has read everything.
+            (false, FeedPhase::Polling { catch_up: true, .. }) => {}
             (false, phase) => {
                 self.phase = FeedPhase::Off;
                 if let FeedPhase::Polling { in_flight, .. } = phase {
@@ -180,6 +192,46 @@ impl Feed {
         }
     }
 
+    /// After a reconnect that did not recover the session: reads the feed from where the socket
+    /// stopped (the envelope id of the last event delivered, or the feed's own cursor), at once
+    /// and page after page, until it has nothing more. False when there is nothing to resume
+    /// from (no event was ever seen), or no feed.
+    pub(super) fn catch_up(&mut self, cx: &mut Cx<'_>) -> bool {
+        let Some(cfg) = &cx.config.feed else { return false };
+        if let Some(id) = self.last_socket_id.take() {
+            self.cursor = Some(id);
+        }
+        if self.cursor.is_none() {
+            return false;
+        }
+        if let FeedPhase::Polling { in_flight: Some(id), .. } = self.phase {
+            cx.out.push_back(Output::AbortHttp(id));
+        }
+        self.phase = FeedPhase::Polling {
+            next: cx.now,
+            in_flight: None,
+            interval_ms: ms(cfg.interval),
+            failures: 0,
+            catch_up: true,
+        };
+        cx.out.push_back(Output::Feed(FeedStatus::CatchingUp));
+        self.poll(cx);
+        true
+    }
+
+    /// The socket went down during a catch-up: the feed goes on as the ordinary fallback (or
+    /// stops, by [`Feed::update`], if the namespace is no longer wanted).
+    pub(super) fn end_catch_up(&mut self) {
+        if let FeedPhase::Polling { catch_up, .. } = &mut self.phase {
+            *catch_up = false;
+        }
+    }
+
+    /// Whether a catch-up ended since the last call.
+    pub(super) fn take_caught_up(&mut self) -> bool {
+        std::mem::take(&mut self.caught_up)
+    }
+
     /// Whatever is due at `cx.now`: the first poll, the next one, a poll or an acknowledgement
     /// that was never answered.
     pub(super) fn timeouts(&mut self, cx: &mut Cx<'_>, inbox: &mut Inbox) {
@@ -188,8 +240,13 @@ impl Feed {
         let now = cx.now;
         match self.phase {
             FeedPhase::Armed { at } if now >= at => {
-                self.phase =
-                    FeedPhase::Polling { next: now, in_flight: None, interval_ms: ms(cfg.interval), failures: 0 };
+                self.phase = FeedPhase::Polling {
+                    next: now,
+                    in_flight: None,
+                    interval_ms: ms(cfg.interval),
+                    failures: 0,
+                    catch_up: false,
+                };
                 cx.out.push_back(Output::Feed(FeedStatus::Polling));
                 self.poll(cx);
             }
@@ -254,7 +311,7 @@ impl Feed {
             self.acks.remove(pos);
             return true;
         }
-        let FeedPhase::Polling { in_flight: Some(current), interval_ms, failures, .. } = self.phase else {
+        let FeedPhase::Polling { in_flight: Some(current), interval_ms, failures, catch_up, .. } = self.phase else {
             return false;
         };
         if current != id {
@@ -268,10 +325,11 @@ impl Feed {
             let asked = if self.page == 0 { cfg.limit } else { self.page };
             if asked > 1 {
                 self.page = asked / 2;
-                self.phase = FeedPhase::Polling { next: cx.now, in_flight: None, interval_ms, failures };
+                self.phase = FeedPhase::Polling { next: cx.now, in_flight: None, interval_ms, failures, catch_up };
                 return true;
             }
             self.phase = FeedPhase::GaveUp;
+            self.caught_up |= catch_up;
             let error = format!("an event of the feed is larger than FeedConfig::max_body ({max_body} bytes)");
             cx.out.push_back(Output::Feed(FeedStatus::GaveUp { error }));
             return true;
@@ -286,22 +344,35 @@ impl Feed {
             (None, None) => Err("the feed request failed".to_string()),
         };
         match parsed {
-            Ok((events, cursor)) => {
+            Ok((events, cursor, has_more)) => {
                 let next_cursor =
                     cursor.or_else(|| events.last().map(|e| e.offset.clone().unwrap_or_else(|| e.id.clone())));
+                let moved = next_cursor.is_some() && next_cursor != self.cursor;
                 if next_cursor.is_some() {
                     self.cursor = next_cursor;
                 }
+                let asked = if self.page == 0 { cfg.limit } else { self.page };
                 if self.page != 0 {
                     let doubled = self.page.saturating_mul(2);
                     self.page = if doubled >= cfg.limit { 0 } else { doubled };
                 }
                 let interval = ms(cfg.interval);
+                // A catch-up reads on at once while the feed says (or a full page suggests) there
+                // is more, and the cursor moves; then it is done.
+                let more = has_more.unwrap_or(events.len() >= asked as usize) && moved;
+                if catch_up && !more {
+                    self.phase = FeedPhase::Off;
+                    self.caught_up = true;
+                    self.deliver(cx, inbox, cfg, events);
+                    cx.out.push_back(Output::Feed(FeedStatus::CaughtUp));
+                    return true;
+                }
                 self.phase = FeedPhase::Polling {
-                    next: cx.now.plus_millis(interval),
+                    next: if catch_up { cx.now } else { cx.now.plus_millis(interval) },
                     in_flight: None,
                     interval_ms: interval,
                     failures: 0,
+                    catch_up,
                 };
                 self.deliver(cx, inbox, cfg, events);
             }
@@ -309,6 +380,7 @@ impl Feed {
                 let failures = failures + 1;
                 if failures >= cfg.max_failures {
                     self.phase = FeedPhase::GaveUp;
+                    self.caught_up |= catch_up;
                     cx.out.push_back(Output::Feed(FeedStatus::GaveUp { error }));
                 } else {
                     let next_ms =
@@ -318,6 +390,7 @@ impl Feed {
                         in_flight: None,
                         interval_ms: next_ms,
                         failures,
+                        catch_up,
                     };
                 }
             }
@@ -392,7 +465,7 @@ mod tests {
 
     #[test]
     fn parses_the_contract_and_aliases() {
-        let (ev, cursor) =
+        let (ev, cursor, _) =
             parse_feed(r#"{"events":[{"id":"e1","event":"task.created","data":{"a":1},"offset":"5"},{"id":2,"type":"x","payload":[1]}],"cursor":"9"}"#)
                 .unwrap();
         assert_eq!(ev.len(), 2);
@@ -402,7 +475,7 @@ mod tests {
         assert_eq!(ev[1].id, "2");
         assert_eq!(ev[1].data, "[1]");
         assert_eq!(cursor.as_deref(), Some("9"));
-        let (ev, _) = parse_feed(r#"{"data":[{"id":"a","type":"t"}]}"#).unwrap();
+        let (ev, _, _) = parse_feed(r#"{"data":[{"id":"a","type":"t"}]}"#).unwrap();
         assert_eq!(ev[0].data, "null");
         assert!(parse_feed("[]").is_err());
         assert!(parse_feed(r#"{"events":[{"event":"x"}]}"#).is_err());

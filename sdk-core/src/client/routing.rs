@@ -164,15 +164,36 @@ impl Client {
     // ---------------------------------------------------------------- the feed
 
     /// Moves the feed along with the main namespace's state.
+    /// Moves the feed along with the main namespace: the ordinary fallback while it is down, a
+    /// catch-up (with the socket's events waiting) after a connect that did not recover.
     pub(super) fn update_feed(&mut self) {
-        let wanted = self.sockets.get(&self.config.url.namespace).is_some_and(|s| s.is_active() && !s.is_connected());
-        let Parts { mut cx, feed, .. } = self.parts();
-        feed.update(&mut cx, wanted);
+        let Parts { mut cx, feed, sockets, inbox, .. } = self.parts();
+        let Some(main) = sockets.get_mut(&cx.config.url.namespace) else { return feed.update(&mut cx, false) };
+        if main.is_holding() && !main.is_connected() {
+            feed.end_catch_up();
+            main.release(&mut cx, inbox, true);
+        }
+        if main.take_catch_up_due() && !feed.catch_up(&mut cx) {
+            main.release(&mut cx, inbox, false);
+        }
+        feed.update(&mut cx, main.is_active() && !main.is_connected());
+    }
+
+    /// Releases the main namespace's waiting events once a catch-up has ended.
+    fn after_feed(&mut self) {
+        let Parts { mut cx, feed, sockets, inbox, .. } = self.parts();
+        if feed.take_caught_up()
+            && let Some(main) = sockets.get_mut(&cx.config.url.namespace)
+            && main.is_holding()
+        {
+            main.release(&mut cx, inbox, false);
+        }
     }
 
     pub(super) fn feed_timeouts(&mut self) {
         let Parts { mut cx, feed, inbox, .. } = self.parts();
         feed.timeouts(&mut cx, inbox);
+        self.after_feed();
     }
 
     /// The answer to a feed request; false when `id` is not the feed's.
@@ -183,7 +204,9 @@ impl Client {
         error: Option<&super::HttpError>,
     ) -> bool {
         let Parts { mut cx, feed, inbox, .. } = self.parts();
-        feed.on_response(&mut cx, inbox, id, response, error)
+        let was_feeds = feed.on_response(&mut cx, inbox, id, response, error);
+        self.after_feed();
+        was_feeds
     }
 
     // ---------------------------------------------------------------- the namespaces

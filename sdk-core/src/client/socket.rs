@@ -12,8 +12,8 @@ use super::engine::Engine;
 use super::inbox::{Inbox, Retired};
 use super::outbox::{Outbox, Pending};
 use super::{
-    AckRequest, AuthRequestId, ConnectError, ConnectionState, Cx, DisconnectReason, EmitError, EmitId, EmitRefused,
-    EmitRequest, Event, EventSource, Fault, IdempotencyKey, InvalidEmit, Output, RoomRequestId,
+    AckRequest, AuthRequestId, ConnectError, ConnectionState, Cx, DeliveryId, DisconnectReason, EmitError, EmitId,
+    EmitRefused, EmitRequest, Event, EventSource, Fault, IdempotencyKey, InvalidEmit, Output, RoomRequestId,
 };
 use crate::args::Args;
 use crate::config::{AuthMode, TransportKind};
@@ -27,6 +27,19 @@ const V2_SERVER: &str = "It seems you are trying to reach a Socket.IO server in 
 
 /// Room acks wait this long when no `ack_timeout` is configured.
 const ROOM_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most socket events that wait for a feed catch-up. Past it, an event with an envelope id is
+/// not kept (the feed has it: the catch-up reads on to the end and delivers it in its place);
+/// one without goes out at once, out of order rather than lost.
+pub(super) const HOLD_MAX: usize = 10_000;
+
+/// A socket event decoded and waiting for a feed catch-up to end (see [`Socket::release`]).
+#[derive(Debug)]
+pub(super) struct Held {
+    event: Event,
+    keys: Vec<DedupKey>,
+    retired: Option<Retired>,
+}
 
 #[derive(Debug)]
 pub(super) struct Socket {
@@ -48,6 +61,11 @@ pub(super) struct Socket {
     /// Room requests not answered yet: (id, room, join).
     room_requests: Vec<(RoomRequestId, String, bool)>,
     auth_refreshed: bool,
+    /// Connected without recovery, with a feed: the client starts a catch-up (taken by it).
+    catch_up_due: bool,
+    /// Events wait here while the feed catches up, so they follow the events they missed.
+    holding: bool,
+    held: std::collections::VecDeque<Held>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +108,35 @@ impl Socket {
             room_requests: Vec::new(),
             auth_failures: 0,
             auth_refreshed: false,
+            catch_up_due: false,
+            holding: false,
+            held: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Whether a catch-up should start now (once per unrecovered connect).
+    pub(super) fn take_catch_up_due(&mut self) -> bool {
+        std::mem::take(&mut self.catch_up_due)
+    }
+
+    pub(super) fn is_holding(&self) -> bool {
+        self.holding
+    }
+
+    /// Ends the wait for the feed: the held events go out, after what the feed delivered and
+    /// without what it delivered. `interrupted` (the socket went down before the catch-up ended):
+    /// the held events with an envelope id are dropped instead, as the feed, which goes on from
+    /// where it stopped, has them and must deliver them after the ones it has not read yet.
+    pub(super) fn release(&mut self, cx: &mut Cx<'_>, inbox: &mut Inbox, interrupted: bool) {
+        self.holding = false;
+        for h in std::mem::take(&mut self.held) {
+            let in_feed = h.keys.iter().any(|k| matches!(k, DedupKey::EnvelopeId(_)));
+            if (interrupted && in_feed) || inbox.seen(&h.keys, false) {
+                continue;
+            }
+            let mut event = h.event;
+            event.delivery = inbox.admit(h.keys, h.retired);
+            cx.out.push_back(Output::Event(event));
         }
     }
 
@@ -500,6 +547,12 @@ impl Socket {
         self.pid = pid;
         self.auth_failures = 0;
         self.phase = SocketPhase::Connected { sid: sid.clone(), recovered };
+        // Not recovered: what was published meanwhile comes from the feed, if there is one; the
+        // socket's events wait for it (docs/RELIABILITY.md, "Catching up from the feed").
+        if !recovered && cx.config.feed.is_some() && self.nsp == cx.config.url.namespace {
+            self.catch_up_due = true;
+            self.holding = true;
+        }
         self.set_state(cx, ConnectionState::Connected { transport, recovered, sid });
         self.sync_rooms(cx, engine, recovered);
         self.flush_buffer(cx, engine);
@@ -590,17 +643,22 @@ impl Socket {
             socket_offset,
             envelope,
         });
-        let delivery = inbox.admit(keys, retired);
         let ack = ack_id.map(|id| AckRequest { namespace: nsp.clone(), id });
-        cx.out.push_back(Output::Event(Event {
-            namespace: nsp,
-            name,
-            args,
-            offset,
-            ack,
-            source: EventSource::Socket,
-            delivery,
-        }));
+        let event =
+            Event { namespace: nsp, name, args, offset, ack, source: EventSource::Socket, delivery: DeliveryId(0) };
+        if self.holding {
+            let in_feed = retired.as_ref().is_some_and(|r| r.envelope.is_some());
+            if self.held.len() < HOLD_MAX {
+                self.held.push_back(Held { event, keys, retired });
+                return;
+            }
+            if in_feed {
+                return;
+            }
+        }
+        let mut event = event;
+        event.delivery = inbox.admit(keys, retired);
+        cx.out.push_back(Output::Event(event));
     }
 
     fn on_ack(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, p: Packet) {

@@ -374,7 +374,15 @@ pub enum FeedStatus {
     Polling,
     /// Stopped: the socket is back (or the client was disconnected).
     Stopped,
+    /// Catching up: the socket is back but its session was not recovered, so the events
+    /// published meanwhile are read from the feed first. Socket events of the main namespace wait
+    /// until it has caught up, so the consumer gets every event once and in order.
+    CatchingUp,
+    /// Caught up (the feed had nothing more): the waiting socket events follow.
+    CaughtUp,
     /// Gave up after too many consecutive failures; resumes the next time the socket goes down.
+    /// During a catch-up: the events between the last one delivered and the socket's first may
+    /// be missing, and this says so.
     GaveUp {
         /// The last failure.
         error: String,

@@ -1,0 +1,124 @@
+//! Where the event log lives: a file per tenant on this node ([`crate::store`], the default), or
+//! Redis shared by several nodes ([`crate::redis_log`], `--redis-url`). The feed and the
+//! acknowledgements read through here, whichever it is.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Mutex;
+
+use crate::redis_log::RedisLog;
+use crate::store::{LogEntry, Page, Store};
+
+/// The most recent entries an acknowledged id is looked up in.
+const RECENT: usize = 10_000;
+
+/// The event log of this server.
+#[derive(Debug)]
+pub enum Events {
+    /// One file per tenant on this node.
+    File {
+        /// The logs.
+        store: Store,
+        /// Highest acknowledged offset per (tenant, user), in memory.
+        acked: Mutex<HashMap<(String, String), u64>>,
+    },
+    /// Shared by every node.
+    Redis(RedisLog),
+}
+
+impl Events {
+    /// The file log.
+    pub fn file(store: Store) -> Self {
+        Events::File { store, acked: Mutex::default() }
+    }
+
+    /// The tenant's last offset (0 when it has no event).
+    pub async fn head(&self, tenant: &str) -> io::Result<u64> {
+        match self {
+            Events::File { store, .. } => Ok(store.existing(tenant).map_or(0, |l| l.head())),
+            Events::Redis(r) => r.head(tenant).await,
+        }
+    }
+
+    /// The offset of the event with this envelope id.
+    pub async fn offset_of(&self, tenant: &str, id: &str) -> io::Result<Option<u64>> {
+        match self {
+            Events::File { store, .. } => match store.existing(tenant) {
+                Some(log) => log.offset_of(id).await,
+                None => Ok(None),
+            },
+            Events::Redis(r) => r.offset_of(tenant, id, crate::redis_log::MAX_ID_SCAN).await,
+        }
+    }
+
+    /// The offset of the event with this envelope id if it is recent (the file log's memory
+    /// tail; the newest 10,000 entries in Redis).
+    pub async fn recent_offset_of(&self, tenant: &str, id: &str) -> io::Result<Option<u64>> {
+        match self {
+            Events::File { store, .. } => Ok(store.existing(tenant).and_then(|l| l.recent_offset_of(id))),
+            Events::Redis(r) => r.offset_of(tenant, id, RECENT).await,
+        }
+    }
+
+    /// The offset of the last event logged at or before `ms` (0 if none).
+    pub async fn offset_at_time(&self, tenant: &str, ms: i64) -> io::Result<u64> {
+        match self {
+            Events::File { store, .. } => match store.existing(tenant) {
+                Some(log) => log.offset_at_time(ms).await,
+                None => Ok(0),
+            },
+            Events::Redis(r) => r.offset_at_time(tenant, ms).await,
+        }
+    }
+
+    /// The entries after `after` that `visible` accepts, at most `limit`.
+    pub async fn read(
+        &self,
+        tenant: &str,
+        after: u64,
+        limit: usize,
+        visible: impl Fn(&LogEntry) -> bool + Send + Sync + 'static,
+    ) -> io::Result<Page> {
+        match self {
+            Events::File { store, .. } => match store.existing(tenant) {
+                Some(log) => log.read(after, limit, visible).await,
+                None => Ok(Page { cursor: after, ..Page::default() }),
+            },
+            Events::Redis(r) => r.read(tenant, after, limit, visible).await,
+        }
+    }
+
+    /// The oldest offset the log still has (1 for the file log, which deletes nothing; 0 when
+    /// empty).
+    pub async fn first_offset(&self, tenant: &str) -> io::Result<u64> {
+        match self {
+            Events::File { store, .. } => Ok(u64::from(store.existing(tenant).is_some_and(|l| l.head() > 0))),
+            Events::Redis(r) => r.first_offset(tenant).await,
+        }
+    }
+
+    /// Records that `user` acknowledged up to `offset`.
+    pub async fn ack(&self, tenant: &str, user: &str, offset: u64) -> io::Result<()> {
+        match self {
+            Events::File { acked, .. } => {
+                let mut m = acked.lock().map_err(|_| io::Error::other("lock poisoned"))?;
+                let e = m.entry((tenant.to_string(), user.to_string())).or_insert(0);
+                *e = (*e).max(offset);
+                Ok(())
+            }
+            Events::Redis(r) => r.ack(tenant, user, offset).await,
+        }
+    }
+
+    /// The highest offset `user` acknowledged.
+    pub async fn acked(&self, tenant: &str, user: &str) -> io::Result<Option<u64>> {
+        match self {
+            Events::File { acked, .. } => Ok(acked
+                .lock()
+                .map_err(|_| io::Error::other("lock poisoned"))?
+                .get(&(tenant.to_string(), user.to_string()))
+                .copied()),
+            Events::Redis(r) => r.acked(tenant, user).await,
+        }
+    }
+}
