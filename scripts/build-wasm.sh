@@ -82,8 +82,10 @@ printf '  %-36s %17d\n' "JS glue + index.js together" "$glue"
 # is 50,000 bytes. Lower it whenever the package shrinks; raise it only for a feature, saying
 # which: 103,000 -> 103,500 for fallback servers (`fallbackUrls`, +430 bytes). Kept there when
 # issue 11's refactoring took 306 bytes back (103,071 in /work/main): the size depends a little
-# on the checkout's path (file names in panic locations), so the margin stays.
-budget="${TIDINGS_SIZE_BUDGET:-103500}"
+# on the checkout's path (file names in panic locations), so the margin stays. 103,500 -> 104,500
+# for the feed catch-up after a reconnect that did not recover (the held socket events, paging,
+# `catching-up`/`caught-up`: +1,010 bytes, 104,062 in /work/main).
+budget="${TIDINGS_SIZE_BUDGET:-104500}"
 total=$(( $(gz "$dist/wasm/tidings_wasm_bg.wasm") + glue ))
 printf '  %-36s %17d (budget %d)\n' ".wasm + JS glue + index.js" "$total" "$budget"
 if (( total > budget )); then

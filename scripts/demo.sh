@@ -6,9 +6,20 @@
 #   DEMO_PORT=3000         the server's port
 #   DEMO_EXIT_AFTER=SECS   non-interactive: wait until /health answers, stay up SECS seconds
 #                          (0: stop at once), stop everything and exit 0 (CI smoke test)
+#   --cluster              the same on three server nodes over one Redis, behind HAProxy on
+#                          DEMO_PORT (nodes on the next three ports; docs/DEPLOYMENT.md). Kill a
+#                          node (its pid is printed) and watch the dashboard move and catch up.
 # Idempotent: installs and builds only what is missing or changed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+cluster=0
+for a in "$@"; do
+  case "$a" in
+    --cluster) cluster=1 ;;
+    *) echo "usage: bash scripts/demo.sh [--cluster]" >&2; exit 2 ;;
+  esac
+done
 
 port=${DEMO_PORT:-3000}
 exit_after=${DEMO_EXIT_AFTER:-}
@@ -54,17 +65,73 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 mkdir -p "$data_dir"
-echo "== starting the server (data in $data_dir)"
-target/debug/tidings-example-server --bind "127.0.0.1:$port" --data-dir "$data_dir" --static-dir "$app/dist" \
-  --internal-api-key "$key" &
-pids+=($!)
-
-for _ in $(seq 100); do
-  curl -s -o /dev/null "$url/health" && break
-  kill -0 "${pids[0]}" 2>/dev/null || { echo "demo: the server exited" >&2; exit 1; }
-  sleep 0.1
-done
-curl -s -o /dev/null "$url/health" || { echo "demo: the server did not answer $url/health" >&2; exit 1; }
+# Waits until $1/health answers; $2: the pid that must stay alive meanwhile.
+wait_health() {
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "$1/health" && return 0
+    kill -0 "$2" 2>/dev/null || { echo "demo: a process exited (see above)" >&2; exit 1; }
+    sleep 0.1
+  done
+  curl -s -o /dev/null "$1/health" || { echo "demo: $1/health did not answer" >&2; exit 1; }
+}
+if [[ $cluster == 1 ]]; then
+  echo "== HAProxy and Redis (scripts/install-cluster-tools.sh)"
+  bash scripts/install-cluster-tools.sh >/dev/null
+  redis_port=$((port + 4))
+  mkdir -p "$data_dir/redis"
+  echo "== starting Redis on 127.0.0.1:$redis_port (append-only, fsync always; data in $data_dir/redis)"
+  redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly yes --appendfsync always \
+    --dir "$data_dir/redis" --logfile "" >"$data_dir/redis.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do
+    [[ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" == PONG ]] && break
+    sleep 0.1
+  done
+  node_pids=()
+  for i in 1 2 3; do
+    echo "== starting node $i on 127.0.0.1:$((port + i))"
+    target/debug/tidings-example-server --bind "127.0.0.1:$((port + i))" --data-dir "$data_dir/node$i" \
+      --static-dir "$app/dist" --internal-api-key "$key" --redis-url "redis://127.0.0.1:$redis_port" &
+    pids+=($!)
+    node_pids+=($!)
+    wait_health "http://127.0.0.1:$((port + i))" "$!"
+  done
+  cat >"$data_dir/haproxy.cfg" <<CFG
+global
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 60s
+  timeout server 60s
+  timeout tunnel 1h
+  timeout check 1s
+  option redispatch
+  retries 2
+frontend fe
+  bind 127.0.0.1:$port
+  default_backend nodes
+backend nodes
+  balance roundrobin
+  cookie SRV insert indirect nocache
+  option httpchk GET /health
+  http-check expect status 200
+  default-server check inter 500 fall 2 rise 2 on-marked-down shutdown-sessions
+  server n1 127.0.0.1:$((port + 1)) cookie n1
+  server n2 127.0.0.1:$((port + 2)) cookie n2
+  server n3 127.0.0.1:$((port + 3)) cookie n3
+CFG
+  echo "== starting HAProxy on 127.0.0.1:$port"
+  haproxy -db -f "$data_dir/haproxy.cfg" 2>"$data_dir/haproxy.log" &
+  pids+=($!)
+  wait_health "$url" "$!"
+else
+  echo "== starting the server (data in $data_dir)"
+  target/debug/tidings-example-server --bind "127.0.0.1:$port" --data-dir "$data_dir" --static-dir "$app/dist" \
+    --internal-api-key "$key" &
+  pids+=($!)
+  wait_health "$url" "${pids[0]}"
+fi
 
 echo "== starting the bot"
 target/debug/tidings-example-bot --url "$url" --internal-api-key "$key" &
@@ -89,6 +156,15 @@ cat <<TXT
   Press Ctrl-C to stop.
 
 TXT
+if [[ $cluster == 1 ]]; then
+  cat <<TXT
+  Cluster: HAProxy on $url in front of three nodes (pids ${node_pids[*]}) on ports $((port + 1))-$((port + 3)),
+  one Redis on $redis_port. Kill a node (kill -9 PID): its clients move to another node and catch
+  up from the feed; restart it by running the demo again. docs/DEPLOYMENT.md says what each
+  failure does.
+
+TXT
+fi
 
 if [[ -n "$exit_after" ]]; then
   sleep "$exit_after"

@@ -62,6 +62,8 @@ bash scripts/test-examples-e2e.sh
 step "the demo command starts and stops cleanly"
 demo_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 DEMO_PORT=$demo_port DEMO_EXIT_AFTER=3 DEMO_DATA_DIR="$(mktemp -d)" bash scripts/demo.sh
+step "the cluster demo (three nodes, Redis, HAProxy) starts and stops cleanly"
+DEMO_PORT=$demo_port DEMO_EXIT_AFTER=3 DEMO_DATA_DIR="$(mktemp -d)" bash scripts/demo.sh --cluster
 
 step "benchmark smoke (tiny sizes, every client must finish; numbers not meaningful)"
 bash scripts/bench.sh --smoke

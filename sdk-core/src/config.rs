@@ -145,6 +145,12 @@ pub struct FeedConfig {
     /// A feed request not answered within this long is aborted and counts as a failed poll
     /// (default 30 s): a feed that accepts and never answers cannot stall the fallback.
     pub request_timeout: Duration,
+    /// Where to resume while the client has delivered nothing yet: a cursor or the envelope id
+    /// of the last event the application handled in an earlier run (default none). The first
+    /// connection then reads every event after it from the feed, before the socket's own (see
+    /// docs/RELIABILITY.md, "Catching up from the feed"), so a service restarted from a stored
+    /// position misses nothing and gets nothing twice.
+    pub since: Option<String>,
 }
 
 impl FeedConfig {
@@ -161,6 +167,7 @@ impl FeedConfig {
             limit: 100,
             max_body: 1 << 20,
             request_timeout: Duration::from_secs(30),
+            since: None,
         }
     }
 }

@@ -364,7 +364,16 @@ async fn feed(
         .iter()
         .map(|e| json!({ "id": e.envelope.id, "event": e.envelope.kind, "data": e.envelope, "offset": e.offset }))
         .collect();
-    Ok(Json(json!({ "events": events, "cursor": page.cursor, "hasMore": page.cursor < page.head })))
+    // Only the Redis log drops old events (its retention): say when some after `since` are gone.
+    let first = app.events.first_offset(&tenant_id).await.map_err(ApiError::unavailable)?;
+    let mut body = serde_json::Map::new();
+    body.insert("events".into(), Value::Array(events));
+    body.insert("cursor".into(), json!(page.cursor));
+    body.insert("hasMore".into(), json!(page.cursor < page.head));
+    if first > start.saturating_add(1) {
+        body.insert("truncated".into(), json!({ "from": start + 1, "to": first - 1 }));
+    }
+    Ok(Json(Value::Object(body)))
 }
 
 #[derive(Deserialize)]

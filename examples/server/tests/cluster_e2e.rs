@@ -115,13 +115,18 @@ struct Node {
     port: u16,
     redis_url: String,
     dir: PathBuf,
+    env: Vec<(&'static str, &'static str)>,
     child: Option<Child>,
 }
 
 impl Node {
     fn start(redis_url: &str) -> Self {
+        Self::start_with(redis_url, &[])
+    }
+
+    fn start_with(redis_url: &str, env: &[(&'static str, &'static str)]) -> Self {
         let dir = temp_dir("node");
-        let mut n = Node { port: free_port(), redis_url: redis_url.to_string(), dir, child: None };
+        let mut n = Node { port: free_port(), redis_url: redis_url.to_string(), dir, env: env.to_vec(), child: None };
         n.spawn();
         n
     }
@@ -133,6 +138,7 @@ impl Node {
             .arg(&self.dir)
             .env("RUST_LOG", "warn")
             .env("TIDINGS_EMIT_RATE", "off")
+            .envs(self.env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -475,4 +481,25 @@ async fn a_node_cut_off_from_redis_hands_its_clients_over_and_misses_nothing() {
     }
     drop(lb);
     drop(nodes);
+}
+
+/// Past the retention (`TIDINGS_REDIS_MAX_EVENTS`, trimmed about), old events are gone, and a
+/// feed read from before the oldest kept one says which offsets it cannot give.
+#[tokio::test]
+async fn a_feed_read_from_before_the_retention_says_what_is_gone() {
+    let redis = Redis::start();
+    let node = Node::start_with(&redis.url(), &[("TIDINGS_REDIS_MAX_EVENTS", "10")]);
+    let p = publisher(&node.url());
+    publish(&p, 0..400, Duration::ZERO).await;
+    p.flush().await;
+    let tok = token("alice", "acme");
+    let (status, page) = feed(&node.url(), "acme", &tok, "since=0&limit=5").await;
+    assert_eq!(status, 200, "{page}");
+    let first = page["events"][0]["offset"].as_u64().unwrap();
+    assert!(first > 1 && first <= 391, "trimmed to about 10 (whole stream nodes at a time): {first}");
+    assert_eq!(page["truncated"], json!({ "from": 1, "to": first - 1 }));
+    // From inside what is kept: nothing to say.
+    let (_, page) = feed(&node.url(), "acme", &tok, &format!("since={first}&limit=5")).await;
+    assert!(page.get("truncated").is_none(), "{page}");
+    assert_eq!(page["events"][0]["offset"], first + 1);
 }

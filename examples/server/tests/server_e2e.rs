@@ -541,3 +541,66 @@ async fn publish_and_login_are_rate_limited_with_retry_after() {
     within("the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A service stops, events are published, and it starts again from the envelope id of the last
+/// event it handled (`FeedConfig::since`): the feed gives what it missed, then the socket goes
+/// live, with nothing missing or twice at the seam.
+#[tokio::test]
+async fn a_client_started_from_a_stored_position_gets_every_later_event_once() {
+    let dir = temp_dir("since");
+    let (url, server) = start(&dir).await;
+    let publish = |n: u64| {
+        let url = url.clone();
+        async move {
+            let (s, _, _) =
+                emit(&url, json!({ "to": { "room": "tenant:acme" }, "event": "task.created", "data": { "n": n } }))
+                    .await;
+            assert_eq!(s, 200);
+        }
+    };
+    let connect = |since: Option<String>| {
+        let mut feed = tidings::FeedConfig::new(format!("{url}/api/polling/acme"));
+        feed.since = since;
+        feed.limit = 4; // several pages
+        // Subscribed before any event can arrive: build() starts connecting, on() is queued first.
+        let c = tidings::Tidings::builder(&url).token(token("alice", "acme")).feed(feed).build().unwrap();
+        let events = c.on::<Envelope<Value>>("task.created");
+        (c, events)
+    };
+    let (first, mut events) = connect(None);
+    within("the first run's connect", first.wait_connected(T)).await.unwrap();
+    for n in 0..5 {
+        publish(n).await;
+    }
+    let mut last_id = String::new();
+    for n in 0..5 {
+        let e = within("the first run's events", events.next()).await.unwrap().unwrap();
+        assert_eq!(e.data.data["n"], n);
+        last_id = e.data.id;
+    }
+    within("the first run's close", first.close()).await;
+
+    for n in 5..15 {
+        publish(n).await;
+    }
+    let (second, mut events) = connect(Some(last_id));
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        let e = within("the missed events", events.next()).await.unwrap().unwrap();
+        got.push(e.data.data["n"].as_u64().unwrap());
+    }
+    for n in 15..20 {
+        publish(n).await;
+    }
+    while got.len() < 15 {
+        let e = within("the live events", events.next()).await.unwrap().unwrap();
+        got.push(e.data.data["n"].as_u64().unwrap());
+    }
+    assert_eq!(got, (5..20).collect::<Vec<u64>>(), "every later event once, in order");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), events.next()).await.is_err(),
+        "nothing more (no duplicate)"
+    );
+    within("the second run's close", second.close()).await;
+    within("the shutdown", server.shutdown()).await;
+}

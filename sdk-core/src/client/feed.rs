@@ -174,6 +174,9 @@ impl Feed {
                 if let Some(id) = self.last_socket_id.take() {
                     self.cursor = Some(id);
                 }
+                if self.cursor.is_none() {
+                    self.cursor = cfg.since.clone();
+                }
                 self.phase = FeedPhase::Armed { at: cx.now + cfg.after };
             }
             (false, FeedPhase::Off) => {}
@@ -200,6 +203,9 @@ impl Feed {
         let Some(cfg) = &cx.config.feed else { return false };
         if let Some(id) = self.last_socket_id.take() {
             self.cursor = Some(id);
+        }
+        if self.cursor.is_none() {
+            self.cursor = cfg.since.clone();
         }
         if self.cursor.is_none() {
             return false;
