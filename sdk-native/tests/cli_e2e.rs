@@ -40,6 +40,9 @@ fn usage_errors_exit_2_with_a_helpful_message() {
     let out = run(&["listen", "http://127.0.0.1:1", "--timeout", "1e20"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout"));
+    let out = run(&["listen", "http://127.0.0.1:1", "--since", "42"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give --feed FEED_URL too"));
 }
 
 #[test]

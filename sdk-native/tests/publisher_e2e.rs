@@ -261,3 +261,52 @@ async fn the_cli_publishes_once_per_idempotency_key() {
     within(T, "the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `tidings listen --feed FEED --since OFFSET`: the history after the offset, then the live
+/// events, each once and in order across the seam.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_since_prints_history_then_live_without_gap_or_duplicate() {
+    use std::io::BufRead;
+    let dir = temp_dir("listen-since");
+    let (addr, server) = serve(&dir, None).await;
+    let url = format!("http://{addr}");
+    let p = publisher(&url);
+    let mut handles = Vec::new();
+    publish_seqs(&p, 0..6, &mut handles).await;
+    within(T, "the history's publication", p.flush()).await;
+    let claims =
+        Claims { sub: "alice".into(), tenant_id: "acme".into(), name: None, exp: clock::now_secs() + 600, iat: None };
+    let token = jwt::sign(&claims, SECRET.as_bytes());
+    // Offsets start at 1: since=3 is after seq 2, so the history is seqs 3, 4 and 5.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["listen", &url, "--token", &token, "--event", "task.created", "--count", "8"])
+        .args(["--feed", &format!("{url}/api/polling/acme"), "--since", "3", "--timeout", "20"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let seq = |line: &str| -> u64 {
+        let v: Value = serde_json::from_str(line).unwrap();
+        v["args"][0]["data"]["seq"].as_u64().unwrap()
+    };
+    let mut seqs = Vec::new();
+    for _ in 0..3 {
+        seqs.push(seq(&within(T, "the history", rx.recv()).await.unwrap()));
+    }
+    publish_seqs(&p, 6..11, &mut handles).await;
+    within(T, "the live publication", p.flush()).await;
+    while let Some(line) = within(T, "the live events", rx.recv()).await {
+        seqs.push(seq(&line));
+    }
+    assert_eq!(seqs, (3..11).collect::<Vec<u64>>(), "history then live, each once, in order");
+    let status = common::wait_within(&mut child, T, "tidings listen");
+    assert!(status.success(), "{status:?}");
+    within(T, "the shutdown", server.shutdown()).await;
+}

@@ -18,7 +18,7 @@ const USAGE: &str = "\
 usage:
   tidings listen URL [--fallback URL]... [--namespace NS] [--auth JSON | --token T] [--join ROOM]...
                      [--transport websocket|polling|auto|upgrade] [--event NAME_OR_PREFIX]...
-                     [--count N] [--timeout SECS]
+                     [--count N] [--timeout SECS] [--feed FEED_URL [--since CURSOR]]
   tidings emit URL EVENT [JSON_ARG]... [--fallback URL]... [--namespace NS] [--auth JSON | --token T]
                      [--transport websocket|polling|auto|upgrade] [--ack] [--timeout MS] [--linger MS]
   tidings publish URL EVENT [JSON_DATA] (--room ROOM | --user ID...) [--tenant T] [--api-key K]
@@ -27,6 +27,11 @@ usage:
 Events are printed to stdout as JSON lines; connection states to stderr.
 --fallback names another server, tried when URL fails (repeatable, in order; every reconnection
 starts at URL again).
+--feed is the REST feed's base URL (e.g. http://HOST/api/polling/acme; the token goes to it as a
+Bearer token): it bridges outages and, after a reconnect that did not recover, listen prints what
+was missed before the new live events. --since starts from a stored position (an offset, a cursor
+or the envelope id of the last event handled): history from there, then live, with no gap or
+duplicate between them.
 publish sends through the server's internal API (POST URL/internal/emit, docs/PUBLISHING.md),
 retrying transient failures with the same idempotency key until --timeout (default 30 s); the
 key is also read from TIDINGS_API_KEY. It prints the id, offset, replayed flag and key as JSON.
@@ -197,12 +202,19 @@ fn write_event(out: &mut impl Write, ev: &tidings::Received<Payload>, ns: &str) 
 async fn listen(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage> {
     let mut c = Common { url: args.next().ok_or_else(|| Usage("listen needs a URL".into()))?, ..Common::default() };
     let (mut joins, mut patterns, mut count, mut timeout) = (Vec::new(), Vec::new(), None, None);
+    let (mut feed, mut since) = (None, None);
     while let Some(flag) = args.next() {
         if common_flag(&mut c, &flag, &mut args)? {
             continue;
         }
         match flag.as_str() {
             "--join" => joins.push(take_value(&mut args, &flag)?),
+            "--feed" => {
+                let url = take_value(&mut args, &flag)?;
+                tidings_url_check(&url)?;
+                feed = Some(url);
+            }
+            "--since" => since = Some(take_value(&mut args, &flag)?),
             "--event" => patterns.push(take_value(&mut args, &flag)?),
             "--count" => {
                 count = Some(
@@ -223,7 +235,17 @@ async fn listen(mut args: std::vec::IntoIter<String>) -> Result<ExitCode, Usage>
             other => return Err(Usage(format!("unknown option {other:?} for listen"))),
         }
     }
-    let client = builder(&c)?.build().map_err(|e| Usage(e.to_string()))?;
+    let mut b = builder(&c)?;
+    match (feed, since) {
+        (Some(url), since) => {
+            let mut f = tidings::FeedConfig::new(url);
+            f.since = since;
+            b = b.feed(f);
+        }
+        (None, Some(_)) => return Err(Usage("--since reads from the feed: give --feed FEED_URL too".into())),
+        (None, None) => {}
+    }
+    let client = b.build().map_err(|e| Usage(e.to_string()))?;
     let mut notices = client.notices();
     let mut events = client.on_any();
     for room in &joins {
