@@ -1150,10 +1150,12 @@ fn an_unrecovered_reconnect_catches_up_from_the_feed_before_the_sockets_new_even
     );
     let statuses: Vec<&FeedStatus> = w.app.feed.iter().map(|(_, s)| s).collect();
     assert_eq!(statuses, [&FeedStatus::CatchingUp, &FeedStatus::CaughtUp]);
+    assert_eq!(w.client.cursor(), Some("o9"), "the position of the last delivered event: the feed's offset");
     // Then live again, over the socket.
     w.server_emit("news", &envelope(10));
     w.run_for(100);
     assert_eq!(enveloped(&w).last(), Some(&(10, Socket)));
+    assert_eq!(w.client.cursor(), Some("evt_10"), "a socket event's envelope id");
     w.assert_clean();
 }
 

@@ -474,6 +474,19 @@ impl Tidings {
         self.send(Command::Connect(self.inner.namespace.clone()))
     }
 
+    /// Where this client stands in the event stream: the position of the last event delivered
+    /// to every subscription (the envelope id of a socket event, the offset or id of a feed
+    /// event), else the configured [`FeedConfig::since`](crate::FeedConfig). Persist it once the
+    /// events up to it are handled, and start the next run from it with `FeedConfig::since`: that
+    /// client reads every later event from the feed, once, before the live ones.
+    ///
+    /// `None` before any event with an envelope id was delivered, and once the client is closed.
+    pub async fn cursor(&self) -> Option<String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Cursor(tx)).ok()?;
+        rx.await.ok().flatten()
+    }
+
     /// Disconnects this handle's namespace ("io client disconnect"); no reconnection until
     /// [`Tidings::connect`]. Other namespaces opened with [`Tidings::of`] stay connected; the
     /// engine closes when no namespace is left, as socket.io-client's `socket.disconnect()` (the

@@ -57,6 +57,8 @@ pub(crate) enum Command {
     Connect(String),
     /// Disconnects one namespace, or every namespace (`None`).
     Disconnect(String, oneshot::Sender<()>),
+    /// Where the main namespace stands (`Client::cursor`).
+    Cursor(oneshot::Sender<Option<String>>),
     Shutdown(oneshot::Sender<()>),
     Network(Input),
 }
@@ -363,6 +365,9 @@ impl Driver {
                 let _ = done.send(());
             }
             Command::Network(input) => self.core.handle_input(now, input),
+            Command::Cursor(reply) => {
+                let _ = reply.send(self.core.cursor().map(str::to_string));
+            }
             Command::Shutdown(_) => {}
         }
     }

@@ -578,12 +578,25 @@ async fn a_client_started_from_a_stored_position_gets_every_later_event_once() {
         assert_eq!(e.data.data["n"], n);
         last_id = e.data.id;
     }
+    // The client's own cursor says the same once the last event is delivered: that is what a
+    // service persists.
+    let cursor = within("the cursor", async {
+        loop {
+            match first.cursor().await {
+                Some(c) if c == last_id => return c,
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await;
+    let handle = first.clone();
     within("the first run's close", first.close()).await;
+    assert_eq!(handle.cursor().await, None, "a closed client has no cursor to give");
 
     for n in 5..15 {
         publish(n).await;
     }
-    let (second, mut events) = connect(Some(last_id));
+    let (second, mut events) = connect(Some(cursor));
     let mut got = Vec::new();
     while got.len() < 10 {
         let e = within("the missed events", events.next()).await.unwrap().unwrap();

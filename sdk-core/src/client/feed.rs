@@ -29,7 +29,7 @@
 //! Events are de-duplicated against the socket's by `offset` and by `id` (which should equal the
 //! `id` of the envelope the socket delivers), so a handler sees each event once.
 
-use super::inbox::Inbox;
+use super::inbox::{Inbox, Retired};
 use super::{
     Cx, Event, EventSource, FeedStatus, HttpError, HttpRequest, Method, Output, RequestId, RequestPurpose, ms,
 };
@@ -44,8 +44,8 @@ pub(super) struct Feed {
     /// Bearer token for the feed (from the main namespace's auth). Never logged.
     pub(super) token: Option<String>,
     cursor: Option<String>,
-    /// The envelope id of the last event the main namespace received on the socket, since the
-    /// feed last started: the feed resumes after it.
+    /// The position of the last event of the main namespace delivered (a socket event's envelope
+    /// id, a feed event's offset or id) since the feed last started: the feed resumes after it.
     pub(super) last_socket_id: Option<String>,
     /// Acknowledgements sent, with when they are given up (aborted) if still unanswered.
     acks: std::collections::VecDeque<(RequestId, Instant)>,
@@ -54,6 +54,10 @@ pub(super) struct Feed {
     page: u32,
     /// A catch-up ended (caught up, or gave up): the socket's waiting events can go out.
     caught_up: bool,
+    /// Where the client stands: the position of the last event of the main namespace handed to
+    /// every subscription (a socket event's envelope id, a feed event's offset or id). Never
+    /// taken: the application reads it to persist ([`super::Client::cursor`]).
+    pub(super) delivered: Option<String>,
 }
 
 impl std::fmt::Debug for Feed {
@@ -67,6 +71,7 @@ impl std::fmt::Debug for Feed {
             .field("acks", &self.acks)
             .field("page", &self.page)
             .field("caught_up", &self.caught_up)
+            .field("delivered", &self.delivered)
             .finish()
     }
 }
@@ -420,7 +425,10 @@ impl Feed {
                 continue;
             }
             let Ok(args) = Args::from_json_array(format!("[{}]", e.data), Vec::new()) else { continue };
-            let delivery = inbox.admit(keys, None);
+            // Its position (a `since` the feed takes back) counts once it is delivered.
+            let position = e.offset.clone().unwrap_or_else(|| e.id.clone());
+            let retired = Retired { namespace: main.clone(), socket_offset: None, envelope: Some(position) };
+            let delivery = inbox.admit(keys, Some(retired));
             cx.out.push_back(Output::Event(Event {
                 namespace: main.clone(),
                 name: e.name,

@@ -253,10 +253,23 @@ impl Client {
             if &r.namespace == main
                 && let Some(id) = r.envelope
             {
-                // Where the feed should resume if the socket goes down now.
+                // Where the feed should resume if the socket goes down now, and where the
+                // application stands.
+                self.feed.delivered = Some(id.clone());
                 self.feed.last_socket_id = Some(id);
             }
         }
+    }
+
+    /// Where the main namespace stands: the position of the last event delivered to every
+    /// subscription (the envelope id of a socket event, the offset or id of a feed event), else
+    /// the configured [`crate::config::FeedConfig::since`]. Persist it once the events up to it are
+    /// handled, and start a later client from it (`FeedConfig::since`): with the REST feed, that
+    /// client reads every event after it, once (docs/RELIABILITY.md, "Catching up from the feed").
+    /// `None` until an event with an envelope id is delivered (events without one have no
+    /// position the feed would know).
+    pub fn cursor(&self) -> Option<&str> {
+        self.feed.delivered.as_deref().or_else(|| self.config.feed.as_ref().and_then(|f| f.since.as_deref()))
     }
 
     /// Events handed out in [`Output::Event`] and not yet reported [`Client::delivered`].
