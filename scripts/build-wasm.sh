@@ -84,8 +84,9 @@ printf '  %-36s %17d\n' "JS glue + index.js together" "$glue"
 # issue 11's refactoring took 306 bytes back (103,071 in /work/main): the size depends a little
 # on the checkout's path (file names in panic locations), so the margin stays. 103,500 -> 104,500
 # for the feed catch-up after a reconnect that did not recover (the held socket events, paging,
-# `catching-up`/`caught-up`: +1,010 bytes, 104,062 in /work/main).
-budget="${TIDINGS_SIZE_BUDGET:-104500}"
+# `catching-up`/`caught-up`: +1,010 bytes, 104,062 in /work/main). 104,500 -> 105,000 for the
+# cursor and `feed.since` (resuming from a stored position: +368 bytes, 104,430).
+budget="${TIDINGS_SIZE_BUDGET:-105000}"
 total=$(( $(gz "$dist/wasm/tidings_wasm_bg.wasm") + glue ))
 printf '  %-36s %17d (budget %d)\n' ".wasm + JS glue + index.js" "$total" "$budget"
 if (( total > budget )); then

@@ -82,3 +82,5 @@ node npm/test/node/connect.mjs "$TIDINGS_WASM_S0_URL" polling
 ws_flag=""
 node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' || ws_flag="--experimental-websocket"
 node $ws_flag npm/test/node/connect.mjs "$TIDINGS_WASM_S0_URL" websocket
+# Resuming from a stored cursor (feed.since, socket.cursor): history, then live, once each.
+node npm/test/node/resume.mjs "$TIDINGS_WASM_S0_URL"

@@ -358,6 +358,15 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     return this.wasmClient?.recovered ?? false;
   }
 
+  /**
+   * Where this client stands: the position of the last event delivered to the listeners (the
+   * envelope `id` of a socket event, the offset or id of a feed event). Store it once those events
+   * are handled and pass it back as `feed.since`: the next run reads every later event, once.
+   */
+  get cursor(): string | undefined {
+    return this.wasmClient?.cursor ?? undefined;
+  }
+
   get state(): ConnectionState {
     return this.#state;
   }

@@ -159,6 +159,12 @@ export interface TidingsOptions {
     maxInterval?: number;
     /** default 5. */
     maxFailures?: number;
+    /**
+     * Where to resume while nothing was delivered yet: a `socket.cursor` stored by an earlier run
+     * (or an offset or envelope id). The first connection reads every later event from the feed,
+     * once, before the live ones.
+     */
+    since?: string;
   };
   /** Connect at once (default true); otherwise call `connect()`. */
   autoConnect?: boolean;

@@ -225,6 +225,12 @@ impl WasmClient {
             .flatten()
     }
 
+    /// Where the client stands: the position of the last event delivered (`Client::cursor`).
+    #[wasm_bindgen(getter)]
+    pub fn cursor(&self) -> Option<String> {
+        self.shared.read(|i| i.core.cursor().map(str::to_string)).flatten()
+    }
+
     /// Whether the namespace is connected.
     #[wasm_bindgen(getter)]
     pub fn connected(&self) -> bool {

@@ -223,6 +223,7 @@ pub(crate) fn parse(url: &str, options: &JsValue) -> R<Parsed> {
         if let Some(n) = int(&f, "maxFailures")? {
             feed.max_failures = n;
         }
+        feed.since = string(&f, "since")?;
         c.feed = Some(feed);
     }
     // Handled by the caller (npm/src/index.ts), checked here so a typo'd value is caught.

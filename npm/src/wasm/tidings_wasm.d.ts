@@ -36,6 +36,8 @@ export class WasmClient {
   readonly id: string | undefined;
   readonly connected: boolean;
   readonly recovered: boolean;
+  /** The position of the last event delivered (`Client::cursor`). */
+  readonly cursor: string | undefined;
   readonly rooms: string[];
   /**
    * `args`: every argument as sent (the recovery offset last, when there is one; `offset` repeats
