@@ -72,8 +72,9 @@ pub use args::{Args, ArgsError};
 pub use backoff::BackoffStrategy;
 pub use client::{
     AckRequest, AuthRequestId, Client, CommandError, ConnId, ConnectError, ConnectionState, DeliveryId,
-    DisconnectReason, EmitError, EmitId, EmitRefused, EmitRequest, Event, EventSource, Fault, FeedStatus, HttpError,
-    HttpRequest, IdempotencyKey, Input, InvalidEmit, Method, Output, RequestId, RequestPurpose, RoomRequestId,
+    DisconnectReason, EmitError, EmitId, EmitRefused, EmitRequest, Event, EventSource, Fault, FeedStatus, HistoryEvent,
+    HistoryPage, HttpError, HttpRequest, IdempotencyKey, Input, InvalidEmit, Method, Output, RequestId, RequestPurpose,
+    RoomRequestId, history_page,
 };
 pub use config::{AuthMode, Config, ConfigError, FeedConfig, RoomEvents, TransportConfig, TransportKind};
 pub use time::Instant;

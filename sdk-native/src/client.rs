@@ -474,6 +474,41 @@ impl Tidings {
         self.send(Command::Connect(self.inner.namespace.clone()))
     }
 
+    /// A page of history from the REST feed: the events after `since` (a cursor, an offset or
+    /// an envelope id, as the feed takes them; `None`: where the feed starts for this caller),
+    /// at most `limit` (1-1000), oldest first, with the cursor of the next page. It reads the
+    /// feed only: it does not deliver to subscriptions or move [`Tidings::cursor`]. An event
+    /// whose payload does not decode as `T` is an error for the whole page (nothing is skipped).
+    ///
+    /// ```no_run
+    /// # async fn run(client: tidings::Tidings) -> Result<(), tidings::Error> {
+    /// let mut since = Some("evt_2f1c...".to_string());
+    /// loop {
+    ///     let page = client.history::<serde_json::Value>(since.as_deref(), 100).await?;
+    ///     for e in &page.events {
+    ///         println!("{} {}", e.event, e.data);
+    ///     }
+    ///     if !page.has_more {
+    ///         break;
+    ///     }
+    ///     since = page.cursor;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn history<T: DeserializeOwned>(&self, since: Option<&str>, limit: u32) -> Result<History<T>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::History { since: since.map(str::to_string), limit, reply: tx })?;
+        let page = rx.await.map_err(|_| Error::Closed)??;
+        let mut events = Vec::with_capacity(page.events.len());
+        for e in page.events {
+            // The feed's `data` is the event's one argument; its offset is the feed's, never
+            // appended to the arguments.
+            let data = Payload::deserialize_args::<T>(&e.args)?;
+            events.push(Received { event: e.name, data, offset: e.offset, source: EventSource::Feed, ack: None });
+        }
+        Ok(History { events, cursor: page.cursor, has_more: page.has_more })
+    }
+
     /// Where this client stands in the event stream: the position of the last event delivered
     /// to every subscription (the envelope id of a socket event, the offset or id of a feed
     /// event), else the configured [`FeedConfig::since`](crate::FeedConfig). Persist it once the
@@ -586,6 +621,17 @@ impl Emit {
         self.req.ack = ack;
         Ok(())
     }
+}
+
+/// A page of history from the REST feed ([`Tidings::history`]).
+#[derive(Debug)]
+pub struct History<T> {
+    /// The events, oldest first (`source` is [`EventSource::Feed`]).
+    pub events: Vec<Received<T>>,
+    /// What to pass as `since` for the next page.
+    pub cursor: Option<String>,
+    /// Whether the feed has more after this page.
+    pub has_more: bool,
 }
 
 /// An event received by a subscription.

@@ -59,6 +59,12 @@ pub(crate) enum Command {
     Disconnect(String, oneshot::Sender<()>),
     /// Where the main namespace stands (`Client::cursor`).
     Cursor(oneshot::Sender<Option<String>>),
+    /// A page of the feed's history.
+    History {
+        since: Option<String>,
+        limit: u32,
+        reply: oneshot::Sender<Result<tidings_core::HistoryPage, Error>>,
+    },
     Shutdown(oneshot::Sender<()>),
     Network(Input),
 }
@@ -368,6 +374,22 @@ impl Driver {
             Command::Cursor(reply) => {
                 let _ = reply.send(self.core.cursor().map(str::to_string));
             }
+            Command::History { since, limit, reply } => match self.core.history_request(since.as_deref(), limit) {
+                None => {
+                    let _ = reply.send(Err(Error::Feed("no feed is configured (ClientBuilder::feed)".into())));
+                }
+                // Not the connection's business: its own task, answered to the caller.
+                Some(req) => {
+                    let http = self.net.http.clone();
+                    tokio::spawn(async move {
+                        let page = match crate::transport::perform(http, req).await {
+                            Ok((status, body)) => tidings_core::history_page(status, &body, limit).map_err(Error::Feed),
+                            Err(e) => Err(Error::Feed(e.to_string())),
+                        };
+                        let _ = reply.send(page);
+                    });
+                }
+            },
             Command::Shutdown(_) => {}
         }
     }

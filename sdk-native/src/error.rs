@@ -45,6 +45,9 @@ pub enum Error {
         /// The last failure.
         last: String,
     },
+    /// The REST feed could not be read ([`crate::Tidings::history`]): no feed is configured, the
+    /// request failed, or the answer is not a feed page (what failed, without the token).
+    Feed(String),
 }
 
 impl fmt::Display for Error {
@@ -64,6 +67,7 @@ impl fmt::Display for Error {
             Self::Lagged(n) => write!(f, "the lossy subscription skipped {n} events (its queue was full)"),
             Self::Rejected { status, message } => write!(f, "the server refused it: HTTP {status}: {message}"),
             Self::GaveUp { attempts, last } => write!(f, "gave up after {attempts} attempts: {last}"),
+            Self::Feed(e) => write!(f, "the feed: {e}"),
         }
     }
 }

@@ -43,7 +43,7 @@ mod payload;
 mod publisher;
 mod transport;
 
-pub use client::{AckHandle, AuthProvider, ClientBuilder, Emit, Received, Subscription, Tidings};
+pub use client::{AckHandle, AuthProvider, ClientBuilder, Emit, History, Received, Subscription, Tidings};
 pub use delivery::{DEFAULT_RECEIVE_BUFFER, Notices};
 pub use driver::Notice;
 pub use error::{ArgumentError, Cause, ConfigError, DecodeError, Error};

@@ -82,7 +82,7 @@ impl Payload {
         }
     }
 
-    fn deserialize_args<T: DeserializeOwned>(args: &Args) -> Result<T, Error> {
+    pub(crate) fn deserialize_args<T: DeserializeOwned>(args: &Args) -> Result<T, Error> {
         if args.attachments().is_empty() {
             let r = if args.len() == 1 {
                 serde_json::from_str(args.get(0).unwrap_or("null"))

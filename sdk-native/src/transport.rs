@@ -284,7 +284,7 @@ pub(crate) fn spawn_http(net: &Net, req: HttpRequest, events: mpsc::Sender<IoEve
     })
 }
 
-async fn perform(http: reqwest::Client, req: HttpRequest) -> Result<(u16, Vec<u8>), HttpError> {
+pub(crate) async fn perform(http: reqwest::Client, req: HttpRequest) -> Result<(u16, Vec<u8>), HttpError> {
     let mut b = match req.method {
         Method::Get => http.get(&req.url),
         Method::Post => http.post(&req.url),

@@ -617,3 +617,44 @@ async fn a_client_started_from_a_stored_position_gets_every_later_event_once() {
     within("the second run's close", second.close()).await;
     within("the shutdown", server.shutdown()).await;
 }
+
+/// `Tidings::history`: pages of the feed after a position, typed, with the next cursor; it
+/// delivers nothing to subscriptions. Without a feed it says so.
+#[tokio::test]
+async fn history_pages_through_the_feed() {
+    let dir = temp_dir("history");
+    let (url, server) = start(&dir).await;
+    for n in 0..12u64 {
+        emit(&url, json!({ "to": { "room": "tenant:acme" }, "event": "task.created", "data": { "n": n } })).await;
+    }
+    #[derive(serde::Deserialize)]
+    struct Task {
+        data: Value,
+    }
+    let feed = tidings::FeedConfig::new(format!("{url}/api/polling/acme"));
+    let c = tidings::Tidings::builder(&url).token(token("alice", "acme")).feed(feed).build().unwrap();
+    let mut live = c.on::<Envelope<Value>>("*");
+    let (mut since, mut got) = (Some("2".to_string()), Vec::new());
+    loop {
+        let page = within("a history page", c.history::<Task>(since.as_deref(), 4)).await.unwrap();
+        assert!(page.events.len() <= 4);
+        got.extend(page.events.iter().map(|e| {
+            assert_eq!((e.event.as_str(), e.source), ("task.created", tidings::EventSource::Feed));
+            e.data.data["n"].as_u64().unwrap()
+        }));
+        if !page.has_more {
+            break;
+        }
+        since = page.cursor;
+    }
+    assert_eq!(got, (2..12).collect::<Vec<u64>>(), "after offset 2, every event once, in order");
+    let err = within("history of a bad position", c.history::<Value>(Some("evt_nope"), 4)).await.unwrap_err();
+    assert!(matches!(&err, tidings::Error::Feed(m) if m.contains("400")), "{err}");
+    assert!(tokio::time::timeout(Duration::from_millis(200), live.next()).await.is_err(), "history delivers nothing");
+    let no_feed = tidings::Tidings::builder(&url).token(token("alice", "acme")).build().unwrap();
+    let err = within("history without a feed", no_feed.history::<Value>(None, 4)).await.unwrap_err();
+    assert!(matches!(&err, tidings::Error::Feed(m) if m.contains("no feed")), "{err}");
+    c.close().await;
+    no_feed.close().await;
+    within("the shutdown", server.shutdown()).await;
+}

@@ -473,6 +473,78 @@ impl Feed {
     }
 }
 
+/// One event of a history page ([`history_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEvent {
+    /// The feed's event id (the envelope id).
+    pub id: String,
+    /// The event name.
+    pub name: String,
+    /// Its arguments: the feed's `data`, as the only argument (what the socket delivers).
+    pub args: Args,
+    /// The feed's offset of the event, when it gives one.
+    pub offset: Option<String>,
+}
+
+/// A page of the feed's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The events, oldest first.
+    pub events: Vec<HistoryEvent>,
+    /// What to pass as `since` for the next page: the feed's `cursor`, else the last event's
+    /// offset or id; `None` when the page is empty and the feed gave no cursor.
+    pub cursor: Option<String>,
+    /// Whether the feed says there is more after this page (`hasMore`; without it, whether the
+    /// page came back full).
+    pub has_more: bool,
+}
+
+/// Decodes the answer to a [`super::Client::history_request`]: status 200 and the feed's JSON
+/// (the contract at the top of this module); anything else is an error to report, never a page.
+pub fn history_page(status: u16, body: &[u8], limit: u32) -> Result<HistoryPage, String> {
+    if status != 200 {
+        return Err(format!("the feed answered HTTP {status}"));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| "the feed's answer is not UTF-8".to_string())?;
+    let (events, cursor, has_more) = parse_feed(text).map_err(str::to_string)?;
+    let has_more = has_more.unwrap_or(events.len() >= limit as usize);
+    let cursor = cursor.or_else(|| events.last().map(|e| e.offset.clone().unwrap_or_else(|| e.id.clone())));
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let args = Args::from_json_array(format!("[{}]", e.data), Vec::new())
+            .map_err(|_| format!("feed event {} has data that is not JSON", e.id))?;
+        out.push(HistoryEvent { id: e.id, name: e.name, args, offset: e.offset });
+    }
+    Ok(HistoryPage { events: out, cursor, has_more })
+}
+
+/// The request for a page of history: `GET {feed}/events?limit=N[&since=S]` with the feed's
+/// bearer token; `None` without a feed.
+pub(super) fn history_request(
+    cx: &mut Cx<'_>,
+    token: Option<&str>,
+    since: Option<&str>,
+    limit: u32,
+) -> Option<HttpRequest> {
+    let cfg = cx.config.feed.as_ref()?;
+    let limit = limit.clamp(1, 1000);
+    let mut url = format!("{}/events?limit={limit}", cfg.url.trim_end_matches('/'));
+    if let Some(c) = since {
+        url.push_str("&since=");
+        crate::url::encode_component(c, &mut url);
+    }
+    Some(HttpRequest {
+        id: RequestId(cx.ids.next()),
+        purpose: RequestPurpose::FeedHistory,
+        method: Method::Get,
+        url,
+        content_type: None,
+        authorization: token.map(|t| format!("Bearer {t}")),
+        body: None,
+        max_body: cfg.max_body,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ mod types;
 use std::collections::VecDeque;
 use std::time::Duration;
 
+pub use feed::{HistoryEvent, HistoryPage, history_page};
 pub use types::*;
 
 use crate::args::Args;
@@ -23,7 +24,7 @@ use crate::time::Instant;
 use engine::Engine;
 use feed::Feed;
 use inbox::Inbox;
-use routing::{Cx, Ids};
+use routing::{Cx, Ids, Parts};
 use socket::Socket;
 
 /// The sans-IO Socket.IO client: feed it [`Input`]s and commands, drain [`Output`]s.
@@ -259,6 +260,16 @@ impl Client {
                 self.feed.last_socket_id = Some(id);
             }
         }
+    }
+
+    /// A request for a page of the feed's history: the events after `since` (a cursor, an
+    /// offset or an envelope id, as the feed takes them; `None`: where the feed starts for this
+    /// caller), at most `limit` (1-1000). The driver performs it like any other and hands the
+    /// answer to [`history_page`]; it does not involve the connection. `None` without a feed.
+    pub fn history_request(&mut self, since: Option<&str>, limit: u32) -> Option<HttpRequest> {
+        let token = self.feed.token.clone();
+        let Parts { mut cx, .. } = self.parts();
+        feed::history_request(&mut cx, token.as_deref(), since, limit)
     }
 
     /// Where the main namespace stands: the position of the last event delivered to every

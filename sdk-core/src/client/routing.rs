@@ -41,8 +41,8 @@ impl Ids {
 }
 
 /// The client's sub-machines, borrowed apart, with the context they act in.
-struct Parts<'a> {
-    cx: Cx<'a>,
+pub(super) struct Parts<'a> {
+    pub(super) cx: Cx<'a>,
     engine: &'a mut Engine,
     sockets: &'a mut VecMap<String, Socket>,
     inbox: &'a mut Inbox,
@@ -50,7 +50,7 @@ struct Parts<'a> {
 }
 
 impl Client {
-    fn parts(&mut self) -> Parts<'_> {
+    pub(super) fn parts(&mut self) -> Parts<'_> {
         Parts {
             cx: Cx {
                 config: &self.config,

@@ -124,6 +124,9 @@ pub enum RequestPurpose {
     FeedPoll,
     /// REST feed acknowledgement POST.
     FeedAck,
+    /// A page of history the application asked for ([`crate::Client::history_request`]): its
+    /// answer goes to [`crate::client::history_page`], not back to the client.
+    FeedHistory,
 }
 
 /// Why the client closed its connection on its own: the cause behind a
