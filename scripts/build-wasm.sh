@@ -85,8 +85,9 @@ printf '  %-36s %17d\n' "JS glue + index.js together" "$glue"
 # on the checkout's path (file names in panic locations), so the margin stays. 103,500 -> 104,500
 # for the feed catch-up after a reconnect that did not recover (the held socket events, paging,
 # `catching-up`/`caught-up`: +1,010 bytes, 104,062 in /work/main). 104,500 -> 105,000 for the
-# cursor and `feed.since` (resuming from a stored position: +368 bytes, 104,430).
-budget="${TIDINGS_SIZE_BUDGET:-105000}"
+# cursor and `feed.since` (resuming from a stored position: +368 bytes, 104,430). 105,000 ->
+# 105,500 for `socket.history()` (its feed-page check is in index.js: +535 bytes, 104,965).
+budget="${TIDINGS_SIZE_BUDGET:-105500}"
 total=$(( $(gz "$dist/wasm/tidings_wasm_bg.wasm") + glue ))
 printf '  %-36s %17d (budget %d)\n' ".wasm + JS glue + index.js" "$total" "$budget"
 if (( total > budget )); then

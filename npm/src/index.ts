@@ -17,6 +17,8 @@ import type {
   EventParams,
   EventsMap,
   FeedStatus,
+  HistoryOptions,
+  HistoryPage,
   ReservedEvents,
   Socket,
   TidingsOptions,
@@ -371,6 +373,20 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     return this.#state;
   }
 
+  async history({ since, limit = 100, signal }: HistoryOptions = {}): Promise<HistoryPage> {
+    const { feed, auth } = this.options;
+    if (!feed) throw new Error("history: no `feed` option");
+    const token = (typeof auth === "function" ? await auth() : auth)?.["token"];
+    limit = Math.min(Math.max(Math.trunc(limit) || 1, 1), 1000);
+    const q = since === undefined ? "" : `&since=${encodeURIComponent(since)}`;
+    const res = await fetch(`${feed.url.replace(/\/+$/, "")}/events?limit=${limit}${q}`, {
+      headers: typeof token === "string" ? { authorization: `Bearer ${token}` } : {},
+      signal: signal ?? null,
+    });
+    if (res.status !== 200) throw new Error(`history: the feed answered HTTP ${res.status}`);
+    return historyPage(await res.json(), limit);
+  }
+
   #map(event: string): Map<string, Listener[]> {
     return RESERVED_EVENTS.has(event) ? this.#reserved : this.#listeners;
   }
@@ -563,6 +579,28 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
  * Throws for a bad URL or option once the module is loaded (before that, the error is
  * reported as `connect_error` and the socket refuses further commands).
  */
+/** A feed page (the contract in sdk-core/src/client/feed.rs), checked: never a guess. */
+function historyPage(body: unknown, limit: number): HistoryPage {
+  const str = (v: unknown): string | undefined =>
+    typeof v === "string" ? v : typeof v === "number" ? String(v) : undefined;
+  const o = (body ?? {}) as Record<string, unknown>;
+  const list = o["events"] ?? o["data"];
+  if (!Array.isArray(list)) throw new Error("history: not a feed page");
+  const events = list.map((e: Record<string, unknown> | null) => {
+    const id = str(e?.["id"]);
+    const event = str(e?.["event"] ?? e?.["type"]);
+    if (id === undefined || event === undefined) throw new Error("history: a feed event has no id or name");
+    return { id, event, data: e?.["data"] ?? e?.["payload"] ?? null, offset: str(e?.["offset"]) };
+  });
+  const last = events[events.length - 1];
+  const hasMore = o["hasMore"];
+  return {
+    events,
+    cursor: str(o["cursor"]) ?? last?.offset ?? last?.id,
+    hasMore: typeof hasMore === "boolean" ? hasMore : events.length >= limit,
+  };
+}
+
 export function connect<Listen extends EventsMap = DefaultEventsMap, Emit extends EventsMap = Listen>(
   url: string,
   options: TidingsOptions = {},

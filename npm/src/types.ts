@@ -206,6 +206,34 @@ export interface VolatileEmitter<Emit extends EventsMap> {
  */
 export type AnyListener = (event: string, ...args: unknown[]) => void;
 
+/** What `socket.history()` reads. */
+export interface HistoryOptions {
+  /** A cursor, an offset or an envelope id, as the feed takes them. */
+  since?: string;
+  /** 1-1000, default 100. */
+  limit?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * One event of a history page: its name and its data (the argument the socket delivers), as the
+ * feed returned them. Not narrowed to the event map: nothing checked them against it.
+ */
+export interface HistoryEvent {
+  readonly id: string;
+  readonly event: string;
+  readonly data: unknown;
+  readonly offset: string | undefined;
+}
+
+/** A page of `socket.history()`. */
+export interface HistoryPage {
+  readonly events: readonly HistoryEvent[];
+  /** What to pass as `since` for the next page. */
+  readonly cursor: string | undefined;
+  readonly hasMore: boolean;
+}
+
 export interface Socket<Listen extends EventsMap = DefaultEventsMap, Emit extends EventsMap = DefaultEventsMap> {
   /** The socket id while connected. */
   readonly id: string | undefined;
@@ -215,6 +243,19 @@ export interface Socket<Listen extends EventsMap = DefaultEventsMap, Emit extend
   /** Whether the last connection restored the previous session. */
   readonly recovered: boolean;
   readonly state: ConnectionState;
+  /**
+   * Where this client stands: the position of the last event delivered to the listeners (the
+   * envelope `id` of a socket event, the offset or id of a feed event). Store it once those events
+   * are handled and pass it back as `feed.since`; `undefined` before such an event.
+   */
+  readonly cursor: string | undefined;
+  /**
+   * A page of history from the REST feed (the `feed` option): the events after `since` (a cursor,
+   * an offset or an envelope id; without it, where the feed starts for this caller), at most
+   * `limit` (1-1000, default 100), oldest first. It delivers nothing to listeners. Rejects when
+   * there is no feed, the request fails or the answer is not a feed page.
+   */
+  history(options?: HistoryOptions): Promise<HistoryPage>;
   /**
    * Where the event being delivered came from (read it inside a listener), or the last one
    * afterwards; `undefined` before the first event. Updated before the listeners run.

@@ -13,6 +13,7 @@ import type {
   EventNames,
   EventParams,
   EventsMap,
+  HistoryPage,
   ReservedEvents,
   Socket,
   TimeoutEmitter,
@@ -51,6 +52,11 @@ export class FakeSocket<Listen extends EventsMap = DefaultEventsMap, Emit extend
 {
   readonly nsp: string = "/";
   recovered = false;
+  cursor: string | undefined = undefined;
+  /** The fake has no feed. */
+  history(): Promise<HistoryPage> {
+    return Promise.reject(new Error("history: no feed is configured (the `feed` option)"));
+  }
   /** Set by `receive` (a server event; the fake knows no offsets). */
   lastEventMeta: EventMeta | undefined = undefined;
   /** Makes `state` hand out a new object on every read, as a getter over wasm might. */

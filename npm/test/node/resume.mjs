@@ -1,6 +1,6 @@
 // The package on Node resumes from a stored position (issue 14): a first client reads the history
 // after a marker from the feed (`feed.since`), then live events; its `cursor` is the position of
-// the last event delivered. A second client started from that cursor gets exactly the events
+// the last event delivered; `history()` pages the same events. A second client started from that cursor gets exactly the events
 // published after it: history from the feed, then live, each once, in order.
 // Usage: node resume.mjs URL (the Node socket.io test server: its /feed and /control/publish).
 // Run by scripts/test-wasm.sh after the package is built.
@@ -51,6 +51,19 @@ const last = await publish(4);
 await until("the live events", () => first.got.length >= 5);
 assert.deepEqual(first.got, [0, 1, 2, 3, 4], "history after the marker, then live");
 await until("the cursor", () => first.socket.cursor === last.id);
+// history(): the same events, page by page, from the feed; nothing delivered to the listeners.
+const pages = [];
+let since = marker.id;
+for (;;) {
+  const page = await first.socket.history({ since, limit: 2 });
+  pages.push(page.events.filter((e) => e.event === event).map((e) => e.data.data.n));
+  assert.ok(page.events.every((e) => typeof e.id === "string" && e.offset !== undefined));
+  if (!page.hasMore) break;
+  since = page.cursor;
+}
+assert.deepEqual(pages.flat(), [0, 1, 2, 3, 4], "history pages after the marker");
+assert.deepEqual(first.got, [0, 1, 2, 3, 4], "history delivered nothing to the listeners");
+await assert.rejects(first.socket.history({ since: "evt_nope" }), /HTTP 400/);
 const stored = first.socket.cursor;
 first.socket.close();
 
@@ -62,4 +75,4 @@ await until("the next live event", () => second.got.length >= 3);
 await sleep(300);
 assert.deepEqual(second.got, [5, 6, 7], "every event after the stored cursor once, in order");
 second.socket.close();
-console.log(`ok node ${process.versions.node}: history from feed.since, cursor ${stored}, resumed without gap or duplicate`);
+console.log(`ok node ${process.versions.node}: history(), feed.since, cursor ${stored}, resumed without gap or duplicate`);
