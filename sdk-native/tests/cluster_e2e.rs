@@ -1,8 +1,9 @@
-//! A cluster of two Node socket.io servers sharing a real Redis through
+//! A cluster of Node socket.io servers sharing a real Redis through
 //! `@socket.io/redis-streams-adapter` (docs/DEPLOYMENT.md, "Node cluster with the Redis streams
 //! adapter"). The client is connected to node A with node B as its fallback URL, in a room, while
-//! events are broadcast to that room through node B without a pause (so every event reaches the
-//! client on A through the Redis stream). A then ends mid-stream and the client moves to B:
+//! events are broadcast to that room through a third node, C, without a pause: every event
+//! reaches the client, on A and then on B, only through the Redis stream. A then ends mid-stream
+//! and the client moves to B:
 //!
 //! - **A is stopped (SIGTERM)**: `io.close()` ends each socket with "server shutting down", which
 //!   stores its session (id, rooms, data) in Redis, and closes the transports without a
@@ -16,6 +17,13 @@
 //!
 //! In both, node B refuses Socket.IO for a moment around A's end, so the client surely spends
 //! some time connected to no node while the events go on.
+//!
+//! Why C and not B: an event broadcast by the node that is restoring the session, at the moment
+//! it restores it, can be lost (socket.io 4.8.4 with the adapter 0.3.1: the node's own broadcast,
+//! whose stream entry comes after the adapter's last read of the stream for the restore, is
+//! delivered locally before the restored socket is registered). With the events broadcast
+//! through B, about one run in twenty lost one event that way, and B's frame log showed that B
+//! never sent it. docs/DEPLOYMENT.md has the details.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
 mod common;
@@ -41,12 +49,13 @@ fn reconnect() -> ReconnectConfig {
     }
 }
 
-/// Redis and two Node servers (setup s1: connection state recovery) sharing it.
-fn cluster() -> (RedisServer, NodeServer, NodeServer) {
+/// Redis and three Node servers (setup s1: connection state recovery) sharing it: A and B for
+/// the client, C for the publisher.
+fn cluster() -> (RedisServer, NodeServer, NodeServer, NodeServer) {
     let redis = RedisServer::start();
-    let a = NodeServer::start_with("s1", &["--redis-url", &redis.url()]);
-    let b = NodeServer::start_with("s1", &["--redis-url", &redis.url()]);
-    (redis, a, b)
+    let node = || NodeServer::start_with("s1", &["--redis-url", &redis.url()]);
+    let (a, b, c) = (node(), node(), node());
+    (redis, a, b, c)
 }
 
 /// Broadcasts `tick` 0, 1, 2, ... to [`ROOM`] through one node's control endpoint, one request
@@ -123,7 +132,7 @@ enum EndOfA {
 }
 
 async fn moves_from_a_to_b(transports: TransportConfig, end: EndOfA) {
-    let (_redis, mut a, b) = cluster();
+    let (_redis, mut a, b, c) = cluster();
     let client = Tidings::builder(&a.url())
         .fallback_url(&b.url())
         .token("t1")
@@ -141,8 +150,9 @@ async fn moves_from_a_to_b(transports: TransportConfig, end: EndOfA) {
     let on_b = b.control("GET", "sockets", None).await;
     assert_eq!(on_b, json!([]), "nobody on B yet");
 
-    // The events go through B: they reach the client on A only through the Redis stream.
-    let ticker = Ticker::start(&b);
+    // The events are broadcast through C: they reach the client, on A and then on B, only
+    // through the Redis stream.
+    let ticker = Ticker::start(&c);
     assert!(eventually(T, || got.lock().unwrap().len() >= 20).await, "ticks reach A's socket through Redis");
 
     // B refuses Socket.IO for a moment, A ends: the client is connected to no node while the
@@ -180,6 +190,11 @@ async fn moves_from_a_to_b(transports: TransportConfig, end: EndOfA) {
     assert!(eventually(T, || got.lock().unwrap().last() == Some(&last)).await, "the last tick arrives");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let got = got.lock().unwrap().clone();
+    eprintln!(
+        "{end:?}: recovered {recovered}; {total} ticks broadcast, {} received; A gone at {dead}, \
+         the client on no node until at least {away}, in the room on B from {rejoined_at}",
+        got.len()
+    );
 
     match end {
         EndOfA::Stop => {
@@ -190,7 +205,10 @@ async fn moves_from_a_to_b(transports: TransportConfig, end: EndOfA) {
             // Including those broadcast while the client was on no node: B replayed them from
             // the stream.
             assert!(missed.iter().all(|t| got.contains(t)), "{dead}..{away} replayed: {got:?}");
-            assert_eq!(got, (0..total).collect::<Vec<_>>(), "every tick exactly once and in order");
+            if got != (0..total).collect::<Vec<_>>() {
+                let from_b: Vec<String> = b.sent().into_iter().filter(|f| f.contains("tick")).collect();
+                panic!("every tick exactly once and in order: got {got:?}; B sent {from_b:?}");
+            }
         }
         EndOfA::Crash => {
             assert!(!recovered, "a crashed node stored no session: B starts a new one");
