@@ -132,7 +132,7 @@ enum EndOfA {
 }
 
 async fn moves_from_a_to_b(transports: TransportConfig, end: EndOfA) {
-    let (_redis, mut a, b, c) = cluster();
+    let (redis, mut a, b, c) = cluster();
     let client = Tidings::builder(&a.url())
         .fallback_url(&b.url())
         .token("t1")
@@ -141,8 +141,8 @@ async fn moves_from_a_to_b(transports: TransportConfig, end: EndOfA) {
         .build()
         .unwrap();
     let mut notices = client.notices();
-    let first = until(&mut notices, "connected to A", |n| matches!(n, Notice::State(ConnectionState::Connected { .. })))
-        .await;
+    let first =
+        until(&mut notices, "connected to A", |n| matches!(n, Notice::State(ConnectionState::Connected { .. }))).await;
     let Notice::State(ConnectionState::Connected { sid: sid_a, .. }) = first else { unreachable!() };
     let got = collect(&client);
     within(T, "join", client.join(ROOM)).await.unwrap();
@@ -164,17 +164,22 @@ async fn moves_from_a_to_b(transports: TransportConfig, end: EndOfA) {
     }
     // A has exited: from this tick on, until B accepts the client, none can reach it live.
     let dead = ticker.sent();
-    until(&mut notices, "several failed attempts", |n| {
-        matches!(n, Notice::State(ConnectionState::Reconnecting { attempt, .. }) if *attempt >= 3)
-    })
+    // Redis holds the stream, and the session if A stored it.
+    let keys = if end == EndOfA::Stop { ":2\r\n" } else { ":1\r\n" };
+    assert_eq!(redis.command("DBSIZE"), keys, "{end:?}: the stream, and the session only if A stored it");
+    until(
+        &mut notices,
+        "several failed attempts",
+        |n| matches!(n, Notice::State(ConnectionState::Reconnecting { attempt, .. }) if *attempt >= 3),
+    )
     .await;
     let away = ticker.sent();
     assert!(away > dead, "ticks were broadcast while the client was connected to no node");
     let missed: Vec<u64> = (dead..away).collect();
     b.control("POST", "refuse-socketio?on=0", None).await;
 
-    let moved = until(&mut notices, "connected to B", |n| matches!(n, Notice::State(ConnectionState::Connected { .. })))
-        .await;
+    let moved =
+        until(&mut notices, "connected to B", |n| matches!(n, Notice::State(ConnectionState::Connected { .. }))).await;
     let Notice::State(ConnectionState::Connected { recovered, sid, .. }) = moved else { unreachable!() };
     let sockets = b.control("GET", "sockets", None).await;
     assert_eq!(sockets.as_array().map(Vec::len), Some(1), "the client is on B: {sockets}");
@@ -270,9 +275,27 @@ async fn without_the_adapter_a_stopped_node_s_session_is_not_recovered_on_the_ot
     a.to_room(ROOM, "tick", json!([0])).await;
     assert!(eventually(T, || got.lock().unwrap().len() == 1).await, "a tick with an offset from A");
     assert!(a.terminate().success());
-    let moved = until(&mut notices, "connected to B", |n| matches!(n, Notice::State(ConnectionState::Connected { .. })))
-        .await;
+    let moved =
+        until(&mut notices, "connected to B", |n| matches!(n, Notice::State(ConnectionState::Connected { .. }))).await;
     assert!(matches!(moved, Notice::State(ConnectionState::Connected { recovered: false, .. })), "{moved:?}");
     assert!(b.has_member_in(ROOM, T).await, "the client joined its room again on B");
     within(T, "closing", client.close()).await;
+}
+
+/// The Redis helper other tests build on: `stop` saves, `restart` brings the data back on the same
+/// port, `kill` loses what was not saved.
+#[test]
+fn redis_restarts_on_its_port_with_its_data() {
+    let mut redis = RedisServer::start();
+    let port = redis.port();
+    assert_eq!(redis.url(), format!("redis://127.0.0.1:{port}"));
+    assert_eq!(redis.command("SET kept 1"), "+OK\r\n");
+    redis.restart();
+    assert_eq!(redis.port(), port);
+    assert_eq!(redis.command("GET kept"), "1");
+    assert_eq!(redis.command("SET lost 1"), "+OK\r\n");
+    redis.kill();
+    redis.restart();
+    assert_eq!(redis.command("GET kept"), "1");
+    assert_eq!(redis.command("EXISTS lost"), ":0\r\n");
 }

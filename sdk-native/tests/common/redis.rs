@@ -54,6 +54,12 @@ impl RedisServer {
         self.port
     }
 
+    /// Sends one inline command (`DBSIZE`, `GET key`, ...) and returns its answer: the reply
+    /// line as is (`:2\r\n`, `+OK\r\n`), or a bulk string's text. Not for array replies.
+    pub fn command(&self, cmd: &str) -> String {
+        command(self.port, cmd).unwrap_or_else(|e| panic!("redis {cmd}: {e}"))
+    }
+
     /// Shuts Redis down cleanly, saving its data to its directory (`SHUTDOWN SAVE`); waits for
     /// the process to exit. Does nothing if it is not running.
     pub fn stop(&mut self) {
@@ -119,9 +125,12 @@ fn spawn(port: u16, dir: &std::path::Path) -> Result<Child, String> {
         .expect("redis-server must be installed (bash scripts/install-cluster-tools.sh)");
     // Its log, read on threads of their own (a full pipe would block Redis); kept for errors.
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), child.stderr.take().map(|p| Box::new(p) as _)]
-        .into_iter()
-        .flatten()
+    for pipe in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child.stderr.take().map(|p| Box::new(p) as _),
+    ]
+    .into_iter()
+    .flatten()
     {
         let log = log.clone();
         std::thread::spawn(move || {
