@@ -26,8 +26,8 @@
 //!   last read). With the events broadcast through B, 3 of about 40 recoveries lost one, and B's
 //!   frame log showed that B never sent it. Hence C.
 //! - An event broadcast elsewhere then can be sent twice by B, in the replay and again by B's
-//!   stream reader after the CONNECT ack (B's frame log shows the same entry twice, about one
-//!   recovery in twenty). The client's offset de-duplication covers only the replay before the
+//!   stream reader after the CONNECT ack (B's frame log shows the same entry twice; 2 or 3 of
+//!   about 100 recoveries). The client's offset de-duplication covers only the replay before the
 //!   ack, so the ticks are envelopes with an id, which the client de-duplicates always.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
