@@ -2,7 +2,9 @@
 # Runs the browser tests of sdk-wasm (sdk-wasm/tests/browser.rs) in headless Chromium against the
 # real Node socket.io test server: starts six servers on ephemeral ports (s0, more s0s for the
 # kill-transports and block-websocket tests, s1 with connection state recovery, another s1 for the
-# REST feed test, polling-only), passes their URLs to the
+# REST feed test, polling-only), and a Node cluster for the cluster tests (redis-server on an
+# ephemeral port, then s1 nodes on it with the Redis streams adapter: a pair A/B per test, A
+# ended by the test, and a publisher C), passes their URLs to the
 # test build at compile time, runs `cargo test -p tidings-wasm --target wasm32-unknown-unknown`
 # with wasm-bindgen-test-runner, then builds the npm package (scripts/build-wasm.sh) and runs its
 # browser smoke test (npm/test/browser/smoke.mjs) with Playwright; stops the servers on exit.
@@ -29,12 +31,13 @@ cleanup() {
 fds=()
 trap cleanup EXIT
 
-# Starts a server with `--setup $1`; prints its base URL. The server exits when its stdin pipe
-# closes, so it also goes away if this script is killed.
+# Starts a server with `--setup $1` (and any further arguments); prints its base URL. The server
+# exits when its stdin pipe closes, so it also goes away if this script is killed.
 start() {
   local setup=$1 name=$2
+  shift 2
   mkfifo "$tmp/$name.in"
-  node testing/node-server/tidings-test-server.mjs --setup "$setup" <"$tmp/$name.in" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  node testing/node-server/tidings-test-server.mjs --setup "$setup" "$@" <"$tmp/$name.in" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
   local fd
   exec {fd}>"$tmp/$name.in"
@@ -60,13 +63,47 @@ start s1 s1 >"$tmp/url.s1"
 start polling-only polling >"$tmp/url.polling"
 start s0 s0block >"$tmp/url.s0block"
 start s1 s1feed >"$tmp/url.s1feed"
+# Redis for the cluster, on 127.0.0.1 and a port that was free a moment ago (another port if that
+# one was taken meanwhile), without persistence, in $tmp; killed on exit like the servers.
+redis_port=""
+for _ in 1 2 3 4 5; do
+  port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$tmp" --loglevel warning \
+    >"$tmp/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 50); do
+    if redis-cli -p "$port" info server 2>/dev/null | grep -q "^process_id:$redis_pid"; then redis_port=$port; break; fi
+    kill -0 "$redis_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -n "$redis_port" ]]; then pids+=("$redis_pid"); break; fi
+  kill "$redis_pid" 2>/dev/null || true
+done
+if [[ -z "$redis_port" ]]; then
+  echo "test-wasm: redis-server did not start (bash scripts/install-cluster-tools.sh installs it):" >&2
+  cat "$tmp/redis.log" >&2
+  exit 1
+fi
+redis_url="redis://127.0.0.1:$redis_port"
+for pair in stop_ws stop_polling crash_ws; do
+  start s1 "cluster_${pair}_a" --redis-url "$redis_url" >"$tmp/url.cluster_${pair}_a"
+  start s1 "cluster_${pair}_b" --redis-url "$redis_url" >"$tmp/url.cluster_${pair}_b"
+done
+start s1 cluster_c --redis-url "$redis_url" >"$tmp/url.cluster_c"
+export TIDINGS_WASM_CLUSTER_STOP_WS_A_URL=$(cat "$tmp/url.cluster_stop_ws_a")
+export TIDINGS_WASM_CLUSTER_STOP_WS_B_URL=$(cat "$tmp/url.cluster_stop_ws_b")
+export TIDINGS_WASM_CLUSTER_STOP_POLLING_A_URL=$(cat "$tmp/url.cluster_stop_polling_a")
+export TIDINGS_WASM_CLUSTER_STOP_POLLING_B_URL=$(cat "$tmp/url.cluster_stop_polling_b")
+export TIDINGS_WASM_CLUSTER_CRASH_WS_A_URL=$(cat "$tmp/url.cluster_crash_ws_a")
+export TIDINGS_WASM_CLUSTER_CRASH_WS_B_URL=$(cat "$tmp/url.cluster_crash_ws_b")
+export TIDINGS_WASM_CLUSTER_C_URL=$(cat "$tmp/url.cluster_c")
 export TIDINGS_WASM_S0_URL=$(cat "$tmp/url.s0")
 export TIDINGS_WASM_S0_KILL_URL=$(cat "$tmp/url.s0kill")
 export TIDINGS_WASM_S1_URL=$(cat "$tmp/url.s1")
 export TIDINGS_WASM_POLLING_ONLY_URL=$(cat "$tmp/url.polling")
 export TIDINGS_WASM_S0_BLOCK_URL=$(cat "$tmp/url.s0block")
 export TIDINGS_WASM_S1_FEED_URL=$(cat "$tmp/url.s1feed")
-echo "test-wasm: servers s0 $TIDINGS_WASM_S0_URL, s0 (kill) $TIDINGS_WASM_S0_KILL_URL, s1 $TIDINGS_WASM_S1_URL, polling-only $TIDINGS_WASM_POLLING_ONLY_URL"
+echo "test-wasm: servers s0 $TIDINGS_WASM_S0_URL, s0 (kill) $TIDINGS_WASM_S0_KILL_URL, s1 $TIDINGS_WASM_S1_URL, polling-only $TIDINGS_WASM_POLLING_ONLY_URL, cluster on $redis_url"
 
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}

@@ -11,7 +11,7 @@
     clippy::indexing_slicing
 )]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Array, Function, JSON, Object, Promise, Reflect, Uint8Array};
@@ -30,6 +30,15 @@ const POLLING_ONLY: Option<&str> = option_env!("TIDINGS_WASM_POLLING_ONLY_URL");
 // Servers of their own: these tests switch the server's proxy on and off.
 const S0_BLOCK: Option<&str> = option_env!("TIDINGS_WASM_S0_BLOCK_URL");
 const S1_FEED: Option<&str> = option_env!("TIDINGS_WASM_S1_FEED_URL");
+// A Node cluster on one Redis (the Redis streams adapter): a pair of nodes A and B per test (the
+// test ends A), and C, which broadcasts the events.
+const CLUSTER_STOP_WS: [Option<&str>; 2] =
+    [option_env!("TIDINGS_WASM_CLUSTER_STOP_WS_A_URL"), option_env!("TIDINGS_WASM_CLUSTER_STOP_WS_B_URL")];
+const CLUSTER_STOP_POLLING: [Option<&str>; 2] =
+    [option_env!("TIDINGS_WASM_CLUSTER_STOP_POLLING_A_URL"), option_env!("TIDINGS_WASM_CLUSTER_STOP_POLLING_B_URL")];
+const CLUSTER_CRASH_WS: [Option<&str>; 2] =
+    [option_env!("TIDINGS_WASM_CLUSTER_CRASH_WS_A_URL"), option_env!("TIDINGS_WASM_CLUSTER_CRASH_WS_B_URL")];
+const CLUSTER_C: Option<&str> = option_env!("TIDINGS_WASM_CLUSTER_C_URL");
 
 fn server(url: Option<&'static str>) -> Option<&'static str> {
     assert!(url.is_some(), "no server URL at compile time: run the browser tests with scripts/test-wasm.sh");
@@ -604,4 +613,156 @@ fn bad_options_throw_errors() {
     let err = WasmClient::new("not a url", JsValue::UNDEFINED).err().expect("a bad url is refused");
     assert!(err.is_instance_of::<js_sys::Error>());
     assert!(WasmClient::new(url, js(r#"{"retries":2,"ackTimeout":100}"#)).is_ok());
+}
+
+/// Broadcasts `tick` 0, 1, 2, ... to `room` through node `via`, one request after the other, every
+/// 10 ms, until stopped. Each is an envelope, `{"id":"tick-N","data":N}`: the client de-duplicates
+/// envelopes by id, which covers the adapter's rare duplicate at the restore
+/// (sdk-native/tests/cluster_e2e.rs).
+struct Ticker {
+    sent: Rc<Cell<u32>>,
+    stop: Rc<Cell<bool>>,
+    done: Rc<Cell<bool>>,
+}
+
+impl Ticker {
+    fn start(via: &'static str, room: &'static str) -> Self {
+        let (sent, stop, done) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
+        let (s, st, d) = (sent.clone(), stop.clone(), done.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            let mut i = 0u32;
+            while !st.get() {
+                let tick = format!(r#"[{{"id":"tick-{i}","data":{i}}}]"#);
+                let r = control(via, "POST", &format!("/control/to?room={room}&event=tick"), &tick).await;
+                assert_eq!(get(&r, "ok"), JsValue::TRUE, "{}", json(&r));
+                i += 1;
+                s.set(i);
+                sleep(10).await;
+            }
+            d.set(true);
+        });
+        Self { sent, stop, done }
+    }
+
+    /// Stops after the tick in flight; returns how many were broadcast.
+    async fn stop(self) -> u32 {
+        self.stop.set(true);
+        for _ in 0..1000 {
+            if self.done.get() {
+                return self.sent.get();
+            }
+            sleep(10).await;
+        }
+        panic!("the ticker did not stop");
+    }
+}
+
+/// The sockets a node has: `(id, recovered, rooms)`.
+async fn sockets_of(node: &str) -> Vec<(String, bool, Vec<String>)> {
+    let sockets: Array = control(node, "GET", "/control/sockets", "").await.unchecked_into();
+    sockets
+        .iter()
+        .map(|s| {
+            let rooms: Array = get(&s, "rooms").unchecked_into();
+            let rooms = rooms.iter().map(|r| r.as_string().unwrap()).collect();
+            (get(&s, "id").as_string().unwrap(), get(&s, "recovered") == JsValue::TRUE, rooms)
+        })
+        .collect()
+}
+
+/// docs/DEPLOYMENT.md, "Node cluster with the Redis streams adapter"; the same test as
+/// sdk-native/tests/cluster_e2e.rs. The client is on node A with node B as its fallback, in a
+/// room, while C broadcasts ticks to the room; A ends mid-stream (`stop`: POST /control/shutdown,
+/// socket.io closes and stores the session in Redis; otherwise POST /control/crash, the process
+/// SIGKILLs itself), with B refusing Socket.IO for a moment so that the client surely spends
+/// time on no node. Stopped: B restores the session and every tick arrives once, in order.
+/// Crashed: a new session, the room joined again, the ticks broadcast while the client was on no
+/// node lost, the others once and in order.
+async fn moves_from_a_to_b(nodes: [Option<&'static str>; 2], transport: &str, room: &'static str, stop: bool) {
+    let (Some(a), Some(b), Some(c)) = (server(nodes[0]), server(nodes[1]), server(CLUSTER_C)) else { return };
+    let options = js(&format!(
+        r#"{{"transports":["{transport}"],"fallbackUrls":["{b}"],"reconnectionDelay":100,"reconnectionDelayMax":500}}"#
+    ));
+    let h = Harness::connect(a, &options).await;
+    let sid_a = h.client.id().unwrap();
+    JsFuture::from(h.client.join(room)).await.unwrap();
+    let on_a = sockets_of(a).await;
+    assert!(on_a.iter().any(|s| s.0 == sid_a && s.2.iter().any(|r| r == room)), "in the room on A: {on_a:?}");
+    assert!(sockets_of(b).await.is_empty(), "nobody on B yet");
+
+    let ticks = |h: &Harness| -> Vec<u32> {
+        let log = h.log.borrow();
+        log.events.iter().filter(|e| e.0 == "tick").map(|e| get(&e.1.get(0), "data").as_f64().unwrap() as u32).collect()
+    };
+    let ticker = Ticker::start(c, room);
+    h.wait("20 ticks through Redis", 10_000, |h| h.count("tick") >= 20).await;
+
+    control(b, "POST", "/control/refuse-socketio?on=1", "").await;
+    let errors_before = h.log.borrow().errors.len();
+    let end = control(a, "POST", if stop { "/control/shutdown" } else { "/control/crash" }, "").await;
+    assert_eq!(get(&end, "ok"), JsValue::TRUE, "{}", json(&end));
+    h.wait("A gone", 10_000, |h| !h.client.connected()).await;
+    let dead = ticker.sent.get();
+    h.wait("failed attempts", 10_000, |h| h.log.borrow().errors.len() >= errors_before + 3).await;
+    let away = ticker.sent.get();
+    assert!(away > dead, "ticks were broadcast while the client was on no node");
+    control(b, "POST", "/control/refuse-socketio?on=0", "").await;
+
+    h.wait("connected to B", 15_000, |h| h.client.connected()).await;
+    let recovered = h.client.recovered();
+    let sid = h.client.id().unwrap();
+    let mut on_b = sockets_of(b).await;
+    for _ in 0..100 {
+        if on_b.iter().any(|s| s.2.iter().any(|r| r == room)) {
+            break;
+        }
+        sleep(50).await;
+        on_b = sockets_of(b).await;
+    }
+    assert_eq!(on_b.len(), 1, "the client is on B: {on_b:?}");
+    assert_eq!(on_b[0].0, sid);
+    assert!(on_b[0].2.iter().any(|r| r == room), "in the room on B: {on_b:?}");
+    let rejoined_at = ticker.sent.get();
+
+    let more = rejoined_at + 30;
+    while ticker.sent.get() < more {
+        sleep(20).await;
+    }
+    let total = ticker.stop().await;
+    h.wait("the last tick", 10_000, |h| ticks(h).last() == Some(&(total - 1))).await;
+    sleep(300).await;
+    let got = ticks(&h);
+    let missed: Vec<u32> = (dead..away).collect();
+    if stop {
+        assert!(recovered, "B restored the session A stored in Redis");
+        assert_eq!(sid, sid_a, "the same socket");
+        assert!(on_b[0].1, "B reports the socket recovered");
+        assert!(missed.iter().all(|t| got.contains(t)), "{dead}..{away} replayed: {got:?}");
+        assert_eq!(got, (0..total).collect::<Vec<_>>(), "every tick exactly once and in order");
+    } else {
+        assert!(!recovered, "a crashed node stored no session: B starts a new one");
+        assert_ne!(sid, sid_a);
+        assert!(!on_b[0].1);
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "once each and in order: {got:?}");
+        let prefix = got.iter().zip(0..).take_while(|(t, i)| *t == i).count() as u32;
+        assert!(prefix >= 20, "the ticks before the crash: {got:?}");
+        assert!(!got.iter().any(|t| missed.contains(t)), "{dead}..{away} lost: {got:?}");
+        let after: Vec<u32> = got.iter().copied().filter(|t| *t >= rejoined_at).collect();
+        assert_eq!(after, (rejoined_at..total).collect::<Vec<_>>(), "every tick after the join on B");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn cluster_a_stopped_node_s_session_is_recovered_on_the_other_node_over_websocket() {
+    moves_from_a_to_b(CLUSTER_STOP_WS, "websocket", "cluster:stop-ws", true).await;
+}
+
+#[wasm_bindgen_test]
+async fn cluster_a_stopped_node_s_session_is_recovered_on_the_other_node_over_long_polling() {
+    moves_from_a_to_b(CLUSTER_STOP_POLLING, "polling", "cluster:stop-polling", true).await;
+}
+
+#[wasm_bindgen_test]
+async fn cluster_a_crashed_node_s_session_is_not_recovered_and_the_client_rejoins() {
+    moves_from_a_to_b(CLUSTER_CRASH_WS, "websocket", "cluster:crash-ws", false).await;
 }

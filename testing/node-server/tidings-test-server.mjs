@@ -6,7 +6,12 @@
 //   node tidings-test-server.mjs [--setup s0|s1|s2|ws-only|polling-only|no-ping]
 //                                [--ping-interval MS] [--ping-timeout MS]
 //                                [--connect-timeout MS] [--max-http-buffer-size BYTES]
-//                                [--port N] [--data-dir DIR] [--log-frames] [--no-stdin-watch]
+//                                [--port N] [--data-dir DIR] [--redis-url URL]
+//                                [--log-frames] [--no-stdin-watch]
+//
+// --redis-url redis://HOST:PORT: the server joins a cluster through @socket.io/redis-streams-adapter
+// (broadcasts go through a Redis stream to every node; with connection state recovery, sessions
+// are stored in Redis when a socket disconnects, so another node can restore them).
 //
 // Startup contract:
 //   * Listens on 127.0.0.1, port 0 (ephemeral) unless --port is given.
@@ -59,7 +64,7 @@ const engineIo = createRequire(require.resolve("socket.io"))("engine.io");
 const USAGE =
   "usage: node tidings-test-server.mjs [--setup s0|s1|s2|ws-only|polling-only|no-ping] " +
   "[--ping-interval MS] [--ping-timeout MS] [--connect-timeout MS] " +
-  "[--max-http-buffer-size BYTES] [--port N] [--data-dir DIR] [--log-frames] [--no-stdin-watch]";
+  "[--max-http-buffer-size BYTES] [--port N] [--data-dir DIR] [--redis-url URL] [--log-frames] [--no-stdin-watch]";
 
 function fail(message) {
   process.stderr.write(`tidings-test-server: ${message}\n${USAGE}\n`);
@@ -77,6 +82,7 @@ function parseArgs(argv) {
     logFrames: false,
     stdinWatch: true,
     dataDir: undefined,
+    redisUrl: undefined,
   };
   const intArg = (name, value) => {
     if (value === undefined || !/^\d+$/.test(value)) fail(`${name} expects a non-negative integer`);
@@ -113,6 +119,10 @@ function parseArgs(argv) {
       case "--data-dir":
         args.dataDir = next();
         if (!args.dataDir) fail("--data-dir expects a directory");
+        break;
+      case "--redis-url":
+        args.redisUrl = next();
+        if (!args.redisUrl || !/^rediss?:\/\//.test(args.redisUrl)) fail("--redis-url expects a redis:// URL");
         break;
       case "--log-frames":
         args.logFrames = true;
@@ -282,6 +292,35 @@ const httpServer = http.createServer((req, res) => {
     sendJson(res, 500, { error: String(err?.message ?? err) });
   });
 });
+
+// A cluster node (--redis-url): the Redis streams adapter shares broadcasts and, with connection
+// state recovery, the sessions of disconnected sockets with the other nodes on the same Redis.
+let redisClient;
+if (args.redisUrl) {
+  const { createClient } = await import("redis");
+  const { createAdapter } = await import("@socket.io/redis-streams-adapter");
+  let connectedOnce = false;
+  redisClient = createClient({
+    url: args.redisUrl,
+    // At startup, give up after about 5 s (exit 1); once connected, retry every 100-500 ms for
+    // ever, so that a restarted Redis is found again soon.
+    socket: {
+      reconnectStrategy: (retries, cause) =>
+        connectedOnce ? Math.min(100 * (retries + 1), 500) : retries >= 50 ? cause : 100,
+    },
+  });
+  redisClient.on("ready", () => (connectedOnce = true));
+  redisClient.on("error", (err) => {
+    if (connectedOnce) logError("redis", err);
+  });
+  try {
+    await redisClient.connect();
+  } catch (err) {
+    process.stderr.write(`tidings-test-server: cannot connect to ${args.redisUrl}: ${err?.message ?? err}\n`);
+    process.exit(1);
+  }
+  opts.adapter = createAdapter(redisClient);
+}
 
 const io = new Server(httpServer, opts);
 
@@ -760,6 +799,7 @@ async function handleControl(req, res) {
           maxHttpBufferSize: opts.maxHttpBufferSize ?? 1e6,
           transports: opts.transports ?? ["polling", "websocket"],
           connectionStateRecovery: Boolean(opts.connectionStateRecovery),
+          adapter: args.redisUrl ? "redis-streams" : "in-memory",
           engineClients: io.engine.clientsCount,
         });
       case "POST /control/mark":
@@ -772,6 +812,11 @@ async function handleControl(req, res) {
         return sendJson(res, 200, { ok: true });
       case "POST /control/shutdown":
         res.once("finish", () => shutdown("control"));
+        return sendJson(res, 200, { ok: true });
+      case "POST /control/crash":
+        // A crash (a browser test cannot kill a process): replies, then SIGKILLs itself. Nothing
+        // is closed or flushed: no close frame, no DISCONNECT, no session stored in Redis.
+        res.once("finish", () => process.kill(process.pid, "SIGKILL"));
         return sendJson(res, 200, { ok: true });
       default:
         throw new HttpError(404, `no route ${route}`);
@@ -792,6 +837,10 @@ function shutdown(why) {
   setTimeout(() => process.exit(0), 1000).unref();
   io.close()
     .catch((err) => logError(`shutdown (${why})`, err))
+    // io.close() stored the sessions of the closed sockets in Redis (cluster nodes): close the
+    // Redis client after its pending commands, so that they reach Redis before the exit.
+    .then(() => redisClient?.close())
+    .catch((err) => logError(`shutdown (${why}): redis`, err))
     .finally(() => process.exit(0));
 }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub mod proxy;
+pub mod redis;
 
 /// How long the helpers here wait for the Node server: to start, and to answer a control
 /// request (a burst of 100,000 events is emitted before its answer).
@@ -107,6 +108,14 @@ impl NodeServer {
     /// or a debugger.
     pub fn freeze(&self) {
         self.signal("STOP");
+    }
+
+    /// SIGTERM, as an orchestrator stops a server, and waits for the exit: the server closes
+    /// (`io.close()`: each socket ends with "server shutting down", no DISCONNECT packet is sent,
+    /// and with connection state recovery its session is stored) and exits 0.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        wait_within(&mut self.child, SERVER_T, "the Node server's exit after SIGTERM")
     }
 
     /// Lets a frozen server run again (SIGCONT).
