@@ -14,8 +14,11 @@ mod common;
 #[path = "../../../sdk-native/tests/common/proxy.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod proxy;
+#[path = "../../../sdk-native/tests/common/redis.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod redis;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -50,63 +53,6 @@ fn drain(name: &'static str, child: &mut Child) {
                 eprintln!("[{name}] {line}");
             }
         });
-    }
-}
-
-/// `redis-server` on a fixed ephemeral port with an append-only file fsync'd on every write (so
-/// a kill loses nothing acknowledged), restartable on the same port and data. Killed on drop.
-struct Redis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let dir = temp_dir("redis");
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut r = Redis { port: free_port(), dir, child: None };
-        r.spawn();
-        r
-    }
-
-    fn spawn(&mut self) {
-        let mut child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("redis-server must be installed (scripts/install-cluster-tools.sh)");
-        drain("redis", &mut child);
-        self.child = Some(child);
-        let port = self.port;
-        wait_for(T, "redis answers PING", || {
-            let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-            let mut buf = [0u8; 7];
-            s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-        });
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL: no shutdown save, only the append-only file survives.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -328,6 +274,8 @@ async fn sockets(nodes: &[&Node]) -> Vec<Option<u64>> {
     out
 }
 
+use redis::RedisServer as Redis;
+
 struct Cluster {
     redis: Redis,
     nodes: Vec<Node>,
@@ -335,7 +283,7 @@ struct Cluster {
 }
 
 fn cluster() -> Cluster {
-    let redis = Redis::start();
+    let redis = Redis::start_durable();
     let nodes: Vec<Node> = (0..3).map(|_| Node::start(&redis.url())).collect();
     let lb = Balancer::start(&nodes.iter().collect::<Vec<_>>());
     Cluster { redis, nodes, lb }
@@ -432,7 +380,7 @@ async fn redis_killed_and_restarted_mid_stream_loses_nothing_acknowledged() {
     }
     assert!(unavailable, "/health says 503 while Redis is away");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    c.redis.spawn();
+    c.redis.restart();
     let metrics = tokio::time::timeout(Duration::from_secs(60), stream).await.expect("the stream ends").unwrap();
     assert!(metrics.retried > 0, "publishes were retried while Redis was away: {metrics:?}");
     assert_eq!(metrics.failed, 0, "{metrics:?}");
@@ -444,9 +392,9 @@ async fn redis_killed_and_restarted_mid_stream_loses_nothing_acknowledged() {
 // Multi-threaded: the fault proxy runs on this runtime while the test thread waits for the nodes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_redis_hands_its_clients_over_and_misses_nothing() {
-    let redis = Redis::start();
+    let redis = Redis::start_durable();
     // Node 0 reaches Redis through a proxy that can blackhole it.
-    let cut = proxy::FaultProxy::start(redis.port).await;
+    let cut = proxy::FaultProxy::start(redis.port()).await;
     let redis_via_proxy = format!("redis://127.0.0.1:{}", cut.port);
     let nodes = [Node::start(&redis_via_proxy), Node::start(&redis.url()), Node::start(&redis.url())];
     let lb = Balancer::start(&nodes.iter().collect::<Vec<_>>());
@@ -487,7 +435,7 @@ async fn a_node_cut_off_from_redis_hands_its_clients_over_and_misses_nothing() {
 /// feed read from before the oldest kept one says which offsets it cannot give.
 #[tokio::test]
 async fn a_feed_read_from_before_the_retention_says_what_is_gone() {
-    let redis = Redis::start();
+    let redis = Redis::start_durable();
     let node = Node::start_with(&redis.url(), &[("TIDINGS_REDIS_MAX_EVENTS", "10")]);
     let p = publisher(&node.url());
     publish(&p, 0..400, Duration::ZERO).await;

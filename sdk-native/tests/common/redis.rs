@@ -4,7 +4,11 @@
 //!
 //! [`RedisServer::stop`] shuts it down with a snapshot (`SHUTDOWN SAVE`), so that
 //! [`RedisServer::restart`] brings it back on the same port with the same data; [`RedisServer::kill`]
-//! is a crash (SIGKILL): what was written since the last snapshot is lost.
+//! is a crash (SIGKILL): what was written since the last snapshot is lost, unless it was started
+//! with [`RedisServer::start_durable`] (an append-only file fsync'd on every write).
+//!
+//! Shared by the Node cluster tests here and the reference server's (`examples/server/tests`,
+//! through `#[path]`): it needs nothing from the module around it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -22,12 +26,23 @@ const PORT_TRIES: usize = 5;
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    durable: bool,
     child: Option<Child>,
 }
 
 impl RedisServer {
     /// Starts Redis on a free port; panics if it cannot (`redis-server` missing, no port).
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// The same with an append-only file fsync'd on every write (`--appendfsync always`): a
+    /// [`RedisServer::kill`] then loses nothing Redis acknowledged.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("tidings-redis-{}-{n}", std::process::id()));
@@ -36,8 +51,8 @@ impl RedisServer {
         let mut last = String::new();
         for _ in 0..PORT_TRIES {
             let port = free_port();
-            match spawn(port, &dir) {
-                Ok(child) => return Self { port, dir, child: Some(child) },
+            match spawn(port, &dir, durable) {
+                Ok(child) => return Self { port, dir, durable, child: Some(child) },
                 Err(e) => last = e,
             }
         }
@@ -66,7 +81,16 @@ impl RedisServer {
         let Some(mut child) = self.child.take() else { return };
         // The connection ends when Redis exits; its answer (none, or an error) does not matter.
         let _ = command(self.port, "SHUTDOWN SAVE");
-        super::wait_within(&mut child, REDIS_T, "redis-server SHUTDOWN SAVE");
+        let step = Duration::from_millis(20);
+        for _ in 0..REDIS_T.as_millis() / step.as_millis() {
+            if child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(step);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not exit within {REDIS_T:?} of SHUTDOWN SAVE");
     }
 
     /// A crash: SIGKILL, nothing saved since the last [`RedisServer::stop`].
@@ -84,7 +108,7 @@ impl RedisServer {
         self.stop();
         let mut last = String::new();
         for _ in 0..20 {
-            match spawn(self.port, &self.dir) {
+            match spawn(self.port, &self.dir, self.durable) {
                 Ok(child) => {
                     self.child = Some(child);
                     return;
@@ -112,9 +136,12 @@ fn free_port() -> u16 {
 
 /// Starts `redis-server` on `port` and waits until it answers PING; an error (and no process
 /// left) if it exits first (a busy port) or does not answer in time.
-fn spawn(port: u16, dir: &std::path::Path) -> Result<Child, String> {
+fn spawn(port: u16, dir: &std::path::Path, durable: bool) -> Result<Child, String> {
+    let aof: &[&str] =
+        if durable { &["--appendonly", "yes", "--appendfsync", "always"] } else { &["--appendonly", "no"] };
     let mut child = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
+        .args(aof)
         .args(["--protected-mode", "no", "--loglevel", "warning"])
         .arg("--dir")
         .arg(dir)
