@@ -850,3 +850,32 @@ async fn token_never_appears_in_debug_output() {
     let b = Tidings::builder("http://127.0.0.1:1").token("super-secret-token");
     assert!(!format!("{b:?}").contains("super-secret-token"));
 }
+
+/// The server forgets the polling session without a word (a restart, another server behind a
+/// balancer): the next request gets `400 Session ID unknown`. The client takes it as a lost
+/// transport and opens one new session with a handshake; it does not retry the dead sid in a loop.
+#[tokio::test]
+async fn an_unknown_session_id_gets_one_new_handshake_not_a_loop() {
+    let srv = NodeServer::start("s0");
+    let connect = Tidings::builder(&srv.url()).transports(TransportConfig::only(TransportKind::Polling)).connect();
+    let client = within(T, "connecting", connect).await.unwrap();
+    let first_sid = sid(&client);
+    let mut notices = client.notices();
+    let forgotten = srv.control("POST", "forget-sessions", None).await;
+    assert_eq!(forgotten["forgotten"], 1, "{forgotten}");
+    let s = next_state(&mut notices, |s| matches!(s, ConnectionState::Connected { .. })).await;
+    assert!(matches!(s, ConnectionState::Connected { recovered: false, .. }), "{s:?}");
+    assert_ne!(sid(&client), first_sid, "a new session");
+    // Stable afterwards: one handshake, no further reconnect for several heartbeats (s0: 300 ms).
+    let again = tokio::time::timeout(Duration::from_millis(1_500), async {
+        next_state(&mut notices, |s| {
+            matches!(s, ConnectionState::Connected { .. } | ConnectionState::Reconnecting { .. })
+        })
+        .await
+    })
+    .await;
+    assert!(again.is_err(), "no further reconnect: {again:?}");
+    let echo = client.emit_with_ack("echo", &json!("after"), T).await.unwrap();
+    assert_eq!(echo.arg::<String>(0).unwrap(), "after");
+    within(T, "closing", client.close()).await;
+}

@@ -324,6 +324,28 @@ async fn reconnects_after_the_transport_is_killed() {
     assert_eq!(json(&acked), "[42]");
 }
 
+/// The server forgets the long-polling session without a word (a restart, another server behind
+/// a balancer): the next request gets `400 Session ID unknown`, and the client opens one new
+/// session with a handshake instead of retrying the dead sid in a loop.
+#[wasm_bindgen_test]
+async fn an_unknown_session_id_gets_one_new_handshake_not_a_loop() {
+    let Some(url) = server(S0_KILL) else { return };
+    let options = fast_reconnect();
+    Reflect::set(&options, &"transports".into(), &js(r#"["polling"]"#)).unwrap();
+    let h = Harness::connect(url, &options).await;
+    let first_id = h.client.id().unwrap();
+    let forgotten = control(url, "POST", "/control/forget-sessions", "").await;
+    assert!(get(&forgotten, "forgotten").as_f64().unwrap() >= 1.0);
+    h.wait("a new session", 5000, |h| h.client.id().is_some_and(|id| id != first_id)).await;
+    sleep(1500).await;
+    let statuses: Vec<String> = h.log.borrow().states.iter().map(|s| get(s, "status").as_string().unwrap()).collect();
+    let connects = statuses.iter().filter(|s| *s == "connected").count();
+    let reconnects = statuses.iter().filter(|s| *s == "reconnecting").count();
+    assert_eq!((connects, reconnects), (2, 1), "one new handshake, then stable: {statuses:?}");
+    let acked = h.emit_ack("echo", &js("[7]").unchecked_into()).await;
+    assert_eq!(json(&acked), "[7]");
+}
+
 #[wasm_bindgen_test]
 async fn recovers_the_session_and_gets_missed_events_once() {
     let Some(url) = server(S1) else { return };

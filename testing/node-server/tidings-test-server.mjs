@@ -772,6 +772,15 @@ async function handleControl(req, res) {
       case "POST /control/block-websocket":
         websocketBlocked = url.searchParams.get("on") === "1";
         return sendJson(res, 200, { ok: true, blocked: websocketBlocked });
+      case "POST /control/forget-sessions": {
+        // Engine.IO forgets every session without telling its client (as a restarted or another
+        // server behind a balancer would): the client's next request with its sid gets
+        // `400 {"code":1,"message":"Session ID unknown"}`. The forgotten sockets end by their own
+        // heartbeat (and then count themselves out of clientsCount).
+        const ids = Object.keys(io.engine.clients);
+        for (const id of ids) delete io.engine.clients[id];
+        return sendJson(res, 200, { ok: true, forgotten: ids.length });
+      }
       case "POST /control/kill-transports": {
         const conns = new Set(allSockets().map((s) => s.conn));
         for (const conn of Object.values(io.engine.clients)) conns.add(conn);
