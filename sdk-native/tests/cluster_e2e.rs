@@ -311,3 +311,50 @@ fn redis_restarts_on_its_port_with_its_data() {
     assert_eq!(redis.command("GET kept"), "1");
     assert_eq!(redis.command("EXISTS lost"), ":0\r\n");
 }
+
+/// Node A loses Redis (a blackhole: nothing forwarded, no RST) while the ticks go on through C,
+/// then gets it back (the stuck connections reset, as a timeout would). The client on A stays
+/// connected: A's adapter resumes reading the stream where it stopped, so the ticks of the outage
+/// arrive late, then the rest, every one once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_redis_resumes_the_stream_and_its_client_misses_nothing() {
+    let redis = RedisServer::start();
+    let cut = common::proxy::FaultProxy::start(redis.port()).await;
+    let via_proxy = format!("redis://127.0.0.1:{}", cut.port);
+    let a = NodeServer::start_with("s1", &["--redis-url", &via_proxy]);
+    let c = NodeServer::start_with("s1", &["--redis-url", &redis.url()]);
+    let client = Tidings::builder(&a.url())
+        .transports(TransportConfig::only(TransportKind::WebSocket))
+        .reconnect(reconnect())
+        .build()
+        .unwrap();
+    let mut notices = client.notices();
+    until(&mut notices, "connected to A", |n| matches!(n, Notice::State(ConnectionState::Connected { .. }))).await;
+    let got = collect(&client);
+    within(T, "join", client.join(ROOM)).await.unwrap();
+    let ticker = Ticker::start(&c);
+    assert!(eventually(T, || got.lock().unwrap().len() >= 20).await, "ticks reach A's socket through Redis");
+    cut.set(common::proxy::Mode::Blackhole);
+    let from = ticker.sent();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let until_tick = ticker.sent();
+    let received_meanwhile = got.lock().unwrap().iter().filter(|t| **t > from + 2).count();
+    assert!(until_tick > from + 50, "ticks went on through C: {from}..{until_tick}");
+    cut.set(common::proxy::Mode::Pass);
+    cut.reset_all();
+    let more = until_tick + 30;
+    assert!(eventually(T, || ticker.sent() >= more).await);
+    let total = ticker.stop().await;
+    assert!(eventually(T, || got.lock().unwrap().len() as u64 >= total).await, "every tick arrives");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = got.lock().unwrap().clone();
+    eprintln!("cut from tick {from} to {until_tick}; {received_meanwhile} ticks reached A meanwhile; {total} in all");
+    assert!(received_meanwhile < 10, "A did not read the stream while cut off ({received_meanwhile})");
+    assert_eq!(got, (0..total).collect::<Vec<_>>(), "every tick once and in order");
+    let states: Vec<Notice> = std::iter::from_fn(|| notices.try_recv()).collect();
+    assert!(
+        !states.iter().any(|n| matches!(n, Notice::State(ConnectionState::Disconnected { .. }))),
+        "the client stayed connected to A: {states:?}"
+    );
+    within(T, "closing", client.close()).await;
+}
