@@ -358,3 +358,43 @@ async fn a_node_cut_off_from_redis_resumes_the_stream_and_its_client_misses_noth
     );
     within(T, "closing", client.close()).await;
 }
+
+/// Redis is killed (SIGKILL, an append-only file fsync'd on every write) and restarted on its
+/// port while the ticks go on through C, to a client on A. What was broadcast before the kill,
+/// during the outage and after the restart reaches the client once and in order: node-redis
+/// queues the commands of the outage and sends them on its reconnect, and A's adapter resumes
+/// the stream where it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_mid_stream_the_client_misses_nothing() {
+    let mut redis = RedisServer::start_durable();
+    let a = NodeServer::start_with("s1", &["--redis-url", &redis.url()]);
+    let c = NodeServer::start_with("s1", &["--redis-url", &redis.url()]);
+    let client = Tidings::builder(&a.url())
+        .transports(TransportConfig::only(TransportKind::WebSocket))
+        .reconnect(reconnect())
+        .build()
+        .unwrap();
+    let mut notices = client.notices();
+    until(&mut notices, "connected to A", |n| matches!(n, Notice::State(ConnectionState::Connected { .. }))).await;
+    let got = collect(&client);
+    within(T, "join", client.join(ROOM)).await.unwrap();
+    let ticker = Ticker::start(&c);
+    assert!(eventually(T, || got.lock().unwrap().len() >= 20).await, "ticks reach A's socket through Redis");
+    redis.kill();
+    let from = ticker.sent();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let meanwhile = ticker.sent();
+    redis.restart();
+    let more = ticker.sent() + 30;
+    assert!(eventually(T, || ticker.sent() >= more).await);
+    let total = ticker.stop().await;
+    // node-redis reconnects with a backoff of its own: on a loaded machine, seconds.
+    let all = eventually(2 * T, || got.lock().unwrap().len() as u64 >= total).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = got.lock().unwrap().clone();
+    let missing: Vec<u64> = (0..total).filter(|t| !got.contains(t)).collect();
+    eprintln!("Redis down from tick {from} (still {meanwhile} a second later); {total} in all; missing {missing:?}");
+    assert!(all, "every tick arrives; missing {missing:?}");
+    assert_eq!(got, (0..total).collect::<Vec<_>>(), "every tick once and in order");
+    within(T, "closing", client.close()).await;
+}
