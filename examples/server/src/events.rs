@@ -88,6 +88,40 @@ impl Events {
         }
     }
 
+    /// The last `limit` entries before offset `before` (exclusive) that `visible` accepts, oldest
+    /// first, looking at no more than [`crate::store::MAX_SCAN`] entries: windows read forward,
+    /// going back from `before`. The page's `cursor` is the offset of the oldest entry looked at
+    /// (pass it as the next `before`); `head` is the log's last offset.
+    pub async fn read_back(
+        &self,
+        tenant: &str,
+        before: u64,
+        limit: usize,
+        visible: impl Fn(&LogEntry) -> bool + Clone + Send + Sync + 'static,
+    ) -> io::Result<Page> {
+        let head = self.head(tenant).await?;
+        let mut end = before.min(head.saturating_add(1));
+        let mut found: Vec<std::sync::Arc<LogEntry>> = Vec::new();
+        let mut looked = 0usize;
+        while end > 1 && found.len() < limit && looked < crate::store::MAX_SCAN {
+            let width = (crate::store::MAX_SCAN - looked).min(limit.max(64) * 4) as u64;
+            let start = end.saturating_sub(width).max(1);
+            let (v, stop) = (visible.clone(), end);
+            let page = self.read(tenant, start - 1, usize::MAX, move |e| e.offset < stop && v(e)).await?;
+            looked += (end - start) as usize;
+            let mut window: Vec<_> = page.entries.into_iter().filter(|e| e.offset < end).collect();
+            window.extend(found);
+            found = window;
+            end = start;
+        }
+        let skip = found.len().saturating_sub(limit);
+        let entries: Vec<_> = found.into_iter().skip(skip).collect();
+        // Where the next page (older) starts: before the oldest entry returned, or where the
+        // looking stopped when fewer than `limit` were found.
+        let cursor = if skip > 0 { entries.first().map_or(end, |e| e.offset) } else { end };
+        Ok(Page { entries, cursor, head })
+    }
+
     /// The oldest offset the log still has (1 for the file log, which deletes nothing; 0 when
     /// empty).
     pub async fn first_offset(&self, tenant: &str) -> io::Result<u64> {

@@ -33,6 +33,8 @@ pub fn routes(app: Arc<App>) -> Router {
         .route("/api/dev/users", routing::get(dev_users))
         .route("/api/dev/tasks", routing::post(dev_create_task))
         .route("/internal/emit", routing::post(internal_emit))
+        // Version 1 of the contract (docs/PUBLISHING.md); the path above is its alias.
+        .route("/internal/v1/emit", routing::post(internal_emit))
         .route("/api/polling/{tenant_id}/events", routing::get(feed))
         .route("/api/polling/{tenant_id}/events/acknowledge", routing::post(acknowledge))
         .with_state(app)
@@ -327,6 +329,14 @@ async fn start_offset(app: &App, tenant: &str, since: Option<&str>, c: &Claims) 
     ))
 }
 
+/// One event of a feed page: `{id, event, data, offset}` (`data` is the envelope the socket sends).
+fn feed_event(e: &crate::store::LogEntry) -> Value {
+    json!({ "id": e.envelope.id, "event": e.envelope.kind, "data": e.envelope, "offset": e.offset })
+}
+
+/// `GET /api/polling/:tenantId/events?before=&limit=`: the page of older events instead, the last
+/// `limit` before offset `before`, oldest first, with `cursor` to pass as the next `before`.
+///
 /// `GET /api/polling/:tenantId/events?since=&limit=`: the events after `since` that the caller
 /// may see, oldest first, `{events: [{id, event, data, offset}], cursor}`. One read looks at no
 /// more than [`crate::store::MAX_SCAN`] entries; `cursor` is past the last one looked at.
@@ -337,10 +347,16 @@ async fn feed(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let c = tenant_claims(&app, &headers, &tenant_id)?;
-    let (mut since, mut limit) = (None, DEFAULT_LIMIT);
+    let (mut since, mut limit, mut before) = (None, DEFAULT_LIMIT, None);
     for (k, v) in form_pairs(query.as_deref().unwrap_or("")) {
         match k.as_str() {
             "since" => since = Some(v),
+            "before" => {
+                before =
+                    Some(v.parse::<u64>().map_err(|_| {
+                        ApiError::bad_request("bad_cursor", "before must be an offset (a whole number)")
+                    })?);
+            }
             "limit" => {
                 limit = v
                     .parse::<usize>()
@@ -352,6 +368,21 @@ async fn feed(
             _ => {}
         }
     }
+    if let Some(before) = before {
+        if since.is_some() {
+            return Err(ApiError::bad_request("bad_cursor", "give since (newer events) or before (older), not both"));
+        }
+        let (user, tenant) = (c.sub.clone(), c.tenant_id.clone());
+        let page = app
+            .events
+            .read_back(&tenant_id, before, limit, move |e| e.visible_to(&user, &tenant))
+            .await
+            .map_err(ApiError::unavailable)?;
+        let events: Vec<Value> = page.entries.iter().map(|e| feed_event(e)).collect();
+        // Older events may remain while the looking did not reach the start of the log.
+        let first = app.events.first_offset(&tenant_id).await.map_err(ApiError::unavailable)?;
+        return Ok(Json(json!({ "events": events, "cursor": page.cursor, "hasMore": page.cursor > first.max(1) })));
+    }
     let start = start_offset(&app, &tenant_id, since.as_deref(), &c).await?;
     let (user, tenant) = (c.sub.clone(), c.tenant_id.clone());
     let page = app
@@ -359,11 +390,7 @@ async fn feed(
         .read(&tenant_id, start, limit, move |e| e.visible_to(&user, &tenant))
         .await
         .map_err(ApiError::unavailable)?;
-    let events: Vec<Value> = page
-        .entries
-        .iter()
-        .map(|e| json!({ "id": e.envelope.id, "event": e.envelope.kind, "data": e.envelope, "offset": e.offset }))
-        .collect();
+    let events: Vec<Value> = page.entries.iter().map(|e| feed_event(e)).collect();
     // Only the Redis log drops old events (its retention): say when some after `since` are gone.
     let first = app.events.first_offset(&tenant_id).await.map_err(ApiError::unavailable)?;
     let mut body = serde_json::Map::new();

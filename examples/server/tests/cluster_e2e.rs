@@ -319,6 +319,20 @@ async fn an_event_published_on_one_node_reaches_clients_on_every_node_in_order()
     let (_, b) = feed(&c.lb.url(), "acme", &tok, "since=10&limit=5").await;
     assert_eq!(a["events"], b["events"]);
     assert_eq!(a["events"][0]["offset"], 11);
+    // Backwards too, from Redis: the five before offset 20, oldest first.
+    let (_, back) = feed(&c.nodes[2].url(), "acme", &tok, "before=20&limit=5").await;
+    let offsets: Vec<u64> = back["events"].as_array().unwrap().iter().map(|e| e["offset"].as_u64().unwrap()).collect();
+    assert_eq!(offsets, [15, 16, 17, 18, 19], "{back}");
+    assert_eq!(back["cursor"], 15);
+    // The versioned path of the internal API is the same endpoint.
+    let (status, v1, _) = http(
+        "POST",
+        &format!("{}/internal/v1/emit", c.nodes[1].url()),
+        &[("x-internal-api-key", KEY)],
+        Some(json!({ "to": { "room": "tenant:acme" }, "event": "task.created", "data": { "n": 61 } }).to_string()),
+    )
+    .await;
+    assert_eq!((status, v1["offset"].as_u64()), (200, Some(62)), "{v1}");
     assert!(!c.nodes[0].dir.join("events").exists(), "with Redis, no node writes a log file");
     for (c, _) in clients {
         c.close().await;

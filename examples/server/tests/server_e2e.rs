@@ -658,3 +658,47 @@ async fn history_pages_through_the_feed() {
     no_feed.close().await;
     within("the shutdown", server.shutdown()).await;
 }
+
+/// The feed backwards (`before=OFFSET`): pages of older events, the newest page first, each
+/// oldest first, skipping what the caller may not see, until there is nothing older.
+#[tokio::test]
+async fn the_feed_pages_backwards_with_before() {
+    let dir = temp_dir("before");
+    let (url, server) = start(&dir).await;
+    let mut visible = Vec::new();
+    for n in 0..30u64 {
+        let (_, e, _) =
+            emit(&url, json!({ "to": { "room": "tenant:acme" }, "event": "task.created", "data": { "n": n } })).await;
+        visible.push(e["offset"].as_u64().unwrap());
+        if n % 6 == 0 {
+            // Bob's own: not for alice.
+            emit(&url, json!({ "to": { "users": ["bob"] }, "event": "task.assigned", "data": {}, "tenantId": "acme" }))
+                .await;
+        }
+    }
+    let tok = token("alice", "acme");
+    let head = visible.last().unwrap() + 1;
+    let (mut before, mut pages) = (head, Vec::new());
+    loop {
+        let (status, page) = feed(&url, "acme", &tok, &format!("before={before}&limit=7")).await;
+        assert_eq!(status, 200, "{page}");
+        let offsets: Vec<u64> =
+            page["events"].as_array().unwrap().iter().map(|e| e["offset"].as_u64().unwrap()).collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "oldest first within a page: {offsets:?}");
+        assert!(offsets.iter().all(|o| *o < before));
+        pages.push(offsets);
+        if page["hasMore"] == false {
+            break;
+        }
+        before = page["cursor"].as_u64().unwrap();
+        assert!(pages.len() < 10, "it ends");
+    }
+    assert_eq!(pages[0].len(), 7, "the newest seven first");
+    let all: Vec<u64> = pages.into_iter().rev().flatten().collect();
+    assert_eq!(all, visible, "every visible event once, in order, and none of bob's");
+    let (status, _) = feed(&url, "acme", &tok, "before=5&since=1").await;
+    assert_eq!(status, 400, "since and before together");
+    let (status, _) = feed(&url, "acme", &tok, "before=x").await;
+    assert_eq!(status, 400);
+    within("the shutdown", server.shutdown()).await;
+}
