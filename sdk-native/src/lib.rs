@@ -41,6 +41,7 @@ mod driver;
 mod error;
 mod payload;
 mod publisher;
+mod snapshot;
 mod transport;
 
 pub use client::{AckHandle, AuthProvider, ClientBuilder, Emit, History, Received, Subscription, Tidings};
@@ -49,6 +50,7 @@ pub use driver::Notice;
 pub use error::{ArgumentError, Cause, ConfigError, DecodeError, Error};
 pub use payload::{Bytes, Payload};
 pub use publisher::{Publication, PublishHandle, Published, Publisher, PublisherBuilder, PublisherMetrics, Target};
+pub use snapshot::{SnapshotRequest, SnapshotSource, SnapshotStream, Snapshotted};
 pub use tidings_core::config::{OverflowPolicy, ReconnectConfig, SendBufferConfig};
 pub use tidings_core::event::{Envelope, EnvelopeMetadata};
 pub use tidings_core::{

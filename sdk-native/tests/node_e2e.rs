@@ -879,3 +879,45 @@ async fn an_unknown_session_id_gets_one_new_handshake_not_a_loop() {
     assert_eq!(echo.arg::<String>(0).unwrap(), "after");
     within(T, "closing", client.close()).await;
 }
+
+/// Subscribe with a snapshot against the server's `subscribe:<topic>` (it joins the room, then
+/// loads and sends `<topic>:initial`, or the ack): the snapshot first, even when a live update
+/// reached the room while it was loading, then the live updates; after a reconnect that did not
+/// recover (s0), the subscription is sent again and a new snapshot comes first.
+#[tokio::test]
+async fn subscribe_with_snapshot_orders_the_snapshot_first_and_resubscribes_after_a_new_session() {
+    use tidings::{SnapshotRequest, Snapshotted};
+    let srv = NodeServer::start("s0");
+    srv.control("POST", "snapshot?topic=dashboard", Some(json!({ "v": 1 }))).await;
+    let client = within(T, "connecting", Tidings::builder(&srv.url()).transports(ws_only()).connect()).await.unwrap();
+    let request = SnapshotRequest::new("subscribe:dashboard", "dashboard:update").args(json!({ "delayMs": 300 }));
+    let mut dashboard = client.subscribe_with_snapshot::<Value, Value>(request);
+    // While the server "loads" the snapshot, an update reaches the room.
+    assert!(srv.has_member_in("dashboard", T).await, "subscribed: in the room");
+    srv.to_room("dashboard", "dashboard:update", json!([{ "v": 2 }])).await;
+    let mut next = async || within(T, "the dashboard", dashboard.next()).await.unwrap().unwrap();
+    let Snapshotted::Snapshot(s) = next().await else { panic!("the snapshot comes first") };
+    assert_eq!(s, json!({ "v": 1 }));
+    let Snapshotted::Live(u) = next().await else { panic!("then the update that waited for it") };
+    assert_eq!(u.data, json!({ "v": 2 }));
+
+    // A new session (s0 has no recovery): subscribed again, a new snapshot first.
+    srv.control("POST", "snapshot?topic=dashboard", Some(json!({ "v": 3 }))).await;
+    srv.kill_transports().await;
+    let Snapshotted::Snapshot(s) = next().await else { panic!("a new snapshot after the new session") };
+    assert_eq!(s, json!({ "v": 3 }));
+    srv.to_room("dashboard", "dashboard:update", json!([{ "v": 4 }])).await;
+    let Snapshotted::Live(u) = next().await else { panic!("live again") };
+    assert_eq!(u.data, json!({ "v": 4 }));
+    // The frame log is read from the server's stderr on another thread: it may lag.
+    let subscribes = || srv.received().into_iter().filter(|f| f.contains("subscribe:dashboard")).count();
+    assert!(eventually(T, || subscribes() == 2).await, "once per session: {}", subscribes());
+
+    // The ack variant.
+    srv.control("POST", "snapshot?topic=prices", Some(json!([10, 11]))).await;
+    let request = SnapshotRequest::new("subscribe:prices", "prices:tick").snapshot_in_ack();
+    let mut prices = client.subscribe_with_snapshot::<Vec<u32>, u32>(request);
+    let first = within(T, "the prices", prices.next()).await.unwrap().unwrap();
+    assert!(matches!(first, Snapshotted::Snapshot(ref v) if v == &[10, 11]), "{first:?}");
+    within(T, "closing", client.close()).await;
+}

@@ -275,6 +275,8 @@ if (args.logFrames) {
 // ---------------------------------------------------------------- state
 
 /** count-acks counters, keyed by the optional key argument ("default" otherwise). */
+/** Snapshots of `subscribe:<topic>` (POST /control/snapshot). */
+const snapshots = new Map();
 const counters = new Map();
 /** dedupe: how many times each key was seen. */
 const seen = new Map();
@@ -497,6 +499,26 @@ function attachHandlers(socket) {
   on(socket, "to-room", ([room, event, ...rest], ack) => {
     nsp.to(roomOf(room)).emit(String(event), ...rest);
     ack?.({ ok: true });
+  });
+
+  // Subscribe with a snapshot (the dashboards' pattern): `subscribe:<topic>` joins room <topic>,
+  // then, after `delayMs` (default 0: data being loaded), sends the topic's snapshot (set with
+  // POST /control/snapshot?topic=) as the ack when one is asked, else as `<topic>:initial`.
+  socket.onAny((event, ...args) => {
+    if (typeof event !== "string" || !event.startsWith("subscribe:")) return;
+    try {
+      const topic = event.slice("subscribe:".length);
+      const [[options], ack] = splitAck(args);
+      const delay = Math.max(0, Math.min(Number(options?.delayMs) || 0, 10_000));
+      socket.join(topic);
+      setTimeout(() => {
+        const snapshot = snapshots.get(topic) ?? null;
+        if (ack) ack(snapshot);
+        else socket.emit(`${topic}:initial`, snapshot);
+      }, delay);
+    } catch (err) {
+      logError(`${socket.nsp.name} ${event}`, err);
+    }
   });
 
   on(socket, "nothing-acks", () => {});
@@ -772,6 +794,17 @@ async function handleControl(req, res) {
       case "POST /control/block-websocket":
         websocketBlocked = url.searchParams.get("on") === "1";
         return sendJson(res, 200, { ok: true, blocked: websocketBlocked });
+      case "POST /control/snapshot": {
+        const topic = url.searchParams.get("topic");
+        if (!topic) throw new HttpError(400, "topic is required");
+        const text = (await readBody(req)).trim();
+        try {
+          snapshots.set(topic, JSON.parse(text === "" ? "null" : text));
+        } catch {
+          throw new HttpError(400, "body must be JSON (the snapshot)");
+        }
+        return sendJson(res, 200, { ok: true });
+      }
       case "POST /control/forget-sessions": {
         // Engine.IO forgets every session without telling its client (as a restarted or another
         // server behind a balancer would): the client's next request with its sid gets
