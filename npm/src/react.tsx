@@ -15,6 +15,7 @@ import {
   useInsertionEffect,
   useReducer,
   useRef,
+  useState,
   useSyncExternalStore,
   type ReactElement,
   type ReactNode,
@@ -32,6 +33,7 @@ import {
   type RoomState,
   type UntypedSocket,
 } from "./store.js";
+import { subscribeWithSnapshot, type SnapshotRequest } from "./snapshot.js";
 import type { ConnectionState, DefaultEventsMap, EventNames, EventsMap, ReservedEvents, Socket, TidingsOptions } from "./types.js";
 
 export type { Emitter, RoomState };
@@ -196,6 +198,50 @@ export function useRoom(room: string | null | undefined): RoomState {
   const getSnapshot = useCallback(() => (name === null ? IDLE : rooms.state(name)), [rooms, name]);
   return useSyncExternalStore(subscribe, getSnapshot, getSnapshot);
 }
+
+/** What {@link useSnapshot} holds. */
+export interface SnapshotState<S, T> {
+  /** The latest snapshot; `undefined` until the first. */
+  readonly snapshot: S | undefined;
+  /** The live events since that snapshot, oldest first (a new snapshot empties it). */
+  readonly live: readonly T[];
+  /** Live events dropped from the front of `live` by `maxLive` (0 unless you set it). */
+  readonly skipped: number;
+  readonly error: Error | undefined;
+}
+
+/**
+ * Subscribes with a snapshot while mounted (`tidings/snapshot`): the snapshot, then the live
+ * events that follow it; a new session brings a new snapshot. `request: null` subscribes to
+ * nothing. `maxLive` (opt-in, lossy) keeps only the newest events in `live` and counts the others
+ * in `skipped`. The request is compared by its fields, so an inline object does not resubscribe.
+ */
+export function useSnapshot<S = unknown, T = unknown>(
+  request: SnapshotRequest | null,
+  options: { maxLive?: number } = {},
+): SnapshotState<S, T> {
+  const socket = useTidings();
+  const [state, setState] = useState<SnapshotState<S, T>>(NO_SNAPSHOT as SnapshotState<S, T>);
+  const key = request === null ? null : JSON.stringify(request);
+  const maxLive = options.maxLive;
+  useEffect(() => {
+    if (key === null) return undefined;
+    const req = JSON.parse(key) as SnapshotRequest;
+    return subscribeWithSnapshot<S, T>(socket, req, {
+      snapshot: (snapshot) => setState({ snapshot, live: [], skipped: 0, error: undefined }),
+      live: (data) =>
+        setState((s) => {
+          const live = [...s.live, data];
+          const over = maxLive === undefined ? 0 : Math.max(0, live.length - maxLive);
+          return { ...s, live: over > 0 ? live.slice(over) : live, skipped: s.skipped + over };
+        }),
+      error: (error) => setState((s) => ({ ...s, error })),
+    });
+  }, [socket, key, maxLive]);
+  return state;
+}
+
+const NO_SNAPSHOT: SnapshotState<unknown, unknown> = { snapshot: undefined, live: [], skipped: 0, error: undefined };
 
 // ---------------------------------------------------------------------------------------------
 // Typed hooks
