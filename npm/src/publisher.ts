@@ -17,21 +17,24 @@
 /** Where an event goes: one room (`tenant:acme`, `user:42`, `chat:7`), or 1 to 1000 users. */
 export type PublishTarget = { readonly room: string } | { readonly users: readonly string[] };
 
-/** Event names and their data, to type `publish` (by default any name, any JSON data). */
-export type PublishEventMap = Record<string, unknown>;
+/**
+ * Event names and their data, to type `publish` (an interface or a type; by default any name,
+ * any JSON data): `new Publisher<{ "task.created": { id: string } }>(...)`.
+ */
+export type PublishEventMap = object;
 
 /** Per-event options of `publish` / `tryPublish`. */
 export interface PublishOptions {
   /** The tenant: needed when publishing to users; otherwise the server takes it from the room. */
-  tenantId?: string;
+  tenantId?: string | undefined;
   /**
    * Kept across retries (1 to 200 characters). Give your own (an outbox row id, an order id) so
    * that a retry by your application, even from another process, is published once too; a fresh
    * `crypto.randomUUID()` otherwise.
    */
-  idempotencyKey?: string;
+  idempotencyKey?: string | undefined;
   /** Carried to the event's envelope metadata (`meta.correlationId`). */
-  correlationId?: string;
+  correlationId?: string | undefined;
 }
 
 /** The server's answer for a published event. */
@@ -64,15 +67,15 @@ export interface PublisherBackoff {
    * `"socket.io"` (default): `minMs * factor^n`, then ± `jitter` of it; `"full-jitter"`: uniform
    * in `[0, min(maxMs, minMs * factor^n)]` (spreads many publishers retrying together better).
    */
-  strategy?: "socket.io" | "full-jitter";
+  strategy?: "socket.io" | "full-jitter" | undefined;
   /** First delay, in ms (default 200). */
-  minMs?: number;
+  minMs?: number | undefined;
   /** Largest delay, in ms (default 10000). */
-  maxMs?: number;
+  maxMs?: number | undefined;
   /** Growth per attempt (default 2). */
-  factor?: number;
+  factor?: number | undefined;
   /** Jitter of the `"socket.io"` strategy, 0..1 (default 0.5). */
-  jitter?: number;
+  jitter?: number | undefined;
 }
 
 /** The part of a `fetch` response the publisher reads. */
@@ -99,20 +102,20 @@ export interface PublisherOptions {
    * behind the queue (`await publisher.whenRoom()` first to apply backpressure) and `tryPublish`
    * throws `PublishQueueFullError`.
    */
-  queue?: number;
+  queue?: number | undefined;
   /** Delay between attempts (default: 200 ms doubling to 10 s, ±50 %). */
-  backoff?: PublisherBackoff;
+  backoff?: PublisherBackoff | undefined;
   /** Give up on an event after this many attempts (default: never while open; `close` bounds the wait). */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
   /** Time allowed for one request, answer included, in ms (default 10000); a request that takes longer is retried. */
-  requestTimeoutMs?: number;
+  requestTimeoutMs?: number | undefined;
   /** The `fetch` to use (default `globalThis.fetch`). */
-  fetch?: PublisherFetch;
+  fetch?: PublisherFetch | undefined;
   /**
    * Called when an event fails for good, whether or not its promise is awaited: the hook for
    * fire-and-forget callers to log or dead-letter it.
    */
-  onError?: (error: PublishError, publication: Publication) => void;
+  onError?: ((error: PublishError, publication: Publication) => void) | undefined;
 }
 
 /** An event as given to `publish`, with the idempotency key it is sent with. */
@@ -227,7 +230,7 @@ const MAX_RETRY_AFTER_MS = 300_000;
  * await publisher.close({ timeoutMs: 10_000 });
  * ```
  */
-export class Publisher<Events extends PublishEventMap = PublishEventMap> {
+export class Publisher<Events extends PublishEventMap = Record<string, unknown>> {
   readonly #endpoint: string;
   readonly #apiKey: string;
   readonly #capacity: number;
@@ -332,7 +335,7 @@ export class Publisher<Events extends PublishEventMap = PublishEventMap> {
    * rejects with `PublisherCloseTimeoutError` if some were left: the request in flight is
    * aborted and they fail with `PublisherClosedError` (counted as failed).
    */
-  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+  async close(options: { timeoutMs?: number | undefined } = {}): Promise<void> {
     const timeoutMs = positive(options.timeoutMs, 10_000, "timeoutMs");
     this.#closed = true;
     if (!this.#running && this.#queue.length === 0 && this.#waiting.length === 0) return;
