@@ -317,9 +317,12 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
     return this.#enqueue(to, event, data, options, true);
   }
 
-  /** Resolves when the queue has room for one more event (at once if it has). */
+  /**
+   * Resolves when the queue has room for one more event (at once if it has, or once the publisher
+   * is closed: `publish` then rejects with `PublisherClosedError`).
+   */
   whenRoom(): Promise<void> {
-    if (this.#waiting.length === 0 && this.#queue.length < this.#capacity) return Promise.resolve();
+    if (this.#closed || (this.#waiting.length === 0 && this.#queue.length < this.#capacity)) return Promise.resolve();
     return new Promise((resolve) => this.#roomWaiters.push(resolve));
   }
 
@@ -338,6 +341,7 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
   async close(options: { timeoutMs?: number | undefined } = {}): Promise<void> {
     const timeoutMs = positive(options.timeoutMs, 10_000, "timeoutMs");
     this.#closed = true;
+    for (const w of this.#roomWaiters.splice(0)) w();
     if (!this.#running && this.#queue.length === 0 && this.#waiting.length === 0) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const drained = new Promise<boolean>((resolve) => this.#drained.push(() => resolve(true)));
