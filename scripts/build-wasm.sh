@@ -29,7 +29,7 @@ cargo build -p tidings-wasm --target "$target" --profile "$profile"
 rm -rf "$dist"
 mkdir -p "$dist/wasm"
 wasm-bindgen --target web --no-typescript --out-dir "$dist/wasm" --out-name tidings_wasm \
-  "target/$target/$profile/tidings_wasm.wasm"
+  "${CARGO_TARGET_DIR:-target}/$target/$profile/tidings_wasm.wasm"
 
 # Rust's wasm32 target emits these post-MVP features; wasm-opt must be told to keep them.
 "$bin/wasm-opt" -Oz --converge --strip-debug --strip-producers \

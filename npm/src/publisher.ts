@@ -274,8 +274,7 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
     this.#backoff = resolveBackoff(options.backoff ?? {});
     this.#maxAttempts = Math.max(1, Math.floor(positive(options.maxAttempts, Infinity, "maxAttempts")));
     this.#requestTimeoutMs = positive(options.requestTimeoutMs, 10_000, "requestTimeoutMs");
-    const f = options.fetch ?? (globalThis.fetch as PublisherFetch | undefined);
-    if (typeof f !== "function") {
+    if (typeof (options.fetch ?? (globalThis.fetch as PublisherFetch | undefined)) !== "function") {
       throw new TypeError("Publisher: this runtime has no global fetch; pass options.fetch");
     }
     // A detached `fetch` can lose its `this` (Workers, some polyfills): call it bound.
@@ -286,7 +285,8 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
   /**
    * Queues `event` with `data` for `to`; resolves with the server's answer once it took the
    * event, rejects with a `PublishError` when it refused it, attempts ran out, or the publisher
-   * was closed first. When the queue is full the event waits in line behind it (never dropped).
+   * was closed first (a `TypeError` for data that is not JSON or a bad idempotency key). When
+   * the queue is full the event waits in line behind it (never dropped).
    *
    * The promise may be ignored (fire and forget): a failure then never becomes an unhandled
    * rejection; it is counted in `metrics().failed` and passed to `options.onError`.
