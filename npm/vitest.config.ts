@@ -1,7 +1,8 @@
 import { defineConfig } from "vitest/config";
 
-// Hook unit tests in jsdom. test/browser/ (real browser, Playwright) and test/package/ (the built
-// package, `npm run test:package`) run separately.
+// Hook unit tests in jsdom; test/publisher/ in Node (`@vitest-environment node`), its end-to-end
+// tests against the reference server's binary. test/browser/ (real browser, Playwright) and
+// test/package/ (the built package, `npm run test:package`) run separately.
 export default defineConfig({
   // The wasm-bindgen glue only exists in dist/ after a build: unit tests get a stub (and mock it).
   resolve: {

@@ -3,7 +3,8 @@
 #   1. sdk-wasm for wasm32-unknown-unknown, profile wasm-release (opt-level z, fat LTO, 1 CGU, panic abort)
 #   2. wasm-bindgen --target web            -> npm/dist/wasm/tidings_wasm.js + tidings_wasm_bg.wasm
 #   3. wasm-opt -Oz --converge (npm binaryen 132; not Debian's, whose output breaks the externref table)
-#   4. esbuild: the glue, src/index.ts, src/node.ts and src/react.tsx as minified ESM; tsc: the .d.ts files
+#   4. esbuild: the glue, src/index.ts, src/node.ts, src/react.tsx and src/publisher.ts as minified
+#      ESM; tsc: the .d.ts files
 # Prints the gzip -9 sizes, and fails above the size budget (TIDINGS_SIZE_BUDGET, bytes; see the
 # end). Needs the tools of scripts/install-wasm-tools.sh.
 # Usage: bash scripts/build-wasm.sh
@@ -28,7 +29,7 @@ cargo build -p tidings-wasm --target "$target" --profile "$profile"
 rm -rf "$dist"
 mkdir -p "$dist/wasm"
 wasm-bindgen --target web --no-typescript --out-dir "$dist/wasm" --out-name tidings_wasm \
-  "target/$target/$profile/tidings_wasm.wasm"
+  "${CARGO_TARGET_DIR:-target}/$target/$profile/tidings_wasm.wasm"
 
 # Rust's wasm32 target emits these post-MVP features; wasm-opt must be told to keep them.
 "$bin/wasm-opt" -Oz --converge --strip-debug --strip-producers \
@@ -62,8 +63,16 @@ if [[ -f npm/src/react.tsx ]]; then
     --external:react --external:react/* --external:./index.js --outfile="$dist/react.js" --log-level=warning
 fi
 
+# `tidings/publisher` imports nothing (no wasm, no Node module): it loads in any runtime with fetch.
+"$bin/esbuild" npm/src/publisher.ts --bundle --minify --format=esm --target=es2022 --platform=neutral \
+  --outfile="$dist/publisher.js" --log-level=warning
+if grep -Eq '(^|[^.[:alnum:]_$])import[ ({*]|\bfrom"|require\(' "$dist/publisher.js"; then
+  echo "build-wasm: dist/publisher.js imports something; it must stay free of imports" >&2
+  exit 1
+fi
+
 # Declarations only, from the sources (the package tsconfig is for type-checking and emits nothing).
-dts_inputs=(npm/src/index.ts npm/src/types.ts npm/src/node.ts)
+dts_inputs=(npm/src/index.ts npm/src/types.ts npm/src/node.ts npm/src/publisher.ts)
 [[ -f npm/src/react.tsx ]] && dts_inputs+=(npm/src/react.tsx)
 "$bin/tsc" --declaration --emitDeclarationOnly --outDir "$dist" --rootDir npm/src \
   --target es2022 --module nodenext --moduleResolution nodenext --jsx react-jsx \
@@ -71,7 +80,7 @@ dts_inputs=(npm/src/index.ts npm/src/types.ts npm/src/node.ts)
 
 gz() { gzip -9 -c "$1" | wc -c | tr -d ' '; }
 printf 'build-wasm: sizes (bytes: raw / gzip -9)\n'
-for f in "$dist/wasm/tidings_wasm_bg.wasm" "$dist/wasm/tidings_wasm.js" "$dist/index.js" "$dist/react.js"; do
+for f in "$dist/wasm/tidings_wasm_bg.wasm" "$dist/wasm/tidings_wasm.js" "$dist/index.js" "$dist/react.js" "$dist/publisher.js"; do
   [[ -f "$f" ]] && printf '  %-36s %8d / %6d\n' "$f" "$(wc -c <"$f")" "$(gz "$f")"
 done
 glue=$(cat "$dist/wasm/tidings_wasm.js" "$dist/index.js" | gzip -9 | wc -c | tr -d ' ')

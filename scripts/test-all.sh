@@ -47,7 +47,10 @@ timeout --kill-after=30 1200 cargo test --workspace --locked || {
 step "browser toolchain: wasm-bindgen-cli, Chromium, npm packages (installed when missing)"
 bash scripts/install-wasm-tools.sh
 
-step "npm package: type checks (event-map generics) and React hook tests"
+step "npm package: type checks (event-map generics), React hook tests, tidings/publisher against the reference server"
+# npm/test/publisher/e2e.test.ts runs the reference server's debug binary (built by cargo test
+# above; this makes sure of it) and fails, saying so, when it is missing.
+cargo build -p tidings-example-server --locked
 (cd npm && npm run -s typecheck && npx vitest run)
 
 step "browser driver in headless Chromium against Node socket.io; npm build and browser smoke"

@@ -3,7 +3,7 @@
 // inside it). Run by `npm run test:package` after publint and the consumer type check.
 
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const entries = {
@@ -16,6 +16,15 @@ const entries = {
     "useConnectionState",
     "useRoom",
     "createTidingsHooks",
+  ],
+  "tidings/publisher": [
+    "Publisher",
+    "PublishError",
+    "PublishRejectedError",
+    "PublishGaveUpError",
+    "PublisherClosedError",
+    "PublishQueueFullError",
+    "PublisherCloseTimeoutError",
   ],
 };
 
@@ -31,3 +40,9 @@ for (const [specifier, names] of Object.entries(entries)) {
   }
   console.log(`ok ${specifier} -> ${file} (${names.length} exports checked)`);
 }
+
+// `tidings/publisher` is for Node and edge runtimes: it must load without the wasm, or anything else.
+const publisherFile = fileURLToPath(import.meta.resolve("tidings/publisher"));
+const publisherJs = readFileSync(publisherFile, "utf8");
+assert.ok(!/(^|[^.\w$])import[\s({*]|\bfrom\s*["']|require\(/.test(publisherJs), `${publisherFile} imports something`);
+console.log("ok tidings/publisher imports nothing");
