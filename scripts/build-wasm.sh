@@ -60,7 +60,7 @@ cp npm/src/wasm/tidings_wasm.d.ts "$dist/wasm/tidings_wasm.d.ts"
 
 if [[ -f npm/src/react.tsx ]]; then
   "$bin/esbuild" npm/src/react.tsx --bundle --minify --format=esm --target=es2020 --jsx=automatic \
-    --external:react --external:react/* --external:./index.js --outfile="$dist/react.js" --log-level=warning
+    --external:react --external:react/* --external:./index.js --external:./snapshot.js --outfile="$dist/react.js" --log-level=warning
 fi
 
 # `tidings/publisher` imports nothing (no wasm, no Node module): it loads in any runtime with fetch.
@@ -72,7 +72,11 @@ if grep -Eq '(^|[^.[:alnum:]_$])import[ ({*]|\bfrom"|require\(' "$dist/publisher
 fi
 
 # Declarations only, from the sources (the package tsconfig is for type-checking and emits nothing).
-dts_inputs=(npm/src/index.ts npm/src/types.ts npm/src/node.ts npm/src/publisher.ts)
+# `tidings/snapshot`: subscribe with a snapshot; only the socket's public API (types), no wasm.
+"$bin/esbuild" npm/src/snapshot.ts --bundle --minify --format=esm --target=es2020 \
+  --outfile="$dist/snapshot.js" --log-level=warning
+
+dts_inputs=(npm/src/index.ts npm/src/types.ts npm/src/node.ts npm/src/publisher.ts npm/src/snapshot.ts)
 [[ -f npm/src/react.tsx ]] && dts_inputs+=(npm/src/react.tsx)
 "$bin/tsc" --declaration --emitDeclarationOnly --outDir "$dist" --rootDir npm/src \
   --target es2022 --module nodenext --moduleResolution nodenext --jsx react-jsx \

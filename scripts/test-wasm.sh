@@ -121,3 +121,5 @@ node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' || ws_flag="--ex
 node $ws_flag npm/test/node/connect.mjs "$TIDINGS_WASM_S0_URL" websocket
 # Resuming from a stored cursor (feed.since, socket.cursor): history, then live, once each.
 node npm/test/node/resume.mjs "$TIDINGS_WASM_S0_URL"
+# Subscribe with a snapshot (tidings/snapshot) against the server's subscribe:<topic>.
+node npm/test/node/snapshot.mjs "$TIDINGS_WASM_S0_KILL_URL"

@@ -16,7 +16,9 @@ const entries = {
     "useConnectionState",
     "useRoom",
     "createTidingsHooks",
+    "useSnapshot",
   ],
+  "tidings/snapshot": ["subscribeWithSnapshot"],
   "tidings/publisher": [
     "Publisher",
     "PublishError",
