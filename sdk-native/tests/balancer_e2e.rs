@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::haproxy::{Checks, Haproxy};
 use common::{NodeServer, within};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -17,67 +16,12 @@ use tidings::{BackoffStrategy, ConnectionState, ReconnectConfig, Tidings, Transp
 
 const T: Duration = Duration::from_secs(10);
 
-/// HAProxy on an ephemeral 127.0.0.1 port in front of `servers`. Killed on drop.
-struct Balancer {
-    port: u16,
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Balancer {
-    fn start(servers: &[&NodeServer]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir =
-            std::env::temp_dir().join(format!("tidings-haproxy-{}-{}", std::process::id(), rand::random::<u32>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let backends: String = servers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| format!("  server s{i} 127.0.0.1:{} cookie s{i} check inter 200 fall 1 rise 1\n", s.port))
-            .collect();
-        // `http-reuse never` and no `prefer-last-server`: each request is balanced on its own,
-        // as behind a balancer with many clients, so only the cookie keeps a session together.
-        let cfg = format!(
-            "global\n  maxconn 512\n\
-             defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n  timeout tunnel 60s\n  option redispatch\n  retries 2\n\
-             frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
-             backend be\n  balance roundrobin\n  http-reuse never\n  cookie SRV insert indirect nocache\n{backends}"
-        );
-        let path = dir.join("haproxy.cfg");
-        std::fs::write(&path, cfg).unwrap();
-        let mut child = Command::new("haproxy")
-            .args(["-db", "-f"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("haproxy must be installed (the test command installs it from Debian)");
-        let stderr = child.stderr.take().expect("piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[haproxy] {line}");
-            }
-        });
-        // Up to T, 20 ms at a time.
-        let mut tries = T.as_millis() / 20;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            tries = tries.checked_sub(1).unwrap_or_else(|| panic!("haproxy did not listen on {port} within {T:?}"));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Balancer { port, child, dir }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// HAProxy in front of `servers`, checking them by TCP. `http-reuse never` and no
+/// `prefer-last-server`: each request is balanced on its own, as behind a balancer with many
+/// clients, so only the cookie keeps a session together.
+fn balancer(servers: &[&NodeServer]) -> Haproxy {
+    let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
+    Haproxy::start(&ports, Checks::Tcp, "  http-reuse never\n")
 }
 
 /// Engine sessions each server holds.
@@ -118,7 +62,7 @@ async fn connected(c: &Tidings) -> TransportKind {
 #[tokio::test]
 async fn without_the_cookie_a_polling_session_reaches_the_wrong_server() {
     let (a, b) = (NodeServer::start("s0"), NodeServer::start("s0"));
-    let lb = Balancer::start(&[&a, &b]);
+    let lb = balancer(&[&a, &b]);
     let http = reqwest::Client::new();
     let base = format!("{}/socket.io/?EIO=4&transport=polling", lb.url());
     let open = within(T, "handshake", http.get(&base).send()).await.unwrap();
@@ -134,7 +78,7 @@ async fn without_the_cookie_a_polling_session_reaches_the_wrong_server() {
 #[tokio::test]
 async fn a_long_polling_session_stays_on_its_server_through_the_balancers_cookie() {
     let (a, b) = (NodeServer::start("s0"), NodeServer::start("s0"));
-    let lb = Balancer::start(&[&a, &b]);
+    let lb = balancer(&[&a, &b]);
     let c = client(&lb.url(), TransportConfig::only(TransportKind::Polling));
     let mut news = c.on::<u32>("news");
     assert_eq!(connected(&c).await, TransportKind::Polling);
@@ -160,7 +104,7 @@ async fn a_long_polling_session_stays_on_its_server_through_the_balancers_cookie
 #[tokio::test]
 async fn the_websocket_upgrade_reaches_the_polling_sessions_server() {
     let (a, b) = (NodeServer::start("s0"), NodeServer::start("s0"));
-    let lb = Balancer::start(&[&a, &b]);
+    let lb = balancer(&[&a, &b]);
     let c = client(&lb.url(), TransportConfig::polling_first());
     let mut news = c.on::<String>("news");
     connected(&c).await;
@@ -184,7 +128,7 @@ async fn the_websocket_upgrade_reaches_the_polling_sessions_server() {
 #[tokio::test]
 async fn when_the_sessions_server_dies_the_client_starts_over_on_the_other_one() {
     let (a, b) = (NodeServer::start("s0"), NodeServer::start("s0"));
-    let lb = Balancer::start(&[&a, &b]);
+    let lb = balancer(&[&a, &b]);
     let c = client(&lb.url(), TransportConfig::only(TransportKind::Polling));
     let mut news = c.on::<String>("news");
     connected(&c).await;

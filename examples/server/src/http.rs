@@ -329,6 +329,12 @@ async fn start_offset(app: &App, tenant: &str, since: Option<&str>, c: &Claims) 
     ))
 }
 
+/// Which log entries the caller may read.
+fn visible_to(c: &Claims) -> impl Fn(&crate::store::LogEntry) -> bool + Clone + Send + Sync + 'static {
+    let (user, tenant) = (c.sub.clone(), c.tenant_id.clone());
+    move |e| e.visible_to(&user, &tenant)
+}
+
 /// One event of a feed page: `{id, event, data, offset}` (`data` is the envelope the socket sends).
 fn feed_event(e: &crate::store::LogEntry) -> Value {
     json!({ "id": e.envelope.id, "event": e.envelope.kind, "data": e.envelope, "offset": e.offset })
@@ -372,24 +378,15 @@ async fn feed(
         if since.is_some() {
             return Err(ApiError::bad_request("bad_cursor", "give since (newer events) or before (older), not both"));
         }
-        let (user, tenant) = (c.sub.clone(), c.tenant_id.clone());
-        let page = app
-            .events
-            .read_back(&tenant_id, before, limit, move |e| e.visible_to(&user, &tenant))
-            .await
-            .map_err(ApiError::unavailable)?;
+        let page =
+            app.events.read_back(&tenant_id, before, limit, visible_to(&c)).await.map_err(ApiError::unavailable)?;
         let events: Vec<Value> = page.entries.iter().map(|e| feed_event(e)).collect();
         // Older events may remain while the looking did not reach the start of the log.
         let first = app.events.first_offset(&tenant_id).await.map_err(ApiError::unavailable)?;
         return Ok(Json(json!({ "events": events, "cursor": page.cursor, "hasMore": page.cursor > first.max(1) })));
     }
     let start = start_offset(&app, &tenant_id, since.as_deref(), &c).await?;
-    let (user, tenant) = (c.sub.clone(), c.tenant_id.clone());
-    let page = app
-        .events
-        .read(&tenant_id, start, limit, move |e| e.visible_to(&user, &tenant))
-        .await
-        .map_err(ApiError::unavailable)?;
+    let page = app.events.read(&tenant_id, start, limit, visible_to(&c)).await.map_err(ApiError::unavailable)?;
     let events: Vec<Value> = page.entries.iter().map(|e| feed_event(e)).collect();
     // Only the Redis log drops old events (its retention): say when some after `since` are gone.
     let first = app.events.first_offset(&tenant_id).await.map_err(ApiError::unavailable)?;

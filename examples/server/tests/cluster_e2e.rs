@@ -11,6 +11,9 @@
 
 mod common;
 
+#[path = "../../../sdk-native/tests/common/haproxy.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod haproxy;
 #[path = "../../../sdk-native/tests/common/proxy.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod proxy;
@@ -110,58 +113,6 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// HAProxy in front of the nodes: round robin, the `SRV` cookie for long-polling sessions, a
-/// health check of `/health` every 200 ms, and the sessions of a node marked down shut.
-struct Balancer {
-    port: u16,
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Balancer {
-    fn start(nodes: &[&Node]) -> Self {
-        let port = free_port();
-        let dir = temp_dir("haproxy");
-        std::fs::create_dir_all(&dir).unwrap();
-        let servers: String = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("  server n{i} 127.0.0.1:{} cookie n{i}\n", n.port))
-            .collect();
-        let cfg = format!(
-            "global\n  maxconn 4096\n\
-             defaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n  timeout tunnel 60s\n  timeout check 1s\n  option redispatch\n  retries 2\n\
-             frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
-             backend be\n  balance roundrobin\n  cookie SRV insert indirect nocache\n  option httpchk GET /health\n  http-check expect status 200\n\
-             \x20 default-server check inter 200 fall 2 rise 2 on-marked-down shutdown-sessions\n{servers}"
-        );
-        let path = dir.join("haproxy.cfg");
-        std::fs::write(&path, cfg).unwrap();
-        let mut child = Command::new("haproxy")
-            .args(["-db", "-f"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("haproxy must be installed (scripts/install-cluster-tools.sh)");
-        drain("haproxy", &mut child);
-        wait_for(T, "haproxy listens", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        Balancer { port, child, dir }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -276,16 +227,23 @@ async fn sockets(nodes: &[&Node]) -> Vec<Option<u64>> {
 
 use redis::RedisServer as Redis;
 
+/// HAProxy in front of the nodes: round robin, the `SRV` cookie for long-polling sessions, a
+/// health check of `/health` every 200 ms, and the sessions of a node marked down shut.
+fn balancer(nodes: &[&Node]) -> haproxy::Haproxy {
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    haproxy::Haproxy::start(&ports, haproxy::Checks::Health, "")
+}
+
 struct Cluster {
     redis: Redis,
     nodes: Vec<Node>,
-    lb: Balancer,
+    lb: haproxy::Haproxy,
 }
 
 fn cluster() -> Cluster {
     let redis = Redis::start_durable();
     let nodes: Vec<Node> = (0..3).map(|_| Node::start(&redis.url())).collect();
-    let lb = Balancer::start(&nodes.iter().collect::<Vec<_>>());
+    let lb = balancer(&nodes.iter().collect::<Vec<_>>());
     Cluster { redis, nodes, lb }
 }
 
@@ -411,7 +369,7 @@ async fn a_node_cut_off_from_redis_hands_its_clients_over_and_misses_nothing() {
     let cut = proxy::FaultProxy::start(redis.port()).await;
     let redis_via_proxy = format!("redis://127.0.0.1:{}", cut.port);
     let nodes = [Node::start(&redis_via_proxy), Node::start(&redis.url()), Node::start(&redis.url())];
-    let lb = Balancer::start(&nodes.iter().collect::<Vec<_>>());
+    let lb = balancer(&nodes.iter().collect::<Vec<_>>());
     // Clients straight on node 0 would have nowhere to go: these come through the balancer, and
     // node 0 gets at least one of them (round robin over three, and two clients per transport).
     let mut listeners = Vec::new();

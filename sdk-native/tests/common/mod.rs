@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod haproxy;
 pub mod proxy;
 pub mod redis;
 
