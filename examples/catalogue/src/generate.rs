@@ -328,7 +328,11 @@ pub fn typescript(c: &Catalogue) -> String {
     s.push_str(TS_RUNTIME);
     let mut body = String::new();
     let s_outer = std::mem::take(&mut s);
+    let mut type_checks: Vec<(String, String)> = Vec::new();
     for (name, def) in &c.types {
+        if !s.is_empty() {
+            type_checks.push((format!("c{}", type_checks_name(&s)), std::mem::take(&mut s)));
+        }
         s.push('\n');
         if let Some(values) = &def.values {
             let list: Vec<String> = values.iter().map(|v| json(v)).collect();
@@ -351,6 +355,9 @@ pub fn typescript(c: &Catalogue) -> String {
             ));
         }
         s.push_str("}\n");
+    }
+    if !s.is_empty() {
+        type_checks.push((format!("c{}", type_checks_name(&s)), std::mem::take(&mut s)));
     }
     s.push_str("\nfunction envelope(data: Check): Check {\n  return (v, path, out) => {\n");
     s.push_str("    if (!isObject(v)) return expected(\"object\", v, path, out);\n");
@@ -389,6 +396,32 @@ pub fn typescript(c: &Catalogue) -> String {
     }
     std::mem::swap(&mut s, &mut body);
     s = s_outer;
+    // Only the checks of types some event's data uses (acks are not validated): the app
+    // compiles with noUnusedLocals.
+    let uses = |text: &str, name: &str| {
+        [",", ")", "("].iter().any(|end| text.contains(&format!("{name}{end}")))
+    };
+    let mut included = vec![false; type_checks.len()];
+    loop {
+        let mut grew = false;
+        for (i, (name, _)) in type_checks.iter().enumerate() {
+            let seen = included.get(i).copied().unwrap_or(true);
+            let used = uses(&body, name)
+                || type_checks.iter().zip(&included).any(|((_, code), inc)| *inc && uses(code, name));
+            if !seen && used {
+                if let Some(slot) = included.get_mut(i) {
+                    *slot = true;
+                }
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    let checks: String =
+        type_checks.iter().zip(&included).filter(|(_, inc)| **inc).map(|((_, code), _)| code.as_str()).collect();
+    body = format!("{checks}{body}");
     // Only the checks in use: the app compiles with noUnusedLocals.
     for (name, code) in TS_CHECKS {
         if body.contains(&format!("{name},")) || body.contains(&format!("{name})")) || body.contains(&format!("{name}(")) {
@@ -397,6 +430,12 @@ pub fn typescript(c: &Catalogue) -> String {
     }
     s.push_str(&body);
     s
+}
+
+/// The type name of a generated check (`function cTask(` or `const cLevel:`).
+fn type_checks_name(code: &str) -> String {
+    let rest = code.split_once(" c").map(|(_, r)| r).unwrap_or("");
+    rest.chars().take_while(char::is_ascii_alphanumeric).collect()
 }
 
 fn map_snake(map: &str) -> &'static str {

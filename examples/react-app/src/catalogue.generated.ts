@@ -218,9 +218,6 @@ function cString(v: unknown, path: string, out: Problem[]): void {
 function cInteger(v: unknown, path: string, out: Problem[]): void {
   if (typeof v !== "number" || !Number.isInteger(v)) expected("integer", v, path, out);
 }
-function cBoolean(v: unknown, path: string, out: Problem[]): void {
-  if (typeof v !== "boolean") expected("boolean", v, path, out);
-}
 
 function cTask(v: unknown, path: string, out: Problem[]): void {
   if (!isObject(v)) return expected("object", v, path, out);
@@ -273,18 +270,6 @@ function cChatMessageSend(v: unknown, path: string, out: Problem[]): void {
   field(v, "room", cString, true, false, path, out);
   field(v, "text", cString, false, false, path, out);
   field(v, "idempotencyKey", cString, true, false, path, out);
-}
-
-function cChatMessageAck(v: unknown, path: string, out: Problem[]): void {
-  if (!isObject(v)) return expected("object", v, path, out);
-  field(v, "id", cString, false, false, path, out);
-  field(v, "offset", cInteger, false, false, path, out);
-  field(v, "replayed", cBoolean, false, false, path, out);
-}
-
-function cRoomAck(v: unknown, path: string, out: Problem[]): void {
-  if (!isObject(v)) return expected("object", v, path, out);
-  field(v, "room", cString, false, false, path, out);
 }
 
 function envelope(data: Check): Check {
