@@ -24,8 +24,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tidings_example_catalogue::{ChatMessageSend, TASK_ASSIGNED, TASK_CREATED};
 use tidings::{Envelope, FeedConfig, Notice, Publication, Publisher, Tidings};
+use tidings_example_catalogue::{ChatMessageSend, TASK_ASSIGNED, TASK_CREATED};
 
 /// Bot settings.
 #[derive(Clone)]
@@ -55,10 +55,10 @@ impl std::fmt::Debug for BotConfig {
     }
 }
 
-/// The payload of `task.*` events, from the examples' event catalogue (examples/catalogue).
-pub use tidings_example_catalogue::TaskEventData as TaskEvent;
 /// A task (fields the catalogue does not name are kept in `rest`).
 pub use tidings_example_catalogue::Task;
+/// The payload of `task.*` events, from the examples' event catalogue (examples/catalogue).
+pub use tidings_example_catalogue::TaskEventData as TaskEvent;
 
 /// Why the bot could not start or act.
 #[derive(Debug)]
@@ -253,8 +253,11 @@ impl Bot {
             text: format!("Assigned \u{201c}{title}\u{201d} to {assignee}"),
             idempotency_key: Some(format!("bot-chat:{}", t.task_id)),
         };
-        let ack: Value =
-            self.client.emit_with_ack(tidings_example_catalogue::CHAT_MESSAGE, &message, Duration::from_secs(10)).await?.deserialize()?;
+        let ack: Value = self
+            .client
+            .emit_with_ack(tidings_example_catalogue::CHAT_MESSAGE, &message, Duration::from_secs(10))
+            .await?
+            .deserialize()?;
         if ack.get("ok") != Some(&Value::Bool(true)) {
             tracing::warn!(%ack, "the chat message was refused");
         }

@@ -103,9 +103,14 @@ pub fn rust(c: &Catalogue) -> String {
         }
         s.push_str(&format!("pub const {}: &str = {name:?};\n", const_name(name)));
     }
-    for (d, cname) in [(Direction::ServerToClient, "SERVER_TO_CLIENT"), (Direction::ClientToServer, "CLIENT_TO_SERVER")] {
+    for (d, cname) in [(Direction::ServerToClient, "SERVER_TO_CLIENT"), (Direction::ClientToServer, "CLIENT_TO_SERVER")]
+    {
         let list: Vec<String> = c.events.iter().filter(|e| e.direction == d).map(|e| const_name(&e.name)).collect();
-        s.push_str(&format!("\n/// The events going {}.\npub const {cname}: &[&str] = &[{}];\n", direction_text(d), list.join(", ")));
+        s.push_str(&format!(
+            "\n/// The events going {}.\npub const {cname}: &[&str] = &[{}];\n",
+            direction_text(d),
+            list.join(", ")
+        ));
     }
     s.push_str(
         "\n/// Deserializes `data` into the Rust type of the data of event `name` going `direction`\n\
@@ -146,7 +151,10 @@ fn rust_type(name: &str, def: &TypeDef) -> String {
         s.push_str(&doc_lines("    ", "///", &f.doc));
         let ty = rust_ty(&Ty::parse(&f.ty));
         if f.optional {
-            s.push_str(&format!("    #[serde(rename = {:?}, default, skip_serializing_if = \"Option::is_none\")]\n", f.name));
+            s.push_str(&format!(
+                "    #[serde(rename = {:?}, default, skip_serializing_if = \"Option::is_none\")]\n",
+                f.name
+            ));
         } else {
             s.push_str(&format!("    #[serde(rename = {:?})]\n", f.name));
         }
@@ -243,38 +251,59 @@ function run(checks: Record<string, Check>, name: string, payload: unknown): Pro
 "#;
 
 const TS_CHECKS: [(&str, &str); 7] = [
-    ("cString", r#"function cString(v: unknown, path: string, out: Problem[]): void {
+    (
+        "cString",
+        r#"function cString(v: unknown, path: string, out: Problem[]): void {
   if (typeof v !== "string") expected("string", v, path, out);
 }
-"#),
-    ("cInteger", r#"function cInteger(v: unknown, path: string, out: Problem[]): void {
+"#,
+    ),
+    (
+        "cInteger",
+        r#"function cInteger(v: unknown, path: string, out: Problem[]): void {
   if (typeof v !== "number" || !Number.isInteger(v)) expected("integer", v, path, out);
 }
-"#),
-    ("cNumber", r#"function cNumber(v: unknown, path: string, out: Problem[]): void {
+"#,
+    ),
+    (
+        "cNumber",
+        r#"function cNumber(v: unknown, path: string, out: Problem[]): void {
   if (typeof v !== "number") expected("number", v, path, out);
 }
-"#),
-    ("cBoolean", r#"function cBoolean(v: unknown, path: string, out: Problem[]): void {
+"#,
+    ),
+    (
+        "cBoolean",
+        r#"function cBoolean(v: unknown, path: string, out: Problem[]): void {
   if (typeof v !== "boolean") expected("boolean", v, path, out);
 }
-"#),
-    ("cAny", r#"function cAny(): void {}
-"#),
-    ("cArray", r#"function cArray(item: Check): Check {
+"#,
+    ),
+    (
+        "cAny",
+        r#"function cAny(): void {}
+"#,
+    ),
+    (
+        "cArray",
+        r#"function cArray(item: Check): Check {
   return (v, path, out) => {
     if (!Array.isArray(v)) return expected("array", v, path, out);
     v.forEach((x, i) => item(x, `${path}[${i}]`, out));
   };
 }
-"#),
-    ("cEnum", r#"function cEnum(values: readonly string[], text: string): Check {
+"#,
+    ),
+    (
+        "cEnum",
+        r#"function cEnum(values: readonly string[], text: string): Check {
   return (v, path, out) => {
     if (typeof v !== "string") return expected("string", v, path, out);
     if (!values.includes(v)) out.push({ path, message: `expected one of ${text}, got ${JSON.stringify(v)}` });
   };
 }
-"#),
+"#,
+    ),
 ];
 
 /// The TypeScript module.
@@ -322,9 +351,13 @@ pub fn typescript(c: &Catalogue) -> String {
         ));
     }
     s.push_str("\n/** The first argument of event `K` going server → client. */\n");
-    s.push_str("export type ServerToClientPayload<K extends keyof ServerToClient> = Parameters<ServerToClient[K]>[0];\n");
+    s.push_str(
+        "export type ServerToClientPayload<K extends keyof ServerToClient> = Parameters<ServerToClient[K]>[0];\n",
+    );
     s.push_str("/** The first argument of event `K` going client → server. */\n");
-    s.push_str("export type ClientToServerPayload<K extends keyof ClientToServer> = Parameters<ClientToServer[K]>[0];\n");
+    s.push_str(
+        "export type ClientToServerPayload<K extends keyof ClientToServer> = Parameters<ClientToServer[K]>[0];\n",
+    );
     s.push_str(TS_RUNTIME);
     let mut body = String::new();
     let s_outer = std::mem::take(&mut s);
@@ -336,11 +369,7 @@ pub fn typescript(c: &Catalogue) -> String {
         s.push('\n');
         if let Some(values) = &def.values {
             let list: Vec<String> = values.iter().map(|v| json(v)).collect();
-            s.push_str(&format!(
-                "const c{name}: Check = cEnum([{}], {});\n",
-                list.join(", "),
-                json(&quoted(values))
-            ));
+            s.push_str(&format!("const c{name}: Check = cEnum([{}], {});\n", list.join(", "), json(&quoted(values))));
             continue;
         }
         s.push_str(&format!("function c{name}(v: unknown, path: string, out: Problem[]): void {{\n"));
@@ -366,7 +395,9 @@ pub fn typescript(c: &Catalogue) -> String {
     }
     s.push_str("    field(v, \"data\", data, false, false, path, out);\n");
     s.push_str("    if (!Object.prototype.hasOwnProperty.call(v, \"metadata\")) return void out.push({ path: `${path}.metadata`, message: \"missing\" });\n");
-    s.push_str("    const m = v.metadata;\n    if (!isObject(m)) return expected(\"object\", m, `${path}.metadata`, out);\n");
+    s.push_str(
+        "    const m = v.metadata;\n    if (!isObject(m)) return expected(\"object\", m, `${path}.metadata`, out);\n",
+    );
     for (f, optional) in METADATA_FIELDS {
         s.push_str(&format!("    field(m, {}, cString, {optional}, false, `${{path}}.metadata`, out);\n", json(f)));
     }
@@ -398,16 +429,14 @@ pub fn typescript(c: &Catalogue) -> String {
     s = s_outer;
     // Only the checks of types some event's data uses (acks are not validated): the app
     // compiles with noUnusedLocals.
-    let uses = |text: &str, name: &str| {
-        [",", ")", "("].iter().any(|end| text.contains(&format!("{name}{end}")))
-    };
+    let uses = |text: &str, name: &str| [",", ")", "("].iter().any(|end| text.contains(&format!("{name}{end}")));
     let mut included = vec![false; type_checks.len()];
     loop {
         let mut grew = false;
         for (i, (name, _)) in type_checks.iter().enumerate() {
             let seen = included.get(i).copied().unwrap_or(true);
-            let used = uses(&body, name)
-                || type_checks.iter().zip(&included).any(|((_, code), inc)| *inc && uses(code, name));
+            let used =
+                uses(&body, name) || type_checks.iter().zip(&included).any(|((_, code), inc)| *inc && uses(code, name));
             if !seen && used {
                 if let Some(slot) = included.get_mut(i) {
                     *slot = true;
@@ -424,7 +453,10 @@ pub fn typescript(c: &Catalogue) -> String {
     body = format!("{checks}{body}");
     // Only the checks in use: the app compiles with noUnusedLocals.
     for (name, code) in TS_CHECKS {
-        if body.contains(&format!("{name},")) || body.contains(&format!("{name})")) || body.contains(&format!("{name}(")) {
+        if body.contains(&format!("{name},"))
+            || body.contains(&format!("{name})"))
+            || body.contains(&format!("{name}("))
+        {
             s.push_str(code);
         }
     }

@@ -115,9 +115,8 @@ fn the_typescript_compiles_and_agrees_with_the_rust_validator_and_types() {
 
     // The types: every valid sample type-checks, every mutation the types can see does not.
     let all = cases(c);
-    let mut check = String::from(
-        "import type { ServerToClientPayload, ClientToServerPayload } from \"./catalogue.generated\";\n",
-    );
+    let mut check =
+        String::from("import type { ServerToClientPayload, ClientToServerPayload } from \"./catalogue.generated\";\n");
     let mut typed = 0;
     for (i, case) in all.iter().enumerate() {
         if case.extras || !(case.valid || case.ts_types_reject) {

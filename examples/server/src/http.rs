@@ -184,8 +184,7 @@ async fn dev_create_task(
             rest: serde_json::Map::new(),
         },
     };
-    let data = serde_json::to_value(&data)
-        .map_err(|e| ApiError::internal(format!("encoding task.created: {e}")))?;
+    let data = serde_json::to_value(&data).map_err(|e| ApiError::internal(format!("encoding task.created: {e}")))?;
     let published = app
         .publish(Publish {
             tenant: c.tenant_id.clone(),

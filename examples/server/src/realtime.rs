@@ -140,7 +140,8 @@ async fn chat_message(app: &Arc<App>, s: &SocketRef, c: &Claims, d: Option<Value
     catalogue::validate(Direction::ClientToServer, catalogue::CHAT_MESSAGE, &d).map_err(|problems| {
         format!("expected {{\"chatId\": id, \"text\": string}}: {}", catalogue::describe(&problems))
     })?;
-    let d: ChatMessageSend = serde_json::from_value(d).map_err(|e| format!("expected {{\"chatId\": id, \"text\": string}}: {e}"))?;
+    let d: ChatMessageSend =
+        serde_json::from_value(d).map_err(|e| format!("expected {{\"chatId\": id, \"text\": string}}: {e}"))?;
     let room = match (d.room.as_deref(), d.chat_id.as_deref()) {
         (Some(r), _) => Room::parse(r)?,
         (None, Some(chat)) if valid_id(chat) => Room::Chat { tenant: c.tenant_id.clone(), chat: chat.to_string() },

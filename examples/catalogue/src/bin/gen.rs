@@ -20,7 +20,9 @@ fn main() -> ExitCode {
         }
     };
     let mut drift = false;
-    for (path, text) in [(generate::RUST_PATH, generate::rust(&catalogue)), (generate::TS_PATH, generate::typescript(&catalogue))] {
+    for (path, text) in
+        [(generate::RUST_PATH, generate::rust(&catalogue)), (generate::TS_PATH, generate::typescript(&catalogue))]
+    {
         let file = root.join(path);
         let current = std::fs::read_to_string(&file).unwrap_or_default();
         if current == text {
