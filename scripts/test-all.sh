@@ -34,6 +34,9 @@ step "tidings-core and its tests build for wasm32-unknown-unknown"
 cargo build -p tidings-core --target wasm32-unknown-unknown --locked
 cargo test -p tidings-core --target wasm32-unknown-unknown --no-run --locked
 
+step "event catalogue: the generated Rust and TypeScript are what examples/catalogue/events.json generates"
+cargo run -q -p tidings-example-catalogue --bin tidings-catalogue-gen --locked -- --check
+
 step "unit, vector, property, harness, integration and doc tests"
 # Builds and runs every test binary. Tests bound their own waits; this bound is the backstop so
 # that a hang fails this step with its name in the log instead of stalling the whole run.

@@ -34,6 +34,8 @@ if [[ "${E2E_SKIP_BUILD:-0}" != 1 ]]; then
   else
     echo "up to date"
   fi
+  echo "== event catalogue: generated files up to date, TypeScript compiles and agrees with Rust (examples/catalogue)"
+  CATALOGUE_REQUIRE_TS=1 nice -n 5 cargo test -p tidings-example-catalogue --locked --test catalogue
   echo "== typecheck + vite build"
   (cd "$app" && npx --no-install tsc --noEmit -p tsconfig.json && npx --no-install vite build --logLevel warn)
   echo "== cargo build -p tidings-example-server"

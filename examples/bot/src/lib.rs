@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tidings::{Envelope, FeedConfig, Notice, Publication, Publisher, Tidings};
+use tidings_example_catalogue::{ChatMessageSend, TASK_ASSIGNED, TASK_CREATED};
 
 /// Bot settings.
 #[derive(Clone)]
@@ -55,37 +55,10 @@ impl std::fmt::Debug for BotConfig {
     }
 }
 
-/// The payload of `task.*` events (entity id, tenant id, user id, full entity).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskEvent {
-    /// The task id.
-    pub task_id: String,
-    /// The tenant.
-    pub tenant_id: String,
-    /// The user concerned (creator, assignee).
-    #[serde(default)]
-    pub user_id: Option<String>,
-    /// The task.
-    pub task: Task,
-}
-
-/// A task; fields the bot does not know are kept as they are.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Task {
-    /// Task id.
-    pub id: String,
-    /// Title.
-    #[serde(default)]
-    pub title: String,
-    /// Who it is assigned to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub assignee_id: Option<String>,
-    /// Every other field.
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
-}
+/// A task (fields the catalogue does not name are kept in `rest`).
+pub use tidings_example_catalogue::Task;
+/// The payload of `task.*` events, from the examples' event catalogue (examples/catalogue).
+pub use tidings_example_catalogue::TaskEventData as TaskEvent;
 
 /// Why the bot could not start or act.
 #[derive(Debug)]
@@ -140,6 +113,10 @@ async fn dev_login(http: &reqwest::Client, url: &str, user: &str) -> Result<Stri
         .and_then(Value::as_str)
         .map(str::to_string)
         .ok_or_else(|| BotError::Http("no token in the login answer".into()))
+}
+
+fn to_json(v: &impl serde::Serialize) -> Result<Value, BotError> {
+    serde_json::to_value(v).map_err(|e| BotError::Http(format!("encoding a payload: {e}")))
 }
 
 /// The `tenantId` claim of a JWT (read, not verified: the server verifies it).
@@ -209,7 +186,7 @@ impl Bot {
 
     /// Handles events until `shutdown` completes, then disconnects.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), BotError> {
-        let mut tasks = self.client.on::<Envelope<TaskEvent>>("task.created");
+        let mut tasks = self.client.on::<Envelope<TaskEvent>>(TASK_CREATED);
         let mut notices = self.client.notices();
         tokio::pin!(shutdown);
         loop {
@@ -257,20 +234,30 @@ impl Bot {
         let Some(assignee) = self.pick_assignee() else { return Ok(None) };
         let mut task = t.task.clone();
         task.assignee_id = Some(assignee.clone());
-        let data = json!({ "taskId": t.task_id, "tenantId": self.tenant, "userId": assignee, "assignedBy": self.config.login_user, "task": task });
+        let data = TaskEvent {
+            task_id: t.task_id.clone(),
+            tenant_id: self.tenant.clone(),
+            user_id: Some(assignee.clone()),
+            assigned_by: Some(self.config.login_user.clone()),
+            task,
+        };
         // Through the publisher: retried with the same key until the server has it, once.
-        let assigned = Publication::to_room(format!("tenant:{}", self.tenant), "task.assigned", data)
+        let assigned = Publication::to_room(format!("tenant:{}", self.tenant), TASK_ASSIGNED, to_json(&data)?)
             .idempotency_key(format!("bot-assign:{}", t.task_id))
             .correlation_id(ev.id.clone());
         self.publisher.publish(assigned).await?.await?;
-        let title = if t.task.title.is_empty() { t.task_id.as_str() } else { t.task.title.as_str() };
-        let message = json!({
-            "chatId": self.config.chat_id,
-            "text": format!("Assigned \u{201c}{title}\u{201d} to {assignee}"),
-            "idempotencyKey": format!("bot-chat:{}", t.task_id),
-        });
-        let ack: Value =
-            self.client.emit_with_ack("chat.message", &message, Duration::from_secs(10)).await?.deserialize()?;
+        let title = t.task.title.as_deref().filter(|s| !s.is_empty()).unwrap_or(t.task_id.as_str());
+        let message = ChatMessageSend {
+            chat_id: Some(self.config.chat_id.clone()),
+            room: None,
+            text: format!("Assigned \u{201c}{title}\u{201d} to {assignee}"),
+            idempotency_key: Some(format!("bot-chat:{}", t.task_id)),
+        };
+        let ack: Value = self
+            .client
+            .emit_with_ack(tidings_example_catalogue::CHAT_MESSAGE, &message, Duration::from_secs(10))
+            .await?
+            .deserialize()?;
         if ack.get("ok") != Some(&Value::Bool(true)) {
             tracing::warn!(%ack, "the chat message was refused");
         }

@@ -4,8 +4,8 @@ import { createDemoTask, type Session } from "./api";
 import { avatarColor } from "./App";
 import { Chat } from "./Chat";
 import { chatId, testReconnectionDelay } from "./config";
-import { useConnectionState, useEvent, useTidings, type AnyEnvelope } from "./events";
-import { useLive, type CatchUp, type Live, type Received, type TaskView } from "./live";
+import { useConnectionState, useEvent, useTidings } from "./events";
+import { useLive, type CatchUp, type Invalid, type Live, type Received, type TaskView } from "./live";
 
 /** After "io server disconnect" (a server shutting down closes its sockets) Socket.IO clients do not
  * reconnect by themselves; the app does, after this long. */
@@ -27,12 +27,13 @@ export function Dashboard({ session, onSignOut }: { session: Session; onSignOut:
   const [serverClosedAt, setServerClosedAt] = useState<number | undefined>();
   const connectedBefore = useRef(false);
 
-  const add = (e: AnyEnvelope) => live.ingest([e], "socket");
-  useEvent("task.created", add);
-  useEvent("task.assigned", add);
-  useEvent("task.completed", add);
-  useEvent("notification.created", add);
-  useEvent("chat.message", add);
+  // Typed by the catalogue's event maps, but checked by its validator before the app trusts them.
+  const add = (name: string) => (payload: unknown) => live.ingest([{ name, payload }], "socket");
+  useEvent("task.created", add("task.created"));
+  useEvent("task.assigned", add("task.assigned"));
+  useEvent("task.completed", add("task.completed"));
+  useEvent("notification.created", add("notification.created"));
+  useEvent("chat.message", add("chat.message"));
   useEvent("feed", (s) => setFeed(s.status));
 
   // Connected again: when the server did not restore the session, events sent meanwhile were
@@ -96,6 +97,9 @@ export function Dashboard({ session, onSignOut }: { session: Session; onSignOut:
       <footer className="stats" data-testid="stats">
         <span>
           events <b data-testid="stat-events">{live.state.activity.length + live.state.chat.length}</b>
+        </span>
+        <span title={live.state.invalid[0] ? invalidText(live.state.invalid[0]) : "every event fit the catalogue"}>
+          invalid <b data-testid="stat-invalid">{live.state.invalid.length}</b>
         </span>
         <span>
           from feed <b data-testid="stat-from-feed">{live.state.fromFeed}</b>
@@ -258,6 +262,10 @@ function Tasks({ tasks, token }: { tasks: Record<string, TaskView>; token: strin
       )}
     </div>
   );
+}
+
+function invalidText(i: Invalid): string {
+  return `${i.name} (${i.source}): ${i.problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`;
 }
 
 function describe(r: Received): { icon: string; text: string } {

@@ -2,7 +2,15 @@
 // catch-up from the feed after a reconnect that did not recover the session.
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
 import { readFeed } from "./api";
-import { isListened, type AnyEnvelope, type ChatEnvelope, type Task, type TaskEnvelope } from "./events";
+import {
+  isListened,
+  validateServerToClient,
+  type AnyEnvelope,
+  type ChatEnvelope,
+  type Problem,
+  type Task,
+  type TaskEnvelope,
+} from "./events";
 
 export type Source = "socket" | "feed";
 
@@ -10,6 +18,20 @@ export interface Received {
   envelope: AnyEnvelope;
   source: Source;
   receivedAt: number;
+}
+
+/** An event whose payload does not fit the event catalogue: reported, never shown as valid. */
+export interface Invalid {
+  name: string;
+  source: Source;
+  problems: Problem[];
+  receivedAt: number;
+}
+
+/** An event as it arrived: its name and its payload, not yet checked. */
+export interface Incoming {
+  name: string;
+  payload: unknown;
 }
 
 export interface TaskView {
@@ -26,14 +48,16 @@ export interface LiveState {
   /** Envelopes seen a second time (socket + feed) and dropped. */
   duplicates: number;
   fromFeed: number;
+  /** Events that failed validation (newest first). */
+  invalid: Invalid[];
 }
 
-const EMPTY: LiveState = { activity: [], tasks: {}, chat: [], duplicates: 0, fromFeed: 0 };
+const EMPTY: LiveState = { activity: [], tasks: {}, chat: [], duplicates: 0, fromFeed: 0, invalid: [] };
 const MAX_ITEMS = 300;
 
-type Action = { fresh: Received[]; duplicates: number };
+type Action = { fresh: Received[]; duplicates: number; invalid: Invalid[] };
 
-function reduce(state: LiveState, { fresh, duplicates }: Action): LiveState {
+function reduce(state: LiveState, { fresh, duplicates, invalid }: Action): LiveState {
   let { activity, chat, tasks } = state;
   let fromFeed = state.fromFeed;
   for (const r of fresh) {
@@ -48,7 +72,14 @@ function reduce(state: LiveState, { fresh, duplicates }: Action): LiveState {
       tasks = { ...tasks, [e.data.taskId]: taskView(tasks[e.data.taskId], e as TaskEnvelope) };
     }
   }
-  return { activity, chat, tasks, duplicates: state.duplicates + duplicates, fromFeed };
+  return {
+    activity,
+    chat,
+    tasks,
+    duplicates: state.duplicates + duplicates,
+    fromFeed,
+    invalid: [...invalid, ...state.invalid].slice(0, MAX_ITEMS),
+  };
 }
 
 function taskView(prev: TaskView | undefined, e: TaskEnvelope): TaskView {
@@ -71,8 +102,9 @@ export interface CatchUp {
 
 export interface Live {
   state: LiveState;
-  /** Adds envelopes; those already seen are counted as duplicates and dropped. */
-  ingest(envelopes: AnyEnvelope[], source: Source): void;
+  /** Checks events against the catalogue and adds the valid ones; those already seen are
+   *  counted as duplicates and dropped, invalid ones are reported (`state.invalid`, console). */
+  ingest(events: Incoming[], source: Source): void;
   /** Reads the feed from the last envelope seen (or from its end) and adds what is new. */
   catchUp(): Promise<CatchUp>;
   lastCatchUp: CatchUp | undefined;
@@ -86,15 +118,26 @@ export function useLive(tenantId: string, token: string): Live {
   const running = useRef<Promise<CatchUp> | undefined>(undefined);
   const [lastCatchUp, setLastCatchUp] = useState<CatchUp | undefined>(undefined);
 
-  const ingest = useCallback((envelopes: AnyEnvelope[], source: Source) => {
+  const ingest = useCallback((events: Incoming[], source: Source) => {
     const fresh: Received[] = [];
+    const invalid: Invalid[] = [];
+    const envelopes: AnyEnvelope[] = [];
+    for (const { name, payload } of events) {
+      const problems = validateServerToClient(name, payload);
+      if (problems.length > 0) {
+        console.warn(`tidings: ${name} from the ${source} does not fit the event catalogue`, problems, payload);
+        invalid.push({ name, source, problems, receivedAt: Date.now() });
+        continue;
+      }
+      envelopes.push(payload as AnyEnvelope);
+    }
     for (const envelope of envelopes) {
       if (seen.current.has(envelope.id)) continue;
       seen.current.add(envelope.id);
       fresh.push({ envelope, source, receivedAt: Date.now() });
     }
     if (source === "socket" && envelopes.length > 0) cursor.current = envelopes[envelopes.length - 1]!.id;
-    dispatch({ fresh, duplicates: envelopes.length - fresh.length });
+    dispatch({ fresh, duplicates: envelopes.length - fresh.length, invalid });
     return fresh.length;
   }, []);
 
@@ -106,8 +149,8 @@ export function useLive(tenantId: string, token: string): Live {
         for (let page = 0; page < 50; page += 1) {
           const before = cursor.current;
           const res = await readFeed(tenantId, token, before);
-          const envelopes = res.events.filter((e) => isListened(e.event)).map((e) => e.data);
-          added += ingestCounted(envelopes);
+          const events = res.events.filter((e) => isListened(e.event)).map((e) => ({ name: e.event, payload: e.data }));
+          added += ingestCounted(events);
           // A socket event that arrived meanwhile is newer than this page: keep it as the cursor.
           if (cursor.current === before) cursor.current = String(res.cursor);
           if (!res.hasMore) break;
@@ -117,9 +160,9 @@ export function useLive(tenantId: string, token: string): Live {
         return { at: Date.now(), added, error: e instanceof Error ? e.message : String(e) };
       }
     };
-    const ingestCounted = (envelopes: AnyEnvelope[]): number => {
+    const ingestCounted = (events: Incoming[]): number => {
       const before = seen.current.size;
-      ingest(envelopes, "feed");
+      ingest(events, "feed");
       return seen.current.size - before;
     };
     const next = (running.current ?? Promise.resolve(undefined)).then(run);

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tidings_example_catalogue::{self as catalogue, Direction, Task, TaskEventData};
 
 use crate::app::{App, Publish, random_id};
 use crate::conn::Peer;
@@ -170,17 +171,25 @@ async fn dev_create_task(
         return Err(ApiError::bad_request("invalid_title", format!("title must be 1-{MAX_TASK_TITLE} characters")));
     }
     let task_id = random_id("task");
-    let data = json!({
-        "taskId": task_id,
-        "tenantId": c.tenant_id,
-        "userId": c.sub,
-        "task": { "id": task_id, "title": title, "createdBy": c.sub },
-    });
+    let data = TaskEventData {
+        task_id: task_id.clone(),
+        tenant_id: c.tenant_id.clone(),
+        user_id: Some(c.sub.clone()),
+        assigned_by: None,
+        task: Task {
+            id: task_id.clone(),
+            title: Some(title.to_string()),
+            assignee_id: None,
+            created_by: Some(c.sub.clone()),
+            rest: serde_json::Map::new(),
+        },
+    };
+    let data = serde_json::to_value(&data).map_err(|e| ApiError::internal(format!("encoding task.created: {e}")))?;
     let published = app
         .publish(Publish {
             tenant: c.tenant_id.clone(),
             rooms: vec![Room::Tenant(c.tenant_id.clone())],
-            event: "task.created".into(),
+            event: catalogue::TASK_CREATED.into(),
             data,
             idempotency_key: None,
             user_id: Some(c.sub.clone()),
@@ -276,6 +285,14 @@ async fn internal_emit(
         return Err(ApiError::bad_request("invalid_idempotency_key", "idempotencyKey must be 1-200 characters"));
     }
     let user_id = b.user_id.or_else(|| b.data.get("userId").and_then(Value::as_str).map(str::to_string));
+    // The event catalogue (examples/catalogue): a catalogue event whose data does not fit is
+    // reported here and still relayed (the server relays what producers send; clients validate
+    // what they receive).
+    if catalogue::is_known(Direction::ServerToClient, &b.event)
+        && let Err(problems) = catalogue::validate_data(Direction::ServerToClient, &b.event, &b.data)
+    {
+        tracing::warn!(event = %b.event, problems = %catalogue::describe(&problems), "emitted data does not fit the event catalogue");
+    }
     let published = app
         .publish(Publish {
             tenant,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::socket::DisconnectReason;
+use tidings_example_catalogue::{self as catalogue, ChatMessage, ChatMessageData, ChatMessageSend, Direction};
 
 use crate::app::{App, Publish, random_id};
 use crate::jwt::{self, AuthError, Claims};
@@ -97,7 +98,7 @@ fn on_connect(app: &Arc<App>, s: SocketRef) {
     });
     let chat_app = app.clone();
     let c = claims.clone();
-    s.on("chat.message", move |s: SocketRef, TryData(d): TryData<Value>, ack: AckSender| async move {
+    s.on(catalogue::CHAT_MESSAGE, move |s: SocketRef, TryData(d): TryData<Value>, ack: AckSender| async move {
         let reply = match chat_message(&chat_app, &s, &c, d.ok()).await {
             Ok(v) => v,
             Err(error) => json!({ "ok": false, "error": error }),
@@ -135,7 +136,13 @@ fn requested_room(d: Option<&Value>, c: &Claims) -> Result<Room, String> {
 /// Stores a chat message in the tenant's log and broadcasts it to the chat room.
 async fn chat_message(app: &Arc<App>, s: &SocketRef, c: &Claims, d: Option<Value>) -> Result<Value, String> {
     let d = d.ok_or("expected {\"chatId\": id, \"text\": string}")?;
-    let room = match (d.get("room").and_then(Value::as_str), d.get("chatId").and_then(Value::as_str)) {
+    // Checked against the event catalogue (examples/catalogue) first: every problem is named.
+    catalogue::validate(Direction::ClientToServer, catalogue::CHAT_MESSAGE, &d).map_err(|problems| {
+        format!("expected {{\"chatId\": id, \"text\": string}}: {}", catalogue::describe(&problems))
+    })?;
+    let d: ChatMessageSend =
+        serde_json::from_value(d).map_err(|e| format!("expected {{\"chatId\": id, \"text\": string}}: {e}"))?;
+    let room = match (d.room.as_deref(), d.chat_id.as_deref()) {
         (Some(r), _) => Room::parse(r)?,
         (None, Some(chat)) if valid_id(chat) => Room::Chat { tenant: c.tenant_id.clone(), chat: chat.to_string() },
         _ => return Err("expected {\"chatId\": id, \"text\": string} (chatId: 1-64 of [A-Za-z0-9_-])".into()),
@@ -146,28 +153,34 @@ async fn chat_message(app: &Arc<App>, s: &SocketRef, c: &Claims, d: Option<Value
     if tenant != c.tenant_id {
         return Err(format!("forbidden: chat {chat:?} belongs to tenant {tenant:?}"));
     }
-    let text = d.get("text").and_then(Value::as_str).map(str::trim).unwrap_or("");
+    let text = d.text.trim();
     if text.is_empty() || text.chars().count() > MAX_CHAT_TEXT {
         return Err(format!("text must be 1-{MAX_CHAT_TEXT} characters"));
     }
     // Scoped by user so two users' keys never collide.
-    let key = d.get("idempotencyKey").and_then(Value::as_str).map(|k| format!("chat:{}:{k}", c.sub));
+    let key = d.idempotency_key.as_deref().map(|k| format!("chat:{}:{k}", c.sub));
     let message_id = random_id("msg");
-    let message = json!({
-        "id": message_id,
-        "chatId": chat,
-        "tenantId": tenant,
-        "userId": c.sub,
-        "name": c.name.clone().unwrap_or_else(|| c.sub.clone()),
-        "text": text,
-        "sentAt": clock::iso8601(clock::now_ms()),
-    });
-    let data =
-        json!({ "messageId": message_id, "chatId": chat, "tenantId": tenant, "userId": c.sub, "message": message });
+    let message = ChatMessage {
+        id: message_id.clone(),
+        chat_id: chat.clone(),
+        tenant_id: tenant.clone(),
+        user_id: c.sub.clone(),
+        name: c.name.clone().unwrap_or_else(|| c.sub.clone()),
+        text: text.to_string(),
+        sent_at: clock::iso8601(clock::now_ms()),
+    };
+    let data = ChatMessageData {
+        message_id,
+        chat_id: chat.clone(),
+        tenant_id: tenant.clone(),
+        user_id: c.sub.clone(),
+        message,
+    };
+    let data = serde_json::to_value(&data).map_err(|e| format!("encoding the message: {e}"))?;
     let p = Publish {
         tenant: tenant.clone(),
         rooms: vec![Room::Chat { tenant, chat }],
-        event: "chat.message".into(),
+        event: catalogue::CHAT_MESSAGE.into(),
         data,
         idempotency_key: key,
         user_id: Some(c.sub.clone()),
