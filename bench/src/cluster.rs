@@ -435,7 +435,7 @@ pub async fn run(o: Opts) -> Result<Value, String> {
     let sem = Arc::new(Semaphore::new(100));
     let mut tasks = tokio::task::JoinSet::new();
     for idx in 0..o.clients {
-        let (sem, lb, tx, rc) = (sem.clone(), lb.clone(), ev_tx.clone(), reconnect_cfg.clone());
+        let (sem, lb, tx, rc) = (sem.clone(), lb.clone(), ev_tx.clone(), reconnect_cfg);
         tasks.spawn(async move {
             let _permit = sem.acquire().await;
             (idx, client(idx, lb, rc, tx).await)
