@@ -59,8 +59,8 @@ fi
 
 # The cluster-storm section (bench/src/cluster.rs): Redis and HAProxy from Debian, and the reference
 # server (release) next to tidings-bench in the same directory.
-if [ "$cluster" = 1 ]; then
-  bash scripts/install-cluster-tools.sh >/dev/null
+if [ "$cluster" = 1 ] && ! { command -v haproxy && command -v redis-server; } >/dev/null 2>&1; then
+  bash scripts/install-cluster-tools.sh
 fi
 
 cargo build --release --locked --manifest-path bench/Cargo.toml
