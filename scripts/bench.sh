@@ -4,11 +4,12 @@
 #
 #   bash scripts/bench.sh                 full run  -> bench/results/results.{json,md}, *.png
 #   bash scripts/bench.sh --smoke         tiny N    -> bench/results/smoke/ (exits non-zero if any client fails)
-#   bash scripts/bench.sh --only rtt,storm    a subset (throughput, rtt, memory, storm, browser); the
-#                                             other sections of results.json are kept
+#   bash scripts/bench.sh --only rtt,storm    a subset (throughput, rtt, memory, storm, cluster-storm,
+#                                             browser); the other sections of results.json are kept
 #
 # Sizes can be overridden: BENCH_EVENTS, BENCH_ACKS, BENCH_IDLE (BENCH_IDLE_RSIO, BENCH_IDLE_NODE),
-# BENCH_STORM_CLIENTS, BENCH_STORM_DOWN_MS, BENCH_REPEATS, BENCH_BROWSER_EVENTS, BENCH_BROWSER_REPEATS.
+# BENCH_STORM_CLIENTS, BENCH_STORM_DOWN_MS, BENCH_CLUSTER_STORM_CLIENTS, BENCH_CLUSTER_STORM_RATE,
+# BENCH_REPEATS, BENCH_BROWSER_EVENTS, BENCH_BROWSER_REPEATS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -16,11 +17,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/bench}"
 
 out="bench/results"
 browser=1
+cluster=1
 prev=""
 for a in "$@"; do
   [ "$a" = "--smoke" ] && out="bench/results/smoke"
   if [ "$prev" = "--only" ]; then
     case ",$a," in *,browser,*) browser=1 ;; *) browser=0 ;; esac
+    case ",$a," in *,cluster-storm,*) cluster=1 ;; *) cluster=0 ;; esac
   fi
   prev=$a
 done
@@ -54,7 +57,16 @@ if [ "$browser" = 1 ]; then
   fi
 fi
 
+# The cluster-storm section (bench/src/cluster.rs): Redis and HAProxy from Debian, and the reference
+# server (release) next to tidings-bench in the same directory.
+if [ "$cluster" = 1 ] && ! { command -v haproxy && command -v redis-server; } >/dev/null 2>&1; then
+  bash scripts/install-cluster-tools.sh
+fi
+
 cargo build --release --locked --manifest-path bench/Cargo.toml
 # The `tidings` CLI, measured as a client of its own (next to tidings-bench in the same directory).
 cargo build --release --locked -p tidings --bin tidings
+if [ "$cluster" = 1 ]; then
+  cargo build --release --locked -p tidings-example-server --bin tidings-example-server
+fi
 exec "$CARGO_TARGET_DIR/release/tidings-bench" run --out "$out" --node-dir bench/node "$@"

@@ -63,9 +63,7 @@ async fn tidings_throughput(url: &str, n: u64) -> Res {
     let cpu0 = cpu_time();
     let t0 = Instant::now();
     // The defaults a user gets: lossless delivery within the default receive buffer.
-    let client = tidings_builder(url, json!({ "mode": "throughput", "n": n }))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let client = tidings_builder(url, json!({ "mode": "throughput", "n": n })).build().map_err(|e| e.to_string())?;
     let mut sub = client.on::<TaskCreated>("task.created");
     let (mut count, mut check) = (0u64, 0u64);
     while count < n {

@@ -7,13 +7,17 @@
 //! tidings-bench server raw|sioxide PORT                       a server (child process)
 //! tidings-bench client tidings|rust_socketio|floor throughput|rtt|idle URL N
 //! tidings-bench storm raw|sioxide socketio|full-jitter CLIENTS DOWN_MS
+//! tidings-bench cluster-storm default|socketio|full-jitter CLIENTS RATE WARM_MS TAIL_MS
 //! ```
 //! Each server and client runs in its own process (the harness re-executes itself), so CPU time
 //! (getrusage) and RSS are those of one client alone. The browser section runs
 //! `node bench/browser/run.mjs URL N REPEATS` (headless Chromium, Tidings and socket.io-client in
-//! one page). With `--only`, the sections not run are kept from the existing DIR/results.json.
+//! one page). The `cluster-storm` section runs Redis, three `tidings-example-server` nodes (found
+//! next to this executable, or `BENCH_SERVER_BIN`) and HAProxy as child processes of its own
+//! child (src/cluster.rs). With `--only`, the sections not run are kept from the existing DIR/results.json.
 
 mod clients;
+mod cluster;
 mod probe;
 mod report;
 mod server;
@@ -44,6 +48,17 @@ fn main() {
             let down = arg(4).parse().unwrap_or(2000);
             rt().block_on(storm::run(arg(1), arg(2), c, down)).map(|v| println!("{v}"))
         }
+        "cluster-storm" => {
+            let n = |i: usize, d: u64| arg(i).parse().unwrap_or(d);
+            let o = cluster::Opts {
+                strategy: arg(1).to_string(),
+                clients: n(2, 1000) as usize,
+                rate: n(3, 20),
+                warm_ms: n(4, 2000),
+                tail_ms: n(5, 2000),
+            };
+            rt().block_on(cluster::run(o)).map(|v| println!("{v}"))
+        }
         "run" => rt().block_on(run_all(&args[1..])),
         _ => Err("usage: tidings-bench run [--smoke] [--out DIR] [--node-dir DIR] (see src/main.rs)".into()),
     };
@@ -69,6 +84,8 @@ struct Sizes {
     idle_node: u64,
     storm_clients: u64,
     storm_down_ms: u64,
+    cluster_storm_clients: u64,
+    cluster_storm_rate: u64,
     repeats: usize,
     browser_events: u64,
     browser_repeats: u64,
@@ -80,6 +97,7 @@ impl Sizes {
         let (e, a, i, s, d, r) =
             if smoke { (2_000, 200, 100, 50, 500, 1) } else { (200_000, 10_000, 10_000, 1_000, 2_000, 3) };
         let (be, br) = if smoke { (200, 1) } else { (100_000, 5) };
+        let cs = if smoke { 30 } else { 1_000 };
         Sizes {
             events: env("BENCH_EVENTS", e),
             acks: env("BENCH_ACKS", a),
@@ -88,6 +106,8 @@ impl Sizes {
             idle_node: env("BENCH_IDLE_NODE", env("BENCH_IDLE", i)),
             storm_clients: env("BENCH_STORM_CLIENTS", s),
             storm_down_ms: env("BENCH_STORM_DOWN_MS", d),
+            cluster_storm_clients: env("BENCH_CLUSTER_STORM_CLIENTS", cs).max(1),
+            cluster_storm_rate: env("BENCH_CLUSTER_STORM_RATE", 20).max(1),
             repeats: env("BENCH_REPEATS", r as u64).max(1) as usize,
             browser_events: env("BENCH_BROWSER_EVENTS", be).max(1),
             browser_repeats: env("BENCH_BROWSER_REPEATS", br).max(1),
@@ -98,7 +118,7 @@ impl Sizes {
 const CLIENTS: [&str; 4] = ["floor", "tidings", "rust_socketio", "node"];
 const SERVERS: [&str; 2] = ["raw", "sioxide"];
 /// The sections of a run, in order; `--only` picks some of them.
-const SECTIONS: [&str; 5] = ["throughput", "rtt", "memory", "storm", "browser"];
+const SECTIONS: [&str; 6] = ["throughput", "rtt", "memory", "storm", "cluster-storm", "browser"];
 
 /// The `Sizes` fields each section uses (kept together with the section when merging).
 fn section_sizes(section: &str) -> &'static [&'static str] {
@@ -107,6 +127,7 @@ fn section_sizes(section: &str) -> &'static [&'static str] {
         "rtt" => &["acks"],
         "memory" => &["idle_tidings", "idle_rust_socketio", "idle_node"],
         "storm" => &["storm_clients", "storm_down_ms"],
+        "cluster-storm" => &["cluster_storm_clients", "cluster_storm_rate"],
         "browser" => &["browser_events", "browser_repeats"],
         _ => &[],
     }
@@ -179,6 +200,7 @@ async fn run_all(args: &[String]) -> Result<(), String> {
             "rust_socketio": "0.6.0 (async, websocket transport)",
             "socket.io-client": "4.8.4 (websocket transport), node ".to_string() + &node_version().await,
             "socketioxide": "0.18.9 (axum 0.8)",
+            "cluster": "tidings-example-server (release, --redis-url) x3, redis-server and haproxy from the system",
             "floor": "tokio-tungstenite 0.30 + serde_json",
             "browser": "tidings npm/dist (scripts/build-wasm.sh) and socket.io-client 4.8.4 (esbuild bundle) in headless Chromium",
         },
@@ -260,6 +282,31 @@ async fn run_all(args: &[String]) -> Result<(), String> {
             }
         }
         results["storm"] = Value::Array(rows);
+    }
+
+    if run("cluster-storm") {
+        let (c, rate) = (sizes.cluster_storm_clients, sizes.cluster_storm_rate);
+        // Publishing before the kill and after the last client caught up.
+        let (warm, tail) = if smoke { (500, 300) } else { (2_000, 2_000) };
+        eprintln!("== reconnect storm across nodes: {c} clients over 3 nodes, {rate} events/s, one node killed");
+        let mut rows = Vec::new();
+        for strategy in ["default"] {
+            let mut cmd = Command::new(&ctx.exe);
+            cmd.args(["cluster-storm", strategy, &c.to_string(), &rate.to_string()]);
+            cmd.args([warm.to_string(), tail.to_string()]);
+            let label = format!("cluster-storm {strategy}");
+            if let Some(v) = ctx.client(&label, cmd, Duration::from_secs(300)).await {
+                // The run measured, but a client missed, repeated or reordered an event, or did
+                // not come back: keep the row, and fail the run.
+                for f in v["failures"].as_array().into_iter().flatten() {
+                    let f = f.as_str().unwrap_or("");
+                    eprintln!("  {label} FAILED: {f}");
+                    ctx.failures.push(format!("{label}: {f}"));
+                }
+                rows.push(v);
+            }
+        }
+        results["cluster-storm"] = Value::Array(rows);
     }
 
     if run("browser") {

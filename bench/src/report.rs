@@ -224,6 +224,34 @@ pub fn markdown(r: &Value) -> String {
         }
         md += "\n![reconnect spread](reconnect.png)\n\n";
     }
+
+    let cs = rows(r, "cluster-storm");
+    if !cs.is_empty() {
+        md += "## Reconnect storm across nodes (Tidings clients, one node of three SIGKILLed)\n\n";
+        md += "Redis, three reference-server nodes and HAProxy on this host; WebSocket clients with the feed, a steady publish stream through the balancer. Times from the kill.\n\n";
+        md += "| strategy | clients | on killed node | disconnected | all reconnected ms | all caught up ms | reconnect p50/p90 ms | catch-up p50/max ms | attempts/client | peak connects/100 ms (clients / nodes) | events | violations |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+        for row in &cs {
+            md += &format!(
+                "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {:.2} | {} / {:.0} | {} | {} |\n",
+                row["strategy"].as_str().unwrap_or(""),
+                row["clients"],
+                row["clients_on_killed_node"],
+                row["clients_disconnected"],
+                f(row, "all_reconnected_after_kill_ms"),
+                f(row, "all_caught_up_after_kill_ms"),
+                f(row, "reconnect_ms_p50"),
+                f(row, "reconnect_ms_p90"),
+                f(row, "catch_up_duration_ms_p50"),
+                f(row, "catch_up_duration_ms_max"),
+                f(row, "attempts_per_client"),
+                row["peak_connects_per_100ms"],
+                f(row, "peak_node_connects_per_100ms"),
+                row["events_acknowledged"],
+                row["violations"]["clients"],
+            );
+        }
+        md += "\n";
+    }
     let b = rows(&r["browser"], "rows");
     if !b.is_empty() {
         md += &format!(
