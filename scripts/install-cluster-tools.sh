@@ -12,5 +12,5 @@ if ((${#missing[@]})); then
   $sudo_ apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}"
 fi
-haproxy -v | head -1
+haproxy -v | sed -n 1p
 redis-server --version
