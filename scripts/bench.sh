@@ -67,6 +67,11 @@ cargo build --release --locked --manifest-path bench/Cargo.toml
 # The `tidings` CLI, measured as a client of its own (next to tidings-bench in the same directory).
 cargo build --release --locked -p tidings --bin tidings
 if [ "$cluster" = 1 ]; then
-  cargo build --release --locked -p tidings-example-server --bin tidings-example-server
+  if [ "$out" = "bench/results/smoke" ] && [ -x "$root/target/debug/tidings-example-server" ] && [ -z "${BENCH_SERVER_BIN:-}" ]; then
+    # The smoke's numbers mean nothing: the debug build the tests made saves a release build.
+    export BENCH_SERVER_BIN="$root/target/debug/tidings-example-server"
+  else
+    cargo build --release --locked -p tidings-example-server --bin tidings-example-server
+  fi
 fi
 exec "$CARGO_TARGET_DIR/release/tidings-bench" run --out "$out" --node-dir bench/node "$@"
