@@ -63,9 +63,8 @@ pub(super) struct Socket {
     auth_refreshed: bool,
     /// Connected without recovery, with a feed: the client starts a catch-up (taken by it).
     catch_up_due: bool,
-    /// Events wait here while the feed catches up, so they follow the events they missed.
-    holding: bool,
-    held: std::collections::VecDeque<Held>,
+    /// While the feed catches up, the events wait here, so they follow the events they missed.
+    held: Option<std::collections::VecDeque<Held>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,8 +108,7 @@ impl Socket {
             auth_failures: 0,
             auth_refreshed: false,
             catch_up_due: false,
-            holding: false,
-            held: std::collections::VecDeque::new(),
+            held: None,
         }
     }
 
@@ -120,7 +118,7 @@ impl Socket {
     }
 
     pub(super) fn is_holding(&self) -> bool {
-        self.holding
+        self.held.is_some()
     }
 
     /// Ends the wait for the feed: the held events go out, after what the feed delivered and
@@ -128,8 +126,7 @@ impl Socket {
     /// the held events with an envelope id are dropped instead, as the feed, which goes on from
     /// where it stopped, has them and must deliver them after the ones it has not read yet.
     pub(super) fn release(&mut self, cx: &mut Cx<'_>, inbox: &mut Inbox, interrupted: bool) {
-        self.holding = false;
-        for h in std::mem::take(&mut self.held) {
+        for h in self.held.take().unwrap_or_default() {
             let in_feed = h.keys.iter().any(|k| matches!(k, DedupKey::EnvelopeId(_)));
             if (interrupted && in_feed) || inbox.seen(&h.keys, false) {
                 continue;
@@ -551,7 +548,7 @@ impl Socket {
         // socket's events wait for it (docs/RELIABILITY.md, "Catching up from the feed").
         if !recovered && cx.config.feed.is_some() && self.nsp == cx.config.url.namespace {
             self.catch_up_due = true;
-            self.holding = true;
+            self.held = Some(std::collections::VecDeque::new());
         }
         self.set_state(cx, ConnectionState::Connected { transport, recovered, sid });
         self.sync_rooms(cx, engine, recovered);
@@ -646,13 +643,12 @@ impl Socket {
         let ack = ack_id.map(|id| AckRequest { namespace: nsp.clone(), id });
         let event =
             Event { namespace: nsp, name, args, offset, ack, source: EventSource::Socket, delivery: DeliveryId(0) };
-        if self.holding {
-            let in_feed = retired.as_ref().is_some_and(|r| r.envelope.is_some());
-            if self.held.len() < HOLD_MAX {
-                self.held.push_back(Held { event, keys, retired });
+        if let Some(held) = &mut self.held {
+            if held.len() < HOLD_MAX {
+                held.push_back(Held { event, keys, retired });
                 return;
             }
-            if in_feed {
+            if retired.as_ref().is_some_and(|r| r.envelope.is_some()) {
                 return;
             }
         }
