@@ -36,7 +36,7 @@ const MAX_QUEUED = 1000;
 const RESERVED_EMIT = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
 
 /** The client's own events (`on("state", ...)` never sees a server event named "state"). */
-const RESERVED_EVENTS = new Set<string>(["connect", "disconnect", "connect_error", "state", "feed"]);
+const RESERVED_EVENTS = new Set<string>(["connect", "disconnect", "connect_error", "state", "feed", "invalid"]);
 
 type Listener = (...args: never[]) => unknown;
 type Call = (...args: unknown[]) => unknown;
@@ -301,6 +301,22 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
    * as received (its offset becomes the recovery offset).
    */
   #onEvent(name: string, args: unknown[], offset: string | undefined, source: EventMeta["source"], ackId: number | undefined): void {
+    const meta = (this.lastEventMeta = { offset, source });
+    const validate = this.options.validate;
+    if (validate) {
+      let problems: readonly unknown[] | undefined | void;
+      try {
+        problems = validate(name, args, meta);
+      } catch (e) {
+        problems = [e];
+      }
+      if (problems && problems.length > 0) {
+        const invalid = { event: name, args, problems, meta };
+        if (this.#reserved.get("invalid")?.length) this.#emitReserved("invalid", invalid);
+        else console.warn(`tidings: "${name}" failed validation`, invalid);
+        return;
+      }
+    }
     const client = this.wasmClient;
     if (ackId !== undefined && client) {
       let answered = false;
@@ -310,7 +326,6 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
         client.ack(ackId, ackArgs);
       });
     }
-    this.lastEventMeta = { offset, source };
     for (const l of this.#any.slice()) {
       try {
         l(name, ...args);

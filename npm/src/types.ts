@@ -176,6 +176,24 @@ export interface TidingsOptions {
   multiplex?: boolean;
   /** A connection of its own even when one to the same server exists (default false). */
   forceNew?: boolean;
+  /**
+   * Checks every server event (from the socket or the feed) before any listener sees it, e.g.
+   * with an event catalogue's generated validator. Return the problems found (an empty array,
+   * `undefined` or nothing: valid). An invalid event, or one whose check throws, goes to no
+   * listener: it is reported through the reserved `invalid` event (or `console.warn` when nobody
+   * listens) and still counts as received (the cursor moves past it; it is not asked again).
+   * `args` are as sent (with connection state recovery on, the offset last: see `meta.offset`).
+   */
+  validate?: (event: string, args: readonly unknown[], meta: EventMeta) => readonly unknown[] | undefined | void;
+}
+
+/** A server event that failed the `validate` option's check, as reported by `invalid`. */
+export interface InvalidEvent {
+  readonly event: string;
+  readonly args: readonly unknown[];
+  /** What `validate` returned, or the error it threw. */
+  readonly problems: readonly unknown[];
+  readonly meta: EventMeta;
 }
 
 /** Listeners for the client's own events (not sent by the server). */
@@ -187,6 +205,8 @@ export interface ReservedEvents {
   state: (state: ConnectionState) => void;
   /** The REST feed fallback's changes. */
   feed: (status: FeedStatus) => void;
+  /** A server event the `validate` option refused; no other listener got it. */
+  invalid: (report: InvalidEvent) => void;
 }
 
 /** `socket.timeout(ms)` */

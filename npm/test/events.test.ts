@@ -148,4 +148,48 @@ describe("server events reach the listeners", () => {
     expect(seen).toEqual([1, 2]);
     expect(logged).toHaveBeenCalledTimes(2);
   });
+
+  it("validate: an invalid event reaches no listener, is reported with its problems, and later events go on", () => {
+    const socket = connect(`http://events.test/v${clients.length}`, {
+      forceNew: true,
+      validate: (event, args) => {
+        if (event === "boom") throw new Error("validator threw");
+        return typeof args[0] === "number" ? [] : [`${event}: expected a number`];
+      },
+    });
+    const deliver = clients.at(-1)?.onEventCallback;
+    if (deliver === undefined) throw new Error("no onEvent callback registered");
+    const client = clients.at(-1)!;
+    const got: unknown[][] = [];
+    const invalid: unknown[] = [];
+    socket.onAny((name, ...args) => got.push([name, ...args]));
+    socket.on("invalid", (r) => invalid.push(r));
+    deliver("n", [1], undefined, "socket", undefined);
+    deliver("n", ["one"], "Q8", "feed", 4);
+    deliver("boom", [2], undefined, "socket", undefined);
+    deliver("n", [3], undefined, "socket", undefined);
+    expect(got).toEqual([
+      ["n", 1],
+      ["n", 3],
+    ]);
+    expect(invalid).toEqual([
+      { event: "n", args: ["one"], problems: ["n: expected a number"], meta: { offset: "Q8", source: "feed" } },
+      { event: "boom", args: [2], problems: [new Error("validator threw")], meta: { offset: undefined, source: "socket" } },
+    ]);
+    // An invalid event that asked for an ack is not answered: the application never handled it.
+    expect(client.acks).toEqual([]);
+  });
+
+  it("validate: without an invalid listener, refusals are logged with console.warn", () => {
+    const warned = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const socket = connect(`http://events.test/w${clients.length}`, { forceNew: true, validate: () => ["bad"] });
+    const deliver = clients.at(-1)?.onEventCallback;
+    if (deliver === undefined) throw new Error("no onEvent callback registered");
+    const got: unknown[] = [];
+    socket.on("x", (v: unknown) => got.push(v));
+    deliver("x", [1], undefined, "socket", undefined);
+    expect(got).toEqual([]);
+    expect(warned).toHaveBeenCalledTimes(1);
+    warned.mockRestore();
+  });
 });

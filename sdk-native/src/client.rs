@@ -17,7 +17,7 @@ use tidings_core::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::delivery::{DEFAULT_RECEIVE_BUFFER, Item, Notices, Queued, Source, queue};
-use crate::driver::{Command, Driver, EmitReply, Notice, Subscriber};
+use crate::driver::{Command, Driver, EmitReply, Notice, Subscriber, Validator};
 use crate::error::ConfigError;
 use crate::payload::{texts_to_args, values_to_args};
 use crate::transport::Net;
@@ -44,6 +44,7 @@ pub type AuthProvider =
 pub struct ClientBuilder {
     config: Result<Config, Error>,
     provider: Option<AuthProvider>,
+    validator: Option<Validator>,
     roots: Vec<Vec<u8>>,
     receive_buffer: usize,
 }
@@ -54,6 +55,7 @@ impl std::fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("config", &self.config)
             .field("provider", &self.provider.is_some())
+            .field("validator", &self.validator.is_some())
             .finish()
     }
 }
@@ -174,6 +176,29 @@ impl ClientBuilder {
         self.map(|c| c.feed = Some(feed))
     }
 
+    /// Checks every server event (from the socket or the feed, every namespace) before any
+    /// subscription sees it, e.g. with an event catalogue's validator: `Err(problems)` and the
+    /// event goes to no subscription, `on_any` and `wait_for` included; it is reported as
+    /// [`Notice::Invalid`] (and logged at `warn` with its name and problems, never its data) and
+    /// still counts as received, so the cursor moves past it and it is not asked for again. The
+    /// check runs on the client's task: keep it quick and free of IO.
+    ///
+    /// ```no_run
+    /// # fn build() -> tidings::ClientBuilder {
+    /// tidings::Tidings::builder("http://127.0.0.1:3000").validate(|ev| match ev.args.get(0) {
+    ///     Some(raw) if raw.starts_with('{') => Ok(()),
+    ///     _ => Err(vec![format!("{}: the payload must be an object", ev.name)]),
+    /// })
+    /// # }
+    /// ```
+    pub fn validate<F>(mut self, check: F) -> Self
+    where
+        F: Fn(&crate::Event) -> Result<(), Vec<String>> + Send + Sync + 'static,
+    {
+        self.validator = Some(Arc::new(check));
+        self
+    }
+
     /// Trusts this extra root certificate (DER) besides the web PKI roots.
     pub fn add_root_certificate(mut self, der: Vec<u8>) -> Self {
         self.roots.push(der);
@@ -195,7 +220,7 @@ impl ClientBuilder {
         let main = core.main_namespace().to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
-        let driver = Driver::new(core, net, rx, state_tx, self.provider, self.receive_buffer);
+        let driver = Driver::new(core, net, rx, state_tx, self.provider, self.validator, self.receive_buffer);
         tokio::spawn(driver.run());
         let _ = tx.send(Command::Connect(main.clone()));
         Ok(Tidings { inner: Arc::new(Inner { tx, state: state_rx, namespace: main }) })
@@ -251,6 +276,7 @@ impl Tidings {
         ClientBuilder {
             config: Config::new(url).map_err(|e| Error::Config(ConfigError::Url(e))),
             provider: None,
+            validator: None,
             roots: Vec::new(),
             receive_buffer: DEFAULT_RECEIVE_BUFFER,
         }

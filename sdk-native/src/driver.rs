@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tidings_core::event::EventPattern;
 use tidings_core::{
-    AckRequest, Args, Client as Core, ConnId, ConnectError, ConnectionState, EmitId, EmitRequest, Event, FeedStatus,
-    Input, Output, RequestId, RequestPurpose, RoomRequestId,
+    AckRequest, Args, Client as Core, ConnId, ConnectError, ConnectionState, EmitId, EmitRequest, Event, EventSource,
+    FeedStatus, Input, Output, RequestId, RequestPurpose, RoomRequestId,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -79,6 +79,9 @@ pub(crate) struct Subscriber {
 /// What waits for the consumers' budget, in the order the core produced it.
 enum Pending {
     Event(Event),
+    /// An event the validator refused, with its problems: reported as [`Notice::Invalid`] to its
+    /// namespace's listeners, then recorded as delivered like any other.
+    Invalid(Event, Vec<String>),
     /// A notice for the listeners of a namespace (`None`: every listener).
     Notice(Option<String>, Notice),
 }
@@ -95,7 +98,34 @@ pub enum Notice {
     /// The client closed its connection because of this (a `Disconnected` state with reason
     /// `ParseError` or `TransportError` follows; the client reconnects as usual).
     Fault(tidings_core::Fault),
+    /// A server event that [`ClientBuilder::validate`](crate::ClientBuilder::validate) refused:
+    /// no subscription got it. It still counts as received (the cursor moves past it).
+    Invalid(InvalidEvent),
 }
+
+/// A server event refused by the client's validator, with what the validator found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidEvent {
+    /// The namespace it came to.
+    pub namespace: String,
+    /// The event's name.
+    pub event: String,
+    /// The arguments as the server sent them (with recovery on, the offset last).
+    pub args: Payload,
+    /// The recovery offset, when the event carried one.
+    pub offset: Option<String>,
+    /// Socket or feed.
+    pub source: EventSource,
+    /// What the validator returned.
+    pub problems: Vec<String>,
+}
+
+/// Checks a server event before any subscription sees it (see
+/// [`ClientBuilder::validate`](crate::ClientBuilder::validate)).
+pub(crate) type Validator = Arc<dyn Fn(&Event) -> Result<(), Vec<String>> + Send + Sync>;
+
+/// A notice listener: its namespace and its queue.
+type NoticeReader = (String, mpsc::UnboundedSender<(Notice, Charge)>);
 
 /// A WebSocket being opened (by a task) or open (read and written here).
 enum Sock {
@@ -118,8 +148,9 @@ pub(crate) struct Driver {
     /// Room requests waiting for their answer.
     rooms: HashMap<RoomRequestId, Reply>,
     states: HashMap<String, watch::Sender<ConnectionState>>,
-    notices: Vec<(String, mpsc::UnboundedSender<(Notice, Charge)>)>,
+    notices: Vec<NoticeReader>,
     auth: Option<AuthProvider>,
+    validator: Option<Validator>,
     main: String,
     /// The consumers' byte budget (the receive buffer).
     budget: Budget,
@@ -139,6 +170,7 @@ impl Driver {
         cmds: mpsc::UnboundedReceiver<Command>,
         state: watch::Sender<ConnectionState>,
         auth: Option<AuthProvider>,
+        validator: Option<Validator>,
         receive_buffer: usize,
     ) -> Self {
         let (io_tx, io_rx) = mpsc::channel(256);
@@ -159,6 +191,7 @@ impl Driver {
             states: HashMap::from([(main.clone(), state)]),
             notices: Vec::new(),
             auth,
+            validator,
             main,
             budget: Budget::new(receive_buffer),
             backlog: VecDeque::new(),
@@ -461,7 +494,16 @@ impl Driver {
                     }
                 }
                 Output::NeedAuth { namespace, request } => self.fetch_auth(namespace, request),
-                Output::Event(ev) => self.backlog.push_back(Pending::Event(ev)),
+                Output::Event(ev) => {
+                    let checked = self.validator.as_ref().map_or(Ok(()), |v| v(&ev));
+                    self.backlog.push_back(match checked {
+                        Ok(()) => Pending::Event(ev),
+                        Err(problems) => {
+                            tracing::warn!(event = %ev.name, ?problems, "an event failed validation; no subscription gets it");
+                            Pending::Invalid(ev, problems)
+                        }
+                    });
+                }
                 Output::Settled { emit, result } => {
                     if let Some(tx) = self.acks.remove(&emit) {
                         let _ = tx.send(result.map(Payload).map_err(Error::Emit));
@@ -525,11 +567,8 @@ impl Driver {
                     let lossless = self.subscribers.iter().filter(|s| s.sink.is_lossless() && s.wants(ev)).count();
                     (lossless > 0).then(|| event_cost(ev, lossless))
                 }
-                Pending::Notice(ns, _) => {
-                    self.notices.retain(|(_, tx)| !tx.is_closed());
-                    let readers = self.notices.iter().filter(|(n, _)| ns.as_ref().is_none_or(|ns| ns == n)).count();
-                    (readers > 0).then(|| notice_cost(readers))
-                }
+                Pending::Notice(ns, _) => notice_readers(&mut self.notices, ns.as_deref()),
+                Pending::Invalid(ev, _) => notice_readers(&mut self.notices, Some(&ev.namespace)),
             };
             let charged = match cost.map(|c| self.budget.try_take(c).ok_or(c)).transpose() {
                 Ok(p) => p,
@@ -541,6 +580,19 @@ impl Driver {
             match self.backlog.pop_front() {
                 Some(Pending::Event(ev)) => last = Some(self.dispatch(ev, charged)),
                 Some(Pending::Notice(ns, n)) => self.notify(ns.as_deref(), n, charged),
+                Some(Pending::Invalid(ev, problems)) => {
+                    last = Some(ev.delivery);
+                    let invalid = InvalidEvent {
+                        args: Payload(ev.wire_args()),
+                        namespace: ev.namespace,
+                        event: ev.name,
+                        offset: ev.offset,
+                        source: ev.source,
+                        problems,
+                    };
+                    let ns = invalid.namespace.clone();
+                    self.notify(Some(&ns), Notice::Invalid(invalid), charged);
+                }
                 None => {}
             }
         }
@@ -597,6 +649,14 @@ impl Driver {
             let _ = tx.send((n.clone(), share));
         }
     }
+}
+
+/// What a notice for the listeners of `namespace` (`None`: every listener) costs, if anybody
+/// listens (closed listeners are dropped first).
+fn notice_readers(notices: &mut Vec<NoticeReader>, namespace: Option<&str>) -> Option<usize> {
+    notices.retain(|(_, tx)| !tx.is_closed());
+    let readers = notices.iter().filter(|(n, _)| namespace.is_none_or(|ns| ns == n)).count();
+    (readers > 0).then(|| notice_cost(readers))
 }
 
 impl Subscriber {

@@ -46,7 +46,7 @@ mod transport;
 
 pub use client::{AckHandle, AuthProvider, ClientBuilder, Emit, History, Received, Subscription, Tidings};
 pub use delivery::{DEFAULT_RECEIVE_BUFFER, Notices};
-pub use driver::Notice;
+pub use driver::{InvalidEvent, Notice};
 pub use error::{ArgumentError, Cause, ConfigError, DecodeError, Error};
 pub use payload::{Bytes, Payload};
 pub use publisher::{Publication, PublishHandle, Published, Publisher, PublisherBuilder, PublisherMetrics, Target};
@@ -54,8 +54,8 @@ pub use snapshot::{SnapshotRequest, SnapshotSource, SnapshotStream, Snapshotted}
 pub use tidings_core::config::{OverflowPolicy, ReconnectConfig, SendBufferConfig};
 pub use tidings_core::event::{Envelope, EnvelopeMetadata};
 pub use tidings_core::{
-    BackoffStrategy, ConnectError, ConnectionState, DisconnectReason, EmitError, EventSource, Fault, FeedConfig,
-    FeedStatus, HttpError, InvalidEmit, TransportConfig, TransportKind,
+    Args, BackoffStrategy, ConnectError, ConnectionState, DisconnectReason, EmitError, Event, EventSource, Fault,
+    FeedConfig, FeedStatus, HttpError, InvalidEmit, TransportConfig, TransportKind,
 };
 
 /// Whether `name` matches `pattern` (exact, `prefix.*`/`prefix:*`, or `*`).

@@ -258,3 +258,52 @@ async fn a_lossy_subscription_never_slows_the_lossless_ones() {
     assert_eq!(tokio::time::timeout(T, gauge.next()).await.unwrap().unwrap().unwrap().data.i, 0);
     within(T, "closing", client.close()).await;
 }
+
+#[tokio::test]
+async fn a_validator_keeps_invalid_events_from_every_subscription_and_reports_them() {
+    let _turn = TURNS.read().await;
+    let srv = NodeServer::start("s1");
+    let client = within(
+        T,
+        "connecting",
+        Tidings::builder(&srv.url())
+            .transports(ws_only())
+            .validate(|ev| match ev.args.get(0) {
+                Some(raw) if raw.starts_with('{') => Ok(()),
+                _ => Err(vec![format!("{}: the payload must be an object", ev.name)]),
+            })
+            .connect(),
+    )
+    .await
+    .unwrap();
+    let mut notices = client.notices();
+    let mut news = client.on::<Value>("news");
+    let mut any = client.on_any();
+    for arg in [json!({"n": 1}), json!("not an object"), json!({"n": 3})] {
+        srv.emit("/", "news", json!([arg])).await;
+    }
+    for n in [1, 3] {
+        let ev = tokio::time::timeout(T, news.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(ev.data, json!({"n": n}), "only valid events reach a typed subscription, in order");
+        // (The server greets each socket with an "auth" event first.)
+        let ev = loop {
+            let ev = tokio::time::timeout(T, any.next()).await.unwrap().unwrap().unwrap();
+            if ev.event == "news" {
+                break ev;
+            }
+        };
+        assert_eq!(ev.data.arg::<Value>(0).unwrap(), json!({"n": n}), "nor does on_any see the invalid one");
+    }
+    let invalid = loop {
+        match tokio::time::timeout(T, notices.recv()).await.unwrap().unwrap() {
+            Notice::Invalid(i) => break i,
+            _ => continue,
+        }
+    };
+    assert_eq!((invalid.event.as_str(), invalid.namespace.as_str()), ("news", "/"));
+    assert_eq!(invalid.problems, vec!["news: the payload must be an object".to_string()]);
+    assert_eq!(invalid.args.arg::<String>(0).unwrap(), "not an object", "reported with its arguments");
+    assert!(invalid.offset.is_some(), "a stored broadcast's offset is reported with it");
+    assert!(tokio::time::timeout(Duration::from_millis(300), news.next()).await.is_err(), "nothing else is delivered");
+    within(T, "closing", client.close()).await;
+}

@@ -25,7 +25,7 @@ use base64::Engine as _;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tidings::{Envelope, FeedConfig, Notice, Publication, Publisher, Tidings};
-use tidings_example_catalogue::{ChatMessageSend, TASK_ASSIGNED, TASK_CREATED};
+use tidings_example_catalogue::{ChatMessageSend, Direction, TASK_ASSIGNED, TASK_CREATED, is_known, validate};
 
 /// Bot settings.
 #[derive(Clone)]
@@ -160,6 +160,7 @@ impl Bot {
                 }
             })
             .feed(feed)
+            .validate(fits_the_catalogue)
             .ack_timeout(Duration::from_secs(10))
             .build()?;
         client.wait_connected(Duration::from_secs(20)).await?;
@@ -195,6 +196,8 @@ impl Bot {
                 notice = notices.recv() => match notice {
                     Some(Notice::State(s)) => tracing::info!(state = ?s, "connection"),
                     Some(Notice::ConnectError(e)) => tracing::warn!(message = %e.message, will_retry = e.will_retry, "connect error"),
+                    // The client logged it too; the bot never handles an event that does not fit.
+                    Some(Notice::Invalid(i)) => tracing::warn!(event = %i.event, problems = ?i.problems, "skipped an event that does not fit the catalogue"),
                     Some(other) => tracing::debug!(notice = ?other, "notice"),
                     None => break,
                 },
@@ -264,6 +267,20 @@ impl Bot {
         tracing::info!(task = %t.task_id, %assignee, "assigned");
         Ok(Some(assignee))
     }
+}
+
+/// The client's validator: a server event of the catalogue must fit it (its first argument, the
+/// envelope), or no subscription gets it; other events pass.
+fn fits_the_catalogue(ev: &tidings::Event) -> Result<(), Vec<String>> {
+    if !is_known(Direction::ServerToClient, &ev.name) {
+        return Ok(());
+    }
+    let payload = match ev.args.get(0).map(serde_json::from_str::<Value>) {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err(vec![format!("$: not JSON: {e}")]),
+        None => Value::Null,
+    };
+    validate(Direction::ServerToClient, &ev.name, &payload).map_err(|ps| ps.iter().map(ToString::to_string).collect())
 }
 
 #[cfg(test)]

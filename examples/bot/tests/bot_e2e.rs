@@ -71,11 +71,17 @@ async fn the_bot_assigns_new_tasks_and_announces_them() {
     let mut assigned = alice.on::<Envelope<Value>>("task.assigned");
     let mut chat = alice.on::<Envelope<Value>>("chat.message");
 
+    // `assigneeId` is optional, not nullable, in the event catalogue: absent when unassigned (a
+    // `null` would not fit, and the bot's validator would keep the event from it).
     let created = |id: &str, assignee: Option<&str>| {
+        let mut task = json!({ "id": id, "title": format!("Task {id}"), "priority": 1 });
+        if let Some(a) = assignee {
+            task["assigneeId"] = json!(a);
+        }
         json!({
             "to": { "room": "tenant:acme" },
             "event": "task.created",
-            "data": { "taskId": id, "tenantId": "acme", "userId": "carol", "task": { "id": id, "title": format!("Task {id}"), "assigneeId": assignee, "priority": 1 } },
+            "data": { "taskId": id, "tenantId": "acme", "userId": "carol", "task": task },
         })
     };
     // Already assigned: the bot leaves it alone. Then an unassigned one.

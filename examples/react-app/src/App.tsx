@@ -3,7 +3,8 @@ import type { TidingsOptions } from "tidings";
 import { TidingsProvider } from "tidings/react";
 import { demoUsers, devLogin, feedUrl, type DemoUser, type Session } from "./api";
 import { feedAfter, serverUrl, testReconnectionDelay } from "./config";
-import { Dashboard } from "./Dashboard";
+import { Dashboard, cursorKey } from "./Dashboard";
+import { validateEvent } from "./events";
 
 const SESSION_KEY = "tidings-demo-session";
 
@@ -39,9 +40,18 @@ function Connected({ session, onSignOut }: { session: Session; onSignOut: () => 
   const options = useMemo<TidingsOptions>(
     () => ({
       auth: { token: session.token },
-      // The feed fallback: while the socket is down, the client polls the server's REST feed and
-      // delivers its events through the same listeners, de-duplicated by event id.
-      feed: { url: feedUrl(session.user.tenantId), after: feedAfter, interval: 5000 },
+      // The REST feed: while the socket is down the client polls it, and after a reconnect that
+      // did not recover the session it reads what was missed, before the socket's new events;
+      // it delivers through the same listeners, each event once. `since`: where this user's last
+      // visit stopped, so the events sent while the app was closed are read first.
+      feed: {
+        url: feedUrl(session.user.tenantId),
+        after: feedAfter,
+        interval: 5000,
+        since: localStorage.getItem(cursorKey(session.user)) ?? undefined,
+      },
+      // Every catalogue event is checked against the catalogue before a listener sees it.
+      validate: validateEvent,
       ackTimeout: 8000,
       ...(testReconnectionDelay !== undefined
         ? {

@@ -4,55 +4,85 @@ import { createDemoTask, type Session } from "./api";
 import { avatarColor } from "./App";
 import { Chat } from "./Chat";
 import { chatId, testReconnectionDelay } from "./config";
-import { useConnectionState, useEvent, useTidings } from "./events";
-import { useLive, type CatchUp, type Invalid, type Live, type Received, type TaskView } from "./live";
+import { useConnectionState, useEvent, useTidings, type AnyEnvelope } from "./events";
+import { useLive, type Invalid, type Live, type Received, type TaskView } from "./live";
 
 /** After "io server disconnect" (a server shutting down closes its sockets) Socket.IO clients do not
  * reconnect by themselves; the app does, after this long. */
 const SERVER_CLOSE_RETRY_MS = testReconnectionDelay ?? 2000;
 
+/** Where the user's last visit stopped (the SDK's cursor), kept across visits: `feed.since`. */
+export function cursorKey(user: Session["user"]): string {
+  return `tidings-demo-cursor:${user.tenantId}:${user.id}`;
+}
+
+/** The SDK's catch-up from the feed after a reconnect that did not recover the session. */
+interface CatchUp {
+  status: "catching-up" | "caught-up" | "gave-up";
+  /** When it started. */
+  at: number;
+  /** Events the feed delivered since. */
+  added: number;
+  error?: string;
+}
+
 interface Reconnect {
   recovered: boolean;
-  at: number;
-  catchUp?: CatchUp;
+  /** When the connection was lost before it. */
+  lostAt: number;
 }
 
 export function Dashboard({ session, onSignOut }: { session: Session; onSignOut: () => void }) {
   const { user, token } = session;
-  const live = useLive(user.tenantId, token);
+  const live = useLive();
   const socket = useTidings();
   const state = useConnectionState();
   const [feed, setFeed] = useState<FeedStatus["status"]>("stopped");
   const [lastReconnect, setLastReconnect] = useState<Reconnect | undefined>();
+  const [catchUp, setCatchUp] = useState<CatchUp | undefined>();
+  const lostAt = useRef(0);
   const [serverClosedAt, setServerClosedAt] = useState<number | undefined>();
   const connectedBefore = useRef(false);
+  /** Events the feed delivered since the SDK's catch-up started. */
+  const fromFeed = useRef(0);
 
-  // Typed by the catalogue's event maps, but checked by its validator before the app trusts them.
-  const add = (name: string) => (payload: unknown) => live.ingest([{ name, payload }], "socket");
-  useEvent("task.created", add("task.created"));
-  useEvent("task.assigned", add("task.assigned"));
-  useEvent("task.completed", add("task.completed"));
-  useEvent("notification.created", add("notification.created"));
-  useEvent("chat.message", add("chat.message"));
-  useEvent("feed", (s) => setFeed(s.status));
+  // Each listener gets an event the SDK checked against the catalogue (the `validate` option);
+  // `lastEventMeta` says whether the socket or the feed delivered it.
+  const add = (envelope: AnyEnvelope) => {
+    const source = socket.lastEventMeta?.source ?? "socket";
+    if (source === "feed") fromFeed.current += 1;
+    live.add(envelope, source);
+    localStorage.setItem(cursorKey(user), envelope.id);
+  };
+  useEvent("task.created", add);
+  useEvent("task.assigned", add);
+  useEvent("task.completed", add);
+  useEvent("notification.created", add);
+  useEvent("chat.message", add);
+  useEvent("invalid", live.refuse);
+  useEvent("feed", (s) => {
+    setFeed(s.status);
+    if (s.status === "catching-up") fromFeed.current = 0;
+    if (s.status !== "catching-up" && s.status !== "caught-up" && s.status !== "gave-up") return;
+    const added = fromFeed.current;
+    const error = s.status === "gave-up" ? s.error : undefined;
+    setCatchUp((c) => ({ status: s.status, at: s.status === "catching-up" || !c ? Date.now() : c.at, added, error }));
+  });
 
-  // Connected again: when the server did not restore the session, events sent meanwhile were
-  // missed by the socket; read them from the feed (from the last envelope id seen).
-  const { catchUp } = live;
+  // Connected again: say whether the server restored the session. When it did not, the SDK reads
+  // what the socket missed from the feed (the `feed` notices above), before the new events.
   useEffect(() => {
-    if (state.status !== "connected") return;
-    const reconnect = connectedBefore.current;
-    connectedBefore.current = true;
-    if (state.recovered) {
-      if (reconnect) setLastReconnect({ recovered: true, at: Date.now() });
+    if (state.status !== "connected") {
+      if (connectedBefore.current && lostAt.current === 0) lostAt.current = Date.now();
       return;
     }
-    void catchUp().then((c) => {
-      if (reconnect) setLastReconnect({ recovered: false, at: Date.now(), catchUp: c });
-    });
-    // Only a new connection (new id) matters here.
+    const reconnect = connectedBefore.current;
+    connectedBefore.current = true;
+    if (reconnect) setLastReconnect({ recovered: state.recovered, lostAt: lostAt.current });
+    lostAt.current = 0;
+    // Only a change of connection (status, new id) matters here.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [state.status === "connected" ? state.id : undefined]);
+  }, [state.status, state.status === "connected" ? state.id : undefined]);
 
   // "io server disconnect": reconnect ourselves after a pause.
   useEffect(() => {
@@ -72,7 +102,13 @@ export function Dashboard({ session, onSignOut }: { session: Session; onSignOut:
           <span className="brand-dot" />
           Tidings
         </div>
-        <ConnectionBadge state={state} feed={feed} lastReconnect={lastReconnect} serverClosedAt={serverClosedAt} />
+        <ConnectionBadge
+          state={state}
+          feed={feed}
+          lastReconnect={lastReconnect}
+          catchUp={catchUp !== undefined && lastReconnect !== undefined && catchUp.at >= lastReconnect.lostAt ? catchUp : undefined}
+          serverClosedAt={serverClosedAt}
+        />
         <div className="me">
           <span className="avatar small" style={{ background: avatarColor(user.id) }}>
             {user.name.slice(0, 1)}
@@ -138,11 +174,13 @@ function ConnectionBadge({
   state,
   feed,
   lastReconnect,
+  catchUp,
   serverClosedAt,
 }: {
   state: ConnectionState;
   feed: FeedStatus["status"];
   lastReconnect: Reconnect | undefined;
+  catchUp: CatchUp | undefined;
   serverClosedAt: number | undefined;
 }) {
   const since = useSince(state);
@@ -202,15 +240,24 @@ function ConnectionBadge({
           data-recovered={String(lastReconnect.recovered)}
         >
           last reconnect:{" "}
-          {lastReconnect.recovered
-            ? "session recovered ✓"
-            : lastReconnect.catchUp?.error !== undefined
-              ? `not recovered · feed catch-up failed (${lastReconnect.catchUp.error})`
-              : `not recovered · ${lastReconnect.catchUp?.added ?? 0} missed from the feed`}
+          {lastReconnect.recovered ? "session recovered ✓" : `not recovered · ${catchUpText(catchUp)}`}
         </span>
       )}
     </div>
   );
+}
+
+function catchUpText(c: CatchUp | undefined): string {
+  switch (c?.status) {
+    case undefined:
+      return "nothing to catch up from";
+    case "catching-up":
+      return "reading the feed…";
+    case "caught-up":
+      return `${c.added} missed from the feed`;
+    case "gave-up":
+      return `feed catch-up failed (${c.error ?? "no reason given"})`;
+  }
 }
 
 const STATUS_LABEL: Record<TaskView["status"], string> = { open: "Open", assigned: "Assigned", completed: "Done" };

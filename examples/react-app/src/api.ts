@@ -1,4 +1,5 @@
-// The example server's HTTP API: the demo login and the REST feed.
+// The example server's HTTP API: the demo login, demo tasks and the REST feed's URL (the SDK reads
+// the feed itself).
 import { serverUrl } from "./config";
 
 export interface Session {
@@ -48,24 +49,7 @@ export async function createDemoTask(token: string, title: string): Promise<{ id
   return json(res);
 }
 
-export interface FeedPage {
-  /** `data` is the envelope, unchecked: the app validates it against the event catalogue. */
-  events: { id: string; event: string; data: unknown; offset: number }[];
-  cursor: number;
-  hasMore: boolean;
-}
-
 /** The feed's URL for a tenant (`FeedConfig` / the `feed` option of `connect`). */
 export function feedUrl(tenantId: string): string {
   return `${serverUrl}/api/polling/${encodeURIComponent(tenantId)}`;
-}
-
-/** One page of `GET /api/polling/:tenantId/events`. `since`: a cursor, an offset or an envelope id. */
-export async function readFeed(tenantId: string, token: string, since: string | undefined): Promise<FeedPage> {
-  const q = new URLSearchParams({ limit: "200" });
-  if (since !== undefined) q.set("since", since);
-  const res = await fetch(`${feedUrl(tenantId)}/events?${q.toString()}`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  return json<FeedPage>(res);
 }

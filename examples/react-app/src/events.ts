@@ -10,7 +10,8 @@ import type {
   ServerToClient,
   TaskEventData,
 } from "./catalogue.generated";
-import { SERVER_TO_CLIENT_EVENTS, isServerToClientEvent } from "./catalogue.generated";
+import type { Problem } from "./catalogue.generated";
+import { SERVER_TO_CLIENT_EVENTS, isServerToClientEvent, validateServerToClient } from "./catalogue.generated";
 
 export * from "./catalogue.generated";
 
@@ -22,11 +23,17 @@ export type NotificationEnvelope = Envelope<NotificationData, "notification.crea
 export type ChatEnvelope = Envelope<ChatMessageData, "chat.message">;
 export type AnyEnvelope = TaskEnvelope | NotificationEnvelope | ChatEnvelope;
 
-/** The names the app listens to (for the feed catch-up, which returns every visible event). */
+/** The names the app listens to. */
 export const LISTENED: readonly (keyof ServerToClient)[] = SERVER_TO_CLIENT_EVENTS;
 
 export function isListened(name: string): name is keyof ServerToClient {
   return isServerToClientEvent(name);
+}
+
+/** The SDK's `validate` option: a catalogue event (from the socket or the feed) must fit the
+ *  catalogue, or no listener gets it and it is reported as `invalid`. Other events pass. */
+export function validateEvent(name: string, args: readonly unknown[]): Problem[] {
+  return isListened(name) ? validateServerToClient(name, args[0]) : [];
 }
 
 /** The hooks, bound to the maps once. */

@@ -1,18 +1,12 @@
-// The app's event store: every envelope once, whichever way it came (socket or REST feed), and the
-// catch-up from the feed after a reconnect that did not recover the session.
-import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
-import { readFeed } from "./api";
-import {
-  isListened,
-  validateServerToClient,
-  type AnyEnvelope,
-  type ChatEnvelope,
-  type Problem,
-  type Task,
-  type TaskEnvelope,
-} from "./events";
+// The app's event store: every envelope once, whichever way it came (the socket, or the REST feed
+// the SDK reads while the socket is down and after a reconnect that did not recover the session).
+// Events are checked against the event catalogue by the SDK (the `validate` option, see App.tsx)
+// before they get here; those that do not fit arrive as `invalid` reports.
+import { useCallback, useMemo, useReducer, useRef } from "react";
+import type { EventSource, InvalidEvent } from "tidings";
+import type { AnyEnvelope, ChatEnvelope, Problem, Task, TaskEnvelope } from "./events";
 
-export type Source = "socket" | "feed";
+export type Source = EventSource;
 
 export interface Received {
   envelope: AnyEnvelope;
@@ -26,12 +20,6 @@ export interface Invalid {
   source: Source;
   problems: Problem[];
   receivedAt: number;
-}
-
-/** An event as it arrived: its name and its payload, not yet checked. */
-export interface Incoming {
-  name: string;
-  payload: unknown;
 }
 
 export interface TaskView {
@@ -93,94 +81,32 @@ function taskView(prev: TaskView | undefined, e: TaskEnvelope): TaskView {
   return { task, status, updatedAt: e.timestamp };
 }
 
-export interface CatchUp {
-  at: number;
-  /** Events the feed had that the socket had not delivered. */
-  added: number;
-  error?: string;
-}
-
 export interface Live {
   state: LiveState;
-  /** Checks events against the catalogue and adds the valid ones; those already seen are
-   *  counted as duplicates and dropped, invalid ones are reported (`state.invalid`, console). */
-  ingest(events: Incoming[], source: Source): void;
-  /** Reads the feed from the last envelope seen (or from its end) and adds what is new. */
-  catchUp(): Promise<CatchUp>;
-  lastCatchUp: CatchUp | undefined;
+  /** Adds an event the SDK delivered (already checked against the catalogue); one already seen
+   *  is counted as a duplicate and dropped. */
+  add(envelope: AnyEnvelope, source: Source): void;
+  /** Records an event the SDK's validator refused. */
+  refuse(report: InvalidEvent): void;
 }
 
-export function useLive(tenantId: string, token: string): Live {
+export function useLive(): Live {
   const [state, dispatch] = useReducer(reduce, EMPTY);
   const seen = useRef(new Set<string>());
-  /** The last envelope id (or feed cursor) seen: where a catch-up starts. */
-  const cursor = useRef<string | undefined>(undefined);
-  const running = useRef<Promise<CatchUp> | undefined>(undefined);
-  const [lastCatchUp, setLastCatchUp] = useState<CatchUp | undefined>(undefined);
 
-  const ingest = useCallback((events: Incoming[], source: Source) => {
-    const fresh: Received[] = [];
-    const invalid: Invalid[] = [];
-    const envelopes: AnyEnvelope[] = [];
-    for (const { name, payload } of events) {
-      const problems = validateServerToClient(name, payload);
-      if (problems.length > 0) {
-        console.warn(`tidings: ${name} from the ${source} does not fit the event catalogue`, problems, payload);
-        invalid.push({ name, source, problems, receivedAt: Date.now() });
-        continue;
-      }
-      envelopes.push(payload as AnyEnvelope);
-    }
-    for (const envelope of envelopes) {
-      if (seen.current.has(envelope.id)) continue;
-      seen.current.add(envelope.id);
-      fresh.push({ envelope, source, receivedAt: Date.now() });
-    }
-    if (source === "socket" && envelopes.length > 0) cursor.current = envelopes[envelopes.length - 1]!.id;
-    dispatch({ fresh, duplicates: envelopes.length - fresh.length, invalid });
-    return fresh.length;
+  const add = useCallback((envelope: AnyEnvelope, source: Source) => {
+    const fresh = seen.current.has(envelope.id) ? [] : [{ envelope, source, receivedAt: Date.now() }];
+    seen.current.add(envelope.id);
+    dispatch({ fresh, duplicates: 1 - fresh.length, invalid: [] });
   }, []);
 
-  const catchUp = useCallback((): Promise<CatchUp> => {
-    // One catch-up at a time; a second request while one runs waits for it, then runs again.
-    const run = async (): Promise<CatchUp> => {
-      let added = 0;
-      try {
-        for (let page = 0; page < 50; page += 1) {
-          const before = cursor.current;
-          const res = await readFeed(tenantId, token, before);
-          const events = res.events.filter((e) => isListened(e.event)).map((e) => ({ name: e.event, payload: e.data }));
-          added += ingestCounted(events);
-          // A socket event that arrived meanwhile is newer than this page: keep it as the cursor.
-          if (cursor.current === before) cursor.current = String(res.cursor);
-          if (!res.hasMore) break;
-        }
-        return { at: Date.now(), added };
-      } catch (e) {
-        return { at: Date.now(), added, error: e instanceof Error ? e.message : String(e) };
-      }
-    };
-    const ingestCounted = (events: Incoming[]): number => {
-      const before = seen.current.size;
-      ingest(events, "feed");
-      return seen.current.size - before;
-    };
-    const next = (running.current ?? Promise.resolve(undefined)).then(run);
-    running.current = next;
-    void next.then((r) => {
-      if (running.current === next) running.current = undefined;
-      setLastCatchUp(r);
-    });
-    return next;
-  }, [ingest, tenantId, token]);
+  const refuse = useCallback((r: InvalidEvent) => {
+    const invalid = { name: r.event, source: r.meta.source, problems: r.problems as Problem[], receivedAt: Date.now() };
+    console.warn(`tidings: ${r.event} from the ${r.meta.source} does not fit the event catalogue`, r.problems, r.args);
+    dispatch({ fresh: [], duplicates: 0, invalid: [invalid] });
+  }, []);
 
-  // Start from the end of the feed (nothing old is replayed), so a later catch-up has a cursor
-  // even when no event came before the first disconnect.
-  useEffect(() => {
-    void catchUp();
-  }, [catchUp]);
-
-  return useMemo(() => ({ state, ingest, catchUp, lastCatchUp }), [state, ingest, catchUp, lastCatchUp]);
+  return useMemo(() => ({ state, add, refuse }), [state, add, refuse]);
 }
 
 export function chatText(r: Received): { id: string; userId: string; name: string; text: string; sentAt: string } {

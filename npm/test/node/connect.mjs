@@ -1,7 +1,7 @@
 // The package on Node, against the real Node socket.io test server (s0): imports `tidings` by
 // name (the package's "node" condition), connects, receives the server's `auth` event, gets an
 // ack, and closes; then connects with a dead server first and the test server as its fallback
-// (`fallbackUrls`). Usage: node [--experimental-websocket] connect.mjs URL polling|websocket
+// (`fallbackUrls`); and the `validate` option on server events. Usage: node [--experimental-websocket] connect.mjs URL polling|websocket
 // Run by scripts/test-wasm.sh after the package is built.
 
 import assert from "node:assert/strict";
@@ -47,4 +47,31 @@ try {
   console.log(`ok node ${process.versions.node} ${transport}: a dead first server, connected to the fallback`);
 } finally {
   failover.close();
+}
+
+// `validate`: an event that fails the check reaches no listener and is reported through `invalid`;
+// the events around it arrive in order.
+const checked = connect(url, {
+  transports: [transport],
+  reconnection: false,
+  validate: (event, args) => (event === "echo" && typeof args[0]?.n !== "number" ? [`${event}: n must be a number`] : []),
+});
+try {
+  const got = [];
+  const invalid = [];
+  checked.on("echo", (p) => got.push(p.n));
+  checked.on("invalid", (r) => invalid.push(r));
+  await Promise.race([new Promise((resolve) => checked.on("connect", resolve)), timeout(10_000, "connect")]);
+  for (const n of [1, "two", 3]) checked.emit("echo", { n });
+  const deadline = Date.now() + 10_000;
+  while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(got, [1, 3], "only the valid echoes reach the listener, in order");
+  assert.equal(invalid.length, 1);
+  assert.equal(invalid[0].event, "echo");
+  assert.deepEqual(invalid[0].args, [{ n: "two" }]);
+  assert.deepEqual(invalid[0].problems, ["echo: n must be a number"]);
+  assert.equal(invalid[0].meta.source, "socket");
+  console.log(`ok node ${process.versions.node} ${transport}: validate keeps an invalid event from the listeners and reports it`);
+} finally {
+  checked.close();
 }

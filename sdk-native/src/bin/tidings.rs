@@ -154,6 +154,7 @@ fn notice_json(n: &Notice) -> Value {
         }),
         Notice::Feed(f) => json!({"feed": format!("{f:?}")}),
         Notice::Fault(f) => json!({"fault": f.to_string()}),
+        Notice::Invalid(i) => json!({"invalid": {"event": i.event, "problems": i.problems}}),
     }
 }
 
