@@ -21,6 +21,11 @@ use crate::url::ServerUrl;
 /// not what it sends; this bounds memory against a misbehaving server).
 pub(super) const MAX_POLL_BODY: usize = 16 << 20;
 
+/// The first packet of a connection is not the Engine.IO handshake (`0{...}`).
+const NOT_A_HANDSHAKE: &str = "the first packet is not the Engine.IO handshake";
+/// A long-polling answer that is not UTF-8.
+const NOT_UTF8: &str = "polling payload is not UTF-8";
+
 /// The longest a connection may stay silent (no ping) before it is taken for dead, whatever the
 /// server's `pingInterval + pingTimeout` say: one hour.
 const MAX_PING_WINDOW_MS: u64 = 3_600_000;
@@ -44,7 +49,7 @@ pub(super) enum Step {
     Polled(Polled),
     /// The attempt failed: they get a connect error, then the engine schedules the next attempt
     /// ([`Engine::schedule_reconnect`], reason "transport error").
-    OpenFailed { message: &'static str, will_retry: bool, fallback_pending: bool },
+    OpenFailed { message: &'static str, cause: Option<Fault>, will_retry: bool, fallback_pending: bool },
     /// The session is gone: they are disconnected for `reason`, then the engine schedules the
     /// next attempt ([`Engine::schedule_reconnect`]).
     Closed(DisconnectReason),
@@ -332,7 +337,7 @@ impl Engine {
         Step::Opened(rest)
     }
 
-    fn open_failed(&mut self, cx: &mut Cx<'_>, message: &'static str) -> Step {
+    fn open_failed(&mut self, cx: &mut Cx<'_>, message: &'static str, cause: Option<Fault>) -> Step {
         let EnginePhase::Opening { kind, tried, .. } = self.phase else { return Step::Nothing };
         self.phase = EnginePhase::Idle;
         if kind == TransportKind::WebSocket {
@@ -349,7 +354,7 @@ impl Engine {
         let will_retry = cx.config.reconnect.enabled && !self.reconnect_exhausted(cx.config);
         let fallback_pending =
             will_retry && kind == TransportKind::WebSocket && t.fallback_after > 0 && t.allows(TransportKind::Polling);
-        Step::OpenFailed { message, will_retry, fallback_pending }
+        Step::OpenFailed { message, cause, will_retry, fallback_pending }
     }
 
     fn reconnect_exhausted(&self, config: &Config) -> bool {
@@ -615,7 +620,8 @@ impl Engine {
                 let (kind, link) = (*kind, *link);
                 match engineio::decode_text(&text) {
                     Ok(Packet::Open(h)) => self.on_handshake(cx, kind, link, h, Vec::new()),
-                    _ => self.open_failed(cx, "websocket error"),
+                    Ok(_) => self.open_failed(cx, "websocket error", Some(Fault::Protocol(NOT_A_HANDSHAKE))),
+                    Err(e) => self.open_failed(cx, "websocket error", Some(Fault::Engine(e))),
                 }
             }
             EnginePhase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => {
@@ -659,7 +665,7 @@ impl Engine {
                 self.on_packet(cx, Packet::Binary(data.into()))
             }
             EnginePhase::Opening { link: Link::Ws { conn }, .. } if *conn == c => {
-                self.open_failed(cx, "websocket error")
+                self.open_failed(cx, "websocket error", Some(Fault::Protocol(NOT_A_HANDSHAKE)))
             }
             EnginePhase::Open(s) if matches!(s.upgrade, Upgrade::Probing { conn, .. } | Upgrade::Pausing { conn } if conn == c) =>
             {
@@ -673,7 +679,7 @@ impl Engine {
     pub(super) fn on_ws_closed(&mut self, cx: &mut Cx<'_>, c: ConnId, error: Option<String>) -> Step {
         match &self.phase {
             EnginePhase::Opening { link: Link::Ws { conn }, .. } if *conn == c => {
-                self.open_failed(cx, "websocket error")
+                self.open_failed(cx, "websocket error", error.map(Fault::WebSocket))
             }
             EnginePhase::Open(s) if matches!(s.transport, Active::Ws(conn) if conn == c) => match error {
                 Some(e) => self.fail(cx, Fault::WebSocket(e)),
@@ -696,16 +702,19 @@ impl Engine {
             EnginePhase::Opening { kind, link, .. } if matches!(*link, Link::Poll { get } if get == id) => {
                 let (kind, link) = (*kind, *link);
                 if status != 200 {
-                    return self.open_failed(cx, "xhr poll error");
+                    return self.open_failed(cx, "xhr poll error", Some(Fault::HttpStatus(status)));
                 }
-                let Ok(text) = String::from_utf8(body) else { return self.open_failed(cx, "xhr poll error") };
+                let Ok(text) = String::from_utf8(body) else {
+                    return self.open_failed(cx, "xhr poll error", Some(Fault::Protocol(NOT_UTF8)));
+                };
                 let mut packets = engineio::decode_payload(&text);
                 match packets.next() {
                     Some(Ok(Packet::Open(h))) => {
                         let rest: Polled = packets.map(|p| p.map(owned)).collect();
                         self.on_handshake(cx, kind, link, h, rest)
                     }
-                    _ => self.open_failed(cx, "xhr poll error"),
+                    Some(Err(e)) => self.open_failed(cx, "xhr poll error", Some(Fault::Engine(e))),
+                    _ => self.open_failed(cx, "xhr poll error", Some(Fault::Protocol(NOT_A_HANDSHAKE))),
                 }
             }
             EnginePhase::Open(s) => match &mut s.transport {
@@ -715,7 +724,7 @@ impl Engine {
                         return self.fail(cx, Fault::HttpStatus(status));
                     }
                     let Ok(text) = String::from_utf8(body) else {
-                        return self.fail(cx, Fault::Protocol("polling payload is not UTF-8"));
+                        return self.fail(cx, Fault::Protocol(NOT_UTF8));
                     };
                     Step::Polled(engineio::decode_payload(&text).map(|p| p.map(owned)).collect())
                 }
@@ -739,7 +748,7 @@ impl Engine {
         }
         match &self.phase {
             EnginePhase::Opening { link: Link::Poll { get }, .. } if *get == id => {
-                self.open_failed(cx, "xhr poll error")
+                self.open_failed(cx, "xhr poll error", Some(Fault::Http(error)))
             }
             EnginePhase::Open(s) => match s.transport {
                 Active::Poll { get, post } if get == Some(id) || post == Some(id) => self.fail(cx, Fault::Http(error)),
@@ -785,7 +794,7 @@ impl Engine {
 
     pub(super) fn timeouts(&mut self, cx: &mut Cx<'_>) -> Step {
         match &self.phase {
-            EnginePhase::Opening { deadline, .. } if cx.now >= *deadline => self.open_failed(cx, "timeout"),
+            EnginePhase::Opening { deadline, .. } if cx.now >= *deadline => self.open_failed(cx, "timeout", None),
             EnginePhase::Waiting { until } if cx.now >= *until => self.start(cx, None, 0),
             EnginePhase::Open(s) => match s.upgrade {
                 Upgrade::Probing { deadline, .. } if cx.now >= deadline => {

@@ -94,8 +94,8 @@ impl Client {
                 self.on_polled(packets);
                 self.engine_step(Engine::after_poll);
             }
-            Step::OpenFailed { message, will_retry, fallback_pending } => {
-                self.each_socket(|s, cx, _| s.engine_failed(cx, message, will_retry, fallback_pending));
+            Step::OpenFailed { message, cause, will_retry, fallback_pending } => {
+                self.each_socket(|s, cx, _| s.engine_failed(cx, message, cause.clone(), will_retry, fallback_pending));
                 self.reconnect_or_give_up(DisconnectReason::TransportError);
             }
             Step::Closed(reason) => {

@@ -384,7 +384,7 @@ impl Socket {
         let reconnect = &cx.config.reconnect;
         let give_up = !reconnect.enabled || reconnect.max_attempts.is_some_and(|max| attempt >= max);
         let message = ["the auth provider failed: ", message].concat();
-        let error = ConnectError { message, data: None, will_retry: !give_up, fallback_pending: false };
+        let error = ConnectError { message, data: None, will_retry: !give_up, fallback_pending: false, cause: None };
         cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
         if give_up {
             self.deactivate(cx, DisconnectReason::ConnectError);
@@ -423,9 +423,16 @@ impl Socket {
     }
 
     /// A connection attempt of the engine failed.
-    pub(super) fn engine_failed(&mut self, cx: &mut Cx<'_>, message: &str, will_retry: bool, fallback_pending: bool) {
+    pub(super) fn engine_failed(
+        &mut self,
+        cx: &mut Cx<'_>,
+        message: &str,
+        cause: Option<Fault>,
+        will_retry: bool,
+        fallback_pending: bool,
+    ) {
         if self.is_active() {
-            let error = ConnectError { message: message.to_string(), data: None, will_retry, fallback_pending };
+            let error = ConnectError { message: message.to_string(), data: None, will_retry, fallback_pending, cause };
             cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
         }
     }
@@ -529,8 +536,13 @@ impl Socket {
         let data = p.data.as_ref().map(|d| d.as_str().to_string()).unwrap_or_default();
         let sid = string_member(&data, "sid");
         let Some(sid) = sid else {
-            let error =
-                ConnectError { message: V2_SERVER.to_string(), data: None, will_retry: false, fallback_pending: false };
+            let error = ConnectError {
+                message: V2_SERVER.to_string(),
+                data: None,
+                will_retry: false,
+                fallback_pending: false,
+                cause: None,
+            };
             cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
             self.deactivate(cx, DisconnectReason::ConnectError);
             return After::Gone;
@@ -564,12 +576,12 @@ impl Socket {
             let id = AuthRequestId(cx.ids.next());
             self.auth_refreshed = true;
             self.phase = SocketPhase::Auth(id);
-            let error = ConnectError { message, data, will_retry: true, fallback_pending: false };
+            let error = ConnectError { message, data, will_retry: true, fallback_pending: false, cause: None };
             cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
             cx.out.push_back(Output::NeedAuth { namespace: self.nsp.clone(), request: id });
             return After::Nothing;
         }
-        let error = ConnectError { message, data, will_retry: false, fallback_pending: false };
+        let error = ConnectError { message, data, will_retry: false, fallback_pending: false, cause: None };
         cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
         self.deactivate(cx, DisconnectReason::ConnectError);
         After::Gone

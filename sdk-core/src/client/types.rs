@@ -405,6 +405,10 @@ pub struct ConnectError {
     /// WebSocket keeps failing: the error may go away without the server changing (a proxy that
     /// blocks WebSockets). A driver's "connect and wait" should not give up on such an error.
     pub fallback_pending: bool,
+    /// What went wrong below the message, when the client knows (the HTTP status or error of
+    /// the handshake request, the WebSocket's error, a handshake that does not decode); `None`
+    /// for a timeout and for the server's own refusals (CONNECT_ERROR).
+    pub cause: Option<Fault>,
 }
 
 /// An emit the caller got wrong: nothing was sent or buffered. Fix the call; trying again as it
