@@ -58,6 +58,12 @@ pub struct Config {
     /// Events kept per tenant in Redis, about (`TIDINGS_REDIS_MAX_EVENTS`; default 1,000,000; 0
     /// keeps all). The file log keeps everything.
     pub redis_max_events: usize,
+    /// Engine.IO heartbeat: how often the server pings (25 s, socketioxide's default;
+    /// `TIDINGS_PING_INTERVAL_MS`). A client takes a server silent for this plus
+    /// [`Config::ping_timeout`] as gone.
+    pub ping_interval: Duration,
+    /// How long the server waits for a pong (20 s; `TIDINGS_PING_TIMEOUT_MS`).
+    pub ping_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -77,6 +83,8 @@ impl std::fmt::Debug for Config {
             .field("login_rate", &self.login_rate)
             .field("redis", &self.redis_url.is_some())
             .field("redis_max_events", &self.redis_max_events)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +108,8 @@ impl Config {
             login_rate: Rate { per_sec: 10.0, burst: 50.0 },
             redis_url: None,
             redis_max_events: 1_000_000,
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
         }
     }
 
@@ -192,6 +202,12 @@ impl Config {
         }
         if let Some(n) = number("TIDINGS_REDIS_MAX_EVENTS")? {
             c.redis_max_events = n;
+        }
+        if let Some(n) = number("TIDINGS_PING_INTERVAL_MS")? {
+            c.ping_interval = Duration::from_millis(n.max(1) as u64);
+        }
+        if let Some(n) = number("TIDINGS_PING_TIMEOUT_MS")? {
+            c.ping_timeout = Duration::from_millis(n.max(1) as u64);
         }
         if let Some(n) = number("TIDINGS_IDEMPOTENCY_TTL_SECS")? {
             c.log_limits.idempotency_ttl = Duration::from_secs(n as u64);

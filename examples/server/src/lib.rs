@@ -120,8 +120,12 @@ pub async fn serve(config: Config) -> std::io::Result<(SocketAddr, ServerHandle)
         events::Events::File { .. } => None,
     };
     let max = config.max_body_bytes;
-    let (layer, io) =
-        SocketIo::builder().max_payload(max as u64).max_buffer_size(config.socket_buffer.max(1)).build_layer();
+    let (layer, io) = SocketIo::builder()
+        .max_payload(max as u64)
+        .max_buffer_size(config.socket_buffer.max(1))
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout)
+        .build_layer();
     let app = Arc::new(App {
         config: config.clone(),
         events,

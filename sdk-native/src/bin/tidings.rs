@@ -150,6 +150,7 @@ fn notice_json(n: &Notice) -> Value {
                 "data": e.data.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
                 "will_retry": e.will_retry,
                 "fallback_pending": e.fallback_pending,
+                "cause": e.cause.as_ref().map(ToString::to_string),
             }
         }),
         Notice::Feed(f) => json!({"feed": format!("{f:?}")}),
