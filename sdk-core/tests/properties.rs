@@ -313,8 +313,14 @@ fn check_final(plan: &Plan, out: &Outcome) {
     assert!(w.max_buffered_closed <= MAX_PACKETS);
 }
 
+/// 96 random schedules in the test command; `PROPTEST_CASES=N` for a longer run
+/// (`scripts/reliability.sh`).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn random_fault_schedules_keep_the_invariants(plan in plan()) {
