@@ -19,6 +19,7 @@ import type {
   FeedStatus,
   HistoryOptions,
   HistoryPage,
+  IdempotentEmitter,
   ReservedEvents,
   Socket,
   TidingsOptions,
@@ -94,6 +95,11 @@ function report(e: unknown): void {
   const g = globalThis as { reportError?: (e: unknown) => void };
   if (typeof g.reportError === "function") g.reportError(e);
   else console.error(e);
+}
+
+/** Whether `pattern` ("prefix.*", "prefix:*" or "*") matches event `name`, as in the Rust SDK. */
+function matches(pattern: string, name: string): boolean {
+  return pattern === "*" || ((pattern.endsWith(".*") || pattern.endsWith(":*")) && name.startsWith(pattern.slice(0, -1)));
 }
 
 /** socket.io's ack convention: one argument alone, otherwise all of them. */
@@ -301,7 +307,14 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
    * as received (its offset becomes the recovery offset).
    */
   #onEvent(name: string, args: unknown[], offset: string | undefined, source: EventMeta["source"], ackId: number | undefined): void {
-    const meta = (this.lastEventMeta = { offset, source });
+    // The envelope's id, by the core's rule: an object with a `data` member and a string or
+    // number `id` (sdk-core/src/event.rs, `envelope_id`).
+    const first = args[0] as { id?: unknown; data?: unknown } | null | undefined;
+    const id =
+      typeof first === "object" && first !== null && "data" in first && (typeof first.id === "string" || typeof first.id === "number")
+        ? String(first.id)
+        : undefined;
+    const meta = (this.lastEventMeta = { offset, source, id });
     const validate = this.options.validate;
     if (validate) {
       let problems: readonly unknown[] | undefined | void;
@@ -338,6 +351,17 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
         (l as Call)(...args);
       } catch (e) {
         report(e);
+      }
+    }
+    // Pattern listeners ("task.*", "crm:*", "*") get the event's name first, as `onAny` does.
+    for (const [pattern, list] of [...this.#listeners]) {
+      if (pattern === name || !matches(pattern, name)) continue;
+      for (const l of list.slice()) {
+        try {
+          (l as Call)(name, ...args);
+        } catch (e) {
+          report(e);
+        }
       }
     }
   }
@@ -460,9 +484,9 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
   }
 
   /** Emits with an ack: the ack's arguments (as an array). */
-  #emitAck(event: string, args: unknown[], timeout: number | undefined): Promise<unknown[]> {
+  #emitAck(event: string, args: unknown[], timeout: number | undefined, idempotent = false): Promise<unknown[]> {
     this.#checkName(event);
-    const opts = timeout === undefined ? { ack: true } : { ack: true, timeout };
+    const opts = { ack: true, timeout, idempotent };
     const send = (c: WasmClient): Promise<unknown[]> =>
       c.emit(event, args, opts) ?? Promise.reject(new Error("tidings: no ack promise"));
     return this.#run(send, (queue) => {
@@ -472,9 +496,9 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     });
   }
 
-  #emitPlain(event: string, args: unknown[], volatile: boolean): void {
+  #emitPlain(event: string, args: unknown[], volatile: boolean, idempotent = false): void {
     this.#checkName(event);
-    const opts = volatile ? { volatile: true } : {};
+    const opts = { volatile, idempotent };
     this.#run(
       (c) => void c.emit(event, args, opts),
       (queue) => void queue.push((c) => c.emit(event, args, opts)),
@@ -518,6 +542,15 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     return {
       emit: <Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>) =>
         this.#emitPlain(event, args, true),
+    };
+  }
+
+  get idempotent(): IdempotentEmitter<Emit> {
+    return {
+      emit: <Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>) =>
+        this.#emitPlain(event, args, false, true),
+      emitWithAck: <Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>) =>
+        this.#emitAck(event, args, undefined, true).then((a) => ackValue(a) as AckResult<Emit, Ev>),
     };
   }
 
@@ -621,6 +654,11 @@ export function connect<Listen extends EventsMap = DefaultEventsMap, Emit extend
   options: TidingsOptions = {},
 ): Socket<Listen, Emit> {
   if (loadError) throw loadError;
+  const query = options.query;
+  if (query) {
+    const q = new URLSearchParams(query).toString();
+    if (q) url += (url.includes("?") ? "&" : "?") + q;
+  }
   const server = serverOf(url);
   const shared = options.forceNew !== true && options.multiplex !== false && server !== undefined;
   const existing = shared ? connections.get(server.key) : undefined;

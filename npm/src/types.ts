@@ -99,7 +99,55 @@ export interface EventMeta {
    */
   readonly offset: string | undefined;
   readonly source: EventSource;
+  /**
+   * The envelope id when the event's first argument is an envelope (an object with `data` and a
+   * string or number `id`, the rule the client de-duplicates by).
+   */
+  readonly id?: string | undefined;
 }
+
+/**
+ * The Tidings event envelope (docs/PROTOCOL.md): the first argument of events from servers that
+ * wrap their payloads, as the Rust `tidings::Envelope<T>`. Only `id` and `data` are required.
+ */
+export interface Envelope<Data = unknown, Type extends string = string> {
+  /** Unique id of this event; the key for de-duplication. */
+  readonly id: string;
+  readonly type?: Type;
+  /** Schema version of `data`: `2` or `"2.1"`. */
+  readonly version?: number | string;
+  /** Epoch milliseconds or a date string (ISO 8601), as sent. */
+  readonly timestamp?: number | string;
+  /** The service that produced it. */
+  readonly source?: string;
+  readonly data: Data;
+  readonly metadata?: {
+    readonly correlationId?: string;
+    readonly userId?: string;
+    readonly tenantId?: string;
+    readonly sessionId?: string;
+    readonly [key: string]: unknown;
+  };
+}
+
+/**
+ * A subscription pattern: `"task.*"` (every event whose name starts with `task.`), `"crm:*"`, or
+ * `"*"` (every event). As in the Rust SDK.
+ */
+export type EventPattern = `${string}.*` | `${string}:*` | "*";
+
+/** The events of `Map` that `P` matches (every name of the map for `"*"`). */
+export type MatchingEvents<Map extends EventsMap, P extends EventPattern> = P extends `${infer Prefix}.*`
+  ? Extract<EventNames<Map>, `${Prefix}.${string}`>
+  : P extends `${infer Prefix}:*`
+    ? Extract<EventNames<Map>, `${Prefix}:${string}`>
+    : EventNames<Map>;
+
+/** A listener for a pattern: the event's name, then its arguments as sent (as `onAny`). */
+export type PatternListener<Map extends EventsMap, P extends EventPattern> = (
+  event: MatchingEvents<Map, P>,
+  ...args: unknown[]
+) => void;
 
 /** JSON-compatible auth object sent in the CONNECT packet (e.g. `{ token }`). */
 export type AuthObject = { readonly [key: string]: unknown };
@@ -176,6 +224,8 @@ export interface TidingsOptions {
   multiplex?: boolean;
   /** A connection of its own even when one to the same server exists (default false). */
   forceNew?: boolean;
+  /** Query parameters added to the URL of every request (socket.io-client's `query`). */
+  query?: Readonly<Record<string, string>>;
   /**
    * Checks every server event (from the socket or the feed) before any listener sees it, e.g.
    * with an event catalogue's generated validator. Return the problems found (an empty array,
@@ -211,6 +261,16 @@ export interface ReservedEvents {
 
 /** `socket.timeout(ms)` */
 export interface TimeoutEmitter<Emit extends EventsMap> {
+  emitWithAck<Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>): Promise<AckResult<Emit, Ev>>;
+}
+
+/**
+ * `socket.idempotent`: the emit carries a fresh idempotency key (`__tidings.idempotencyKey` in its
+ * first argument, which must be an object), the same on every retry, so a server that
+ * de-duplicates by it acts once however often the emit is sent (with `retries`).
+ */
+export interface IdempotentEmitter<Emit extends EventsMap> {
+  emit<Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>): void;
   emitWithAck<Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>): Promise<AckResult<Emit, Ev>>;
 }
 
@@ -284,11 +344,15 @@ export interface Socket<Listen extends EventsMap = DefaultEventsMap, Emit extend
 
   // Reserved events first: with the default map every name is a user event, and a listener for
   // "state" would otherwise be typed `(...args: unknown[])` (socket.io-client gives them precedence too).
+  // Then patterns ("task.*"), whose listeners get the event's name first.
   on<Ev extends keyof ReservedEvents>(event: Ev, listener: ReservedEvents[Ev]): this;
+  on<P extends EventPattern>(pattern: P, listener: PatternListener<Listen, P>): this;
   on<Ev extends EventNames<Listen>>(event: Ev, listener: Listen[Ev]): this;
   once<Ev extends keyof ReservedEvents>(event: Ev, listener: ReservedEvents[Ev]): this;
+  once<P extends EventPattern>(pattern: P, listener: PatternListener<Listen, P>): this;
   once<Ev extends EventNames<Listen>>(event: Ev, listener: Listen[Ev]): this;
   off<Ev extends keyof ReservedEvents>(event?: Ev, listener?: ReservedEvents[Ev]): this;
+  off<P extends EventPattern>(pattern?: P, listener?: PatternListener<Listen, P>): this;
   off<Ev extends EventNames<Listen>>(event?: Ev, listener?: Listen[Ev]): this;
   onAny(listener: AnyListener): this;
   offAny(listener?: AnyListener): this;
@@ -299,6 +363,7 @@ export interface Socket<Listen extends EventsMap = DefaultEventsMap, Emit extend
   emitWithAck<Ev extends EventNames<Emit>>(event: Ev, ...args: EventParams<Emit, Ev>): Promise<AckResult<Emit, Ev>>;
   timeout(ms: number): TimeoutEmitter<Emit>;
   readonly volatile: VolatileEmitter<Emit>;
+  readonly idempotent: IdempotentEmitter<Emit>;
 
   /** Joins a room (sent again after every reconnect that did not recover); resolves with the ack. */
   join(room: string): Promise<unknown>;

@@ -7,15 +7,19 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 type OnEvent = (name: string, args: unknown[], offset: string | undefined, source: string, ackId: number | undefined) => void;
 
-const clients = vi.hoisted(() => [] as Array<{ onEventCallback: OnEvent | undefined; acks: Array<[number, unknown[]]> }>);
+const clients = vi.hoisted(
+  () => [] as Array<{ onEventCallback: OnEvent | undefined; acks: Array<[number, unknown[]]>; url: string }>,
+);
 
 vi.mock("../src/wasm/tidings_wasm.js", () => {
   class WasmClient {
     onEventCallback: OnEvent | undefined;
+    url: string;
     acks: Array<[number, unknown[]]> = [];
     state = { status: "disconnected", reason: "io client disconnect" };
     recovered = false;
-    constructor() {
+    constructor(url: string) {
+      this.url = url;
       clients.push(this);
     }
     connect(): void {}
@@ -191,5 +195,50 @@ describe("server events reach the listeners", () => {
     expect(got).toEqual([]);
     expect(warned).toHaveBeenCalledTimes(1);
     warned.mockRestore();
+  });
+
+  it("pattern listeners get every matching event with its name first, after the exact listeners", () => {
+    const { socket, deliver } = socketWithServer();
+    const got: string[] = [];
+    socket.on("task.created", () => got.push("exact task.created"));
+    socket.on("task.*", (event, ...args) => got.push(`task.* ${event} ${JSON.stringify(args)}`));
+    socket.on("crm:*", (event) => got.push(`crm:* ${event}`));
+    socket.on("*", (event) => got.push(`* ${event}`));
+    const once = (event: string) => got.push(`once task.* ${event}`);
+    socket.once("task.*", once);
+    deliver("task.created", [{ n: 1 }], undefined, "socket", undefined);
+    deliver("crm:customer:updated", [], undefined, "feed", undefined);
+    deliver("taskforce", [], undefined, "socket", undefined);
+    socket.off("task.*");
+    deliver("task.done", [], undefined, "socket", undefined);
+    expect(got).toEqual([
+      "exact task.created",
+      'task.* task.created [{"n":1}]',
+      "once task.* task.created",
+      "* task.created",
+      "crm:* crm:customer:updated",
+      "* crm:customer:updated",
+      "* taskforce",
+      "* task.done",
+    ]);
+  });
+
+  it("lastEventMeta.id is the envelope id, by the core's rule", () => {
+    const { socket, deliver } = socketWithServer();
+    const ids: unknown[] = [];
+    socket.onAny(() => ids.push(socket.lastEventMeta?.id));
+    deliver("a", [{ id: "e1", type: "a", data: {} }], undefined, "socket", undefined);
+    deliver("a", [{ id: 7, data: null }], undefined, "socket", undefined);
+    deliver("a", [{ id: "task-1", title: "x" }], undefined, "socket", undefined);
+    deliver("a", [{ id: null, data: 1 }], undefined, "socket", undefined);
+    deliver("a", ["e1"], undefined, "socket", undefined);
+    expect(ids).toEqual(["e1", "7", undefined, undefined, undefined]);
+  });
+
+  it("query is added to the URL", () => {
+    connect("http://events.test/q?a=1", { forceNew: true, query: { token: "x y", b: "2" } });
+    expect(clients.at(-1)?.url).toBe("http://events.test/q?a=1&token=x+y&b=2");
+    connect("http://events.test/q2", { forceNew: true, query: { b: "2" } });
+    expect(clients.at(-1)?.url).toBe("http://events.test/q2?b=2");
   });
 });

@@ -18,6 +18,7 @@ import type {
   Socket,
   TimeoutEmitter,
   VolatileEmitter,
+  IdempotentEmitter,
 } from "../src/types.js";
 
 type Listener = (...args: never[]) => void;
@@ -189,6 +190,15 @@ export class FakeSocket<Listen extends EventsMap = DefaultEventsMap, Emit extend
       emit: (event, ...args) => {
         this.emitted.push({ event, args, volatile: true });
       },
+    };
+  }
+
+  get idempotent(): IdempotentEmitter<Emit> {
+    return {
+      emit: (event, ...args) => {
+        this.emitted.push({ event, args, volatile: false });
+      },
+      emitWithAck: (event, ...args) => this.emitWithAck(event, ...args),
     };
   }
 

@@ -427,6 +427,8 @@ function attachHandlers(socket) {
     if (ack) ack(...data);
     else socket.emit("echo", ...data);
   });
+  // The handshake's query parameters (the client's `query` option), answered by ack.
+  on(socket, "query", (_data, ack) => ack?.(socket.handshake.query));
   on(socket, "hi", (data, ack) => {
     socket.emit("hi", ...data);
     ack?.();

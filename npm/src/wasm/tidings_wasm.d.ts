@@ -13,7 +13,7 @@ export default function init(input?: { module_or_path?: InitInput | Promise<Init
 /** Emit flags of `WasmClient.emit`. */
 export interface WasmEmitOptions {
   ack?: boolean;
-  timeout?: number;
+  timeout?: number | undefined;
   volatile?: boolean;
   idempotent?: boolean;
 }
