@@ -37,9 +37,11 @@ pub struct Config {
     pub token_ttl: Duration,
     /// Largest HTTP request body and Socket.IO message, in bytes (`TIDINGS_MAX_BODY_BYTES`; default 64 KiB).
     pub max_body_bytes: usize,
-    /// How much of each tenant's log stays in memory, and the idempotency window
-    /// (`TIDINGS_LOG_MEMORY_EVENTS`, `TIDINGS_LOG_MEMORY_BYTES`, `TIDINGS_IDEMPOTENCY_KEYS`,
-    /// `TIDINGS_IDEMPOTENCY_TTL_SECS`; defaults in [`Limits::default`]).
+    /// How much of each tenant's log stays in memory, the idempotency window, and the file
+    /// log's retention (`TIDINGS_LOG_MEMORY_EVENTS`, `TIDINGS_LOG_MEMORY_BYTES`,
+    /// `TIDINGS_IDEMPOTENCY_KEYS`, `TIDINGS_IDEMPOTENCY_TTL_SECS`, `TIDINGS_LOG_RETAIN_EVENTS`,
+    /// `TIDINGS_LOG_RETAIN_SECS`; defaults in [`Limits::default`]: no retention, every event
+    /// kept).
     pub log_limits: Limits,
     /// Packets waiting for one socket's transport (`TIDINGS_SOCKET_BUFFER`; default 1024). A
     /// socket whose buffer is full when an event is sent to it is cut off (see
@@ -56,7 +58,7 @@ pub struct Config {
     /// `redis://[:password@]host:port[/db]`); none keeps the log in `data_dir`. Never logged.
     pub redis_url: Option<String>,
     /// Events kept per tenant in Redis, about (`TIDINGS_REDIS_MAX_EVENTS`; default 1,000,000; 0
-    /// keeps all). The file log keeps everything.
+    /// keeps all). The file log's retention is in `log_limits`.
     pub redis_max_events: usize,
     /// Engine.IO heartbeat: how often the server pings (25 s, socketioxide's default;
     /// `TIDINGS_PING_INTERVAL_MS`). A client takes a server silent for this plus
@@ -212,6 +214,12 @@ impl Config {
         if let Some(n) = number("TIDINGS_IDEMPOTENCY_TTL_SECS")? {
             c.log_limits.idempotency_ttl = Duration::from_secs(n as u64);
         }
+        if let Some(n) = number("TIDINGS_LOG_RETAIN_EVENTS")? {
+            c.log_limits.retain_events = n as u64;
+        }
+        if let Some(n) = number("TIDINGS_LOG_RETAIN_SECS")? {
+            c.log_limits.retain_age = (n > 0).then(|| Duration::from_secs(n as u64));
+        }
         c.validate()?;
         if c.dev_login && !is_loopback(&c.bind) {
             tracing::warn!(bind = %c.bind, "dev login is on for an address other than loopback: anyone who reaches it gets demo tokens");
@@ -270,6 +278,11 @@ pub const USAGE: &str = "tidings-example-server [flags]
   examples/README.md: TIDINGS_TOKEN_TTL_SECS, TIDINGS_MAX_BODY_BYTES, TIDINGS_SOCKET_BUFFER,
   TIDINGS_LOG_MEMORY_EVENTS, TIDINGS_LOG_MEMORY_BYTES, TIDINGS_IDEMPOTENCY_KEYS,
   TIDINGS_IDEMPOTENCY_TTL_SECS, TIDINGS_EMIT_RATE, TIDINGS_LOGIN_RATE, TIDINGS_REDIS_MAX_EVENTS.
+  Retention of the file log (default: none, every event is kept for good):
+  TIDINGS_LOG_RETAIN_EVENTS=N deletes an event once N newer ones are kept, TIDINGS_LOG_RETAIN_SECS=S
+  once it is S seconds old (0: no limit; with both, whichever comes first). Whole segment files
+  go, so a little more than that is kept; a feed read from before the oldest kept event says
+  \"truncated\".
   On a loopback address without a secret and key, dev login must be on and built-in DEV values
   are used. On any other address the server refuses to start without real ones (16+ characters,
   not the DEV values).";
@@ -362,6 +375,19 @@ mod tests {
         assert_eq!((c.socket_buffer, c.log_limits.memory_events), (64, 100));
         assert_eq!(c.log_limits.idempotency_ttl, Duration::from_secs(60));
         assert_eq!(c.log_limits.idempotency_keys, Limits::default().idempotency_keys);
+        assert_eq!((c.log_limits.retain_events, c.log_limits.retain_age), (0, None), "keeps everything by default");
+        let retain = |k: &str| match k {
+            "TIDINGS_LOG_RETAIN_EVENTS" => Some("5000".to_string()),
+            "TIDINGS_LOG_RETAIN_SECS" => Some("86400".to_string()),
+            _ => None,
+        };
+        let c = Config::from_args(Vec::new(), retain).unwrap();
+        assert_eq!(c.log_limits.retain_events, 5000);
+        assert_eq!(c.log_limits.retain_age, Some(Duration::from_secs(86400)));
+        let zero = |k: &str| (k == "TIDINGS_LOG_RETAIN_SECS").then(|| "0".to_string());
+        assert_eq!(Config::from_args(Vec::new(), zero).unwrap().log_limits.retain_age, None);
+        let bad = |k: &str| (k == "TIDINGS_LOG_RETAIN_EVENTS").then(|| "many".to_string());
+        assert!(Config::from_args(Vec::new(), bad).unwrap_err().contains("TIDINGS_LOG_RETAIN_EVENTS"));
         let bad = |k: &str| (k == "TIDINGS_EMIT_RATE").then(|| "fast".to_string());
         assert!(Config::from_args(Vec::new(), bad).unwrap_err().contains("TIDINGS_EMIT_RATE"));
     }

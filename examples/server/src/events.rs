@@ -71,7 +71,9 @@ impl Events {
         }
     }
 
-    /// The entries after `after` that `visible` accepts, at most `limit`.
+    /// The entries after `after` that `visible` accepts, at most `limit`. When the retention
+    /// deleted offsets right after `after`, the page starts at the oldest kept entry and says
+    /// which are gone ([`Page::truncated`]).
     pub async fn read(
         &self,
         tenant: &str,
@@ -84,7 +86,14 @@ impl Events {
                 Some(log) => log.read(after, limit, visible).await,
                 None => Ok(Page { cursor: after, ..Page::default() }),
             },
-            Events::Redis(r) => r.read(tenant, after, limit, visible).await,
+            Events::Redis(r) => {
+                let mut page = r.read(tenant, after, limit, visible).await?;
+                let first = r.first_offset(tenant).await?;
+                if first > after.saturating_add(1) {
+                    page.truncated = Some((after + 1, first - 1));
+                }
+                Ok(page)
+            }
         }
     }
 
@@ -100,12 +109,14 @@ impl Events {
         visible: impl Fn(&LogEntry) -> bool + Clone + Send + Sync + 'static,
     ) -> io::Result<Page> {
         let head = self.head(tenant).await?;
+        // Nothing to look for before the oldest kept entry.
+        let first = self.first_offset(tenant).await?.max(1);
         let mut end = before.min(head.saturating_add(1));
         let mut found: Vec<std::sync::Arc<LogEntry>> = Vec::new();
         let mut looked = 0usize;
-        while end > 1 && found.len() < limit && looked < crate::store::MAX_SCAN {
+        while end > first && found.len() < limit && looked < crate::store::MAX_SCAN {
             let width = (crate::store::MAX_SCAN - looked).min(limit.max(64) * 4) as u64;
-            let start = end.saturating_sub(width).max(1);
+            let start = end.saturating_sub(width).max(first);
             let (v, stop) = (visible.clone(), end);
             let page = self.read(tenant, start - 1, usize::MAX, move |e| e.offset < stop && v(e)).await?;
             looked += (end - start) as usize;
@@ -119,15 +130,22 @@ impl Events {
         // Where the next page (older) starts: before the oldest entry returned, or where the
         // looking stopped when fewer than `limit` were found.
         let cursor = if skip > 0 { entries.first().map_or(end, |e| e.offset) } else { end };
-        Ok(Page { entries, cursor, head })
+        Ok(Page { entries, cursor, head, truncated: None })
     }
 
-    /// The oldest offset the log still has (1 for the file log, which deletes nothing; 0 when
-    /// empty).
+    /// The oldest offset the log still has (it rises as the retention deletes; 0 when empty).
     pub async fn first_offset(&self, tenant: &str) -> io::Result<u64> {
         match self {
-            Events::File { store, .. } => Ok(u64::from(store.existing(tenant).is_some_and(|l| l.head() > 0))),
+            Events::File { store, .. } => Ok(store.existing(tenant).map_or(0, |l| l.first_offset())),
             Events::Redis(r) => r.first_offset(tenant).await,
+        }
+    }
+
+    /// Deletes what is past the file log's retention in every tenant's log (appends do it too;
+    /// this is for the age, when a tenant gets no new events). Redis trims as it appends.
+    pub async fn enforce_retention(&self) {
+        if let Events::File { store, .. } = self {
+            store.enforce_retention().await;
         }
     }
 

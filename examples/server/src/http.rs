@@ -340,9 +340,19 @@ async fn start_offset(app: &App, tenant: &str, since: Option<&str>, c: &Claims) 
     if let Some(ms) = clock::parse_iso8601(since) {
         return app.events.offset_at_time(tenant, ms).await.map_err(ApiError::unavailable);
     }
+    // An envelope id the retention deleted is not told apart from one never logged: both are
+    // unknown. The message says where the log starts when it no longer starts at 1.
+    let first = app.events.first_offset(tenant).await.map_err(ApiError::unavailable)?;
+    let kept = if first > 1 {
+        format!(" (events before offset {first} are no longer kept: since={} reads from the oldest kept)", first - 1)
+    } else {
+        String::new()
+    };
     Err(ApiError::bad_request(
         "unknown_cursor",
-        format!("unknown cursor {since:?}: pass a cursor this feed returned, an event id, or an ISO 8601 UTC time"),
+        format!(
+            "unknown cursor {since:?}: pass a cursor this feed returned, an event id, or an ISO 8601 UTC time{kept}"
+        ),
     ))
 }
 
@@ -358,11 +368,15 @@ fn feed_event(e: &crate::store::LogEntry) -> Value {
 }
 
 /// `GET /api/polling/:tenantId/events?before=&limit=`: the page of older events instead, the last
-/// `limit` before offset `before`, oldest first, with `cursor` to pass as the next `before`.
+/// `limit` before offset `before`, oldest first, with `cursor` to pass as the next `before`. The
+/// page that reaches the oldest kept event of a log whose retention deleted older ones says so:
+/// `"truncated": {"from": 1, "to": T}`.
 ///
 /// `GET /api/polling/:tenantId/events?since=&limit=`: the events after `since` that the caller
 /// may see, oldest first, `{events: [{id, event, data, offset}], cursor}`. One read looks at no
-/// more than [`crate::store::MAX_SCAN`] entries; `cursor` is past the last one looked at.
+/// more than [`crate::store::MAX_SCAN`] entries; `cursor` is past the last one looked at. When
+/// the retention (file or Redis) deleted events right after `since`, the page starts at the
+/// oldest kept one and says `"truncated": {"from": F, "to": T}` (offsets F to T are gone).
 async fn feed(
     State(app): State<Arc<App>>,
     Path(tenant_id): Path<String>,
@@ -400,19 +414,28 @@ async fn feed(
         let events: Vec<Value> = page.entries.iter().map(|e| feed_event(e)).collect();
         // Older events may remain while the looking did not reach the start of the log.
         let first = app.events.first_offset(&tenant_id).await.map_err(ApiError::unavailable)?;
-        return Ok(Json(json!({ "events": events, "cursor": page.cursor, "hasMore": page.cursor > first.max(1) })));
+        let has_more = page.cursor > first.max(1);
+        let mut body = serde_json::Map::new();
+        body.insert("events".into(), Value::Array(events));
+        body.insert("cursor".into(), json!(page.cursor));
+        body.insert("hasMore".into(), json!(has_more));
+        // The start of what is kept was reached, and the retention deleted older events.
+        let gone_to = first.min(before).saturating_sub(1);
+        if !has_more && first > 1 && gone_to >= 1 {
+            body.insert("truncated".into(), json!({ "from": 1, "to": gone_to }));
+        }
+        return Ok(Json(Value::Object(body)));
     }
     let start = start_offset(&app, &tenant_id, since.as_deref(), &c).await?;
     let page = app.events.read(&tenant_id, start, limit, visible_to(&c)).await.map_err(ApiError::unavailable)?;
     let events: Vec<Value> = page.entries.iter().map(|e| feed_event(e)).collect();
-    // Only the Redis log drops old events (its retention): say when some after `since` are gone.
-    let first = app.events.first_offset(&tenant_id).await.map_err(ApiError::unavailable)?;
     let mut body = serde_json::Map::new();
     body.insert("events".into(), Value::Array(events));
     body.insert("cursor".into(), json!(page.cursor));
     body.insert("hasMore".into(), json!(page.cursor < page.head));
-    if first > start.saturating_add(1) {
-        body.insert("truncated".into(), json!({ "from": start + 1, "to": first - 1 }));
+    // The retention deleted events after `since`: the page starts at the oldest kept one.
+    if let Some((from, to)) = page.truncated {
+        body.insert("truncated".into(), json!({ "from": from, "to": to }));
     }
     Ok(Json(Value::Object(body)))
 }

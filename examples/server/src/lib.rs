@@ -57,14 +57,16 @@ pub struct ServerHandle {
     task: JoinHandle<std::io::Result<()>>,
     /// The reader of the Redis bus, when the log is in Redis.
     tail: Option<JoinHandle<()>>,
+    /// The file log's deleter by age, when it has a retention by age.
+    sweeper: Option<JoinHandle<()>>,
 }
 
 impl ServerHandle {
     /// Closes every Socket.IO connection, stops accepting, and waits (at most 5 s) for
     /// in-flight HTTP requests. Every event already acknowledged to a producer is on disk.
     pub async fn shutdown(mut self) {
-        if let Some(tail) = self.tail.take() {
-            tail.abort();
+        for task in [self.tail.take(), self.sweeper.take()].into_iter().flatten() {
+            task.abort();
         }
         self.io.close().await;
         if let Some(stop) = self.stop.take() {
@@ -138,6 +140,12 @@ pub async fn serve(config: Config) -> std::io::Result<(SocketAddr, ServerHandle)
     });
     realtime::attach(&app);
     let tail = tail.map(|t| tokio::spawn(follow_bus(app.clone(), t)));
+    // Appends delete what they put past the retention; a tenant without new events ages all the
+    // same.
+    let sweeper = match (&app.events, config.log_limits.retain_age) {
+        (events::Events::File { .. }, Some(age)) => Some(tokio::spawn(sweep(app.clone(), age))),
+        _ => None,
+    };
     let mut router = http::routes(app.clone());
     router = match &config.static_dir {
         // A single-page app: unknown paths get index.html.
@@ -164,7 +172,17 @@ pub async fn serve(config: Config) -> std::io::Result<(SocketAddr, ServerHandle)
     });
     let log = if config.redis_url.is_some() { "redis".to_string() } else { config.data_dir.display().to_string() };
     tracing::info!(%addr, %log, dev_login = config.dev_login, "listening");
-    Ok((addr, ServerHandle { io, stop: Some(stop), task, tail }))
+    Ok((addr, ServerHandle { io, stop: Some(stop), task, tail, sweeper }))
+}
+
+/// Applies the file log's retention by age every eighth of it (at least every second, at most
+/// every minute), for as long as the server runs.
+async fn sweep(app: Arc<App>, age: Duration) {
+    let every = (age / 8).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::time::sleep(every).await;
+        app.events.enforce_retention().await;
+    }
 }
 
 /// Sends every event of the Redis bus to this node's sockets, in bus order, for as long as the

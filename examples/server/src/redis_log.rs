@@ -254,7 +254,7 @@ impl RedisLog {
         visible: impl Fn(&LogEntry) -> bool,
     ) -> io::Result<Page> {
         let mut c = self.conn.clone();
-        let mut page = Page { entries: Vec::new(), cursor: after, head: self.head(tenant).await? };
+        let mut page = Page { cursor: after, head: self.head(tenant).await?, ..Page::default() };
         let mut budget = MAX_SCAN;
         while page.cursor < page.head && budget > 0 && page.entries.len() < limit {
             let count = 500.min(budget);

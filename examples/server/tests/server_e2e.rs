@@ -497,6 +497,166 @@ async fn with_a_small_memory_tail_the_feed_still_serves_the_whole_log() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The names of the files of the event log, sorted.
+fn log_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.join("events")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    names
+}
+
+/// Every event of the feed from `since`, page by page (`limit` a page): (offsets, the
+/// `truncated` of each page that had one).
+async fn read_all(url: &str, tok: &str, since: &str, limit: usize) -> (Vec<u64>, Vec<Value>) {
+    let (mut since, mut offsets, mut truncated) = (since.to_string(), Vec::new(), Vec::new());
+    for _ in 0..100 {
+        let (s, page) = feed(url, "acme", tok, &format!("since={since}&limit={limit}")).await;
+        assert_eq!(s, 200, "{page}");
+        offsets.extend(feed_offsets(&page));
+        if let Some(t) = page.get("truncated") {
+            truncated.push(t.clone());
+        }
+        since = page["cursor"].to_string();
+        if page["hasMore"] == false {
+            return (offsets, truncated);
+        }
+    }
+    panic!("the feed never ended");
+}
+
+/// `TIDINGS_LOG_RETAIN_EVENTS`: past the retention the file log deletes whole old segments; a
+/// feed read from before the oldest kept event says what is gone and gives every kept event
+/// once, in order, before and after a restart; offsets go on.
+#[tokio::test]
+async fn with_a_retention_the_file_log_forgets_old_events_and_the_feed_says_so() {
+    let dir = temp_dir("retention");
+    let config = || {
+        let mut c = tidings_example_server::Config::new(&dir, SECRET, KEY);
+        // Segments of 2 events (a quarter of 10); 4 in memory, so reads go to the files too.
+        c.log_limits.retain_events = 10;
+        c.log_limits.memory_events = 4;
+        c
+    };
+    let (mut url, mut server) = start_with(config()).await;
+    let mut ids = vec![String::new()];
+    for n in 1..=40u64 {
+        let (s, v, _) =
+            emit(&url, json!({ "to": { "room": "tenant:acme" }, "event": "task.created", "data": { "n": n } })).await;
+        assert_eq!((s, v["offset"].as_u64()), (200, Some(n)), "{v}");
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    // 31..=40 kept: [29, 30] went once ten newer events were in.
+    let kept: Vec<u64> = (31..=40).collect();
+    let alice = token("alice", "acme");
+    for round in 0..2 {
+        assert_eq!(
+            log_files(&dir),
+            ["acme.31.jsonl", "acme.33.jsonl", "acme.35.jsonl", "acme.37.jsonl", "acme.39.jsonl"]
+        );
+        let (s, page) = feed(&url, "acme", &alice, "since=0&limit=1000").await;
+        assert_eq!(s, 200, "{page}");
+        assert_eq!(page["truncated"], json!({ "from": 1, "to": 30 }), "round {round}");
+        assert_eq!(feed_offsets(&page), kept, "every kept event once, in order");
+        assert_eq!(page["events"][0]["id"], ids[31]);
+        assert_eq!(page["events"][0]["data"]["data"], json!({ "n": 31 }));
+        assert_eq!((page["cursor"].as_u64(), &page["hasMore"]), (Some(40), &json!(false)));
+        // Page by page: the first page says it, the others do not.
+        let (offsets, truncated) = read_all(&url, &alice, "0", 3).await;
+        assert_eq!((offsets, truncated), (kept.clone(), vec![json!({ "from": 1, "to": 30 })]));
+        let (s, page) = feed(&url, "acme", &alice, "since=12&limit=2").await;
+        assert_eq!(
+            (s, page["truncated"].clone(), feed_offsets(&page)),
+            (200, json!({ "from": 13, "to": 30 }), vec![31, 32])
+        );
+        // From inside what is kept: nothing to say.
+        let (_, page) = feed(&url, "acme", &alice, "since=30").await;
+        assert!(page.get("truncated").is_none(), "{page}");
+        assert_eq!(feed_offsets(&page), kept);
+        // A kept envelope id (out of memory: from the files), and a deleted one.
+        let (_, page) = feed(&url, "acme", &alice, &format!("since={}", ids[33])).await;
+        assert_eq!(feed_offsets(&page), (34..=40).collect::<Vec<_>>());
+        let (s, page) = feed(&url, "acme", &alice, &format!("since={}", ids[5])).await;
+        assert_eq!((s, page["code"].as_str()), (400, Some("unknown_cursor")), "{page}");
+        assert!(page["error"].as_str().unwrap().contains("before offset 31 are no longer kept"), "{page}");
+        // A time before everything: the same as from the start.
+        let (_, page) = feed(&url, "acme", &alice, "since=1970-01-01T00:00:00Z&limit=1000").await;
+        assert_eq!((page["truncated"].clone(), feed_offsets(&page)), (json!({ "from": 1, "to": 30 }), kept.clone()));
+        // Backwards: down to the oldest kept, then what is gone.
+        let (_, page) = feed(&url, "acme", &alice, "before=41&limit=6").await;
+        assert_eq!((feed_offsets(&page), &page["hasMore"]), ((35..=40).collect(), &json!(true)));
+        assert!(page.get("truncated").is_none(), "{page}");
+        let (_, page) = feed(&url, "acme", &alice, &format!("before={}&limit=6", page["cursor"])).await;
+        assert_eq!((feed_offsets(&page), &page["hasMore"]), ((31..=34).collect(), &json!(false)));
+        assert_eq!(page["truncated"], json!({ "from": 1, "to": 30 }));
+        let (_, page) = feed(&url, "acme", &alice, "before=20").await;
+        assert_eq!((feed_offsets(&page), page["truncated"].clone()), (vec![], json!({ "from": 1, "to": 19 })));
+        if round == 0 {
+            within("the shutdown", server.shutdown()).await;
+            (url, server) = start_with(config()).await;
+        }
+    }
+    // New events go on from the head, and push the oldest segment out.
+    for n in 41..=42u64 {
+        let (_, v, _) =
+            emit(&url, json!({ "to": { "room": "tenant:acme" }, "event": "task.created", "data": { "n": n } })).await;
+        assert_eq!(v["offset"].as_u64(), Some(n), "{v}");
+    }
+    let (_, page) = feed(&url, "acme", &alice, "since=0&limit=1000").await;
+    assert_eq!(page["truncated"], json!({ "from": 1, "to": 32 }));
+    assert_eq!(feed_offsets(&page), (33..=42).collect::<Vec<_>>());
+    within("the shutdown", server.shutdown()).await;
+    let (url, server) = start_with(config()).await;
+    let (offsets, truncated) = read_all(&url, &alice, "0", 4).await;
+    assert_eq!((offsets, truncated), ((33..=42).collect(), vec![json!({ "from": 1, "to": 32 })]));
+    let (_, v, _) = emit(&url, json!({ "to": { "room": "tenant:acme" }, "event": "task.created", "data": {} })).await;
+    assert_eq!(v["offset"], 43);
+    within("the shutdown", server.shutdown()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `TIDINGS_LOG_RETAIN_SECS`: a tenant that gets no new events still ages (a timer applies the
+/// retention), and its newest segment stays.
+#[tokio::test]
+async fn with_a_retention_by_age_an_idle_tenant_ages_too() {
+    let dir = temp_dir("retention-age");
+    let mut config = tidings_example_server::Config::new(&dir, SECRET, KEY);
+    // Segments span a second at most (a quarter of the age); the timer runs every second.
+    config.log_limits.retain_age = Some(Duration::from_secs(4));
+    let (url, server) = start_with(config).await;
+    let publish = |n: u64| {
+        let url = url.clone();
+        async move {
+            let body = json!({ "to": { "room": "tenant:acme" }, "event": "task.created", "data": { "n": n } });
+            let (s, v, _) = emit(&url, body).await;
+            assert_eq!((s, v["offset"].as_u64()), (200, Some(n)), "{v}");
+        }
+    };
+    for n in 1..=3 {
+        publish(n).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for n in 4..=6 {
+        publish(n).await;
+    }
+    let alice = token("alice", "acme");
+    // No event comes any more: about 4 s after 3, the first segment is gone all the same.
+    let page = within("the deletion by age", async {
+        loop {
+            let (_, page) = feed(&url, "acme", &alice, "since=0").await;
+            if page.get("truncated").is_some() {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(page["truncated"], json!({ "from": 1, "to": 3 }));
+    assert_eq!(feed_offsets(&page), [4, 5, 6], "the newest segment stays, however old");
+    assert_eq!(log_files(&dir), ["acme.4.jsonl"]);
+    within("the shutdown", server.shutdown()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn publish_and_login_are_rate_limited_with_retry_after() {
     use tidings_example_server::ratelimit::Rate;
