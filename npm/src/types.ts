@@ -136,12 +136,15 @@ export interface Envelope<Data = unknown, Type extends string = string> {
  */
 export type EventPattern = `${string}.*` | `${string}:*` | "*";
 
-/** The events of `Map` that `P` matches (every name of the map for `"*"`). */
-export type MatchingEvents<Map extends EventsMap, P extends EventPattern> = P extends `${infer Prefix}.*`
-  ? Extract<EventNames<Map>, `${Prefix}.${string}`>
-  : P extends `${infer Prefix}:*`
-    ? Extract<EventNames<Map>, `${Prefix}:${string}`>
-    : EventNames<Map>;
+/** The events of `Map` that `P` matches (every name of the map for `"*"`; any name for a map
+ *  without fixed names). */
+export type MatchingEvents<Map extends EventsMap, P extends EventPattern> = string extends EventNames<Map>
+  ? string
+  : P extends `${infer Prefix}.*`
+    ? Extract<EventNames<Map>, `${Prefix}.${string}`>
+    : P extends `${infer Prefix}:*`
+      ? Extract<EventNames<Map>, `${Prefix}:${string}`>
+      : EventNames<Map>;
 
 /** A listener for a pattern: the event's name, then its arguments as sent (as `onAny`). */
 export type PatternListener<Map extends EventsMap, P extends EventPattern> = (
@@ -265,7 +268,7 @@ export interface TimeoutEmitter<Emit extends EventsMap> {
 }
 
 /**
- * `socket.idempotent`: the emit carries a fresh idempotency key (`__tidings.idempotencyKey` in its
+ * `socket.idempotent`: the emit carries a fresh idempotency key (an `idempotencyKey` member of its
  * first argument, which must be an object), the same on every retry, so a server that
  * de-duplicates by it acts once however often the emit is sent (with `retries`).
  */

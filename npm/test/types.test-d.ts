@@ -20,9 +20,12 @@ import type {
   DisconnectReason,
   EventMeta,
   EventParams,
+  Envelope,
   EventsMap,
   FeedStatus,
+  InvalidEvent,
   Socket,
+  TidingsOptions,
 } from "../src/types.js";
 
 // Declared as interfaces, the way socket.io-client users write them.
@@ -176,3 +179,32 @@ createElement(TidingsProvider, { client: socket, url: "https://example.test" });
 createElement(TidingsProvider, { client: socket, options: {} });
 // @ts-expect-error auth must return an object
 createElement(TidingsProvider, { url: "https://example.test", options: { auth: () => "token" } });
+
+// --- Patterns, idempotent emits, envelopes, validation (parity with the Rust SDK) ---
+interface Tasks {
+  "task.created": (e: Envelope<{ title: string }, "task.created">) => void;
+  "task.done": (e: Envelope<{ title: string }, "task.done">) => void;
+  "crm:customer:updated": (e: Envelope) => void;
+  other: () => void;
+}
+declare const tasks: Socket<Tasks, ClientToServer>;
+tasks.on("task.*", (event, ...args) => {
+  expectTypeOf(event).toEqualTypeOf<"task.created" | "task.done">();
+  expectTypeOf(args).toEqualTypeOf<unknown[]>();
+});
+tasks.on("crm:*", (event) => expectTypeOf(event).toEqualTypeOf<"crm:customer:updated">());
+tasks.on("*", (event) => expectTypeOf(event).toEqualTypeOf<"task.created" | "task.done" | "crm:customer:updated" | "other">());
+tasks.on("task.created", (e) => expectTypeOf(e.data.title).toEqualTypeOf<string>());
+untyped.on("task.*", (event) => expectTypeOf(event).toEqualTypeOf<string>());
+// @ts-expect-error an event name the map does not have
+tasks.on("task", () => {});
+tasks.idempotent.emit("say", "hi");
+expectTypeOf(tasks.idempotent.emitWithAck("add", 1, 2)).toEqualTypeOf<Promise<number>>();
+// @ts-expect-error idempotent emits are typed by the map too
+tasks.idempotent.emit("say", 1);
+expectTypeOf<EventMeta["id"]>().toEqualTypeOf<string | undefined>();
+tasks.on("invalid", (r: InvalidEvent) => expectTypeOf(r.problems).toEqualTypeOf<readonly unknown[]>());
+const validated: TidingsOptions = { validate: (event, args, meta) => (event === "x" && meta.source === "feed" ? [args] : []) };
+void validated;
+const queried: TidingsOptions = { query: { token: "t" } };
+void queried;

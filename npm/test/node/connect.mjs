@@ -75,3 +75,31 @@ try {
 } finally {
   checked.close();
 }
+
+// Parity with the Rust SDK: `query`, pattern listeners, `idempotent` emits, the envelope id in
+// `lastEventMeta`.
+const parity = connect(url, { transports: [transport], reconnection: false, query: { room: "lobby", v: "2" } });
+try {
+  const all = [];
+  const ids = [];
+  parity.on("*", (event, ...args) => {
+    all.push(event);
+    if (event === "echo") ids.push(parity.lastEventMeta?.id);
+  });
+  await Promise.race([new Promise((resolve) => parity.on("connect", resolve)), timeout(10_000, "connect")]);
+  const query = await parity.timeout(5_000).emitWithAck("query");
+  assert.equal(query.room, "lobby");
+  assert.equal(query.v, "2");
+  const echoed = await parity.idempotent.emitWithAck("echo", { n: 1 });
+  assert.equal(echoed.n, 1);
+  const key = echoed.idempotencyKey;
+  assert.ok(typeof key === "string" && key.length >= 16, `an idempotency key: ${JSON.stringify(echoed)}`);
+  parity.emit("echo", { id: "evt_1", type: "echo", data: { n: 2 } });
+  const deadline = Date.now() + 10_000;
+  while (ids.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(ids, ["evt_1"], "the envelope id of the echoed envelope");
+  assert.ok(all.includes("auth") && all.includes("echo"), `"*" heard every event: ${all}`);
+  console.log(`ok node ${process.versions.node} ${transport}: query, "*" listeners, idempotent emits, lastEventMeta.id`);
+} finally {
+  parity.close();
+}
