@@ -227,6 +227,8 @@ export interface TidingsOptions {
   multiplex?: boolean;
   /** A connection of its own even when one to the same server exists (default false). */
   forceNew?: boolean;
+  /** The Engine.IO path (default `"/socket.io/"`; a trailing `/` is added, as socket.io-client does). */
+  path?: string;
   /** Query parameters added to the URL of every request (socket.io-client's `query`). */
   query?: Readonly<Record<string, string>>;
   /**

@@ -199,6 +199,13 @@ impl ClientBuilder {
         self
     }
 
+    /// The Engine.IO path (default `/socket.io/`; a trailing `/` is added, as socket.io-client
+    /// does). It must start with `/`.
+    pub fn path(self, path: &str) -> Self {
+        let path = if path.ends_with('/') { path.to_string() } else { format!("{path}/") };
+        self.map(|c| c.path = path)
+    }
+
     /// Trusts this extra root certificate (DER) besides the web PKI roots.
     pub fn add_root_certificate(mut self, der: Vec<u8>) -> Self {
         self.roots.push(der);

@@ -174,6 +174,10 @@ pub(crate) fn parse(url: &str, options: &JsValue) -> R<Parsed> {
         Some("full-jitter") => BackoffStrategy::FullJitter { min_ms: min, max_ms: max, factor: 2.0 },
         Some(_) => return Err("option backoff must be \"socket.io\" or \"full-jitter\"".to_string()),
     };
+    if let Some(p) = string(options, "path")? {
+        // socket.io-client's `addTrailingSlash`: "/my-path" is requested as "/my-path/".
+        c.path = if p.ends_with('/') { p } else { p + "/" };
+    }
     if let Some(d) = millis(options, "timeout")? {
         c.connect_timeout = d;
     }

@@ -103,3 +103,20 @@ try {
 } finally {
   parity.close();
 }
+
+// `path`: "/socket.io" is requested as "/socket.io/" (socket.io-client's trailing slash); a path
+// the server does not serve fails to connect.
+for (const [path, ok] of [["/socket.io", true], ["/elsewhere", false]]) {
+  const s = connect(url, { transports: [transport], reconnection: false, path, forceNew: true });
+  try {
+    const outcome = await Promise.race([
+      new Promise((resolve) => s.on("connect", () => resolve(true))),
+      new Promise((resolve) => s.on("connect_error", () => resolve(false))),
+      timeout(10_000, `path ${path}`),
+    ]);
+    assert.equal(outcome, ok, `path ${path}`);
+  } finally {
+    s.close();
+  }
+}
+console.log(`ok node ${process.versions.node} ${transport}: path`);
