@@ -310,3 +310,65 @@ async fn listen_since_prints_history_then_live_without_gap_or_duplicate() {
     assert!(status.success(), "{status:?}");
     within(T, "the shutdown", server.shutdown()).await;
 }
+
+/// A service killed mid-stream (SIGKILL: no goodbye, nothing flushed) and started again from
+/// the last event it handled (here: `tidings listen`, whose last printed envelope id is the stored
+/// cursor): every event handled exactly once across the two runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_killed_and_restarted_from_its_stored_cursor_handles_every_event_once() {
+    use std::io::BufRead;
+    let dir = temp_dir("killed-service");
+    let (addr, server) = serve(&dir, None).await;
+    let url = format!("http://{addr}");
+    let p = publisher(&url);
+    let mut handles = Vec::new();
+    let claims =
+        Claims { sub: "alice".into(), tenant_id: "acme".into(), name: None, exp: clock::now_secs() + 600, iat: None };
+    let token = jwt::sign(&claims, SECRET.as_bytes());
+    // One run of the service: its lines arrive on a channel (a thread reads its stdout).
+    let start = |since: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"));
+        cmd.args(["listen", &url, "--token", &token, "--event", "task.created", "--timeout", "30"])
+            .args(["--feed", &format!("{url}/api/polling/acme")]);
+        if let Some(s) = since {
+            cmd.args(["--since", s]);
+        }
+        let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(serde_json::from_str(&line).unwrap());
+            }
+        });
+        (child, rx)
+    };
+    let (mut first, mut lines) = start(Some("0"));
+    let mut handled: Vec<(u64, String)> = Vec::new();
+    publish_seqs(&p, 0..20, &mut handles).await;
+    while handled.len() < 12 {
+        let v = within(T, "the first run's events", lines.recv()).await.unwrap();
+        handled.push((v["args"][0]["data"]["seq"].as_u64().unwrap(), v["args"][0]["id"].as_str().unwrap().to_string()));
+    }
+    first.kill().unwrap();
+    let _ = first.wait();
+    // What the first run printed after the 12th line is not handled: the cursor is the 12th's id.
+    let cursor = handled.last().unwrap().1.clone();
+    publish_seqs(&p, 20..30, &mut handles).await;
+    within(T, "the publication", p.flush()).await;
+    let (mut second, mut lines) = start(Some(&cursor));
+    while handled.len() < 30 {
+        let v = within(T, "the second run's events", lines.recv()).await.unwrap();
+        handled.push((v["args"][0]["data"]["seq"].as_u64().unwrap(), v["args"][0]["id"].as_str().unwrap().to_string()));
+    }
+    let seqs: Vec<u64> = handled.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (0..30).collect::<Vec<u64>>(), "every event handled once, in order, across the kill");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), lines.recv()).await.is_err(),
+        "nothing more (no duplicate)"
+    );
+    second.kill().unwrap();
+    let _ = second.wait();
+    within(T, "the shutdown", server.shutdown()).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
