@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs the browser tests of sdk-wasm (sdk-wasm/tests/browser.rs) in headless Chromium against the
-# real Node socket.io test server: starts six servers on ephemeral ports (s0, more s0s for the
+# real Node socket.io test server: starts seven servers on ephemeral ports (s0, more s0s for the
 # kill-transports and block-websocket tests, s1 with connection state recovery, another s1 for the
-# REST feed test, polling-only), and a Node cluster for the cluster tests (redis-server on an
+# REST feed test, polling-only, and an s1 with a 500 + 500 ms heartbeat behind the fault proxy),
+# the fault proxy (testing/node-server/fault-proxy.mjs: a Node TCP proxy that the fault tests
+# switch through its HTTP control port to blackhole, reset every connection, cut WebSocket
+# upgrades or add latency), and a Node cluster for the cluster tests (redis-server on an
 # ephemeral port, then s1 nodes on it with the Redis streams adapter: a pair A/B per test, A
 # ended by the test, and a publisher C), passes their URLs to the
 # test build at compile time, runs `cargo test -p tidings-wasm --target wasm32-unknown-unknown`
@@ -31,29 +34,38 @@ cleanup() {
 fds=()
 trap cleanup EXIT
 
-# Starts a server with `--setup $1` (and any further arguments); prints its base URL. The server
-# exits when its stdin pipe closes, so it also goes away if this script is killed.
-start() {
-  local setup=$1 name=$2
-  shift 2
+# Runs `node "$@"` as $name, its stdin a pipe held by this shell (it exits when the pipe closes,
+# so it also goes away if this script is killed), and waits for its JSON line ({"port":N,...}) in
+# $tmp/$name.out.
+launch() {
+  local name=$1
+  shift
   mkfifo "$tmp/$name.in"
-  node testing/node-server/tidings-test-server.mjs --setup "$setup" "$@" <"$tmp/$name.in" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  node "$@" <"$tmp/$name.in" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
   local fd
   exec {fd}>"$tmp/$name.in"
   fds+=("$fd")
   for _ in $(seq 100); do
-    if grep -q '"port"' "$tmp/$name.out" 2>/dev/null; then
-      local port
-      port=$(sed -E 's/.*"port":([0-9]+).*/\1/' "$tmp/$name.out")
-      echo "http://127.0.0.1:$port"
-      return
-    fi
+    if grep -q '"port"' "$tmp/$name.out" 2>/dev/null; then return; fi
     sleep 0.1
   done
-  echo "test-wasm: the $setup server did not start:" >&2
+  echo "test-wasm: $name did not start:" >&2
   cat "$tmp/$name.err" >&2
   exit 1
+}
+
+# A port from the JSON line of $1: its field $2.
+port_of() {
+  sed -E "s/.*\"$2\":([0-9]+).*/\1/" "$tmp/$1.out"
+}
+
+# Starts a server with `--setup $1` (and any further arguments) as $2; prints its base URL.
+start() {
+  local setup=$1 name=$2
+  shift 2
+  launch "$name" testing/node-server/tidings-test-server.mjs --setup "$setup" "$@"
+  echo "http://127.0.0.1:$(port_of "$name" port)"
 }
 
 # Not in $(...): the servers must be children of this shell, not of a subshell.
@@ -63,6 +75,11 @@ start s1 s1 >"$tmp/url.s1"
 start polling-only polling >"$tmp/url.polling"
 start s0 s0block >"$tmp/url.s0block"
 start s1 s1feed >"$tmp/url.s1feed"
+# The fault tests' server (s1 with the native fault tests' 500 + 500 ms heartbeat) behind the fault
+# proxy; the tests reach the server directly (broadcasts), the proxy's port (the client) and its
+# control port (the faults).
+start s1 s1faults --ping-interval 500 --ping-timeout 500 >"$tmp/url.s1faults"
+launch faultproxy testing/node-server/fault-proxy.mjs --upstream-port "$(port_of s1faults port)"
 # Redis for the cluster, on 127.0.0.1 and a port that was free a moment ago (another port if that
 # one was taken meanwhile), without persistence, in $tmp; killed on exit like the servers.
 redis_port=""
@@ -103,7 +120,11 @@ export TIDINGS_WASM_S1_URL=$(cat "$tmp/url.s1")
 export TIDINGS_WASM_POLLING_ONLY_URL=$(cat "$tmp/url.polling")
 export TIDINGS_WASM_S0_BLOCK_URL=$(cat "$tmp/url.s0block")
 export TIDINGS_WASM_S1_FEED_URL=$(cat "$tmp/url.s1feed")
+export TIDINGS_WASM_FAULT_SERVER_URL=$(cat "$tmp/url.s1faults")
+export TIDINGS_WASM_FAULT_PROXY_URL="http://127.0.0.1:$(port_of faultproxy port)"
+export TIDINGS_WASM_FAULT_CONTROL_URL="http://127.0.0.1:$(port_of faultproxy control)"
 echo "test-wasm: servers s0 $TIDINGS_WASM_S0_URL, s0 (kill) $TIDINGS_WASM_S0_KILL_URL, s1 $TIDINGS_WASM_S1_URL, polling-only $TIDINGS_WASM_POLLING_ONLY_URL, cluster on $redis_url"
+echo "test-wasm: fault proxy $TIDINGS_WASM_FAULT_PROXY_URL (control $TIDINGS_WASM_FAULT_CONTROL_URL) in front of $TIDINGS_WASM_FAULT_SERVER_URL"
 
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}

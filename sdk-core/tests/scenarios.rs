@@ -805,6 +805,35 @@ fn client_disconnect_over_polling_posts_41_then_1() {
     w.assert_clean();
 }
 
+#[test]
+fn a_polling_request_cut_after_the_server_answered_ends_the_session_so_the_next_one_recovers() {
+    // The server answers the pending GET with e2 and the answer is lost with its connection: the
+    // server has no request pending, so it does not notice, and its session would live on until
+    // its heartbeat ended it; meanwhile socket.io restores no session whose socket is still
+    // connected. Leaving a polling session on a failed request, the client POSTs `1` to it, as
+    // socket.io-client does: the server ends it (keeping it for recovery), and the next
+    // connection recovers e2.
+    let mut cfg = config();
+    cfg.transports = TransportConfig::only(TransportKind::Polling);
+    let mut w = World::with(cfg, ServerConfig::default());
+    w.connect();
+    w.run_until(200);
+    assert!(w.connected());
+    w.server_emit("news", r#""e1""#);
+    w.run_until(300);
+    w.server_emit("news", r#""e2""#);
+    w.run_for(5);
+    w.drop_transports();
+    w.run_for(5);
+    assert!(!w.connected());
+    assert!(w.run_until_cond(10_000, World::connected), "{}", w.dump());
+    assert!(connected_state(&w).unwrap().1, "recovered: {}", w.dump());
+    w.run_for(1_000);
+    assert_eq!(names(&w), strs(&["e1", "e2"]));
+    assert_eq!(w.server.disconnects[0].3, "transport close", "ended by the client's goodbye");
+    w.assert_clean();
+}
+
 fn binary_emit(kind: TransportKind) {
     let mut cfg = config();
     cfg.transports = TransportConfig::only(kind);

@@ -39,6 +39,12 @@ const CLUSTER_STOP_POLLING: [Option<&str>; 2] =
 const CLUSTER_CRASH_WS: [Option<&str>; 2] =
     [option_env!("TIDINGS_WASM_CLUSTER_CRASH_WS_A_URL"), option_env!("TIDINGS_WASM_CLUSTER_CRASH_WS_B_URL")];
 const CLUSTER_C: Option<&str> = option_env!("TIDINGS_WASM_CLUSTER_C_URL");
+// The fault proxy (testing/node-server/fault-proxy.mjs): the clients of the fault tests connect
+// to PROXY, the tests switch faults on its control port, and broadcast on SERVER (an s1 with a
+// 500 + 500 ms heartbeat) directly.
+const FAULT_SERVER: Option<&str> = option_env!("TIDINGS_WASM_FAULT_SERVER_URL");
+const FAULT_PROXY: Option<&str> = option_env!("TIDINGS_WASM_FAULT_PROXY_URL");
+const FAULT_CONTROL: Option<&str> = option_env!("TIDINGS_WASM_FAULT_CONTROL_URL");
 
 fn server(url: Option<&'static str>) -> Option<&'static str> {
     assert!(url.is_some(), "no server URL at compile time: run the browser tests with scripts/test-wasm.sh");
@@ -118,6 +124,8 @@ struct Log {
     events: Vec<(String, Array, JsValue, JsValue, JsValue)>,
     feed: Vec<JsValue>,
     states: Vec<JsValue>,
+    /// When each of `states` was reported (`Date.now()`, ms).
+    state_at: Vec<f64>,
     errors: Vec<JsValue>,
 }
 
@@ -141,7 +149,11 @@ impl Harness {
         );
         client.on_event(Some(on_event.into_js_value().unchecked_into()));
         let l = log.clone();
-        let on_state = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| l.borrow_mut().states.push(s));
+        let on_state = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+            let mut log = l.borrow_mut();
+            log.states.push(s);
+            log.state_at.push(js_sys::Date::now());
+        });
         client.on_state(Some(on_state.into_js_value().unchecked_into()));
         let l = log.clone();
         let on_error = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| l.borrow_mut().errors.push(e));
@@ -787,4 +799,270 @@ async fn cluster_a_stopped_node_s_session_is_recovered_on_the_other_node_over_lo
 #[wasm_bindgen_test]
 async fn cluster_a_crashed_node_s_session_is_not_recovered_and_the_client_rejoins() {
     moves_from_a_to_b(CLUSTER_CRASH_WS, "websocket", "cluster:crash-ws", false).await;
+}
+
+// ---------------------------------------------------------------- real network faults
+//
+// docs/RELIABILITY.md, "Fault injection on real sockets": the browser's side of
+// sdk-native/tests/faults_e2e.rs. One proxy and one server for every fault test: wasm-bindgen-test
+// runs a page's tests one after the other, and each test restores the proxy first (pass, no cut,
+// counters at zero) and uses event names and keys of its own.
+
+/// The fault proxy and the server behind it.
+struct Faults {
+    server: &'static str,
+    proxy: &'static str,
+    control: &'static str,
+}
+
+impl Faults {
+    async fn new() -> Option<Self> {
+        let (Some(server), Some(proxy), Some(control)) =
+            (server(FAULT_SERVER), server(FAULT_PROXY), server(FAULT_CONTROL))
+        else {
+            return None;
+        };
+        let f = Faults { server, proxy, control };
+        f.set("/restore").await;
+        Some(f)
+    }
+
+    /// Switches the proxy (`/mode?set=blackhole`, `/reset`, `/cut-upgrades?on=1`, ...).
+    async fn set(&self, path: &str) -> JsValue {
+        let state = control(self.control, "POST", path, "").await;
+        assert!(get(&state, "error").is_undefined(), "{path}: {}", json(&state));
+        state
+    }
+
+    /// One of the proxy's counters (`accepted`, `upgradesCut`, `resets`).
+    async fn counter(&self, name: &str) -> f64 {
+        get(&control(self.control, "GET", "/state", "").await, name).as_f64().unwrap()
+    }
+
+    /// The server broadcasts `event` with each number of `range`, one after the other (stored for
+    /// recovery: each carries an offset).
+    async fn ticks(&self, event: &str, range: std::ops::Range<u32>) {
+        for i in range {
+            let r = control(self.server, "POST", &format!("/control/emit?event={event}"), &format!("[{i}]")).await;
+            assert_eq!(get(&r, "ok"), JsValue::TRUE, "{}", json(&r));
+        }
+    }
+
+    /// Options for a client of the proxy: `transports`, a short backoff, and a 500 ms connect
+    /// timeout (an attempt made into the blackhole gives up soon and tries again), plus `extra`.
+    fn options(transports: &str, extra: &str) -> JsValue {
+        js(&format!(
+            r#"{{"transports":{transports},"reconnectionDelay":100,"reconnectionDelayMax":500,"timeout":500{extra}}}"#
+        ))
+    }
+}
+
+impl Harness {
+    /// The numbers the `event`s carried, in the order they came.
+    fn ticks(&self, event: &str) -> Vec<u32> {
+        let log = self.log.borrow();
+        log.events.iter().filter(|e| e.0 == event).map(|e| e.1.get(0).as_f64().unwrap() as u32).collect()
+    }
+
+    /// Waits for `n` `event`s, then a moment for a duplicate; checks they are `0..n`, in order.
+    async fn expect_ticks(&self, event: &str, n: u32) {
+        self.wait(&format!("{n} {event}"), 10_000, |h| h.count(event) >= n as usize).await;
+        sleep(300).await;
+        assert_eq!(self.ticks(event), (0..n).collect::<Vec<_>>(), "every {event} exactly once, in order");
+    }
+
+    /// The statuses reported from the `from`th state on.
+    fn statuses(&self, from: usize) -> Vec<String> {
+        self.log.borrow().states[from..].iter().map(|s| get(s, "status").as_string().unwrap()).collect()
+    }
+
+    /// Waits for the first state reported after the `from`th that is not `connected`; returns it
+    /// and how long after `since` (`Date.now()`) it came.
+    async fn dropped_after(&self, from: usize, since: f64) -> (JsValue, f64) {
+        self.wait("the disconnect", 10_000, |h| h.statuses(from).iter().any(|s| s != "connected")).await;
+        let log = self.log.borrow();
+        let i = (from..log.states.len()).find(|i| get(&log.states[*i], "status") != "connected").unwrap();
+        (log.states[i].clone(), log.state_at[i] - since)
+    }
+}
+
+/// The heartbeat window: pingInterval + pingTimeout (1 s), plus slack for the timers and the
+/// page; the same bound as the native test.
+const DETECTED_WITHIN_MS: f64 = 2_500.0;
+
+/// (a) and (d): the network goes silent both ways (nothing forwarded or read, no RST) while the
+/// server broadcasts and the client emits with acks. The client notices by the heartbeat within
+/// its window and keeps trying (attempts into the blackhole time out); once the network is back,
+/// its session is recovered, every event arrives exactly once and in order, and every emit made
+/// during the blackhole, on the silent connection before the drop was noticed or while
+/// reconnecting after, reaches the server exactly once and in order. The emits use `retries`
+/// (at-least-once, one in flight, tried again on the next connection): without it an emit
+/// already handed to the silent connection fails with `Disconnected` (docs/RELIABILITY.md). The
+/// server's `count-acks` answers each with how many it has counted for the key, so 1, 2, 3, ...
+/// proves once each, in order.
+async fn a_blackhole_both_ways(transport: &str) {
+    let Some(f) = Faults::new().await else { return };
+    let event = format!("bh-{transport}");
+    let key = format!(r#"[{{"key":"bh-{transport}"}}]"#);
+    let options = Faults::options(&format!(r#"["{transport}"]"#), r#","retries":3,"ackTimeout":3000"#);
+    let h = Harness::connect(f.proxy, &options).await;
+    assert_eq!(get(&h.client.state(), "transport"), transport);
+    let sid = h.client.id().unwrap();
+    let emit = |h: &Harness| -> JsFuture {
+        let ack = h.client.emit("count-acks", &js(&key).unchecked_into(), js(r#"{"ack":true}"#)).unwrap();
+        JsFuture::from(ack.unchecked_into::<Promise>())
+    };
+    f.ticks(&event, 0..5).await;
+    h.wait("5 ticks", 5_000, |h| h.count(&event) == 5).await;
+
+    let from = h.log.borrow().states.len();
+    f.set("/mode?set=blackhole").await;
+    let cut = js_sys::Date::now();
+    let mut acks: Vec<JsFuture> = (0..3).map(|_| emit(&h)).collect();
+    f.ticks(&event, 5..10).await;
+    let (state, detected) = h.dropped_after(from, cut).await;
+    assert_eq!(json(&state), r#"{"status":"disconnected","reason":"ping timeout"}"#, "{transport}");
+    assert!(detected < DETECTED_WITHIN_MS, "{transport}: noticed {detected} ms after the cut");
+    acks.extend((0..3).map(|_| emit(&h)));
+    f.ticks(&event, 10..12).await;
+    // Attempts go into the blackhole and time out meanwhile.
+    h.wait("an attempt timed out", 5_000, |h| !h.log.borrow().errors.is_empty()).await;
+    f.set("/mode?set=pass").await;
+    h.connected().await;
+    assert!(h.client.recovered(), "{transport}: the session is recovered");
+    assert_eq!(h.client.id().unwrap(), sid);
+    f.ticks(&event, 12..15).await;
+    for (i, ack) in acks.into_iter().enumerate() {
+        let got = ack.await.unwrap_or_else(|e| panic!("{transport}: emit {i} failed: {}", json(&e)));
+        assert_eq!(json(&got), format!("[{}]", i + 1), "{transport}: emit {i} counted once, in order");
+    }
+    h.expect_ticks(&event, 15).await;
+    // No copy of an emit arrives late either.
+    assert_eq!(json(&emit(&h).await.unwrap()), "[7]", "{transport}: no emit counted twice");
+    console_log!("fault: blackhole over {transport}: the drop noticed {detected} ms after the cut");
+}
+
+#[wasm_bindgen_test]
+async fn fault_a_blackhole_over_websocket_is_noticed_in_time_and_loses_and_repeats_nothing_either_way() {
+    a_blackhole_both_ways("websocket").await;
+}
+
+#[wasm_bindgen_test]
+async fn fault_a_blackhole_over_long_polling_is_noticed_in_time_and_loses_and_repeats_nothing_either_way() {
+    a_blackhole_both_ways("polling").await;
+}
+
+/// (b) Every connection reset (RST) mid-stream, three times, over WebSocket: each time the
+/// client reconnects and its session is recovered; every event exactly once, in order.
+#[wasm_bindgen_test]
+async fn fault_connections_reset_mid_stream_over_websocket_lose_and_repeat_nothing() {
+    let Some(f) = Faults::new().await else { return };
+    let event = "rst";
+    let h = Harness::connect(f.proxy, &Faults::options(r#"["websocket"]"#, "")).await;
+    let sid = h.client.id().unwrap();
+    let connected = |h: &Harness| h.statuses(0).iter().filter(|s| *s == "connected").count();
+    let mut next = 0;
+    for round in 1..=3 {
+        f.ticks(event, next..next + 10).await;
+        next += 10;
+        let before = connected(&h);
+        f.set("/reset").await;
+        f.ticks(event, next..next + 3).await;
+        next += 3;
+        h.wait(&format!("reconnected after reset {round}"), 10_000, |h| connected(h) > before).await;
+        assert!(h.client.recovered(), "reset {round}: the session is recovered");
+        assert_eq!(h.client.id().unwrap(), sid);
+    }
+    h.expect_ticks(event, next).await;
+    assert!(f.counter("accepted").await >= 4.0, "one connection per reset");
+    assert!(f.counter("resets").await >= 3.0);
+}
+
+/// Every connection reset mid-stream over long-polling, five times. The browser hides most resets:
+/// a request cut on a reused keep-alive connection before any answer came is sent again by the
+/// browser's HTTP stack on a new connection, unseen by the page. When a GET's answer was cut after
+/// the server wrote it, the server takes the resent GET for the next poll and the events in the
+/// lost answer are gone without a trace (Engine.IO's long-polling has no sequence numbers; the
+/// same holds for socket.io-client): docs/RELIABILITY.md. What must hold: nothing repeated,
+/// nothing out of order, every reconnection (a reset the browser did not hide) recovered, and the
+/// session keeps working.
+#[wasm_bindgen_test]
+async fn fault_connections_reset_over_long_polling_repeat_and_reorder_nothing_and_every_reconnection_recovers() {
+    let Some(f) = Faults::new().await else { return };
+    let event = "rst-polling";
+    let h = Harness::connect(f.proxy, &Faults::options(r#"["polling"]"#, "")).await;
+    let mut next = 0;
+    for _ in 0..5 {
+        f.ticks(event, next..next + 4).await;
+        next += 4;
+        f.set("/reset").await;
+        sleep(200).await;
+    }
+    h.connected().await;
+    f.ticks(event, next..next + 4).await;
+    next += 4;
+    h.wait("the last tick", 10_000, |h| h.ticks(event).last() == Some(&(next - 1))).await;
+    sleep(300).await;
+    let got = h.ticks(event);
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "nothing repeated or reordered: {got:?}");
+    let connected: Vec<String> = {
+        let log = h.log.borrow();
+        log.states.iter().filter(|s| get(s, "status") == "connected").map(|s| json(&get(s, "recovered"))).collect()
+    };
+    assert!(connected[1..].iter().all(|r| r == "true"), "every reconnection recovered: {connected:?}");
+    let back = h.emit_ack("echo", &Array::of1(&"still here".into())).await;
+    assert_eq!(json(&back), r#"["still here"]"#);
+    let lost: Vec<u32> = (0..next).filter(|i| !got.contains(i)).collect();
+    console_log!("fault: 5 resets over long-polling: {} reconnections, lost {lost:?}", connected.len() - 1);
+}
+
+/// (c) Long-polling first, with every WebSocket handshake reset by the proxy: the session stays
+/// on long-polling and loses nothing while its probes are cut; once they get through, the next
+/// one upgrades it (same session, no disconnect); every event exactly once, in order.
+#[wasm_bindgen_test]
+async fn fault_cut_upgrades_leave_the_session_on_polling_until_a_probe_gets_through() {
+    let Some(f) = Faults::new().await else { return };
+    let event = "cut";
+    f.set("/cut-upgrades?on=1").await;
+    let h =
+        Harness::connect(f.proxy, &Faults::options(r#"["polling","websocket"]"#, r#","reprobeInterval":300"#)).await;
+    assert_eq!(get(&h.client.state(), "transport"), "polling");
+    let sid = h.client.id().unwrap();
+    f.ticks(event, 0..5).await;
+    // Several probes are cut meanwhile.
+    sleep(700).await;
+    f.ticks(event, 5..10).await;
+    h.wait("10 ticks", 5_000, |h| h.count(event) == 10).await;
+    assert_eq!(get(&h.client.state(), "transport"), "polling", "still on polling");
+    let cut = f.counter("upgradesCut").await;
+    assert!(cut >= 2.0, "probes were cut: {cut}");
+    f.set("/cut-upgrades?on=0").await;
+    h.wait("upgraded to websocket", 5_000, |h| get(&h.client.state(), "transport") == "websocket").await;
+    assert_eq!(h.client.id().unwrap(), sid, "an upgrade, not a new session");
+    f.ticks(event, 10..15).await;
+    h.expect_ticks(event, 15).await;
+    let statuses = h.statuses(0);
+    let first = statuses.iter().position(|s| s == "connected").unwrap();
+    assert!(statuses[first..].iter().all(|s| s == "connected"), "no disconnect: {statuses:?}");
+    console_log!("fault: {cut} upgrade probes cut in 0.7 s (reprobeInterval 300 ms)");
+}
+
+/// Latency (40 ms each way) over both transports: events in order, an ack's round trip crosses
+/// the delay twice.
+#[wasm_bindgen_test]
+async fn fault_latency_keeps_order_and_delays_acks_accordingly() {
+    let Some(f) = Faults::new().await else { return };
+    for transport in ["websocket", "polling"] {
+        let event = format!("lat-{transport}");
+        let h = Harness::connect(f.proxy, &Faults::options(&format!(r#"["{transport}"]"#), "")).await;
+        f.set("/mode?set=latency&ms=40").await;
+        f.ticks(&event, 0..10).await;
+        let t = js_sys::Date::now();
+        let back = h.emit_ack("echo", &Array::of1(&"x".into())).await;
+        let took = js_sys::Date::now() - t;
+        assert_eq!(json(&back), r#"["x"]"#);
+        assert!(took >= 80.0, "{transport}: the ack crossed the delay twice: {took} ms");
+        h.expect_ticks(&event, 10).await;
+        f.set("/mode?set=pass").await;
+    }
 }

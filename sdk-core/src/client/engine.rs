@@ -434,12 +434,8 @@ impl Engine {
         match phase {
             EnginePhase::Open(s) => {
                 if let Active::Poll { get, post } = s.transport {
-                    // The official client POSTs `1` after what is still queued (its DISCONNECTs);
-                    // only one POST may be in flight, so the session drains in the background.
-                    let mut queue = s.queue;
-                    queue.push_back(Packet::Close);
-                    self.draining = Some(Drain { sid: s.sid, max_payload: s.max_payload, post, queue });
-                    self.drain_next(cx);
+                    // The official client POSTs `1` after what is still queued (its DISCONNECTs).
+                    self.goodbye(cx, s.sid, s.max_payload, post, s.queue);
                     if let Some(g) = get {
                         cx.out.push_back(Output::AbortHttp(g));
                     }
@@ -455,6 +451,21 @@ impl Engine {
         }
         self.attempts = 0;
         self.next_server(cx.config, false);
+    }
+
+    /// Leaves polling session `sid`: POSTs what is still in `queue`, then `1`. Only one POST may
+    /// be in flight, so the session drains in the background, after `post` (if any) is answered.
+    fn goodbye(
+        &mut self,
+        cx: &mut Cx<'_>,
+        sid: String,
+        max_payload: u64,
+        post: Option<RequestId>,
+        mut queue: VecDeque<Packet<'static>>,
+    ) {
+        queue.push_back(Packet::Close);
+        self.draining = Some(Drain { sid, max_payload, post, queue });
+        self.drain_next(cx);
     }
 
     /// Sends the next POST of a closing polling session once the previous one is answered.
@@ -751,7 +762,17 @@ impl Engine {
                 self.open_failed(cx, "xhr poll error", Some(Fault::Http(error)))
             }
             EnginePhase::Open(s) => match s.transport {
-                Active::Poll { get, post } if get == Some(id) || post == Some(id) => self.fail(cx, Fault::Http(error)),
+                Active::Poll { get, post } if get == Some(id) || post == Some(id) => {
+                    // The server may not know: a connection cut after it answered, or between two
+                    // polls, leaves it nothing to notice until its heartbeat ends the session, and
+                    // socket.io restores no session whose socket is still connected. Say goodbye
+                    // (`1`, as socket.io-client does when it leaves a polling session), so that it
+                    // ends the session now and the next connection can recover it.
+                    let (sid, max_payload) = (s.sid.clone(), s.max_payload);
+                    let step = self.fail(cx, Fault::Http(error));
+                    self.goodbye(cx, sid, max_payload, None, VecDeque::new());
+                    step
+                }
                 _ => Step::Nothing,
             },
             _ => Step::Nothing,
