@@ -61,6 +61,8 @@ enum Http {
     Unavailable,
     /// Let the server handle it, then close the connection without its answer.
     LoseAnswer,
+    /// Answer this status (a 4xx) without telling the server.
+    Refuse(u16),
 }
 
 const BATCH_PATH: &str = "/internal/v1/emit/batch";
@@ -101,9 +103,14 @@ impl FaultProxy {
         }
         let Ok(mut server) = TcpStream::connect(upstream).await else { return };
         let fault = self.plan.lock().unwrap().pop_front();
-        if let Some(Http::Unavailable) = fault {
-            let answer = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-            let _ = client.write_all(answer).await;
+        let status = match fault {
+            Some(Http::Unavailable) => Some(503),
+            Some(Http::Refuse(status)) => Some(status),
+            _ => None,
+        };
+        if let Some(status) = status {
+            let answer = format!("HTTP/1.1 {status} Refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = client.write_all(answer.as_bytes()).await;
             return;
         }
         if server.write_all(&request).await.is_err() {
@@ -311,6 +318,36 @@ async fn a_batch_with_refused_events_publishes_the_others() {
     assert_eq!((m.published, m.failed, m.retried, m.batches), (9, 2, 0, 1), "{m:?}");
     let seqs: Vec<u64> = feed(addr).await.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (0..9).collect::<Vec<u64>>());
+    within(T, "the shutdown", server.shutdown()).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A batch refused as too large (413) goes one event at a time, and batches go on; a 405 on the
+/// batch path is a server without it, as a 404.
+#[tokio::test]
+async fn a_413_sends_that_batch_one_by_one_and_a_405_stops_batching() {
+    let dir = temp_dir("batch-413");
+    let (addr, server) = serve(&dir, None).await;
+    let faults = FaultProxy::default();
+    let proxy = faults.start(Arc::new(Mutex::new(addr))).await;
+    let publisher = publisher(&format!("http://{proxy}"));
+    let mut handles = Vec::new();
+    for (round, fault, counts) in [
+        (0..10, Some(Http::Refuse(413)), (1, 10)),
+        (10..20, None, (2, 10)),
+        (20..30, Some(Http::Refuse(405)), (3, 20)),
+        (30..40, None, (3, 30)),
+    ] {
+        faults.plan.lock().unwrap().extend(fault);
+        handles.extend(queue_seqs(&publisher, round));
+        within(T, "the flush", publisher.flush()).await;
+        assert_eq!(faults.counts(), counts);
+    }
+    for h in handles {
+        within(T, "a publication's answer", h).await.unwrap();
+    }
+    let seqs: Vec<u64> = feed(addr).await.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..40).collect::<Vec<u64>>());
     within(T, "the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(dir);
 }
