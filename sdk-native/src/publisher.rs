@@ -625,3 +625,58 @@ fn batch_answer(a: Answer, group: &[Ready]) -> Attempt<Vec<Result<Published, Err
     }
     Attempt::Done(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(keys: &[&str]) -> Vec<Ready> {
+        keys.iter().map(|k| Ready { key: (*k).to_string(), body: String::new(), reply: None }).collect()
+    }
+
+    fn answer(status: u16, text: &str) -> Answer {
+        Answer { status, replayed: false, text: text.to_string() }
+    }
+
+    #[test]
+    fn a_batch_answer_is_read_per_event_and_never_trusted() {
+        let g = group(&["a", "b", "c"]);
+        let text = r#"{"results":[{"id":"evt_1","offset":1,"replayed":true},
+            {"error":{"status":400,"code":"invalid_event","message":"reserved"}},{"id":"evt_2"}]}"#;
+        let Attempt::Done(results) = batch_answer(answer(200, text), &g) else { panic!("not done") };
+        assert_eq!(
+            results[0],
+            Ok(Published { id: "evt_1".into(), offset: 1, replayed: true, idempotency_key: "a".into() })
+        );
+        assert_eq!(results[1], Err(Error::Rejected { status: 400, message: "invalid_event: reserved".into() }));
+        assert!(matches!(&results[2], Err(Error::Rejected { status: 200, message }) if message.contains("no id")));
+        // Not one result per event, not JSON, a refusal of the whole batch: every event fails.
+        for (status, text) in [(200, r#"{"results":[]}"#), (200, "<html>"), (200, "[1]")] {
+            assert!(matches!(batch_answer(answer(status, text), &g), Attempt::Fail(Error::Rejected { .. })), "{text}");
+        }
+        let refused =
+            batch_answer(answer(403, r#"{"error":"invalid x-internal-api-key","code":"invalid_api_key"}"#), &g);
+        assert!(
+            matches!(refused, Attempt::Fail(Error::Rejected { status: 403, ref message }) if message == "invalid_api_key: invalid x-internal-api-key")
+        );
+        // A transient status in a result (not in the contract): the whole batch again.
+        let text = r#"{"results":[{"id":"evt_1","offset":1},{"error":{"status":503}},{"error":{}}]}"#;
+        assert!(matches!(batch_answer(answer(200, text), &g), Attempt::Retry(None, _)));
+        // A result's error without a status is a 400.
+        let text = r#"{"results":[{"id":"evt_1","offset":1},{"error":{"status":70000}},{"error":"x"}]}"#;
+        let Attempt::Done(results) = batch_answer(answer(200, text), &g) else { panic!("not done") };
+        assert!(matches!(results[1], Err(Error::Rejected { status: 400, .. })));
+        assert!(matches!(results[2], Err(Error::Rejected { status: 400, .. })));
+    }
+
+    #[test]
+    fn a_single_answer_is_read_as_before() {
+        let ok = Answer { status: 200, replayed: true, text: r#"{"id":"evt_9","offset":9}"#.into() };
+        assert!(matches!(single_answer(ok, "k"), Attempt::Done(Published { offset: 9, replayed: true, .. })));
+        assert!(matches!(single_answer(answer(200, "nope"), "k"), Attempt::Fail(Error::Rejected { status: 200, .. })));
+        let plain = single_answer(answer(418, "short and stout"), "k");
+        assert!(
+            matches!(plain, Attempt::Fail(Error::Rejected { status: 418, ref message }) if message == "short and stout")
+        );
+    }
+}
