@@ -1,17 +1,20 @@
 // `tidings/publisher`: publishes events to rooms or users through a backend's internal API
-// (`POST {url}/internal/emit` with an `x-internal-api-key`; the contract is docs/PUBLISHING.md),
-// from Node, Deno, Bun, Cloudflare Workers or any runtime with `fetch`.
+// (`POST {url}/internal/emit` with an `x-internal-api-key`, and `POST {url}/internal/v1/emit/batch`
+// for several at once; the contract is docs/PUBLISHING.md), from Node, Deno, Bun, Cloudflare
+// Workers or any runtime with `fetch`.
 //
 // Pure TypeScript with no import at all: it never loads the WebAssembly client, so a backend
 // service or an edge function pays nothing for it. The behaviour mirrors the Rust
 // `tidings::Publisher` (sdk-native/src/publisher.rs):
 //
-// - a bounded queue sent in order, one request at a time (the contract has no batch request, and
-//   several requests in flight could land out of order);
+// - a bounded queue sent in order, one request at a time (several in flight could land out of
+//   order): one event alone, or what is queued behind it in one batch request (`batchMax`, 100);
+//   a server without the batch endpoint (404 or 405) gets single requests from then on;
 // - an idempotency key per event (the caller's, or `crypto.randomUUID()`), the same on every
 //   retry, so a retry after a lost answer is never published twice;
 // - transient failures (network errors, timeouts, 408, 425, 429, 5xx) retried with jittered
-//   exponential backoff, `Retry-After` honoured; any other answer fails the event at once;
+//   exponential backoff, `Retry-After` honoured (a batch is retried whole, with its keys); any
+//   other answer fails the event (in a batch, that event) at once;
 // - `flush()`, `close({ timeoutMs })` and `metrics()`.
 
 /** Where an event goes: one room (`tenant:acme`, `user:42`, `chat:7`), or 1 to 1000 users. */
@@ -53,12 +56,14 @@ export interface Published {
 export interface PublisherMetrics {
   /** Events the server accepted (including replays of an earlier publication). */
   readonly published: number;
-  /** Attempts that failed transiently and were retried. */
+  /** Requests that failed transiently and were retried (a batch's retry counts once). */
   readonly retried: number;
   /** Events that failed for good (refused by the server, attempts spent, or closed). */
   readonly failed: number;
   /** Events queued, waiting for room in the queue, or in flight now. */
   readonly queued: number;
+  /** Batch requests sent (retries included): each carried several events. */
+  readonly batches: number;
 }
 
 /** Delay between attempts. */
@@ -109,6 +114,11 @@ export interface PublisherOptions {
   maxAttempts?: number | undefined;
   /** Time allowed for one request, answer included, in ms (default 10000); a request that takes longer is retried. */
   requestTimeoutMs?: number | undefined;
+  /**
+   * Most events sent in one batch request when several are queued (default and most: 100, the
+   * contract's bound; `1` sends one request per event). A batch also stays under 1 MiB.
+   */
+  batchMax?: number | undefined;
   /** The `fetch` to use (default `globalThis.fetch`). */
   fetch?: PublisherFetch | undefined;
   /**
@@ -199,13 +209,17 @@ export class PublisherCloseTimeoutError extends Error {
 interface Job {
   readonly publication: Publication;
   readonly body: string;
+  /** The body's size in UTF-8 bytes. */
+  readonly bytes: number;
   readonly resolve: (p: Published) => void;
   readonly reject: (e: PublishError) => void;
+  /** Published or failed already (`close` may fail it while its request is in flight). */
+  settled: boolean;
 }
 
 /** What one attempt came to. */
-type Attempt =
-  | { readonly kind: "done"; readonly published: Published }
+type Attempt<T> =
+  | { readonly kind: "done"; readonly value: T }
   | { readonly kind: "retry"; readonly afterMs: number | undefined; readonly why: string }
   | { readonly kind: "fail"; readonly error: PublishError };
 
@@ -218,6 +232,9 @@ interface ResolvedBackoff {
 }
 
 const MAX_RETRY_AFTER_MS = 300_000;
+/** Most events in one batch request (the contract's bound), and most bytes of its body. */
+const MAX_BATCH_EVENTS = 100;
+const MAX_BATCH_BYTES = 1 << 20;
 
 /**
  * Publishes events through the server's internal API, in order, each exactly once.
@@ -232,6 +249,9 @@ const MAX_RETRY_AFTER_MS = 300_000;
  */
 export class Publisher<Events extends PublishEventMap = Record<string, unknown>> {
   readonly #endpoint: string;
+  readonly #batchEndpoint: string;
+  /** Most events per request; 1 once the server turned out to have no batch endpoint. */
+  #batchMax: number;
   readonly #apiKey: string;
   readonly #capacity: number;
   readonly #backoff: ResolvedBackoff;
@@ -244,7 +264,8 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
   readonly #queue: Job[] = [];
   /** Events given to `publish` while the queue was full, in order, behind the queue. */
   readonly #waiting: Job[] = [];
-  #inFlight: Job | undefined;
+  /** The events of the request in flight. */
+  #inFlight: Job[] = [];
   #running = false;
   #closed = false;
   /** Aborts the request in flight and the backoff sleep when `close` gives up. */
@@ -253,6 +274,7 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
   #published = 0;
   #retried = 0;
   #failed = 0;
+  #batches = 0;
   /** Events accepted so far, and finished (published or failed) so far. */
   #accepted = 0;
   #done = 0;
@@ -269,6 +291,9 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
       throw new TypeError("Publisher: apiKey is required");
     }
     this.#endpoint = `${url}/internal/emit`;
+    this.#batchEndpoint = `${url}/internal/v1/emit/batch`;
+    const batchMax = Math.floor(positive(options.batchMax, MAX_BATCH_EVENTS, "batchMax"));
+    this.#batchMax = Math.min(MAX_BATCH_EVENTS, Math.max(1, batchMax));
     this.#apiKey = options.apiKey;
     this.#capacity = Math.max(1, Math.floor(positive(options.queue, 10_000, "queue")));
     this.#backoff = resolveBackoff(options.backoff ?? {});
@@ -351,8 +376,8 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
     const ok = await Promise.race([drained, timedOut]);
     clearTimeout(timer);
     if (ok) return;
-    const left = [...(this.#inFlight ? [this.#inFlight] : []), ...this.#queue.splice(0), ...this.#waiting.splice(0)];
-    this.#inFlight = undefined;
+    const inFlight = this.#inFlight.splice(0).filter((job) => !job.settled);
+    const left = [...inFlight, ...this.#queue.splice(0), ...this.#waiting.splice(0)];
     this.#stop.abort();
     for (const job of left) {
       this.#finish(job, new PublisherClosedError("the publisher was closed before the event was published"));
@@ -362,7 +387,13 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
 
   /** What the publisher did so far. */
   metrics(): PublisherMetrics {
-    return { published: this.#published, retried: this.#retried, failed: this.#failed, queued: this.#accepted - this.#done };
+    return {
+      published: this.#published,
+      retried: this.#retried,
+      failed: this.#failed,
+      queued: this.#accepted - this.#done,
+      batches: this.#batches,
+    };
   }
 
   #enqueue(to: PublishTarget, event: string, data: unknown, options: PublishOptions, now: boolean): Promise<Published> {
@@ -391,7 +422,7 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
         reject = rej;
       }),
     );
-    const job: Job = { publication, body, resolve, reject };
+    const job: Job = { publication, body, bytes: utf8Length(body), resolve, reject, settled: false };
     this.#accepted += 1;
     (full ? this.#waiting : this.#queue).push(job);
     if (!this.#running) void this.#run();
@@ -401,21 +432,33 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
   async #run(): Promise<void> {
     this.#running = true;
     try {
-      // One event at a time keeps the order in which they were given.
+      // One request at a time keeps the order in which the events were given.
       for (;;) {
-        const job = this.#queue.shift();
-        if (job === undefined) break;
+        const group = this.#next();
+        if (group.length === 0) break;
         this.#admit();
-        this.#inFlight = job;
-        const result = await this.#deliver(job);
-        if (this.#inFlight !== job) continue; // `close` gave up on it and failed it already
-        this.#inFlight = undefined;
-        this.#finish(job, result);
+        this.#inFlight = group;
+        await this.#deliver(group);
+        this.#inFlight = [];
       }
     } finally {
       this.#running = false;
       if (this.#closed) for (const d of this.#drained.splice(0)) d();
     }
+  }
+
+  /** The next events to send: the first queued, and what is queued behind it within a batch's bounds. */
+  #next(): Job[] {
+    const group: Job[] = [];
+    let bytes = 16;
+    while (group.length < this.#batchMax) {
+      const job = this.#queue[0];
+      if (job === undefined || (group.length > 0 && bytes + job.bytes + 1 > MAX_BATCH_BYTES)) break;
+      bytes += job.bytes + 1;
+      group.push(job);
+      this.#queue.shift();
+    }
+    return group;
   }
 
   /** Moves waiting events into the queue while it has room. */
@@ -429,6 +472,8 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
   }
 
   #finish(job: Job, result: Published | PublishError): void {
+    if (job.settled) return; // `close` gave up on it and failed it already
+    job.settled = true;
     if (result instanceof PublishError) {
       this.#failed += 1;
       job.reject(result);
@@ -448,11 +493,41 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
     for (const f of pending) if (f.target <= done) f.resolve();
   }
 
-  async #deliver(job: Job): Promise<Published | PublishError> {
+  /** Publishes `group` (in one batch request if it has several events) and settles each. */
+  async #deliver(group: Job[]): Promise<void> {
+    if (group.length > 1) {
+      const body = `{"events":[${group.map((j) => j.body).join(",")}]}`;
+      const results = await this.#send(true, body, (status, text) => batchAnswer(status, text, group));
+      if (!(results instanceof PublishError)) {
+        group.forEach((job, i) => this.#finish(job, results[i] as Published | PublishError));
+        return;
+      }
+      const status = results instanceof PublishRejectedError ? results.status : 0;
+      if (status === 404 || status === 405) {
+        // A server without the batch endpoint: one request per event from now on.
+        this.#batchMax = 1;
+      } else if (status !== 413) {
+        for (const job of group) this.#finish(job, results);
+        return;
+      } // 413: larger than this server takes at once; these go one by one.
+    }
+    for (const job of group) {
+      const key = job.publication.idempotencyKey;
+      this.#finish(job, await this.#send(false, job.body, (status, text, res) => singleAnswer(status, text, res, key)));
+    }
+  }
+
+  /** Sends `body` until `read` takes the answer or fails, retrying transient failures with the backoff. */
+  async #send<T>(
+    batch: boolean,
+    body: string,
+    read: (status: number, text: string, res: PublisherResponse) => Attempt<T>,
+  ): Promise<T | PublishError> {
     for (let attempt = 1; ; attempt++) {
       if (this.#stop.signal.aborted) return new PublisherClosedError();
-      const a = await this.#attempt(job);
-      if (a.kind === "done") return a.published;
+      if (batch) this.#batches += 1;
+      const a = await this.#attempt(batch ? this.#batchEndpoint : this.#endpoint, body, read);
+      if (a.kind === "done") return a.value;
       if (a.kind === "fail") return a.error;
       if (attempt >= this.#maxAttempts) return new PublishGaveUpError(attempt, a.why);
       if (this.#stop.signal.aborted) return new PublisherClosedError();
@@ -461,21 +536,28 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
     }
   }
 
-  async #attempt(job: Job): Promise<Attempt> {
+  async #attempt<T>(
+    url: string,
+    body: string,
+    read: (status: number, text: string, res: PublisherResponse) => Attempt<T>,
+  ): Promise<Attempt<T>> {
     const abort = new AbortController();
     const onStop = (): void => abort.abort();
     this.#stop.signal.addEventListener("abort", onStop);
     const timer = setTimeout(() => abort.abort(), this.#requestTimeoutMs);
     try {
-      const res = await this.#fetch(this.#endpoint, {
+      const res = await this.#fetch(url, {
         method: "POST",
         headers: { "content-type": "application/json", "x-internal-api-key": this.#apiKey },
-        body: job.body,
+        body,
         signal: abort.signal,
       });
       // The answer's body is read within the same time limit.
       const text = await res.text();
-      return answer(res, text, job.publication.idempotencyKey);
+      if (transient(res.status)) {
+        return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), why: `HTTP ${res.status}` };
+      }
+      return read(res.status, text, res);
     } catch (e) {
       const why = abort.signal.aborted ? `no answer within ${this.#requestTimeoutMs} ms` : describe(e);
       return { kind: "retry", afterMs: undefined, why };
@@ -486,33 +568,83 @@ export class Publisher<Events extends PublishEventMap = Record<string, unknown>>
   }
 }
 
-/** Reads the server's answer to one attempt. */
-function answer(res: PublisherResponse, text: string, key: string): Attempt {
-  const status = res.status;
-  if (status >= 200 && status < 300) {
-    const v = parseJson(text);
-    const id = field(v, "id");
-    const offset = field(v, "offset");
-    if (typeof id === "string" && typeof offset === "number") {
-      const replayed = res.headers.get("idempotent-replayed") === "true";
-      return { kind: "done", published: { id, offset, replayed, idempotencyKey: key } };
-    }
-    const error = new PublishRejectedError(status, undefined, `the answer has no id and offset: ${text.slice(0, 200)}`);
-    return { kind: "fail", error };
-  }
-  if (status === 408 || status === 425 || status === 429 || status >= 500) {
-    return { kind: "retry", afterMs: retryAfterMs(res.headers.get("retry-after")), why: `HTTP ${status}` };
-  }
-  // The reference server answers `{"error": "<what>", "code": "<stable code>"}`.
+/** Whether an answer with this status is worth retrying as it is. */
+function transient(status: number): boolean {
+  return status === 408 || status === 425 || status === 429 || status >= 500;
+}
+
+/** A refusal: the reference server answers `{"error": "<what>", "code": "<stable code>"}`. */
+function refusal(status: number, text: string): PublishRejectedError {
   const v = parseJson(text);
   const code = field(v, "code");
   const message = field(v, "error");
-  const error = new PublishRejectedError(
+  return new PublishRejectedError(
     status,
     typeof code === "string" ? code : undefined,
     typeof message === "string" ? message : text.slice(0, 500),
   );
+}
+
+/** Where an event landed, from `{"id", "offset"}` (and `replayed` in a batch's results). */
+function landed(v: unknown, replayed: boolean, key: string): Published | undefined {
+  const id = field(v, "id");
+  const offset = field(v, "offset");
+  if (typeof id !== "string" || typeof offset !== "number") return undefined;
+  return { id, offset, replayed: replayed || field(v, "replayed") === true, idempotencyKey: key };
+}
+
+/** The answer to `POST /internal/emit`. */
+function singleAnswer(status: number, text: string, res: PublisherResponse, key: string): Attempt<Published> {
+  if (status < 200 || status >= 300) return { kind: "fail", error: refusal(status, text) };
+  const published = landed(parseJson(text), res.headers.get("idempotent-replayed") === "true", key);
+  if (published !== undefined) return { kind: "done", value: published };
+  const error = new PublishRejectedError(status, undefined, `the answer has no id and offset: ${text.slice(0, 200)}`);
   return { kind: "fail", error };
+}
+
+/** The answer to `POST /internal/v1/emit/batch`: one result per event of `group`, in order. */
+function batchAnswer(status: number, text: string, group: readonly Job[]): Attempt<(Published | PublishError)[]> {
+  if (status < 200 || status >= 300) return { kind: "fail", error: refusal(status, text) };
+  const results = field(parseJson(text), "results");
+  if (!Array.isArray(results) || results.length !== group.length) {
+    const message = `the answer has no result for each of the ${group.length} events: ${text.slice(0, 200)}`;
+    return { kind: "fail", error: new PublishRejectedError(status, undefined, message) };
+  }
+  const out: (Published | PublishError)[] = [];
+  for (const [i, r] of results.entries()) {
+    const key = (group[i] as Job).publication.idempotencyKey;
+    const e = field(r, "error");
+    if (e === undefined) {
+      const published = landed(r, false, key);
+      const malformed = `a result has no id and offset: ${JSON.stringify(r).slice(0, 200)}`;
+      out.push(published ?? new PublishRejectedError(status, undefined, malformed));
+      continue;
+    }
+    const s = field(e, "status");
+    const eventStatus = typeof s === "number" ? s : 400;
+    // Not in the contract (such a failure fails the whole request): the whole batch is sent
+    // again with its keys, which keeps the order.
+    if (transient(eventStatus)) return { kind: "retry", afterMs: undefined, why: `HTTP ${eventStatus} for an event of the batch` };
+    const code = field(e, "code");
+    const message = field(e, "message");
+    out.push(new PublishRejectedError(eventStatus, typeof code === "string" ? code : undefined, typeof message === "string" ? message : ""));
+  }
+  return { kind: "done", value: out };
+}
+
+/** The length of `s` in UTF-8 bytes. */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      n += 4; // a surrogate pair
+      i += 1;
+    } else n += 3;
+  }
+  return n;
 }
 
 function requestBody(p: Publication, data: unknown): string {

@@ -1,13 +1,16 @@
 //! Publishing from a backend service: events to rooms or users through the server's internal API
-//! (`POST {url}/internal/emit` with an `x-internal-api-key`; the contract is in docs/PUBLISHING.md).
+//! (`POST {url}/internal/emit` with an `x-internal-api-key`, and `POST
+//! {url}/internal/v1/emit/batch` for several at once; the contract is in docs/PUBLISHING.md).
 //!
 //! A [`Publisher`] owns a bounded queue and one worker task that sends the queued events in order,
-//! one at a time. Every event has an idempotency key (the caller's, or a fresh one from the core's
-//! generator) that stays the same across retries, so a retry after a lost answer is never
-//! published twice. Transient failures (network errors, timeouts, 408, 425, 429 and 5xx) are
-//! retried with jittered exponential backoff (`Retry-After` is honoured); other answers fail the
-//! event at once. [`Publisher::flush`] waits for what is queued, [`Publisher::close`] also stops
-//! the worker, and [`Publisher::metrics`] counts what happened.
+//! one request at a time: one event alone, or, when several are waiting, up to
+//! [`PublisherBuilder::batch`] of them in one batch request (a server without the batch endpoint
+//! gets single requests). Every event has an idempotency key (the caller's, or a fresh one from
+//! the core's generator) that stays the same across retries, so a retry after a lost answer is
+//! never published twice. Transient failures (network errors, timeouts, 408, 425, 429 and 5xx)
+//! are retried with jittered exponential backoff (`Retry-After` is honoured); other answers fail
+//! the event (in a batch: that event) at once. [`Publisher::flush`] waits for what is queued,
+//! [`Publisher::close`] also stops the worker, and [`Publisher::metrics`] counts what happened.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,12 +122,14 @@ pub struct Published {
 pub struct PublisherMetrics {
     /// Events the server accepted (including replays of an earlier publication).
     pub published: u64,
-    /// Attempts that failed transiently and were retried.
+    /// Requests that failed transiently and were retried (a batch's retry counts once).
     pub retried: u64,
     /// Events that failed for good (rejected by the server, attempts spent, or closed).
     pub failed: u64,
     /// Events queued or in flight now.
     pub queued: u64,
+    /// Batch requests sent (retries included): each carried several events.
+    pub batches: u64,
 }
 
 /// Configures a [`Publisher`].
@@ -136,6 +141,7 @@ pub struct PublisherBuilder {
     backoff: BackoffStrategy,
     max_attempts: Option<u32>,
     request_timeout: Duration,
+    batch_max: usize,
 }
 
 impl PublisherBuilder {
@@ -171,6 +177,13 @@ impl PublisherBuilder {
         self
     }
 
+    /// Most events sent in one batch request when several are queued (default and most: 100, the
+    /// contract's bound; `1` sends one request per event). A batch also stays under 1 MiB.
+    pub fn batch(mut self, events: usize) -> Self {
+        self.batch_max = events.clamp(1, MAX_BATCH_EVENTS);
+        self
+    }
+
     /// Starts the publisher's worker on the current tokio runtime.
     pub fn build(self) -> Result<Publisher, Error> {
         let url = self.url.trim_end_matches('/').to_string();
@@ -185,6 +198,8 @@ impl PublisherBuilder {
         let worker = Worker {
             http,
             endpoint: format!("{url}/internal/emit"),
+            batch_endpoint: format!("{url}/internal/v1/emit/batch"),
+            batch_max: self.batch_max,
             api_key,
             backoff: self.backoff,
             max_attempts: self.max_attempts,
@@ -201,6 +216,7 @@ impl PublisherBuilder {
 struct Shared {
     published: AtomicU64,
     retried: AtomicU64,
+    batches: AtomicU64,
     failed: AtomicU64,
     /// Events accepted by `publish` so far.
     enqueued: AtomicU64,
@@ -264,6 +280,7 @@ impl Publisher {
             backoff: BackoffStrategy::SocketIo { min_ms: 200, max_ms: 10_000, factor: 2.0, randomization: 0.5 },
             max_attempts: None,
             request_timeout: Duration::from_secs(10),
+            batch_max: MAX_BATCH_EVENTS,
         }
     }
 
@@ -335,6 +352,7 @@ impl Publisher {
             retried: s.retried.load(Ordering::SeqCst),
             failed: s.failed.load(Ordering::SeqCst),
             queued: s.enqueued.load(Ordering::SeqCst).saturating_sub(done),
+            batches: s.batches.load(Ordering::SeqCst),
         }
     }
 }
@@ -346,9 +364,17 @@ impl Drop for Publisher {
     }
 }
 
+/// Most events in one batch request (the contract's bound).
+const MAX_BATCH_EVENTS: usize = 100;
+/// Most bytes of a batch request's body (the reference server's default bound).
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
 struct Worker {
     http: reqwest::Client,
     endpoint: String,
+    batch_endpoint: String,
+    /// Most events per request; 1 once the server turned out to have no batch endpoint.
+    batch_max: usize,
     api_key: String,
     backoff: BackoffStrategy,
     max_attempts: Option<u32>,
@@ -357,39 +383,130 @@ struct Worker {
     shared: Arc<Shared>,
 }
 
+/// A queued event with its idempotency key and its request body, ready to send.
+struct Ready {
+    key: String,
+    body: String,
+    reply: Option<oneshot::Sender<Result<Published, Error>>>,
+}
+
 /// What one attempt came to.
-enum Attempt {
-    Done(Published),
+enum Attempt<T> {
+    Done(T),
     /// Try again, after this long if the server said so.
     Retry(Option<Duration>, String),
     Fail(Error),
 }
 
+/// The server's answer to one request that is not to be retried as it is.
+struct Answer {
+    status: u16,
+    replayed: bool,
+    text: String,
+}
+
 impl Worker {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        // One event at a time keeps the order in which they were queued.
-        while let Some(job) = rx.recv().await {
-            let result = self.deliver(&job.publication).await;
-            match &result {
-                Ok(_) => self.shared.published.fetch_add(1, Ordering::SeqCst),
-                Err(_) => self.shared.failed.fetch_add(1, Ordering::SeqCst),
+        // One request at a time keeps the order in which the events were queued.
+        let mut next: Option<Ready> = None;
+        loop {
+            let first = match next.take() {
+                Some(ready) => ready,
+                None => match rx.recv().await {
+                    Some(job) => self.ready(job),
+                    None => break,
+                },
             };
-            self.shared.done.fetch_add(1, Ordering::SeqCst);
-            self.shared.progress.notify_waiters();
-            if let Some(reply) = job.reply {
-                let _ = reply.send(result);
+            // What else is queued already goes with it, within the batch's bounds.
+            let mut bytes = first.body.len();
+            let mut group = vec![first];
+            while group.len() < self.batch_max {
+                let Ok(job) = rx.try_recv() else { break };
+                let ready = self.ready(job);
+                bytes += ready.body.len() + 1;
+                if bytes + 16 > MAX_BATCH_BYTES {
+                    next = Some(ready);
+                    break;
+                }
+                group.push(ready);
             }
+            self.deliver(group).await;
         }
     }
 
-    async fn deliver(&mut self, p: &Publication) -> Result<Published, Error> {
-        let key = p.idempotency_key.clone().unwrap_or_else(|| self.rng.token(20));
-        let body = p.body(&key).to_string();
+    fn ready(&mut self, job: Job) -> Ready {
+        let key = job.publication.idempotency_key.clone().unwrap_or_else(|| self.rng.token(20));
+        let body = job.publication.body(&key).to_string();
+        Ready { key, body, reply: job.reply }
+    }
+
+    /// Publishes `group` (in one batch request if it has several events), then answers each.
+    async fn deliver(&mut self, group: Vec<Ready>) {
+        if group.len() > 1 {
+            let events: Vec<&str> = group.iter().map(|r| r.body.as_str()).collect();
+            let body = format!(r#"{{"events":[{}]}}"#, events.join(","));
+            let what = format!("a batch of {} events", group.len());
+            match self.send(true, &body, &what, |a| batch_answer(a, &group)).await {
+                Ok(results) => {
+                    for (ready, result) in group.into_iter().zip(results) {
+                        self.finish(ready, result);
+                    }
+                    return;
+                }
+                Err(Error::Rejected { status: 404 | 405, .. }) => {
+                    tracing::debug!("the server has no batch endpoint: one request per event from now on");
+                    self.batch_max = 1;
+                }
+                // Larger than this server takes at once: these go one by one.
+                Err(Error::Rejected { status: 413, .. }) => {}
+                Err(e) => {
+                    for ready in group {
+                        self.finish(ready, Err(e.clone()));
+                    }
+                    return;
+                }
+            }
+        }
+        for ready in group {
+            let result = self.send(false, &ready.body, "an event", |a| single_answer(a, &ready.key)).await;
+            self.finish(ready, result);
+        }
+    }
+
+    fn finish(&self, ready: Ready, result: Result<Published, Error>) {
+        match &result {
+            Ok(_) => self.shared.published.fetch_add(1, Ordering::SeqCst),
+            Err(_) => self.shared.failed.fetch_add(1, Ordering::SeqCst),
+        };
+        self.shared.done.fetch_add(1, Ordering::SeqCst);
+        self.shared.progress.notify_waiters();
+        if let Some(reply) = ready.reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Sends `body` (to the batch endpoint if `batch`) until `read` takes the answer or fails,
+    /// retrying transient failures with the backoff.
+    async fn send<T>(
+        &mut self,
+        batch: bool,
+        body: &str,
+        what: &str,
+        read: impl Fn(Answer) -> Attempt<T>,
+    ) -> Result<T, Error> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            match self.attempt(&body, &key).await {
-                Attempt::Done(published) => return Ok(published),
+            if batch {
+                self.shared.batches.fetch_add(1, Ordering::SeqCst);
+            }
+            let answer = match self.post(batch, body).await {
+                Attempt::Done(answer) => read(answer),
+                Attempt::Retry(after, why) => Attempt::Retry(after, why),
+                Attempt::Fail(e) => Attempt::Fail(e),
+            };
+            match answer {
+                Attempt::Done(done) => return Ok(done),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry(after, why) => {
                     if self.max_attempts.is_some_and(|max| attempt >= max) {
@@ -398,17 +515,18 @@ impl Worker {
                     self.shared.retried.fetch_add(1, Ordering::SeqCst);
                     let delay = after
                         .unwrap_or_else(|| Duration::from_millis(self.backoff.delay_ms(attempt - 1, &mut self.rng)));
-                    tracing::debug!(event = %p.event, attempt, delay_ms = delay.as_millis() as u64, %why, "publish retried");
+                    tracing::debug!(what, attempt, delay_ms = delay.as_millis() as u64, %why, "publish retried");
                     tokio::time::sleep(delay).await;
                 }
             }
         }
     }
 
-    async fn attempt(&self, body: &str, key: &str) -> Attempt {
+    /// One request: its answer, or a transient failure to retry.
+    async fn post(&self, batch: bool, body: &str) -> Attempt<Answer> {
         let request = self
             .http
-            .post(&self.endpoint)
+            .post(if batch { &self.batch_endpoint } else { &self.endpoint })
             .header("content-type", "application/json")
             .header("x-internal-api-key", &self.api_key)
             .body(body.to_string())
@@ -430,24 +548,135 @@ impl Worker {
             Ok(t) => t,
             Err(e) => return Attempt::Retry(None, e.without_url().to_string()),
         };
-        match status {
-            200..=299 => {
-                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                match (v.get("id").and_then(Value::as_str), v.get("offset").and_then(Value::as_u64)) {
-                    (Some(id), Some(offset)) => Attempt::Done(Published {
-                        id: id.to_string(),
-                        offset,
-                        replayed,
-                        idempotency_key: key.to_string(),
-                    }),
-                    _ => Attempt::Fail(Error::Rejected {
-                        status,
-                        message: format!("the answer has no id and offset: {text:.200}"),
-                    }),
-                }
-            }
-            408 | 425 | 429 | 500..=599 => Attempt::Retry(retry_after, format!("HTTP {status}")),
-            _ => Attempt::Fail(Error::Rejected { status, message: format!("{text:.500}") }),
+        if transient(status) {
+            return Attempt::Retry(retry_after, format!("HTTP {status}"));
         }
+        Attempt::Done(Answer { status, replayed, text })
+    }
+}
+
+/// Whether an answer with this status is worth retrying as it is.
+fn transient(status: u16) -> bool {
+    matches!(status, 408 | 425 | 429 | 500..=599)
+}
+
+/// A refusal's message: `code: what` from the reference server's `{"error", "code"}`, or the
+/// answer's text.
+fn refusal(text: &str) -> String {
+    let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    match (v.get("code").and_then(Value::as_str), v.get("error").and_then(Value::as_str)) {
+        (Some(code), Some(what)) => format!("{code}: {what:.500}"),
+        _ => format!("{text:.500}"),
+    }
+}
+
+/// Where an event landed, from `{"id", "offset"}` (and `replayed` in a batch's results).
+fn published(v: &Value, replayed: bool, key: &str) -> Option<Published> {
+    let id = v.get("id").and_then(Value::as_str)?;
+    let offset = v.get("offset").and_then(Value::as_u64)?;
+    let replayed = replayed || v.get("replayed").and_then(Value::as_bool).unwrap_or(false);
+    Some(Published { id: id.to_string(), offset, replayed, idempotency_key: key.to_string() })
+}
+
+/// The answer to `POST /internal/emit`.
+fn single_answer(a: Answer, key: &str) -> Attempt<Published> {
+    if !(200..300).contains(&a.status) {
+        return Attempt::Fail(Error::Rejected { status: a.status, message: refusal(&a.text) });
+    }
+    let v: Value = serde_json::from_str(&a.text).unwrap_or(Value::Null);
+    match published(&v, a.replayed, key) {
+        Some(p) => Attempt::Done(p),
+        None => Attempt::Fail(Error::Rejected {
+            status: a.status,
+            message: format!("the answer has no id and offset: {:.200}", a.text),
+        }),
+    }
+}
+
+/// The answer to `POST /internal/v1/emit/batch`: one result per event of `group`, in order.
+fn batch_answer(a: Answer, group: &[Ready]) -> Attempt<Vec<Result<Published, Error>>> {
+    if !(200..300).contains(&a.status) {
+        return Attempt::Fail(Error::Rejected { status: a.status, message: refusal(&a.text) });
+    }
+    let v: Value = serde_json::from_str(&a.text).unwrap_or(Value::Null);
+    let results = v.get("results").and_then(Value::as_array).filter(|r| r.len() == group.len());
+    let Some(results) = results else {
+        let message = format!("the answer has no result for each of the {} events: {:.200}", group.len(), a.text);
+        return Attempt::Fail(Error::Rejected { status: a.status, message });
+    };
+    let mut out = Vec::with_capacity(results.len());
+    for (r, ready) in results.iter().zip(group) {
+        let Some(e) = r.get("error") else {
+            out.push(published(r, false, &ready.key).ok_or_else(|| Error::Rejected {
+                status: a.status,
+                message: format!("a result has no id and offset: {:.200}", r.to_string()),
+            }));
+            continue;
+        };
+        let status = e.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok()).unwrap_or(400);
+        if transient(status) {
+            // Not in the contract (such a failure fails the whole request); the whole batch is
+            // sent again with its keys, which keeps the order.
+            return Attempt::Retry(None, format!("HTTP {status} for an event of the batch"));
+        }
+        let code = e.get("code").and_then(Value::as_str).unwrap_or("refused");
+        let what = e.get("message").and_then(Value::as_str).unwrap_or("");
+        out.push(Err(Error::Rejected { status, message: format!("{code}: {what:.500}") }));
+    }
+    Attempt::Done(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(keys: &[&str]) -> Vec<Ready> {
+        keys.iter().map(|k| Ready { key: (*k).to_string(), body: String::new(), reply: None }).collect()
+    }
+
+    fn answer(status: u16, text: &str) -> Answer {
+        Answer { status, replayed: false, text: text.to_string() }
+    }
+
+    #[test]
+    fn a_batch_answer_is_read_per_event_and_never_trusted() {
+        let g = group(&["a", "b", "c"]);
+        let text = r#"{"results":[{"id":"evt_1","offset":1,"replayed":true},
+            {"error":{"status":400,"code":"invalid_event","message":"reserved"}},{"id":"evt_2"}]}"#;
+        let Attempt::Done(results) = batch_answer(answer(200, text), &g) else { panic!("not done") };
+        assert_eq!(
+            results[0],
+            Ok(Published { id: "evt_1".into(), offset: 1, replayed: true, idempotency_key: "a".into() })
+        );
+        assert_eq!(results[1], Err(Error::Rejected { status: 400, message: "invalid_event: reserved".into() }));
+        assert!(matches!(&results[2], Err(Error::Rejected { status: 200, message }) if message.contains("no id")));
+        // Not one result per event, not JSON, a refusal of the whole batch: every event fails.
+        for (status, text) in [(200, r#"{"results":[]}"#), (200, "<html>"), (200, "[1]")] {
+            assert!(matches!(batch_answer(answer(status, text), &g), Attempt::Fail(Error::Rejected { .. })), "{text}");
+        }
+        let refused =
+            batch_answer(answer(403, r#"{"error":"invalid x-internal-api-key","code":"invalid_api_key"}"#), &g);
+        assert!(
+            matches!(refused, Attempt::Fail(Error::Rejected { status: 403, ref message }) if message == "invalid_api_key: invalid x-internal-api-key")
+        );
+        // A transient status in a result (not in the contract): the whole batch again.
+        let text = r#"{"results":[{"id":"evt_1","offset":1},{"error":{"status":503}},{"error":{}}]}"#;
+        assert!(matches!(batch_answer(answer(200, text), &g), Attempt::Retry(None, _)));
+        // A result's error without a status is a 400.
+        let text = r#"{"results":[{"id":"evt_1","offset":1},{"error":{"status":70000}},{"error":"x"}]}"#;
+        let Attempt::Done(results) = batch_answer(answer(200, text), &g) else { panic!("not done") };
+        assert!(matches!(results[1], Err(Error::Rejected { status: 400, .. })));
+        assert!(matches!(results[2], Err(Error::Rejected { status: 400, .. })));
+    }
+
+    #[test]
+    fn a_single_answer_is_read_as_before() {
+        let ok = Answer { status: 200, replayed: true, text: r#"{"id":"evt_9","offset":9}"#.into() };
+        assert!(matches!(single_answer(ok, "k"), Attempt::Done(Published { offset: 9, replayed: true, .. })));
+        assert!(matches!(single_answer(answer(200, "nope"), "k"), Attempt::Fail(Error::Rejected { status: 200, .. })));
+        let plain = single_answer(answer(418, "short and stout"), "k");
+        assert!(
+            matches!(plain, Attempt::Fail(Error::Rejected { status: 418, ref message }) if message == "short and stout")
+        );
     }
 }

@@ -8,6 +8,7 @@ mod common;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,49 +54,82 @@ async fn feed(addr: SocketAddr) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// What the HTTP fault proxy does to the next request.
+/// What the HTTP fault proxy does to the next request that reaches the server.
 #[derive(Debug, Clone, Copy)]
 enum Http {
     /// Answer 503 without telling the server.
     Unavailable,
     /// Let the server handle it, then close the connection without its answer.
     LoseAnswer,
+    /// Answer this status (a 4xx) without telling the server.
+    Refuse(u16),
 }
 
-/// An HTTP/1.1 proxy in front of `upstream` that applies `plan` to the next requests, one
-/// request per connection (it asks the server to close after answering).
-async fn http_fault_proxy(upstream: Arc<Mutex<SocketAddr>>, plan: Arc<Mutex<VecDeque<Http>>>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let (upstream, plan) = (upstream.clone(), plan.clone());
-            tokio::spawn(async move {
-                let Some(request) = read_request(&mut client).await else { return };
-                let fault = plan.lock().unwrap().pop_front();
-                if let Some(Http::Unavailable) = fault {
-                    let _ = client
-                        .write_all(
-                            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                        )
-                        .await;
-                    return;
-                }
-                let to = *upstream.lock().unwrap();
-                let Ok(mut server) = TcpStream::connect(to).await else { return };
-                if server.write_all(&request).await.is_err() {
-                    return;
-                }
-                let mut answer = Vec::new();
-                let _ = server.read_to_end(&mut answer).await;
-                if let Some(Http::LoseAnswer) = fault {
-                    return; // the server did it; the client never hears
-                }
-                let _ = client.write_all(&answer).await;
-            });
+const BATCH_PATH: &str = "/internal/v1/emit/batch";
+
+/// An HTTP/1.1 proxy in front of `upstream`, one request per connection (it asks the server to
+/// close after answering). It applies `plan` to the next requests while the server is up (when
+/// it is down, the client's connection is closed without an answer), records the path of every
+/// request it gets, and answers 404 to batch requests while `no_batch` is set (a server without
+/// the batch endpoint).
+#[derive(Clone, Default)]
+struct FaultProxy {
+    plan: Arc<Mutex<VecDeque<Http>>>,
+    requests: Arc<Mutex<Vec<String>>>,
+    no_batch: Arc<AtomicBool>,
+}
+
+impl FaultProxy {
+    async fn start(&self, upstream: Arc<Mutex<SocketAddr>>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let proxy = self.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(proxy.clone().handle(client, *upstream.lock().unwrap()));
+            }
+        });
+        addr
+    }
+
+    async fn handle(self, mut client: TcpStream, upstream: SocketAddr) {
+        let Some(request) = read_request(&mut client).await else { return };
+        let path = String::from_utf8_lossy(&request).split(' ').nth(1).unwrap_or_default().to_string();
+        self.requests.lock().unwrap().push(path.clone());
+        if path == BATCH_PATH && self.no_batch.load(Ordering::SeqCst) {
+            let answer = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+            let _ = client.write_all(answer).await;
+            return;
         }
-    });
-    addr
+        let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+        let fault = self.plan.lock().unwrap().pop_front();
+        let status = match fault {
+            Some(Http::Unavailable) => Some(503),
+            Some(Http::Refuse(status)) => Some(status),
+            _ => None,
+        };
+        if let Some(status) = status {
+            let answer = format!("HTTP/1.1 {status} Refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = client.write_all(answer.as_bytes()).await;
+            return;
+        }
+        if server.write_all(&request).await.is_err() {
+            return;
+        }
+        let mut answer = Vec::new();
+        let _ = server.read_to_end(&mut answer).await;
+        if let Some(Http::LoseAnswer) = fault {
+            return; // the server did it; the client never hears
+        }
+        let _ = client.write_all(&answer).await;
+    }
+
+    /// Requests received so far: (to the batch endpoint, to the single one).
+    fn counts(&self) -> (usize, usize) {
+        let requests = self.requests.lock().unwrap();
+        let batches = requests.iter().filter(|p| *p == BATCH_PATH).count();
+        (batches, requests.len() - batches)
+    }
 }
 
 /// Reads one request (headers and a content-length body) and adds `connection: close`.
@@ -137,12 +171,17 @@ async fn read_request(client: &mut TcpStream) -> Option<Vec<u8>> {
     Some(out)
 }
 
+fn builder(url: &str) -> tidings::PublisherBuilder {
+    Publisher::builder(url).api_key(KEY).backoff(BackoffStrategy::SocketIo {
+        min_ms: 50,
+        max_ms: 400,
+        factor: 2.0,
+        randomization: 0.5,
+    })
+}
+
 fn publisher(url: &str) -> Publisher {
-    Publisher::builder(url)
-        .api_key(KEY)
-        .backoff(BackoffStrategy::SocketIo { min_ms: 50, max_ms: 400, factor: 2.0, randomization: 0.5 })
-        .build()
-        .unwrap()
+    builder(url).build().unwrap()
 }
 
 /// Queues `task.created` with `{"seq": n}` for each `n`, keeping the handles.
@@ -153,6 +192,7 @@ async fn publish_seqs(publisher: &Publisher, seqs: std::ops::Range<u64>, handles
     }
 }
 
+/// One request per event (`batch(1)`): the single endpoint through the faults.
 #[tokio::test]
 async fn retries_through_a_restart_5xx_and_lost_answers_publish_each_event_once_in_order() {
     let dir = temp_dir("retries");
@@ -160,9 +200,10 @@ async fn retries_through_a_restart_5xx_and_lost_answers_publish_each_event_once_
     let upstream = Arc::new(Mutex::new(addr));
     // Request 3 is handled but its answer lost, 4 and 5 get a 503 (then the retry of 3 is
     // answered from the idempotency key), and the server restarts in the middle of the stream.
-    let plan = Arc::new(Mutex::new(VecDeque::new()));
-    let proxy = http_fault_proxy(upstream.clone(), plan.clone()).await;
-    let publisher = publisher(&format!("http://{proxy}"));
+    let faults = FaultProxy::default();
+    let plan = faults.plan.clone();
+    let proxy = faults.start(upstream.clone()).await;
+    let publisher = builder(&format!("http://{proxy}")).batch(1).build().unwrap();
 
     let mut handles = Vec::new();
     publish_seqs(&publisher, 0..2, &mut handles).await;
@@ -185,12 +226,177 @@ async fn retries_through_a_restart_5xx_and_lost_answers_publish_each_event_once_
     }
     assert_eq!(replayed, 1, "the retry after the lost answer was answered from its idempotency key");
     let m = publisher.metrics();
-    assert_eq!((m.published, m.failed, m.queued), (20, 0, 0), "{m:?}");
+    assert_eq!((m.published, m.failed, m.queued, m.batches), (20, 0, 0, 0), "{m:?}");
     assert!(m.retried >= 4, "{m:?}");
+    assert_eq!(faults.counts().0, 0, "no batch request");
     let events = feed(addr).await;
     let seqs: Vec<u64> = events.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (0..20).collect::<Vec<u64>>(), "each event once, in order");
     publisher.close(T).await.unwrap();
+    within(T, "the shutdown", server.shutdown()).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Queues `task.created` with `{"seq": n}` for each `n` without yielding (`try_publish`), so that
+/// the worker finds them all queued: they go out in batches.
+fn queue_seqs(publisher: &Publisher, seqs: std::ops::Range<u64>) -> Vec<tidings::PublishHandle> {
+    seqs.map(|seq| {
+        publisher.try_publish(Publication::to_room("tenant:acme", "task.created", json!({ "seq": seq }))).unwrap()
+    })
+    .collect()
+}
+
+/// A backlog of 500 events, queued while the server is down, goes out in batches of 100 once
+/// it is back, through a lost answer and a 503 on a batch: each event once, in order.
+#[tokio::test]
+async fn a_backlog_goes_out_in_batches_through_a_restart_a_lost_answer_and_a_503() {
+    let dir = temp_dir("batches");
+    let (addr, server) = serve(&dir, None).await;
+    let faults = FaultProxy::default();
+    let proxy = faults.start(Arc::new(Mutex::new(addr))).await;
+    let publisher = publisher(&format!("http://{proxy}"));
+    within(T, "the shutdown", server.shutdown()).await;
+
+    // Fire and forget (the handles are only read at the end, to count the replays).
+    let handles = queue_seqs(&publisher, 0..500);
+    // The first batch to reach the server is handled but its answer lost, its retry gets a 503,
+    // and the retry after that is answered from the 100 idempotency keys.
+    faults.plan.lock().unwrap().extend([Http::LoseAnswer, Http::Unavailable]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(publisher.metrics().published, 0);
+    let (again, server) = serve(&dir, Some(addr)).await;
+    assert_eq!(again, addr);
+    within(T, "the flush", publisher.flush()).await;
+
+    let mut replayed = 0;
+    for h in handles {
+        replayed += usize::from(within(T, "a publication's answer", h).await.unwrap().replayed);
+    }
+    assert_eq!(replayed, 100, "the batch whose answer was lost, answered again from its keys");
+    let events = feed(addr).await;
+    let seqs: Vec<u64> = events.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..500).collect::<Vec<u64>>(), "each event once, in order");
+    let m = publisher.metrics();
+    assert_eq!((m.published, m.failed, m.queued), (500, 0, 0), "{m:?}");
+    let (batches, singles) = faults.counts();
+    assert_eq!(singles, 0, "only batch requests");
+    assert!((7..=30).contains(&batches), "5 batches, 2 faults and the attempts while down: {batches}");
+    assert_eq!(m.batches as usize, batches);
+    assert!(m.retried >= 3, "{m:?}");
+    publisher.close(T).await.unwrap();
+    within(T, "the shutdown", server.shutdown()).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A refusal in a batch fails that event only; the others are published, in order.
+#[tokio::test]
+async fn a_batch_with_refused_events_publishes_the_others() {
+    let dir = temp_dir("batch-refused");
+    let (addr, server) = serve(&dir, None).await;
+    let publisher = publisher(&format!("http://{addr}"));
+    let mut handles = queue_seqs(&publisher, 0..4);
+    let bad_name = Publication::to_room("tenant:acme", "not an event!", json!({ "seq": 99 }));
+    handles.push(publisher.try_publish(bad_name).unwrap());
+    handles.extend(queue_seqs(&publisher, 4..7));
+    let no_tenant = Publication::to_users(["alice"], "task.created", json!({ "seq": 98 }));
+    handles.push(publisher.try_publish(no_tenant).unwrap());
+    handles.extend(queue_seqs(&publisher, 7..9));
+
+    let mut answers = Vec::new();
+    for h in handles {
+        answers.push(within(T, "a publication's answer", h).await);
+    }
+    for (i, code) in [(4, "invalid_event"), (8, "missing_tenant")] {
+        match &answers[i] {
+            Err(tidings::Error::Rejected { status: 400, message }) => assert!(message.starts_with(code), "{message}"),
+            other => panic!("{i}: {other:?}"),
+        }
+    }
+    let offsets: Vec<u64> = answers.iter().filter_map(|a| a.as_ref().ok()).map(|p| p.offset).collect();
+    assert_eq!(offsets, (1..=9).collect::<Vec<u64>>());
+    let m = publisher.metrics();
+    assert_eq!((m.published, m.failed, m.retried, m.batches), (9, 2, 0, 1), "{m:?}");
+    let seqs: Vec<u64> = feed(addr).await.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..9).collect::<Vec<u64>>());
+    within(T, "the shutdown", server.shutdown()).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A batch refused as too large (413) goes one event at a time, and batches go on; a 405 on the
+/// batch path is a server without it, as a 404.
+#[tokio::test]
+async fn a_413_sends_that_batch_one_by_one_and_a_405_stops_batching() {
+    let dir = temp_dir("batch-413");
+    let (addr, server) = serve(&dir, None).await;
+    let faults = FaultProxy::default();
+    let proxy = faults.start(Arc::new(Mutex::new(addr))).await;
+    let publisher = publisher(&format!("http://{proxy}"));
+    let mut handles = Vec::new();
+    for (round, fault, counts) in [
+        (0..10, Some(Http::Refuse(413)), (1, 10)),
+        (10..20, None, (2, 10)),
+        (20..30, Some(Http::Refuse(405)), (3, 20)),
+        (30..40, None, (3, 30)),
+    ] {
+        faults.plan.lock().unwrap().extend(fault);
+        handles.extend(queue_seqs(&publisher, round));
+        within(T, "the flush", publisher.flush()).await;
+        assert_eq!(faults.counts(), counts);
+    }
+    for h in handles {
+        within(T, "a publication's answer", h).await.unwrap();
+    }
+    let seqs: Vec<u64> = feed(addr).await.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..40).collect::<Vec<u64>>());
+    within(T, "the shutdown", server.shutdown()).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Large events: a batch stays under the server's 1 MiB.
+#[tokio::test]
+async fn batches_of_large_events_stay_under_the_bound() {
+    let dir = temp_dir("batch-large");
+    let (addr, server) = serve(&dir, None).await;
+    let publisher = publisher(&format!("http://{addr}"));
+    let pad = "a".repeat(60_000);
+    let handles: Vec<_> = (0..20u64)
+        .map(|seq| {
+            let p = Publication::to_room("tenant:acme", "task.created", json!({ "seq": seq, "pad": pad }));
+            publisher.try_publish(p).unwrap()
+        })
+        .collect();
+    for h in handles {
+        within(T, "a publication's answer", h).await.unwrap();
+    }
+    let m = publisher.metrics();
+    assert_eq!((m.published, m.failed, m.retried, m.batches), (20, 0, 0, 2), "17 events, then 3: {m:?}");
+    within(T, "the shutdown", server.shutdown()).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A server without the batch endpoint (404): one request per event, for the rest of the
+/// publisher's life.
+#[tokio::test]
+async fn without_the_batch_endpoint_the_publisher_falls_back_to_single_requests() {
+    let dir = temp_dir("no-batch");
+    let (addr, server) = serve(&dir, None).await;
+    let faults = FaultProxy::default();
+    faults.no_batch.store(true, Ordering::SeqCst);
+    let proxy = faults.start(Arc::new(Mutex::new(addr))).await;
+    let publisher = publisher(&format!("http://{proxy}"));
+    let mut handles = queue_seqs(&publisher, 0..30);
+    within(T, "the flush", publisher.flush()).await;
+    assert_eq!(faults.counts(), (1, 30), "one batch request, then each event alone");
+    handles.extend(queue_seqs(&publisher, 30..60));
+    within(T, "the flush", publisher.flush()).await;
+    assert_eq!(faults.counts(), (1, 60), "no batch tried again");
+    for h in handles {
+        within(T, "a publication's answer", h).await.unwrap();
+    }
+    let m = publisher.metrics();
+    assert_eq!((m.published, m.failed, m.batches), (60, 0, 1), "{m:?}");
+    let seqs: Vec<u64> = feed(addr).await.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..60).collect::<Vec<u64>>());
     within(T, "the shutdown", server.shutdown()).await;
     let _ = std::fs::remove_dir_all(dir);
 }

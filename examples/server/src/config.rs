@@ -47,8 +47,9 @@ pub struct Config {
     /// socket whose buffer is full when an event is sent to it is cut off (see
     /// [`crate::transports`]).
     pub socket_buffer: usize,
-    /// `POST /internal/emit` requests per second, per API key (`TIDINGS_EMIT_RATE`, `RATE/BURST`
-    /// or `off`; default `1000/2000`).
+    /// Events per second through `POST /internal/emit` and `/internal/v1/emit/batch` (each event
+    /// of a batch counts), per API key (`TIDINGS_EMIT_RATE`, `RATE/BURST` or `off`; default
+    /// `1000/2000`).
     pub emit_rate: Rate,
     /// Requests per second per client address to `POST /api/dev/login` and `/api/dev/tasks`,
     /// and to `POST /internal/emit` with a wrong or missing key (`TIDINGS_LOGIN_RATE`; default

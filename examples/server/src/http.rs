@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -28,6 +29,7 @@ const MAX_LIMIT: usize = 1000;
 
 /// The API routes (without Socket.IO, CORS or static files).
 pub fn routes(app: Arc<App>) -> Router {
+    let max_batch = max_batch_bytes(app.config.max_body_bytes);
     Router::new()
         .route("/health", routing::get(health))
         .route("/api/dev/login", routing::post(dev_login))
@@ -36,6 +38,7 @@ pub fn routes(app: Arc<App>) -> Router {
         .route("/internal/emit", routing::post(internal_emit))
         // Version 1 of the contract (docs/PUBLISHING.md); the path above is its alias.
         .route("/internal/v1/emit", routing::post(internal_emit))
+        .route("/internal/v1/emit/batch", routing::post(internal_emit_batch).layer(DefaultBodyLimit::max(max_batch)))
         .route("/api/polling/{tenant_id}/events", routing::get(feed))
         .route("/api/polling/{tenant_id}/events/acknowledge", routing::post(acknowledge))
         .with_state(app)
@@ -222,33 +225,112 @@ struct Target {
 
 const EMIT_SHAPE: &str = r#"{"to": {"users": ["alice"]} | {"room": "tenant:acme"}, "event": "task.created", "data": {...}, "idempotencyKey"?: "...", "tenantId"?: "acme"}"#;
 
+/// Most events in one `POST /internal/v1/emit/batch`.
+pub const MAX_BATCH_EVENTS: usize = 100;
+
+/// Most bytes of a batch request's body, for a server whose single-event bound is
+/// `max_body_bytes` (64 KiB by default: a batch takes up to 1 MiB).
+pub fn max_batch_bytes(max_body_bytes: usize) -> usize {
+    max_body_bytes.saturating_mul(16)
+}
+
+const BATCH_SHAPE: &str = r#"{"events": [<the body of POST /internal/emit>, ...]} (1-100 events)"#;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    events: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// Checks the `x-internal-api-key` header: `401` missing, `403` wrong (and guessing keys costs
+/// a token of the caller's address).
+fn internal_auth(app: &App, peer: &Peer, headers: &HeaderMap) -> Result<(), ApiError> {
+    let key = headers.get("x-internal-api-key").and_then(|v| v.to_str().ok());
+    let refused = match key {
+        None => ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "missing_api_key",
+            message: "missing x-internal-api-key header".into(),
+            retry_after_secs: None,
+        },
+        Some(k) if !secrets_equal(k, &app.config.internal_api_key) => {
+            ApiError::forbidden("invalid_api_key", "invalid x-internal-api-key")
+        }
+        Some(_) => return Ok(()),
+    };
+    app.limits.per_ip.take(&peer.addr.ip().to_string()).map_err(ApiError::rate_limited)?;
+    Err(refused)
+}
+
+/// `POST /internal/emit` (and `/internal/v1/emit`): one event (docs/PUBLISHING.md).
 async fn internal_emit(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let key = headers.get("x-internal-api-key").and_then(|v| v.to_str().ok());
-    let refused = match key {
-        None => Some(ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            code: "missing_api_key",
-            message: "missing x-internal-api-key header".into(),
-            retry_after_secs: None,
-        }),
-        Some(k) if !secrets_equal(k, &app.config.internal_api_key) => {
-            Some(ApiError::forbidden("invalid_api_key", "invalid x-internal-api-key"))
-        }
-        Some(_) => None,
-    };
-    if let Some(refused) = refused {
-        // Guessing keys costs a token of the caller's address.
-        app.limits.per_ip.take(&peer.addr.ip().to_string()).map_err(ApiError::rate_limited)?;
-        return Err(refused);
-    }
+    internal_auth(&app, &peer, &headers)?;
     // One key is configured: one bucket.
     app.limits.emit.take("internal").map_err(ApiError::rate_limited)?;
-    let b: EmitBody = json_body(body, EMIT_SHAPE)?;
+    let published = emit_event(&app, json_body(body, EMIT_SHAPE)?).await?;
+    let mut res = Json(json!({ "id": published.id, "offset": published.offset })).into_response();
+    if published.replayed {
+        res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(res)
+}
+
+/// `POST /internal/v1/emit/batch` `{"events": [...]}`: 1 to [`MAX_BATCH_EVENTS`] events of the
+/// single emit's shape, published in order, each as `POST /internal/emit` would (its own
+/// idempotency key, its own refusal). Answers `200 {"results": [...]}`, one per event in order:
+/// `{"id", "offset", "replayed"}` or `{"error": {"status", "code", "message"}}`. A transient
+/// failure (the log cannot be written: 5xx) answers that error for the whole request: the events
+/// before it are stored, and a retry with the same keys replays them.
+async fn internal_emit_batch(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    internal_auth(&app, &peer, &headers)?;
+    let BatchBody { events } = json_body(body, BATCH_SHAPE)?;
+    if events.is_empty() || events.len() > MAX_BATCH_EVENTS {
+        return Err(ApiError::bad_request(
+            "invalid_batch",
+            format!("a batch has 1-{MAX_BATCH_EVENTS} events, not {}", events.len()),
+        ));
+    }
+    // Each event counts, as if it came alone.
+    app.limits.emit.take_n("internal", events.len()).map_err(ApiError::rate_limited)?;
+    let mut results = Vec::with_capacity(events.len());
+    for raw in events {
+        let published = if raw.get().len() > app.config.max_body_bytes {
+            Err(ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "event_too_large",
+                message: format!("an event is at most {} bytes", app.config.max_body_bytes),
+                retry_after_secs: None,
+            })
+        } else {
+            match serde_json::from_str::<EmitBody>(raw.get()) {
+                Ok(b) => emit_event(&app, b).await,
+                Err(e) => {
+                    Err(ApiError::bad_request("bad_json", format!("each event must be of the form {EMIT_SHAPE}: {e}")))
+                }
+            }
+        };
+        results.push(match published {
+            Ok(p) => json!({ "id": p.id, "offset": p.offset, "replayed": p.replayed }),
+            Err(e) if e.status.is_server_error() || e.status == StatusCode::TOO_MANY_REQUESTS => return Err(e),
+            Err(e) => json!({ "error": { "status": e.status.as_u16(), "code": e.code, "message": e.message } }),
+        });
+    }
+    Ok(Json(json!({ "results": results })))
+}
+
+/// Checks one event (its target, tenant, key and name) and publishes it: the single emit and
+/// each event of a batch.
+async fn emit_event(app: &Arc<App>, b: EmitBody) -> Result<crate::app::Published, ApiError> {
     let rooms = match (b.to.users, b.to.room) {
         (Some(users), None) if !users.is_empty() && users.len() <= 1000 => {
             if let Some(bad) = users.iter().find(|u| !valid_id(u)) {
@@ -293,23 +375,17 @@ async fn internal_emit(
     {
         tracing::warn!(event = %b.event, problems = %catalogue::describe(&problems), "emitted data does not fit the event catalogue");
     }
-    let published = app
-        .publish(Publish {
-            tenant,
-            rooms,
-            event: b.event,
-            data: b.data,
-            idempotency_key: b.idempotency_key.map(|k| format!("internal:{k}")),
-            user_id,
-            correlation_id: b.correlation_id,
-            session_id: None,
-        })
-        .await?;
-    let mut res = Json(json!({ "id": published.id, "offset": published.offset })).into_response();
-    if published.replayed {
-        res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(res)
+    app.publish(Publish {
+        tenant,
+        rooms,
+        event: b.event,
+        data: b.data,
+        idempotency_key: b.idempotency_key.map(|k| format!("internal:{k}")),
+        user_id,
+        correlation_id: b.correlation_id,
+        session_id: None,
+    })
+    .await
 }
 
 fn tenant_claims(app: &App, headers: &HeaderMap, tenant_id: &str) -> Result<Claims, ApiError> {

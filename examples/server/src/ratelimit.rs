@@ -1,5 +1,5 @@
-//! Token buckets: `POST /internal/emit` per API key, the demo endpoints and failed API-key
-//! attempts per client address. Over the limit, a request gets `429` with `Retry-After`.
+//! Token buckets: the internal emit API per API key (a token per event: a batch takes one per
+//! event it holds), the demo endpoints and failed API-key attempts per client address. Over the limit, a request gets `429` with `Retry-After`.
 //!
 //! The client address is the TCP peer's: behind a reverse proxy every request shares the
 //! proxy's address (this server does not trust `X-Forwarded-For`); rate-limit at the proxy then.
@@ -74,6 +74,14 @@ impl Limiter {
 
     /// Takes a token for `key`, or says how long until one is there.
     pub fn take(&self, key: &str) -> Result<(), Duration> {
+        self.take_n(key, 1)
+    }
+
+    /// Takes `n` tokens for `key` at once (a batch of `n` events), or says how long until they
+    /// are there. More than the burst goes through once the bucket is full and leaves it in debt
+    /// (`n` is counted all the same), so a batch larger than the burst is slowed, never refused
+    /// for ever.
+    pub fn take_n(&self, key: &str, n: usize) -> Result<(), Duration> {
         if self.rate.unlimited() {
             return Ok(());
         }
@@ -95,11 +103,13 @@ impl Limiter {
         }
         let b = buckets.entry(key.to_string()).or_insert(Bucket { tokens: rate.burst, at: now });
         refill(b);
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+        let n = n as f64;
+        let needed = n.min(rate.burst);
+        if b.tokens >= needed {
+            b.tokens -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate.per_sec))
+            Err(Duration::from_secs_f64((needed - b.tokens) / rate.per_sec))
         }
     }
 }
@@ -107,7 +117,7 @@ impl Limiter {
 /// The server's limiters.
 #[derive(Debug)]
 pub struct Limits {
-    /// `POST /internal/emit`, per API key.
+    /// `POST /internal/emit` and `/internal/v1/emit/batch`, per API key: a token per event.
     pub emit: Limiter,
     /// The demo endpoints (`/api/dev/login`, `/api/dev/tasks`) and requests with a wrong or
     /// missing API key, per client address.
@@ -146,5 +156,19 @@ mod tests {
         }
         assert!(l.take("a").is_err());
         assert_eq!(Limiter::new(Rate::UNLIMITED).take("a"), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_a_token_per_event_and_may_go_into_debt() {
+        let l = Limiter::new(Rate { per_sec: 10.0, burst: 5.0 });
+        assert_eq!(l.take_n("a", 3), Ok(()));
+        let wait = l.take_n("a", 3).unwrap_err();
+        assert!(wait > Duration::from_millis(90) && wait <= Duration::from_millis(100), "one token short: {wait:?}");
+        assert_eq!(l.take_n("a", 2), Ok(()));
+        tokio::time::sleep(Duration::from_millis(520)).await;
+        // Full again: a batch above the burst goes through, and the debt is paid back in time.
+        assert_eq!(l.take_n("a", 8), Ok(()));
+        let wait = l.take("a").unwrap_err();
+        assert!(wait > Duration::from_millis(350) && wait <= Duration::from_millis(400), "3 in debt: {wait:?}");
     }
 }

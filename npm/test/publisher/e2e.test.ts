@@ -2,11 +2,13 @@
 // `tidings/publisher` against the REAL reference server (the `tidings-example-server` binary,
 // built by `cargo build -p tidings-example-server`; the tests fail, saying so, when it is not),
 // through an HTTP fault proxy: 503s, answers lost after the server handled the request, and a
-// server restart publish each event exactly once, in order (read back from the server's feed).
+// server restart publish each event exactly once, in order (read back from the server's feed), one
+// request per event or in batches; a refusal in a batch fails that event only; a server without
+// the batch endpoint gets single requests.
 
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Publisher, PublishRejectedError, type Published } from "../../src/publisher.js";
-import { FaultProxy, feed, KEY, killAll, ReferenceServer, removeDir, serverBinary, tempDir } from "./harness.js";
+import { BATCH_PATH, FaultProxy, feed, KEY, killAll, ReferenceServer, removeDir, serverBinary, tempDir } from "./harness.js";
 
 const T = 60_000;
 const fast = { minMs: 50, maxMs: 400, factor: 2, jitter: 0.5 } as const;
@@ -35,13 +37,14 @@ const seqs = (events: { data: { data: unknown } }[]): unknown[] =>
 
 describe("Publisher against the reference server", () => {
   it(
-    "publishes each event once and in order through 503s, lost answers and a restart",
+    "publishes each event once and in order through 503s, lost answers and a restart (one request per event)",
     async () => {
       const { dir, server, proxy } = await setup("retries");
       const publisher = new Publisher<{ "task.created": { seq: number } }>({
         url: proxy.origin,
         apiKey: KEY,
         backoff: fast,
+        batchMax: 1,
       });
       const answers: Promise<Published>[] = [];
       const publish = (from: number, to: number): void => {
@@ -73,13 +76,93 @@ describe("Publisher against the reference server", () => {
       expect(new Set(published.map((p) => p.idempotencyKey)).size).toBe(20);
       expect(published.map((p) => p.offset)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
       const m = publisher.metrics();
-      expect([m.published, m.failed, m.queued]).toEqual([20, 0, 0]);
+      expect([m.published, m.failed, m.queued, m.batches]).toEqual([20, 0, 0, 0]);
       expect(m.retried).toBeGreaterThanOrEqual(4); // 3 faults, at least one attempt during the restart
+      expect(proxy.counts().batches).toBe(0);
       const events = await feed(again.origin);
       expect(seqs(events)).toEqual(Array.from({ length: 20 }, (_, i) => i));
       expect(events.map((e) => e.id)).toEqual(published.map((p) => p.id));
       expect(events.map((e) => e.data.metadata.correlationId)).toEqual(Array.from({ length: 20 }, (_, i) => `req-${i}`));
       await publisher.close({ timeoutMs: 10_000 });
+    },
+    T,
+  );
+
+  it(
+    "sends a backlog of 500 in batches through a restart, a lost answer and a 503: each event once, in order",
+    async () => {
+      const { dir, server, proxy } = await setup("batches");
+      const publisher = new Publisher<{ "task.created": { seq: number } }>({ url: proxy.origin, apiKey: KEY, backoff: fast });
+      await server.stop();
+      // Fire and forget (the promises are only read at the end, to count the replays). The first
+      // event goes alone; the 499 queued behind it go in batches of 100 once it is through.
+      const answers = Array.from({ length: 500 }, (_, seq) => publisher.publish({ room: "tenant:acme" }, "task.created", { seq }));
+      // The first batch is handled but its answer lost, its retry gets a 503, and the retry after
+      // that is answered from its 100 idempotency keys.
+      proxy.faultPath = BATCH_PATH;
+      proxy.plan.push("lose-answer", "unavailable");
+      await new Promise((ok) => setTimeout(ok, 500));
+      expect(publisher.metrics().published).toBe(0);
+      const again = await ReferenceServer.start(dir, server.port);
+      cleanup.push(() => again.stop());
+      await publisher.flush();
+
+      const published = await Promise.all(answers);
+      expect(published.filter((p) => p.replayed).map((p) => p.offset)).toEqual(Array.from({ length: 100 }, (_, i) => i + 2));
+      expect(published.map((p) => p.offset)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+      expect(seqs(await feed(again.origin))).toEqual(Array.from({ length: 500 }, (_, i) => i));
+      const { batches, singles } = proxy.counts();
+      expect(batches).toBe(7); // 5 batches, one of them sent 3 times
+      expect(singles).toBeLessThan(20); // the first event, tried while the server was down
+      const m = publisher.metrics();
+      expect(m).toMatchObject({ published: 500, failed: 0, queued: 0, batches: 7 });
+      expect(m.retried).toBeGreaterThanOrEqual(3);
+      await publisher.close({ timeoutMs: 10_000 });
+    },
+    T,
+  );
+
+  it(
+    "fails a refused event of a batch only; the others are published in order",
+    async () => {
+      const { server } = await setup("batch-refused");
+      const publisher = new Publisher({ url: server.origin, apiKey: KEY, backoff: fast });
+      const answers: Promise<unknown>[] = [];
+      for (let seq = 0; seq < 9; seq++) {
+        answers.push(publisher.publish({ room: "tenant:acme" }, "task.created", { seq }).catch((e: unknown) => e));
+        if (seq === 3) answers.push(publisher.publish({ room: "tenant:acme" }, "not an event!", {}).catch((e: unknown) => e));
+        if (seq === 6) answers.push(publisher.publish({ users: ["alice"] }, "task.created", {}).catch((e: unknown) => e));
+      }
+      const results = await Promise.all(answers);
+      expect(results[4]).toBeInstanceOf(PublishRejectedError);
+      expect(results[4]).toMatchObject({ status: 400, code: "invalid_event" });
+      expect(results[8]).toMatchObject({ status: 400, code: "missing_tenant" });
+      const offsets = results.filter((r) => !(r instanceof Error)).map((r) => (r as Published).offset);
+      expect(offsets).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      // The first event alone, the ten behind it in one batch.
+      expect(publisher.metrics()).toEqual({ published: 9, retried: 0, failed: 2, queued: 0, batches: 1 });
+      expect(seqs(await feed(server.origin))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    },
+    T,
+  );
+
+  it(
+    "falls back to one request per event, for good, when the server has no batch endpoint (404)",
+    async () => {
+      const { server, proxy } = await setup("no-batch");
+      proxy.noBatch = true;
+      const publisher = new Publisher<{ "task.created": { seq: number } }>({ url: proxy.origin, apiKey: KEY, backoff: fast });
+      const publish = (from: number, to: number): Promise<Published>[] =>
+        Array.from({ length: to - from }, (_, i) => publisher.publish({ room: "tenant:acme" }, "task.created", { seq: from + i }));
+      const answers = publish(0, 30);
+      await publisher.flush();
+      expect(proxy.counts()).toEqual({ batches: 1, singles: 30 }); // the first alone, a batch of 29 refused, each alone
+      answers.push(...publish(30, 60));
+      await publisher.flush();
+      expect(proxy.counts()).toEqual({ batches: 1, singles: 60 });
+      await Promise.all(answers);
+      expect(publisher.metrics()).toMatchObject({ published: 60, failed: 0, batches: 1 });
+      expect(seqs(await feed(server.origin))).toEqual(Array.from({ length: 60 }, (_, i) => i));
     },
     T,
   );
@@ -94,7 +177,7 @@ describe("Publisher against the reference server", () => {
       expect(bad).toMatchObject({ status: 400, code: "invalid_event" });
       const noTenant = await publisher.publish({ users: ["alice"] }, "task.created", {}).catch((e: unknown) => e);
       expect(noTenant).toMatchObject({ status: 400, code: "missing_tenant" });
-      expect(publisher.metrics()).toEqual({ published: 0, retried: 0, failed: 2, queued: 0 });
+      expect(publisher.metrics()).toEqual({ published: 0, retried: 0, failed: 2, queued: 0, batches: 0 });
       const wrong = new Publisher({ url: server.origin, apiKey: "not-the-key", backoff: fast });
       const refused = await wrong.publish({ room: "tenant:acme" }, "task.created", {}).catch((e: unknown) => e);
       expect(refused).toMatchObject({ status: 403, code: "invalid_api_key" });

@@ -148,13 +148,21 @@ export type Fault =
   /** Let the server handle it, then close the connection without its answer. */
   | "lose-answer";
 
+export const BATCH_PATH = "/internal/v1/emit/batch";
+
 /**
  * An HTTP/1.1 proxy in front of `upstream` (`host:port`, changeable) that applies the faults of
- * `plan` to the next requests, one request per connection (it asks the server to close after
- * answering). When the server is down, the client's connection is closed without an answer.
+ * `plan` to the next requests that reach the server (to `faultPath` only, when set), one request
+ * per connection (it asks the server to close after answering). When the server is down, the
+ * client's connection is closed without an answer. While `noBatch` is set it answers 404 to
+ * batch requests (a server without the batch endpoint).
  */
 export class FaultProxy {
   readonly plan: Fault[] = [];
+  faultPath: string | undefined;
+  noBatch = false;
+  /** The path of every request received. */
+  readonly requests: string[] = [];
   /** Requests passed to the server, and faults applied. */
   forwarded = 0;
   injected = 0;
@@ -192,18 +200,34 @@ export class FaultProxy {
     });
   }
 
+  /** Requests received so far: to the batch endpoint, and to the single one. */
+  counts(): { batches: number; singles: number } {
+    const batches = this.requests.filter((p) => p === BATCH_PATH).length;
+    return { batches, singles: this.requests.length - batches };
+  }
+
   private forward(client: Socket, request: Buffer): void {
-    const fault = this.plan.shift();
-    if (fault === "unavailable") {
-      this.injected += 1;
-      client.end("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    const path = request.subarray(0, request.indexOf("\r\n")).toString("latin1").split(" ")[1] ?? "";
+    this.requests.push(path);
+    if (this.noBatch && path === BATCH_PATH) {
+      client.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
       return;
     }
     const [host, port] = this.upstream.split(":");
     const server = connect(Number(port), host ?? "127.0.0.1");
     this.sockets.add(server);
     const answer: Buffer[] = [];
+    let fault: Fault | undefined;
     server.on("connect", () => {
+      // The server is up: the next fault of the plan applies.
+      if (this.faultPath === undefined || this.faultPath === path) fault = this.plan.shift();
+      if (fault === "unavailable") {
+        this.injected += 1;
+        server.destroy();
+        this.sockets.delete(server);
+        client.end("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        return;
+      }
       this.forwarded += 1;
       server.write(request);
     });
