@@ -834,6 +834,58 @@ fn a_polling_request_cut_after_the_server_answered_ends_the_session_so_the_next_
     w.assert_clean();
 }
 
+#[test]
+fn emits_queued_behind_a_polling_post_go_out_on_the_next_connection_when_the_session_is_lost() {
+    // Over long-polling one POST is in flight at a time; emits made meanwhile wait in the
+    // session's queue. The connection drops: those were never written, so they go back to the
+    // send buffer and are sent once after the next CONNECT ack, in order. The one in the POST
+    // that was lost in transit is not sent again (the client cannot know whether the server got
+    // it: an emit without an ack is at most once, docs/RELIABILITY.md "Guarantees").
+    let mut cfg = config();
+    cfg.transports = TransportConfig::only(TransportKind::Polling);
+    let mut w = World::with(cfg, ServerConfig::default());
+    w.connect();
+    w.run_until(300);
+    assert!(w.connected());
+    for n in ["a", "b", "c"] {
+        w.emit(EmitRequest::new("say", tidings_core::Args::from_json_array(format!(r#"["{n}"]"#), vec![]).unwrap()))
+            .unwrap();
+    }
+    w.run_for(1);
+    w.drop_transports();
+    assert!(w.run_until_cond(10_000, |w| w.connected() && w.server.received.len() >= 2), "{}", w.dump());
+    w.run_for(1_000);
+    let got: Vec<&str> = w.server.received.iter().map(|r| r.args.as_str()).collect();
+    assert_eq!(got, [r#"["b"]"#, r#"["c"]"#], "b and c once, in order; a was lost with its POST: {}", w.dump());
+    w.assert_clean();
+}
+
+#[test]
+fn frames_a_driver_never_wrote_to_a_failed_websocket_go_out_on_the_next_connection() {
+    // The native driver keeps its own queue of frames to write; when the socket fails (here: the
+    // peer stopped reading), what is still in it was never sent. Reported with `WsUnsent`, the
+    // emits among those frames are sent once after the next CONNECT ack, before later emits; an
+    // ack request among them is not (its ack fails with Disconnected, as every unanswered one).
+    let mut w = World::with(config(), ServerConfig::default());
+    w.connect();
+    w.run_until(300);
+    assert!(w.connected());
+    let conn = w.last_ws().expect("a WebSocket");
+    let unsent = vec![
+        tidings_core::engineio::Frame::Text(r#"42["say","b"]"#.to_string()),
+        tidings_core::engineio::Frame::Text(r#"421["ask","q"]"#.to_string()),
+        tidings_core::engineio::Frame::Text(r#"42["say","c"]"#.to_string()),
+    ];
+    w.input(Input::WsUnsent { conn, frames: unsent });
+    w.input(Input::WsClosed { conn, code: None, error: Some("the peer stopped reading".into()) });
+    w.emit(EmitRequest::new("say", tidings_core::Args::from_json_array(r#"["d"]"#.to_string(), vec![]).unwrap()))
+        .unwrap();
+    assert!(w.run_until_cond(10_000, |w| w.server.received.len() >= 3), "{}", w.dump());
+    w.run_for(1_000);
+    let got: Vec<(&str, &str)> = w.server.received.iter().map(|r| (r.event.as_str(), r.args.as_str())).collect();
+    assert_eq!(got, [("say", r#"["b"]"#), ("say", r#"["c"]"#), ("say", r#"["d"]"#)], "{}", w.dump());
+}
+
 fn binary_emit(kind: TransportKind) {
     let mut cfg = config();
     cfg.transports = TransportConfig::only(kind);

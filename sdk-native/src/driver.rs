@@ -349,7 +349,15 @@ impl Driver {
             WsIo::Text(t) => Input::WsText(conn, t),
             WsIo::Binary(b) => Input::WsBinary(conn, b),
             WsIo::Closed { code, error } => {
-                self.sockets.remove(&conn);
+                // What was never handed to the socket was never sent: the core sends the emits
+                // among it again on the next connection.
+                if let Some(Sock::Open(mut ws)) = self.sockets.remove(&conn) {
+                    let frames = ws.take_unsent();
+                    if !frames.is_empty() {
+                        tracing::debug!(conn = conn.get(), frames = frames.len(), "frames never written");
+                        self.core.handle_input(now, Input::WsUnsent { conn, frames });
+                    }
+                }
                 Input::WsClosed { conn, code, error }
             }
         };

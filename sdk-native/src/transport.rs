@@ -172,6 +172,22 @@ impl Ws {
         self.out.push_back(m);
     }
 
+    /// The frames still queued, never handed to the socket (for [`Input::WsUnsent`] when it
+    /// failed).
+    ///
+    /// [`Input::WsUnsent`]: tidings_core::Input::WsUnsent
+    pub(crate) fn take_unsent(&mut self) -> Vec<Frame> {
+        self.out_bytes = 0;
+        std::mem::take(&mut self.out)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Text(t) => Some(Frame::Text(t.as_str().to_owned())),
+                Message::Binary(b) => Some(Frame::Binary(b.to_vec())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Writes what is queued (as far as the socket takes it), flushes, then reads one message.
     pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<WsIo> {
         let closed = |e: tokio_tungstenite::tungstenite::Error| WsIo::Closed { code: None, error: Some(e.to_string()) };

@@ -234,6 +234,16 @@ fuzz_target!(|data: &[u8]| {
                     let how = b.byte();
                     let code = (how & 1 != 0).then_some(1000 + u16::from(how));
                     let error = (how & 2 != 0).then(|| "reset".to_string());
+                    if how & 4 != 0 {
+                        // Frames the driver never wrote, as the native driver reports them (any
+                        // text, including our own event packets, and binary).
+                        let frames = vec![
+                            tidings_core::engineio::Frame::Text(format!(r#"42["e",{}]"#, b.text())),
+                            tidings_core::engineio::Frame::Text(b.text()),
+                            tidings_core::engineio::Frame::Binary(b.chunk().to_vec()),
+                        ];
+                        client.handle_input(now, Input::WsUnsent { conn, frames });
+                    }
                     client.handle_input(now, Input::WsClosed { conn, code, error });
                 }
             }

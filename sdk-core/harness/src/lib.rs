@@ -730,6 +730,11 @@ impl World {
 
     // ------------------------------------------------------------------ commands
 
+    /// The client's newest WebSocket (the one a driver would be writing to).
+    pub fn last_ws(&self) -> Option<ConnId> {
+        self.conns.iter().max_by_key(|(id, _)| **id).map(|(_, c)| *c)
+    }
+
     pub fn connect(&mut self) {
         self.client.connect(self.at());
         self.drain();

@@ -51,8 +51,9 @@ pub(super) enum Step {
     /// ([`Engine::schedule_reconnect`], reason "transport error").
     OpenFailed { message: &'static str, cause: Option<Fault>, will_retry: bool, fallback_pending: bool },
     /// The session is gone: they are disconnected for `reason`, then the engine schedules the
-    /// next attempt ([`Engine::schedule_reconnect`]).
-    Closed(DisconnectReason),
+    /// next attempt ([`Engine::schedule_reconnect`]). `unsent`: the packets still waiting in the
+    /// session's outgoing queue (never written, so never received), which they may send again.
+    Closed { reason: DisconnectReason, unsent: VecDeque<Packet<'static>> },
     /// A Socket.IO packet for them.
     Packet(socketio::Packet),
     /// The session moved from long-polling to WebSocket.
@@ -410,10 +411,12 @@ impl Engine {
     fn close(&mut self, cx: &mut Cx<'_>, reason: DisconnectReason) -> Step {
         let phase = std::mem::take(&mut self.phase);
         let mut stable = false;
+        let mut unsent = VecDeque::new();
         match phase {
-            EnginePhase::Open(s) => {
+            EnginePhase::Open(mut s) => {
                 stable = cx.now.since(s.opened_at) >= cx.config.reconnect.stable_after;
                 release_session(cx, &s);
+                unsent = std::mem::take(&mut s.queue);
             }
             EnginePhase::Opening { link, .. } => release_link(cx, link),
             EnginePhase::Idle | EnginePhase::Waiting { .. } => return Step::Nothing,
@@ -424,7 +427,7 @@ impl Engine {
         // A stable connection that is lost starts a new series at the preferred server; one
         // that did not last counts as a failed attempt of its server.
         self.next_server(cx.config, !stable);
-        Step::Closed(reason)
+        Step::Closed { reason, unsent }
     }
 
     /// Closes the engine politely because no namespace wants it any more (POST `1` over
@@ -685,6 +688,22 @@ impl Engine {
             }
             _ => Step::Nothing,
         }
+    }
+
+    /// Frames the driver never wrote to the session's WebSocket `c`: they go back to the front
+    /// of the session's queue, which a close hands on as `unsent` ([`Step::Closed`]).
+    pub(super) fn on_ws_unsent(&mut self, c: ConnId, frames: Vec<engineio::Frame>) {
+        let EnginePhase::Open(s) = &mut self.phase else { return };
+        if !matches!(s.transport, Active::Ws(conn) if conn == c) {
+            return;
+        }
+        let packets = frames.into_iter().filter_map(|f| match f {
+            engineio::Frame::Text(t) => engineio::decode_text(&t).ok().map(owned),
+            engineio::Frame::Binary(b) => Some(Packet::Binary(b.into())),
+        });
+        let mut queue: VecDeque<Packet<'static>> = packets.collect();
+        queue.append(&mut s.queue);
+        s.queue = queue;
     }
 
     pub(super) fn on_ws_closed(&mut self, cx: &mut Cx<'_>, c: ConnId, error: Option<String>) -> Step {

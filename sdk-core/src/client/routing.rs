@@ -13,7 +13,9 @@ use super::inbox::Inbox;
 use super::socket::{After, Socket};
 use super::{Client, ConnectionState, DisconnectReason, Fault, Output};
 use crate::config::{Config, TransportKind};
+use crate::engineio::Packet as EioPacket;
 use crate::rng::Rng;
+use crate::socketio;
 use crate::time::Instant;
 use crate::vecmap::VecMap;
 
@@ -98,13 +100,38 @@ impl Client {
                 self.each_socket(|s, cx, _| s.engine_failed(cx, message, cause.clone(), will_retry, fallback_pending));
                 self.reconnect_or_give_up(DisconnectReason::TransportError);
             }
-            Step::Closed(reason) => {
+            Step::Closed { reason, unsent } => {
                 self.each_socket(|s, cx, _| s.engine_closed(cx, reason));
+                self.requeue_unsent(unsent);
                 self.update_feed();
                 self.reconnect_or_give_up(reason);
             }
             Step::Packet(p) => self.socket_packet(p),
             Step::Upgraded => self.each_socket(|s, cx, _| s.transport_changed(cx, TransportKind::WebSocket)),
+        }
+    }
+
+    /// The packets a lost session never wrote: the emits among them (events that asked for no
+    /// ack) go back to their namespace's send buffer, in order, for the next connection; the
+    /// rest is dropped (an emit with an ack is failed or retried by its socket; CONNECTs and acks
+    /// to the server belong to the lost session).
+    fn requeue_unsent(&mut self, unsent: VecDeque<EioPacket<'static>>) {
+        if unsent.is_empty() {
+            return;
+        }
+        let mut decoder = socketio::Decoder::new(self.config.max_attachments);
+        for p in unsent {
+            let decoded = match p {
+                EioPacket::Message(text) => decoder.text(text.into_owned()),
+                EioPacket::Binary(data) => decoder.binary(data.into_owned()),
+                _ => Ok(None),
+            };
+            // Our own packets decode; one that does not is dropped like the rest.
+            let Ok(Some(packet)) = decoded else { continue };
+            let Parts { mut cx, sockets, .. } = self.parts();
+            if let Some(s) = sockets.get_mut(&packet.nsp) {
+                s.requeue(&mut cx, packet);
+            }
         }
     }
 

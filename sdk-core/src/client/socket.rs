@@ -591,26 +591,7 @@ impl Socket {
         let Packet { nsp, id: ack_id, data, attachments, .. } = p;
         let Some(data) = data else { return };
         let maybe_envelope = data.may_be_envelope();
-        let (text, range, elements) = data.into_elements();
-        let mut items = match elements {
-            Some(items) => items,
-            None => {
-                let start = range.start;
-                let Some(slice) = text.get(range) else { return };
-                let Ok(items) = json::array_elements(slice) else { return };
-                items.into_iter().map(|r| r.start + start..r.end + start).collect()
-            }
-        };
-        if items.is_empty() {
-            return;
-        }
-        let name_range = items.remove(0);
-        let name_raw = text.get(name_range).unwrap_or_default();
-        let name = match json::parse_string(name_raw) {
-            Ok(n) => n.into_owned(),
-            Err(_) => name_raw.to_string(),
-        };
-        let mut args = Args::from_parts(text, items, attachments);
+        let Some((name, mut args)) = event_parts(data, attachments) else { return };
         // The offset rule (docs/PROTOCOL.md, "Offsets"): with recovery on (the CONNECT ack had a
         // pid), a socket.io server appends an offset as the last argument of every event that
         // asks for no ack, except volatile ones, and it is always a string. The candidate moves
@@ -697,6 +678,24 @@ impl Socket {
     }
 
     // ---------------------------------------------------------------- packets out
+
+    /// An event packet of ours that a lost session never wrote: an emit that asked for no ack
+    /// goes back to the send buffer, to be sent after the next CONNECT ack (in the order it was
+    /// made, before later emits). One with an ack is left to its ack (failed with `Disconnected`,
+    /// or tried again with `retries`); anything else belonged to the lost session.
+    pub(super) fn requeue(&mut self, cx: &mut Cx<'_>, p: Packet) {
+        if !self.is_active() || p.id.is_some() || !matches!(p.kind, PacketType::Event | PacketType::BinaryEvent) {
+            return;
+        }
+        let Some((event, args)) = p.data.and_then(|d| event_parts(d, p.attachments)) else { return };
+        let emit = EmitId(cx.ids.next());
+        let pending = Pending { emit, event, args, ack: false, deadline: None, timeout: None };
+        // Full: refused as a new emit made now would be, and reported (drivers log a settled
+        // emit nobody waits for), not lost silently.
+        if let Err(e) = self.buffer_or_reject(cx, pending, false) {
+            cx.out.push_back(Output::Settled { emit, result: Err(e) });
+        }
+    }
 
     fn send_event(&self, cx: &mut Cx<'_>, engine: &mut Engine, event: &str, args: &Args, ack_id: Option<u64>) {
         let data = event_data(event, args);
@@ -969,6 +968,30 @@ fn with_idempotency_key(args: &Args, key: &str) -> Result<Args, InvalidEmit> {
     obj.push_str(rest);
     let values: Vec<&str> = std::iter::once(obj.as_str()).chain(args.iter().skip(1)).collect();
     Args::from_values(values, args.attachments().to_vec()).map_err(InvalidEmit::InvalidArgs)
+}
+
+/// An event packet's name and arguments (the name is not one of the arguments).
+fn event_parts(data: socketio::RawJson, attachments: Vec<Vec<u8>>) -> Option<(String, Args)> {
+    let (text, range, elements) = data.into_elements();
+    let mut items = match elements {
+        Some(items) => items,
+        None => {
+            let start = range.start;
+            let slice = text.get(range)?;
+            let items = json::array_elements(slice).ok()?;
+            items.into_iter().map(|r| r.start + start..r.end + start).collect()
+        }
+    };
+    if items.is_empty() {
+        return None;
+    }
+    let name_range = items.remove(0);
+    let name_raw = text.get(name_range).unwrap_or_default();
+    let name = match json::parse_string(name_raw) {
+        Ok(n) => n.into_owned(),
+        Err(_) => name_raw.to_string(),
+    };
+    Some((name, Args::from_parts(text, items, attachments)))
 }
 
 #[cfg(test)]

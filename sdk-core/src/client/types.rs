@@ -76,6 +76,16 @@ pub enum Input {
         /// What failed, for failures (not for clean closes).
         error: Option<String>,
     },
+    /// Frames of `SendWebSocket` that the driver never wrote (still in its own queue when the
+    /// socket failed), reported just before that socket's `WsClosed`. They were never sent, so
+    /// the emits among them go out again on the next connection. A driver that cannot tell (a
+    /// browser's WebSocket keeps its buffer) never reports it.
+    WsUnsent {
+        /// Which socket.
+        conn: ConnId,
+        /// The frames, in the order they were to be written.
+        frames: Vec<crate::engineio::Frame>,
+    },
     /// An HTTP request completed with a status (any status, including errors).
     HttpResponse {
         /// Which request.
