@@ -102,8 +102,11 @@ printf '  %-36s %17d\n' "JS glue + index.js together" "$glue"
 # 105,500 for `socket.history()` (its feed-page check is in index.js: +535 bytes, 104,965).
 # 105,500 -> 106,000 for the `validate` option (+112 bytes), pattern listeners, `idempotent`,
 # `lastEventMeta.id`, `query` (TypeScript parity, +127 in index.js) and `path` (+119), and the core's
-# `ConnectError::cause` (+397 in the .wasm, which does not show it yet): 105,869.
-budget="${TIDINGS_SIZE_BUDGET:-106000}"
+# `ConnectError::cause` (+397 in the .wasm, which does not show it yet): 105,869. 106,000 ->
+# 106,800 for the browser fault fix (a polling session left on a failed request gets its `1`:
+# +47) and emits never written sent again after a lost long-polling session (+561; the native
+# driver's `WsUnsent` is left out of the browser build, feature `unsent-frames`): 106,487.
+budget="${TIDINGS_SIZE_BUDGET:-106800}"
 total=$(( $(gz "$dist/wasm/tidings_wasm_bg.wasm") + glue ))
 printf '  %-36s %17d (budget %d)\n' ".wasm + JS glue + index.js" "$total" "$budget"
 if (( total > budget )); then

@@ -692,6 +692,7 @@ impl Engine {
 
     /// Frames the driver never wrote to the session's WebSocket `c`: they go back to the front
     /// of the session's queue, which a close hands on as `unsent` ([`Step::Closed`]).
+    #[cfg(feature = "unsent-frames")]
     pub(super) fn on_ws_unsent(&mut self, c: ConnId, frames: Vec<engineio::Frame>) {
         let EnginePhase::Open(s) = &mut self.phase else { return };
         if !matches!(s.transport, Active::Ws(conn) if conn == c) {

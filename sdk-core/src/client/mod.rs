@@ -297,7 +297,10 @@ impl Client {
             Input::WsText(c, t) => self.engine_step(|e, cx| e.on_ws_text(cx, c, t)),
             Input::WsBinary(c, b) => self.engine_step(|e, cx| e.on_ws_binary(cx, c, b)),
             Input::WsClosed { conn, error, .. } => self.engine_step(|e, cx| e.on_ws_closed(cx, conn, error)),
+            #[cfg(feature = "unsent-frames")]
             Input::WsUnsent { conn, frames } => self.engine.on_ws_unsent(conn, frames),
+            #[cfg(not(feature = "unsent-frames"))]
+            Input::WsUnsent { .. } => {}
             Input::HttpResponse { id, status, body } => {
                 if !self.feed_response(id, Some((status, body.as_slice())), None) {
                     self.engine_step(|e, cx| e.on_http_response(cx, id, status, body));

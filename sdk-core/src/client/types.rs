@@ -79,7 +79,8 @@ pub enum Input {
     /// Frames of `SendWebSocket` that the driver never wrote (still in its own queue when the
     /// socket failed), reported just before that socket's `WsClosed`. They were never sent, so
     /// the emits among them go out again on the next connection. A driver that cannot tell (a
-    /// browser's WebSocket keeps its buffer) never reports it.
+    /// browser's WebSocket keeps its buffer) never reports it. Ignored without the
+    /// `unsent-frames` feature (on by default).
     WsUnsent {
         /// Which socket.
         conn: ConnId,
