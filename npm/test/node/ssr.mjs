@@ -158,7 +158,7 @@ try {
     failed++;
   }
   assert.ok(connections > 0, "the client connected through the app's URL");
-  ok(`the hydrated client connected through the app's URL (${connections} TCP connections)`);
+  ok(`the hydrated client connected through the app's URL (TCP connections through it: ${connections})`);
 } finally {
   await browser.close();
   await server.close();
