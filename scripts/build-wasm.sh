@@ -105,7 +105,9 @@ printf '  %-36s %17d\n' "JS glue + index.js together" "$glue"
 # `ConnectError::cause` (+397 in the .wasm, which does not show it yet): 105,869. 106,000 ->
 # 106,800 for the browser fault fix (a polling session left on a failed request gets its `1`:
 # +47) and emits never written sent again after a lost long-polling session (+561; the native
-# driver's `WsUnsent` is left out of the browser build, feature `unsent-frames`): 106,487.
+# driver's `WsUnsent` is left out of the browser build, feature `unsent-frames`): 106,487. Kept
+# for issue 12's runtimes (an `autoConnect: false` socket idle until `connect()`, for server
+# rendering: +38 in index.js).
 budget="${TIDINGS_SIZE_BUDGET:-106800}"
 total=$(( $(gz "$dist/wasm/tidings_wasm_bg.wasm") + glue ))
 printf '  %-36s %17d (budget %d)\n' ".wasm + JS glue + index.js" "$total" "$budget"

@@ -2,9 +2,11 @@
 # Installs what the browser build and its tests need, only what is missing (idempotent):
 #   - the Rust target wasm32-unknown-unknown
 #   - wasm-bindgen-cli 0.2.130 (wasm-bindgen + wasm-bindgen-test-runner), matching the pinned crate
-#   - chromium + chromium-driver (headless browser tests), from Debian
+#   - chromium + chromium-driver (headless browser tests), firefox-esr (the npm smoke tests in
+#     Firefox, over WebDriver BiDi), from Debian
 #   - npm/node_modules (esbuild, TypeScript, binaryen's wasm-opt), from npm/package-lock.json
 #   - testing/node-server/node_modules (the Node socket.io test server)
+#   - testing/runtimes/node_modules (Node 22 and Deno, from npm: scripts/install-runtimes.sh)
 # Works from any directory.
 # Usage: bash scripts/install-wasm-tools.sh
 set -euo pipefail
@@ -23,12 +25,13 @@ if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BIN
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --no-default-features --force
 fi
 
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-  echo "install-wasm-tools: apt-get install chromium chromium-driver"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 ||
+   ! command -v firefox-esr >/dev/null 2>&1; then
+  echo "install-wasm-tools: apt-get install chromium chromium-driver firefox-esr"
   sudo_cmd=()
   if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
   "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq chromium chromium-driver
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq chromium chromium-driver firefox-esr
 fi
 
 # npm/node_modules: only when missing or older than the lock file (npm writes
@@ -43,3 +46,4 @@ else
 fi
 
 bash scripts/install-node-deps.sh
+bash scripts/install-runtimes.sh

@@ -9,15 +9,20 @@
 # ephemeral port, then s1 nodes on it with the Redis streams adapter: a pair A/B per test, A
 # ended by the test, and a publisher C), passes their URLs to the
 # test build at compile time, runs `cargo test -p tidings-wasm --target wasm32-unknown-unknown`
-# with wasm-bindgen-test-runner, then builds the npm package (scripts/build-wasm.sh) and runs its
-# browser smoke test (npm/test/browser/smoke.mjs) with Playwright; stops the servers on exit.
-# Needs the tools of scripts/install-wasm-tools.sh. Works from any directory.
+# with wasm-bindgen-test-runner, then builds the npm package (scripts/build-wasm.sh) and runs it
+# where front-ends run: its browser smoke test (npm/test/browser/smoke.mjs) and the same API in a
+# dedicated Web Worker (worker.mjs), each in Chromium (playwright-core) and in Firefox ESR
+# (WebDriver BiDi); on Node 20 and Node 22 and on Deno (npm/test/node/connect.mjs, both
+# transports); a server render with React then hydration in Chromium (ssr.mjs). Stops the
+# servers on exit. Needs the tools of scripts/install-wasm-tools.sh (the runtimes of
+# scripts/install-runtimes.sh are installed here when missing). Works from any directory.
 # Usage: bash scripts/test-wasm.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/install-node-deps.sh >/dev/null
-for tool in wasm-bindgen-test-runner chromedriver; do
+bash scripts/install-runtimes.sh >/dev/null
+for tool in wasm-bindgen-test-runner chromedriver firefox-esr; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "test-wasm: $tool is missing; run bash scripts/install-wasm-tools.sh" >&2
     exit 1
@@ -130,17 +135,34 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
 cargo test -p tidings-wasm --target wasm32-unknown-unknown "$@"
 
-# The built npm package in the browser: dist/index.js + glue + wasm-opt'd .wasm (another origin).
+# The built npm package in the browser: dist/index.js + glue + wasm-opt'd .wasm (another origin),
+# in a page and in a dedicated Web Worker, in Chromium and in Firefox ESR (driven over WebDriver
+# BiDi, which needs a global WebSocket in this Node: behind a flag on Node 20, built in from 22).
 bash scripts/build-wasm.sh
+ws_flag=""
+node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' || ws_flag="--experimental-websocket"
 node npm/test/browser/smoke.mjs "$TIDINGS_WASM_S0_URL"
+node npm/test/browser/worker.mjs "$TIDINGS_WASM_S0_URL"
+node $ws_flag npm/test/browser/smoke.mjs "$TIDINGS_WASM_S0_URL" --browser firefox
+node $ws_flag npm/test/browser/worker.mjs "$TIDINGS_WASM_S0_URL" --browser firefox
 
 # The package on Node (its "node" export condition): long-polling with fetch, and WebSocket with
 # the global one (behind a flag on Node 20, built in from Node 22).
 node npm/test/node/connect.mjs "$TIDINGS_WASM_S0_URL" polling
-ws_flag=""
-node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' || ws_flag="--experimental-websocket"
 node $ws_flag npm/test/node/connect.mjs "$TIDINGS_WASM_S0_URL" websocket
+# The same on Node 22 and on Deno (testing/runtimes, pinned). Deno resolves `tidings` through the
+# package's exports with its "node" condition (dist/node.js), as it would from node_modules.
+runtimes=testing/runtimes/node_modules/.bin
+"$runtimes/node" npm/test/node/connect.mjs "$TIDINGS_WASM_S0_URL" polling
+"$runtimes/node" npm/test/node/connect.mjs "$TIDINGS_WASM_S0_URL" websocket
+for transport in polling websocket; do
+  DENO_NO_UPDATE_CHECK=1 "$runtimes/deno" run --no-prompt --allow-net=127.0.0.1 --allow-read=npm \
+    npm/test/node/connect.mjs "$TIDINGS_WASM_S0_URL" "$transport"
+done
 # Resuming from a stored cursor (feed.since, socket.cursor): history, then live, once each.
 node npm/test/node/resume.mjs "$TIDINGS_WASM_S0_URL"
 # Subscribe with a snapshot (tidings/snapshot) against the server's subscribe:<topic>.
 node npm/test/node/snapshot.mjs "$TIDINGS_WASM_S0_KILL_URL"
+# Server rendering (react-dom/server) with no browser global and no connection, then hydration in
+# Chromium, which connects.
+node npm/test/node/ssr.mjs "$TIDINGS_WASM_S0_URL"

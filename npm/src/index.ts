@@ -49,7 +49,10 @@ type Command = (c: WasmClient) => void;
  * queue after close) can be written down; each kind holds only what exists then.
  */
 type Life =
-  /** A namespace riding another socket's connection, before its `connect()`: commands queue. */
+  /**
+   * Before its `connect()`: a namespace riding another socket's connection, or a socket made
+   * with `autoConnect: false` (no module loaded, no client made). Commands queue.
+   */
   | { readonly kind: "idle"; readonly queue: Command[] }
   /**
    * Waiting for a client: the module to load (the connection's creator) or the connection's
@@ -128,6 +131,7 @@ class Connection {
       if (c) return f(c);
     }
     this.#waiting.push(f);
+    for (const s of this.sockets) s.wake();
   }
 
   /** A socket got its client: open the namespaces waiting for one. */
@@ -158,8 +162,8 @@ class Connection {
 const connections = new Map<string, Connection>();
 
 class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements Socket<Listen, Emit> {
-  /** A connection's creator starts loading (and opens at once when the module is ready). */
-  #life: Life = { kind: "loading", queue: [] };
+  /** Set by the constructor: idle, loading (a creator) or open. */
+  #life: Life;
   #connection: Connection;
   /** Whether this socket opens its namespace over a connection another socket created. */
   #rides: boolean;
@@ -184,43 +188,66 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     this.#connection = connection;
     this.#rides = rides;
     connection.sockets.add(this as TidingsSocket<EventsMap, EventsMap>);
+    const queue: Command[] = [];
+    this.#life = { kind: "idle", queue };
+    if (!auto) return;
     if (rides) {
-      const queue: Command[] = [];
-      this.#life = { kind: "idle", queue };
-      if (auto) this.#open(queue);
+      this.#open(queue);
       return;
     }
-    if (ready) {
+    queue.push((c) => c.connect());
+    if (!ready) {
+      this.#load(queue);
+      return;
+    }
+    let client: WasmClient;
+    try {
+      client = new WasmClient(url, options);
+    } catch (e) {
+      // A bad URL or option: thrown, and this socket never joins the connection.
+      connection.remove(this as TidingsSocket<EventsMap, EventsMap>);
+      throw e;
+    }
+    this.#attach(client, queue);
+  }
+
+  /**
+   * A connection's creator gets its client: at once when the module is ready, else once it has
+   * loaded. Commands keep queueing in `queue` meanwhile.
+   */
+  #load(queue: Command[]): void {
+    this.#life = { kind: "loading", queue };
+    const make = (): void => {
+      const life = this.#life;
+      // Otherwise closed meanwhile.
+      if (life.kind !== "loading") return;
       let client: WasmClient;
       try {
-        client = new WasmClient(url, options);
+        client = new WasmClient(this.url, this.options);
       } catch (e) {
-        // A bad URL or option: thrown, and this socket never joins the connection.
-        connection.remove(this as TidingsSocket<EventsMap, EventsMap>);
-        throw e;
+        this.#fail(e instanceof Error ? e : new Error(String(e)));
+        return;
       }
-      this.#attach(client, [], auto);
-      return;
-    }
-    if (auto) this.#life = { kind: "loading", queue: [(c) => c.connect()] };
+      this.#attach(client, life.queue);
+    };
+    if (ready) return make();
     init().then(
-      () => {
-        const life = this.#life;
-        // Otherwise closed meanwhile.
-        if (life.kind !== "loading") return;
-        let client: WasmClient;
-        try {
-          client = new WasmClient(this.url, this.options);
-        } catch (e) {
-          this.#fail(e instanceof Error ? e : new Error(String(e)));
-          return;
-        }
-        this.#attach(client, life.queue, false);
-      },
+      make,
       // Not skipped once closed: a socket closed before the module failed still ends up
       // "disconnected: connect error", as it always has.
       (e: unknown) => this.#fail(e instanceof Error ? e : new Error(String(e))),
     );
+  }
+
+  /**
+   * A socket made with `autoConnect: false` is idle until its `connect()`: it has loaded no module
+   * and made no client (so a server render, which never connects, does neither). A namespace
+   * that wants to ride its connection wakes it: the creator then makes its client, unconnected.
+   * @internal
+   */
+  wake(): void {
+    const life = this.#life;
+    if (!this.#rides && life.kind === "idle") this.#load(life.queue);
   }
 
   /** The client once attached (for the connection's other namespaces). */
@@ -246,12 +273,12 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
         this.#fail(e instanceof Error ? e : new Error(String(e)));
         return;
       }
-      this.#attach(client, life.queue, false);
+      this.#attach(client, life.queue);
     });
   }
 
   /** The socket has its client: run what was queued meanwhile, in order. */
-  #attach(client: WasmClient, queue: readonly Command[], connect: boolean): void {
+  #attach(client: WasmClient, queue: readonly Command[]): void {
     this.#life = { kind: "open", client };
     this.#connection.ready(client);
     client.onEvent((name, args, offset, source, ackId) => this.#onEvent(name, args, offset, source, ackId));
@@ -259,7 +286,6 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
     client.onConnectError((e) => this.#emitReserved("connect_error", e));
     client.onFeed((s) => this.#emitReserved("feed", s));
     this.#state = client.state;
-    if (connect) client.connect();
     // A listener may have closed the socket meanwhile; close() drops what was queued.
     if (this.wasmClient !== client) return;
     for (const command of queue) {
@@ -569,10 +595,15 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
 
   connect(): this {
     const life = this.#life;
-    // Only a rider is ever idle: its first connect() opens the namespace.
+    // Idle until now: a rider opens its namespace (which connects it); a creator queues the
+    // connect after what was queued and gets its client.
     if (life.kind === "idle") {
       this.#state = { status: "connecting" };
-      this.#open(life.queue);
+      if (this.#rides) this.#open(life.queue);
+      else {
+        life.queue.push((c) => c.connect());
+        this.#load(life.queue);
+      }
       return this;
     }
     this.#run(
@@ -621,12 +652,6 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
   }
 }
 
-/**
- * Connects to `url` (its path names the namespace, e.g. `https://api.example.com/chat`).
- * Returns at once; events, state changes and `connect_error` arrive through listeners.
- * Throws for a bad URL or option once the module is loaded (before that, the error is
- * reported as `connect_error` and the socket refuses further commands).
- */
 /** A feed page (the contract in sdk-core/src/client/feed.rs), checked: never a guess. */
 function historyPage(body: unknown, limit: number): HistoryPage {
   const str = (v: unknown): string | undefined =>
@@ -649,6 +674,14 @@ function historyPage(body: unknown, limit: number): HistoryPage {
   };
 }
 
+/**
+ * Connects to `url` (its path names the namespace, e.g. `https://api.example.com/chat`).
+ * Returns at once; events, state changes and `connect_error` arrive through listeners.
+ * Throws for a bad URL or option once the module is loaded (before that, the error is
+ * reported as `connect_error` and the socket refuses further commands). With `autoConnect:
+ * false` nothing is loaded, made or touched before `socket.connect()` (a server render can
+ * create sockets freely); a bad option is then reported there, as `connect_error`.
+ */
 export function connect<Listen extends EventsMap = DefaultEventsMap, Emit extends EventsMap = Listen>(
   url: string,
   options: TidingsOptions = {},
@@ -677,7 +710,8 @@ export function connect<Listen extends EventsMap = DefaultEventsMap, Emit extend
 function serverOf(url: string): { key: string; namespace: string } | undefined {
   let u: URL;
   try {
-    u = new URL(url, (globalThis as { location?: { href: string } }).location?.href);
+    // `location` only for a relative URL: a server render reads no browser global.
+    u = new URL(url, /^[a-z][\w+.-]*:/i.test(url) ? undefined : (globalThis as { location?: { href: string } }).location?.href);
   } catch {
     // The core reports the bad URL.
     return undefined;

@@ -93,8 +93,9 @@ function useOwnedClient(url: string | undefined, options: TidingsOptions | undef
     owned = ref.current;
     if (owned === null || owned.key !== key || owned.closed) {
       // Created in render so children see a socket on the first render. `autoConnect: false`
-      // keeps creation free of I/O: a render React throws away leaves an idle client behind,
-      // never a connection. React 19 reuses this ref across StrictMode's double render; React 18
+      // keeps creation free of I/O: no module loaded, no client made, no global touched, so a
+      // server render (which runs no effect) or a render React throws away leaves an idle
+      // socket behind, never a connection. React 19 reuses this ref across StrictMode's double render; React 18
       // renders twice with fresh refs, leaving one idle client for the garbage collector.
       owned = new OwnedClient(createClient(url, options, auth), key, options?.autoConnect !== false);
       ref.current = owned;

@@ -77,7 +77,8 @@ export class OwnedClient {
 }
 
 /**
- * Creates an idle client (`autoConnect: false`, so that creating it does no I/O). An `auth`
+ * Creates an idle client (`autoConnect: false`, so that creating it does no I/O and loads
+ * nothing until the first mount connects it: server renders stay inert). An `auth`
  * function is replaced by one calling `auth.current`, so a new function needs no new client.
  */
 export function createClient(url: string, options: TidingsOptions | undefined, auth: { readonly current: Auth }): UntypedSocket {

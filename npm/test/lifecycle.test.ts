@@ -6,7 +6,7 @@
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { ConnectError, ConnectionState } from "../src/types.js";
 
-const log = vi.hoisted(() => ({ calls: [] as string[] }));
+const log = vi.hoisted(() => ({ calls: [] as string[], loads: 0 }));
 const gate = vi.hoisted(() => ({
   ready: Promise.resolve() as Promise<void>,
   release: () => {},
@@ -56,7 +56,13 @@ vi.mock("../src/wasm/tidings_wasm.js", () => {
     onConnectError(): void {}
     onFeed(): void {}
   }
-  return { default: () => gate.ready, WasmClient };
+  return {
+    default: () => {
+      log.loads++;
+      return gate.ready;
+    },
+    WasmClient,
+  };
 });
 
 /** A fresh src/index.ts whose module loads when `gate.release()` (or fails with `gate.fail`) is called. */
@@ -76,6 +82,7 @@ async function settle(): Promise<void> {
 
 beforeEach(() => {
   log.calls.length = 0;
+  log.loads = 0;
 });
 
 describe("before the module loads", () => {
@@ -174,6 +181,77 @@ describe("before the module loads", () => {
     expect(closed.state).toEqual({ status: "disconnected", reason: "connect error" });
     expect(() => closed.emit("x")).toThrow("this socket is closed");
     expect(() => connect("http://fail.test/c")).toThrow("failed to load");
+  });
+});
+
+describe("autoConnect: false", () => {
+  it("loads no module and makes no client until connect() (a server render never connects)", async () => {
+    const { connect } = await fresh();
+    const socket = connect("http://idle.test/", { autoConnect: false });
+    socket.on("x", () => {});
+    socket.emit("early", 1);
+    expect(socket.state).toEqual({ status: "disconnected", reason: "io client disconnect" });
+    await settle();
+    expect(log.loads).toBe(0);
+    expect(log.calls).toEqual([]);
+
+    socket.connect();
+    expect(socket.state).toEqual({ status: "connecting" });
+    expect(log.loads).toBe(1);
+    gate.release();
+    await settle();
+    expect(log.calls).toEqual(["new http://idle.test/", "emit / early [1]", "connect /"]);
+  });
+
+  it("with the module loaded, makes its client at connect(), at once", async () => {
+    const { connect, init } = await fresh();
+    gate.release();
+    await init();
+    const socket = connect("http://idle-ready.test/", { autoConnect: false });
+    socket.emit("early");
+    expect(log.calls).toEqual([]);
+    socket.connect();
+    expect(log.calls).toEqual(["new http://idle-ready.test/", "emit / early []", "connect /"]);
+    socket.close();
+    expect(log.calls.at(-1)).toBe("close /");
+  });
+
+  it("reports a bad option at connect() as connect_error", async () => {
+    const { connect, init } = await fresh();
+    gate.release();
+    await init();
+    const socket = connect("http://bad-idle.test/", { autoConnect: false });
+    const errors: string[] = [];
+    socket.on("connect_error", (e) => errors.push(e.message));
+    socket.connect();
+    expect(errors).toEqual(["invalid url"]);
+    expect(socket.state).toEqual({ status: "disconnected", reason: "connect error" });
+    expect(() => socket.emit("x")).toThrow("this socket is unusable");
+  });
+
+  it("closed before connect(): nothing was ever made", async () => {
+    const { connect } = await fresh();
+    const socket = connect("http://never.test/", { autoConnect: false });
+    socket.close();
+    gate.release();
+    await settle();
+    expect(log.loads).toBe(0);
+    expect(log.calls).toEqual([]);
+    expect(() => socket.connect()).toThrow("this socket is closed");
+  });
+
+  it("a namespace riding its connection wakes it: the client is made, unconnected, and the namespace connects", async () => {
+    const { connect, init } = await fresh();
+    gate.release();
+    await init();
+    const main = connect("http://wake.test/", { autoConnect: false });
+    const chat = connect("http://wake.test/chat");
+    expect(log.calls).toEqual(["new http://wake.test/", "of /chat", "new http://wake.test/chat"]);
+    expect(main.state).toEqual({ status: "disconnected", reason: "io client disconnect" });
+    main.connect();
+    expect(log.calls.at(-1)).toBe("connect /");
+    chat.close();
+    main.close();
   });
 });
 

@@ -1,20 +1,14 @@
-// Browser smoke test of the built npm package (npm/dist): loads dist/index.js in headless
-// Chromium from a static server on one origin and talks to the Node socket.io test server on
-// another. Run by scripts/test-wasm.sh after scripts/build-wasm.sh:
-//   node npm/test/browser/smoke.mjs http://127.0.0.1:<s0 port>
-import http from "node:http";
-import fs from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+// Browser smoke test of the built npm package (npm/dist): loads dist/index.js in a headless
+// browser from a static server on one origin and talks to the Node socket.io test server on
+// another. Run by scripts/test-wasm.sh after scripts/build-wasm.sh, in Chromium and in Firefox:
+//   node npm/test/browser/smoke.mjs http://127.0.0.1:<s0 port> [--browser chromium|firefox]
+import { browserArg, launch, print, serve } from "./harness.mjs";
 
 const serverUrl = process.argv[2];
-if (!serverUrl) {
-  console.error("usage: node smoke.mjs <socket.io server url>");
+if (!serverUrl || serverUrl.startsWith("--")) {
+  console.error("usage: node smoke.mjs <socket.io server url> [--browser chromium|firefox]");
   process.exit(2);
 }
-const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist");
-const types = { ".js": "text/javascript", ".wasm": "application/wasm", ".html": "text/html" };
 /** The exception a listener throws on purpose; it must surface as a page error, once. */
 const THROWN = "smoke: thrown by a listener on purpose";
 
@@ -102,41 +96,12 @@ try {
 window.__results = results;
 </script>`;
 
-const server = http.createServer((req, res) => {
-  const url = new URL(req.url, "http://x");
-  if (url.pathname === "/") {
-    res.writeHead(200, { "content-type": "text/html" }).end(page);
-    return;
-  }
-  const file = path.join(dist, path.normalize(url.pathname));
-  if (!file.startsWith(dist) || !fs.existsSync(file)) {
-    res.writeHead(404).end();
-    return;
-  }
-  res.writeHead(200, { "content-type": types[path.extname(file)] ?? "application/octet-stream" });
-  fs.createReadStream(file).pipe(res);
-});
-await new Promise((r) => server.listen(0, "127.0.0.1", r));
-const origin = `http://127.0.0.1:${server.address().port}`;
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const server = await serve({ "/": ["text/html", page] });
+const browser = await launch(browserArg(process.argv));
 let failed = 0;
 try {
-  const tab = await browser.newPage();
-  const errors = [];
-  tab.on("pageerror", (e) => errors.push(e.message));
-  tab.on("console", (m) => console.log(`page: ${m.text()}`));
-  await tab.goto(origin);
-  await tab.waitForFunction(() => window.__results !== undefined, null, { timeout: 30000 });
-  const results = await tab.evaluate(() => window.__results);
-  for (const r of results) {
-    console.log(`${r.ok ? "ok  " : "FAIL"} ${r.name}${r.ok ? "" : `: ${r.detail}`}`);
-    if (!r.ok) failed++;
-  }
+  const { results, errors } = await browser.run(`${server.origin}/`);
+  failed += print(results);
   const thrown = errors.filter((e) => e.includes(THROWN));
   console.log(`${thrown.length === 1 ? "ok  " : "FAIL"} the throwing listener's exception was reported as uncaught (${thrown.length} times)`);
   if (thrown.length !== 1) failed++;
@@ -144,9 +109,9 @@ try {
     console.log(`FAIL page error: ${e}`);
     failed++;
   }
-  console.log(`npm browser smoke: ${results.length + 1 - failed} passed, ${failed} failed`);
+  console.log(`npm browser smoke (${browser.version}): ${results.length + 1 - failed} passed, ${failed} failed`);
 } finally {
   await browser.close();
-  server.close();
+  await server.close();
 }
 process.exit(failed === 0 ? 0 : 1);

@@ -2,7 +2,9 @@
 // name (the package's "node" condition), connects, receives the server's `auth` event, gets an
 // ack, and closes; then connects with a dead server first and the test server as its fallback
 // (`fallbackUrls`); and the `validate` option on server events. Usage: node [--experimental-websocket] connect.mjs URL polling|websocket
-// Run by scripts/test-wasm.sh after the package is built.
+// Run by scripts/test-wasm.sh after the package is built, on Node 20, on Node 22, and on Deno
+// (`deno run --import-map deno-import-map.json`: "tidings" is dist/node.js, the file Deno's
+// "node" condition picks from the package).
 
 import assert from "node:assert/strict";
 import { connect } from "tidings";
@@ -13,8 +15,11 @@ if (transport === "websocket") {
   assert.equal(typeof globalThis.WebSocket, "function", "this Node has no global WebSocket");
 }
 
+const runtime = globalThis.Deno ? `deno ${globalThis.Deno.version.deno}` : `node ${process.versions.node}`;
+// A timer that keeps the process alive no longer than the test: Node's has unref(), Deno's is a number.
+const unref = (t) => (typeof t === "object" ? t.unref() : globalThis.Deno.unrefTimer(t));
 const timeout = (ms, what) =>
-  new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms).unref());
+  new Promise((_, reject) => unref(setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)));
 
 const socket = connect(url, { transports: [transport], reconnection: false, auth: { token: "node" } });
 try {
@@ -25,7 +30,7 @@ try {
   assert.equal(state.status, "connected");
   assert.equal(state.transport, transport);
   assert.deepEqual(await socket.timeout(5_000).emitWithAck("echo", { n: 1 }), { n: 1 });
-  console.log(`ok node ${process.versions.node} ${transport}: connect, event, ack`);
+  console.log(`ok ${runtime} ${transport}: connect, event, ack`);
 } finally {
   socket.close();
 }
@@ -44,7 +49,7 @@ try {
   await Promise.race([new Promise((resolve) => failover.on("connect", resolve)), timeout(10_000, "the fallback")]);
   assert.ok(errors.length >= 1, "the dead server was tried first and reported");
   assert.deepEqual(await failover.timeout(5_000).emitWithAck("echo", { n: 2 }), { n: 2 });
-  console.log(`ok node ${process.versions.node} ${transport}: a dead first server, connected to the fallback`);
+  console.log(`ok ${runtime} ${transport}: a dead first server, connected to the fallback`);
 } finally {
   failover.close();
 }
@@ -71,7 +76,7 @@ try {
   assert.deepEqual(invalid[0].args, [{ n: "two" }]);
   assert.deepEqual(invalid[0].problems, ["echo: n must be a number"]);
   assert.equal(invalid[0].meta.source, "socket");
-  console.log(`ok node ${process.versions.node} ${transport}: validate keeps an invalid event from the listeners and reports it`);
+  console.log(`ok ${runtime} ${transport}: validate keeps an invalid event from the listeners and reports it`);
 } finally {
   checked.close();
 }
@@ -99,7 +104,7 @@ try {
   while (ids.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(ids, ["evt_1"], "the envelope id of the echoed envelope");
   assert.ok(all.includes("auth") && all.includes("echo"), `"*" heard every event: ${all}`);
-  console.log(`ok node ${process.versions.node} ${transport}: query, "*" listeners, idempotent emits, lastEventMeta.id`);
+  console.log(`ok ${runtime} ${transport}: query, "*" listeners, idempotent emits, lastEventMeta.id`);
 } finally {
   parity.close();
 }
