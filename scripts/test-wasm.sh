@@ -7,15 +7,19 @@
 # switch through its HTTP control port to blackhole, reset every connection, cut WebSocket
 # upgrades or add latency), and a Node cluster for the cluster tests (redis-server on an
 # ephemeral port, then s1 nodes on it with the Redis streams adapter: a pair A/B per test, A
-# ended by the test, and a publisher C), passes their URLs to the
-# test build at compile time, runs `cargo test -p tidings-wasm --target wasm32-unknown-unknown`
-# with wasm-bindgen-test-runner, then builds the npm package (scripts/build-wasm.sh) and runs it
-# where front-ends run: its browser smoke test (npm/test/browser/smoke.mjs) and the same API in a
-# dedicated Web Worker (worker.mjs), each in Chromium (playwright-core) and in Firefox ESR
-# (WebDriver BiDi); on Node 20 and Node 22 and on Deno (npm/test/node/connect.mjs, both
-# transports); a server render with React then hydration in Chromium (ssr.mjs). Stops the
-# servers on exit. Needs the tools of scripts/install-wasm-tools.sh (the runtimes of
-# scripts/install-runtimes.sh are installed here when missing). Works from any directory.
+# ended by the test, and a publisher C); builds and starts the reference server
+# (examples/server, no session recovery, its REST feed; 500 + 500 ms heartbeat) with a fault
+# proxy of its own and the relay the tests publish through (testing/node-server/emit-relay.mjs),
+# its CORS open to the test page alone (the page's address is fixed here:
+# WASM_BINDGEN_TEST_ADDRESS); passes their URLs to the test build at compile time, runs
+# `cargo test -p tidings-wasm --target wasm32-unknown-unknown` with wasm-bindgen-test-runner,
+# then builds the npm package (scripts/build-wasm.sh) and runs it where front-ends run: its
+# browser smoke test (npm/test/browser/smoke.mjs) and the same API in a dedicated Web Worker
+# (worker.mjs), each in Chromium (playwright-core) and in Firefox ESR (WebDriver BiDi); on Node 20
+# and Node 22 and on Deno (npm/test/node/connect.mjs, both transports); a server render with React
+# then hydration in Chromium (ssr.mjs). Stops the servers on exit. Needs the tools of
+# scripts/install-wasm-tools.sh (the runtimes of scripts/install-runtimes.sh are installed here
+# when missing). Works from any directory.
 # Usage: bash scripts/test-wasm.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -85,6 +89,65 @@ start s1 s1feed >"$tmp/url.s1feed"
 # control port (the faults).
 start s1 s1faults --ping-interval 500 --ping-timeout 500 >"$tmp/url.s1faults"
 launch faultproxy testing/node-server/fault-proxy.mjs --upstream-port "$(port_of s1faults port)"
+
+# The test page's address (wasm-bindgen-test-runner's server), fixed here instead of an ephemeral
+# port so that the reference server's CORS can allow exactly that origin (the page calls its
+# dev login, its feed and long-polling through the proxy: all cross-origin). A free port below
+# the kernel's ephemeral range (32768-60999 on Linux, 49152+ on macOS), where no port-0 listener
+# of another run can take it between now and the runner's bind. A WASM_BINDGEN_TEST_ADDRESS the
+# caller set (host:port) is kept.
+if [[ -z "${WASM_BINDGEN_TEST_ADDRESS:-}" ]]; then
+  page_port=$(node -e '
+    const net = require("net");
+    const attempt = (left) => {
+      const port = 20000 + Math.floor(Math.random() * 10000);
+      const s = net.createServer();
+      s.once("error", () => (left > 0 ? attempt(left - 1) : process.exit(1)));
+      s.listen(port, "127.0.0.1", () => { console.log(port); s.close(); });
+    };
+    attempt(50);')
+  export WASM_BINDGEN_TEST_ADDRESS="127.0.0.1:$page_port"
+fi
+page_origin="http://$WASM_BINDGEN_TEST_ADDRESS"
+
+# The reference server (examples/server: socketioxide, no session recovery, the REST feed) for
+# the reference fault tests: its own binary, in whatever target dir cargo uses
+# (CARGO_TARGET_DIR included), on 127.0.0.1 and an ephemeral port, a data dir in $tmp, the
+# native fault tests' 500 + 500 ms heartbeat, dev login on (loopback), secrets of this run, CORS
+# for the test page only. Then a fault proxy in front of it, and the relay the page publishes
+# through (POST /internal/emit with the key, testing/node-server/emit-relay.mjs).
+cargo build -q -p tidings-example-server
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  node -e 'let s = ""; process.stdin.on("data", (c) => (s += c)).on("end", () => console.log(JSON.parse(s).target_directory))')
+node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))' >"$tmp/reference.key"
+: >"$tmp/reference.log"
+# None of the caller's TIDINGS_* settings (a Redis URL, JSON logs, ...): only these.
+unset_tidings=()
+while IFS='=' read -r name _; do
+  if [[ $name == TIDINGS_* ]]; then unset_tidings+=(-u "$name"); fi
+done < <(env)
+env ${unset_tidings[@]+"${unset_tidings[@]}"} \
+  TIDINGS_JWT_SECRET=$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))') \
+  TIDINGS_INTERNAL_API_KEY=$(cat "$tmp/reference.key") \
+  TIDINGS_PING_INTERVAL_MS=500 TIDINGS_PING_TIMEOUT_MS=500 \
+  "$target_dir/debug/tidings-example-server" --bind 127.0.0.1:0 --data-dir "$tmp/reference" --dev-login \
+  --cors-origin "$page_origin" >>"$tmp/reference.log" 2>&1 &
+pids+=($!)
+reference_port=""
+for _ in $(seq 100); do
+  reference_port=$(sed -nE 's/.*listening.*addr=127\.0\.0\.1:([0-9]+).*/\1/p' "$tmp/reference.log" | head -1)
+  if [[ -n "$reference_port" ]]; then break; fi
+  kill -0 "${pids[-1]}" 2>/dev/null || break
+  sleep 0.1
+done
+if [[ -z "$reference_port" ]]; then
+  echo "test-wasm: the reference server did not start:" >&2
+  cat "$tmp/reference.log" >&2
+  exit 1
+fi
+launch referenceproxy testing/node-server/fault-proxy.mjs --upstream-port "$reference_port"
+launch emitrelay testing/node-server/emit-relay.mjs --upstream-port "$reference_port" \
+  --key-file "$tmp/reference.key" --origin "$page_origin"
 # Redis for the cluster, on 127.0.0.1 and a port that was free a moment ago (another port if that
 # one was taken meanwhile), without persistence, in $tmp; killed on exit like the servers.
 redis_port=""
@@ -128,8 +191,13 @@ export TIDINGS_WASM_S1_FEED_URL=$(cat "$tmp/url.s1feed")
 export TIDINGS_WASM_FAULT_SERVER_URL=$(cat "$tmp/url.s1faults")
 export TIDINGS_WASM_FAULT_PROXY_URL="http://127.0.0.1:$(port_of faultproxy port)"
 export TIDINGS_WASM_FAULT_CONTROL_URL="http://127.0.0.1:$(port_of faultproxy control)"
+export TIDINGS_WASM_REFERENCE_SERVER_URL="http://127.0.0.1:$reference_port"
+export TIDINGS_WASM_REFERENCE_PROXY_URL="http://127.0.0.1:$(port_of referenceproxy port)"
+export TIDINGS_WASM_REFERENCE_CONTROL_URL="http://127.0.0.1:$(port_of referenceproxy control)"
+export TIDINGS_WASM_REFERENCE_EMIT_URL="http://127.0.0.1:$(port_of emitrelay port)"
 echo "test-wasm: servers s0 $TIDINGS_WASM_S0_URL, s0 (kill) $TIDINGS_WASM_S0_KILL_URL, s1 $TIDINGS_WASM_S1_URL, polling-only $TIDINGS_WASM_POLLING_ONLY_URL, cluster on $redis_url"
 echo "test-wasm: fault proxy $TIDINGS_WASM_FAULT_PROXY_URL (control $TIDINGS_WASM_FAULT_CONTROL_URL) in front of $TIDINGS_WASM_FAULT_SERVER_URL"
+echo "test-wasm: fault proxy $TIDINGS_WASM_REFERENCE_PROXY_URL (control $TIDINGS_WASM_REFERENCE_CONTROL_URL) in front of the reference server $TIDINGS_WASM_REFERENCE_SERVER_URL (emits through $TIDINGS_WASM_REFERENCE_EMIT_URL; CORS for the test page $page_origin)"
 
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}

@@ -45,6 +45,14 @@ const CLUSTER_C: Option<&str> = option_env!("TIDINGS_WASM_CLUSTER_C_URL");
 const FAULT_SERVER: Option<&str> = option_env!("TIDINGS_WASM_FAULT_SERVER_URL");
 const FAULT_PROXY: Option<&str> = option_env!("TIDINGS_WASM_FAULT_PROXY_URL");
 const FAULT_CONTROL: Option<&str> = option_env!("TIDINGS_WASM_FAULT_CONTROL_URL");
+// The reference server (examples/server: socketioxide, no session recovery, the REST feed; a
+// 500 + 500 ms heartbeat) behind a fault proxy of its own (PROXY, CONTROL), and the relay the
+// tests publish through (EMIT: its `POST /internal/emit`, which wants a key the page must not
+// send). The server's CORS allows the test page's origin.
+const REFERENCE_SERVER: Option<&str> = option_env!("TIDINGS_WASM_REFERENCE_SERVER_URL");
+const REFERENCE_PROXY: Option<&str> = option_env!("TIDINGS_WASM_REFERENCE_PROXY_URL");
+const REFERENCE_CONTROL: Option<&str> = option_env!("TIDINGS_WASM_REFERENCE_CONTROL_URL");
+const REFERENCE_EMIT: Option<&str> = option_env!("TIDINGS_WASM_REFERENCE_EMIT_URL");
 
 fn server(url: Option<&'static str>) -> Option<&'static str> {
     assert!(url.is_some(), "no server URL at compile time: run the browser tests with scripts/test-wasm.sh");
@@ -123,6 +131,10 @@ async fn control(base: &str, method: &str, path: &str, body: &str) -> JsValue {
 struct Log {
     events: Vec<(String, Array, JsValue, JsValue, JsValue)>,
     feed: Vec<JsValue>,
+    /// How many `events` had come when each of `feed` was reported, and once the code that
+    /// reported it was done (in a microtask): the events in between came in the same drain of
+    /// the client (after a `caught-up`: the socket's events that waited for the catch-up).
+    feed_at: Vec<(usize, Option<usize>)>,
     states: Vec<JsValue>,
     /// When each of `states` was reported (`Date.now()`, ms).
     state_at: Vec<f64>,
@@ -159,7 +171,17 @@ impl Harness {
         let on_error = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| l.borrow_mut().errors.push(e));
         client.on_connect_error(Some(on_error.into_js_value().unchecked_into()));
         let l = log.clone();
-        let on_feed = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| l.borrow_mut().feed.push(s));
+        let on_feed = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+            let mut log = l.borrow_mut();
+            log.feed.push(s);
+            let (n, at) = (log.events.len(), log.feed_at.len());
+            log.feed_at.push((n, None));
+            let l = l.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let mut log = l.borrow_mut();
+                log.feed_at[at].1 = Some(log.events.len());
+            });
+        });
         client.on_feed(Some(on_feed.into_js_value().unchecked_into()));
         Harness { client, log }
     }
@@ -661,14 +683,22 @@ struct Ticker {
 
 impl Ticker {
     fn start(via: &'static str, room: &'static str) -> Self {
-        let (sent, stop, done) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
+        Self::spawn(0, move |i| async move {
+            let tick = format!(r#"[{{"id":"tick-{i}","data":{i}}}]"#);
+            let r = control(via, "POST", &format!("/control/to?room={room}&event=tick"), &tick).await;
+            assert_eq!(get(&r, "ok"), JsValue::TRUE, "{}", json(&r));
+        })
+    }
+
+    /// Calls `send` with `first`, `first + 1`, ..., each once the one before is done, every
+    /// 10 ms; `sent` is the next number.
+    fn spawn<F: std::future::Future<Output = ()>>(first: u32, send: impl Fn(u32) -> F + 'static) -> Self {
+        let (sent, stop, done) = (Rc::new(Cell::new(first)), Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
         let (s, st, d) = (sent.clone(), stop.clone(), done.clone());
         wasm_bindgen_futures::spawn_local(async move {
-            let mut i = 0u32;
+            let mut i = first;
             while !st.get() {
-                let tick = format!(r#"[{{"id":"tick-{i}","data":{i}}}]"#);
-                let r = control(via, "POST", &format!("/control/to?room={room}&event=tick"), &tick).await;
-                assert_eq!(get(&r, "ok"), JsValue::TRUE, "{}", json(&r));
+                send(i).await;
                 i += 1;
                 s.set(i);
                 sleep(10).await;
@@ -809,6 +839,7 @@ async fn cluster_a_crashed_node_s_session_is_not_recovered_and_the_client_rejoin
 // counters at zero) and uses event names and keys of its own.
 
 /// The fault proxy and the server behind it.
+#[derive(Clone, Copy)]
 struct Faults {
     server: &'static str,
     proxy: &'static str,
@@ -817,8 +848,16 @@ struct Faults {
 
 impl Faults {
     async fn new() -> Option<Self> {
-        let (Some(server), Some(proxy), Some(control)) =
-            (server(FAULT_SERVER), server(FAULT_PROXY), server(FAULT_CONTROL))
+        Self::of(FAULT_SERVER, FAULT_PROXY, FAULT_CONTROL).await
+    }
+
+    /// The proxy on `control` in front of `server`, restored.
+    async fn of(
+        server_url: Option<&'static str>,
+        proxy_url: Option<&'static str>,
+        control_url: Option<&'static str>,
+    ) -> Option<Self> {
+        let (Some(server), Some(proxy), Some(control)) = (server(server_url), server(proxy_url), server(control_url))
         else {
             return None;
         };
@@ -1065,4 +1104,241 @@ async fn fault_latency_keeps_order_and_delays_acks_accordingly() {
         h.expect_ticks(&event, 10).await;
         f.set("/mode?set=pass").await;
     }
+}
+
+// ---------------------------------------------------------------- the reference server + its feed
+//
+// docs/RELIABILITY.md, "Catching up from the feed": the browser's side of
+// examples/server/tests/faults_e2e.rs. socketioxide restores no session, so every reconnect is
+// `recovered: false`; the core reads what the client missed from the REST feed (through the
+// proxy too) before it lets the new socket's events through. One server and one proxy for these
+// tests, restored before each; every test's events carry its name.
+
+/// The reference server behind its proxy, and the relay its events are published through.
+#[derive(Clone, Copy)]
+struct Reference {
+    faults: Faults,
+    emit: &'static str,
+}
+
+impl Reference {
+    async fn new() -> Option<Self> {
+        let emit = server(REFERENCE_EMIT)?;
+        let faults = Faults::of(REFERENCE_SERVER, REFERENCE_PROXY, REFERENCE_CONTROL).await?;
+        Some(Reference { faults, emit })
+    }
+
+    /// A token for a demo user from the server's dev login (straight to the server: CORS).
+    async fn login(&self, user: &str) -> String {
+        let r = control(self.faults.server, "POST", "/api/dev/login", &format!(r#"{{"userId":"{user}"}}"#)).await;
+        get(&r, "token").as_string().unwrap_or_else(|| panic!("dev login: {}", json(&r)))
+    }
+
+    /// Publishes `task.created` `{test, i}` to `tenant:acme`, straight to the server (`POST
+    /// /internal/emit`, through the relay).
+    async fn publish(self, test: &str, i: u32) {
+        let body =
+            format!(r#"{{"to":{{"room":"tenant:acme"}},"event":"task.created","data":{{"test":"{test}","i":{i}}}}}"#);
+        let r = control(self.emit, "POST", "/emit", &body).await;
+        assert!(get(&r, "id").as_string().is_some_and(|id| id.starts_with("evt_")), "{}", json(&r));
+    }
+
+    /// Publishes each of `range`, one after the other.
+    async fn publish_all(self, test: &str, range: std::ops::Range<u32>) {
+        for i in range {
+            self.publish(test, i).await;
+        }
+    }
+
+    /// Publishes `first`, `first + 1`, ... in the background, every 10 ms, until stopped.
+    fn ticker(self, test: &'static str, first: u32) -> Ticker {
+        Ticker::spawn(first, move |i| self.publish(test, i))
+    }
+
+    /// Alice of acme connected through the proxy on `transports`, the feed through the proxy
+    /// too. The feed only catches up: its polling (a fallback while the socket is down) starts
+    /// after a minute, so nothing else reads it meanwhile.
+    async fn alice(&self, transports: &str) -> Harness {
+        let token = self.login("alice").await;
+        let feed = format!(
+            r#","auth":{{"token":"{token}"}},"feed":{{"url":"{}/api/polling/acme","after":60000}}"#,
+            self.faults.proxy
+        );
+        Harness::connect(self.faults.proxy, &Faults::options(transports, &feed)).await
+    }
+}
+
+/// A `task.created` envelope of a reference test, as delivered: `(i, envelope id, source)`.
+type Delivered = (u32, String, String);
+
+impl Harness {
+    /// The `task.created` envelopes of `test` among `events[range]`, in the order they came.
+    fn envelopes_in(&self, test: &str, range: std::ops::Range<usize>) -> Vec<Delivered> {
+        let log = self.log.borrow();
+        let mine = |e: &&(String, Array, JsValue, JsValue, JsValue)| {
+            e.0 == "task.created" && get(&get(&e.1.get(0), "data"), "test") == test
+        };
+        log.events[range]
+            .iter()
+            .filter(mine)
+            .map(|e| {
+                let envelope = e.1.get(0);
+                let i = get(&get(&envelope, "data"), "i").as_f64().unwrap() as u32;
+                (i, get(&envelope, "id").as_string().unwrap(), e.4.as_string().unwrap())
+            })
+            .collect()
+    }
+
+    /// The `task.created` envelopes of `test`, in the order they came.
+    fn envelopes(&self, test: &str) -> Vec<Delivered> {
+        let n = self.log.borrow().events.len();
+        self.envelopes_in(test, 0..n)
+    }
+
+    /// Waits for `n` envelopes of `test`, then a moment for a duplicate; checks they are `0..n`
+    /// in order, each envelope id once. Returns them.
+    async fn expect_envelopes(&self, test: &str, n: u32) -> Vec<Delivered> {
+        self.wait(&format!("{n} {test} events"), 10_000, |h| h.envelopes(test).len() >= n as usize).await;
+        sleep(300).await;
+        let got = self.envelopes(test);
+        let order: Vec<u32> = got.iter().map(|e| e.0).collect();
+        assert_eq!(order, (0..n).collect::<Vec<_>>(), "{test}: every event exactly once, in order");
+        let mut ids: Vec<&String> = got.iter().map(|e| &e.1).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), got.len(), "{test}: no envelope id twice");
+        got
+    }
+
+    /// The envelopes of `test` delivered during the catch-up reported from the `from`th feed
+    /// status on (between `catching-up` and `caught-up`), and those delivered right after it,
+    /// in the same drain of the client (the socket's events that waited for it): `(during,
+    /// released)`.
+    fn catch_up(&self, from: usize, test: &str) -> (Vec<Delivered>, Vec<Delivered>) {
+        let statuses = self.feed_statuses(from);
+        let start = statuses.iter().position(|s| s == "catching-up").expect("a catch-up") + from;
+        let end = statuses.iter().position(|s| s == "caught-up").expect("caught up") + from;
+        let (a, b, c) = {
+            let log = self.log.borrow();
+            (log.feed_at[start].0, log.feed_at[end].0, log.feed_at[end].1.expect("the drain is over"))
+        };
+        (self.envelopes_in(test, a..b), self.envelopes_in(test, b..c))
+    }
+
+    /// The feed statuses reported from the `from`th on.
+    fn feed_statuses(&self, from: usize) -> Vec<String> {
+        self.log.borrow().feed[from..].iter().map(|s| get(s, "status").as_string().unwrap()).collect()
+    }
+}
+
+/// A blackhole (nothing forwarded or read, no RST) during a stream of events, lifted once the
+/// client noticed the drop (by the heartbeat, within its window; into a slow network for a
+/// moment), while events go on being published. socketioxide restores no session: the client
+/// reconnects with `recovered: false`, a new socket id, and reads the events it missed from the
+/// feed (`catching-up` → `caught-up`) while the new socket's events wait, then those: every
+/// event exactly once, in order.
+async fn reference_blackhole(transport: &str, test: &'static str) {
+    let Some(r) = Reference::new().await else { return };
+    let f = &r.faults;
+    let h = r.alice(&format!(r#"["{transport}"]"#)).await;
+    assert_eq!(get(&h.client.state(), "transport"), transport);
+    let sid = h.client.id().unwrap();
+    r.publish_all(test, 0..5).await;
+    h.wait("5 events", 5_000, |h| h.envelopes(test).len() == 5).await;
+
+    let (from, feed_from) = (h.log.borrow().states.len(), h.log.borrow().feed.len());
+    f.set("/mode?set=blackhole").await;
+    let cut = js_sys::Date::now();
+    r.publish_all(test, 5..10).await;
+    let (state, detected) = h.dropped_after(from, cut).await;
+    assert_eq!(json(&state), r#"{"status":"disconnected","reason":"ping timeout"}"#, "{transport}");
+    assert!(detected < DETECTED_WITHIN_MS, "{transport}: noticed {detected} ms after the cut");
+    // Events go on while the client reconnects and catches up: those before its new socket
+    // joined come from the feed; those the new socket gets during the catch-up wait for it. The
+    // network comes back slow (50 ms each way), so the catch-up (a CORS preflight and a GET:
+    // two round trips) overlaps the new socket's first events.
+    let ticker = r.ticker(test, 10);
+    f.set("/mode?set=latency&ms=50").await;
+    h.wait("the catch-up", 10_000, |h| h.feed_statuses(feed_from).iter().any(|s| s == "caught-up")).await;
+    f.set("/mode?set=pass").await;
+    let caught_up = js_sys::Date::now() - cut;
+    assert!(h.client.connected());
+    assert!(!h.client.recovered(), "{transport}: socketioxide restores no session");
+    assert_ne!(h.client.id().unwrap(), sid, "{transport}: a new socket");
+    assert_eq!(h.feed_statuses(feed_from), ["catching-up", "caught-up"], "{transport}");
+    let (during, released) = h.catch_up(feed_from, test);
+    assert!(
+        during.iter().all(|e| e.2 == "feed"),
+        "{transport}: only the feed's events during the catch-up: {during:?}"
+    );
+    assert!(released.iter().all(|e| e.2 == "socket"), "{transport}: {released:?}");
+    let live_from = ticker.sent.get() + 5;
+    while ticker.sent.get() < live_from {
+        sleep(10).await;
+    }
+    let total = ticker.stop().await;
+    let got = h.expect_envelopes(test, total).await;
+    let sources: Vec<&str> = got.iter().map(|e| e.2.as_str()).collect();
+    assert!(sources[..5].iter().all(|s| *s == "socket"), "{transport}: {sources:?}");
+    assert!(sources[5..10].iter().all(|s| *s == "feed"), "{transport}: missed, then read from the feed: {sources:?}");
+    assert!(sources[live_from as usize..].iter().all(|s| *s == "socket"), "{transport}: live again: {sources:?}");
+    let from_feed = sources.iter().filter(|s| **s == "feed").count();
+    console_log!(
+        "fault: reference blackhole over {transport}: the drop noticed {detected} ms after the cut, caught up {caught_up} ms after it; {from_feed} of {total} events from the feed, {} of the new socket's released after it",
+        released.len()
+    );
+}
+
+#[wasm_bindgen_test]
+async fn fault_reference_a_blackhole_over_websocket_is_caught_up_from_the_feed_once_in_order() {
+    reference_blackhole("websocket", "ref-bh-websocket").await;
+}
+
+#[wasm_bindgen_test]
+async fn fault_reference_a_blackhole_over_long_polling_is_caught_up_from_the_feed_once_in_order() {
+    reference_blackhole("polling", "ref-bh-polling").await;
+}
+
+/// Every connection reset (RST) mid-stream, three times, over WebSocket, while events are
+/// published every 10 ms (some in flight at each reset, some while the client is away): each
+/// time a new socket (`recovered: false`) and a catch-up from the feed; every event exactly once,
+/// in order.
+#[wasm_bindgen_test]
+async fn fault_reference_resets_mid_stream_over_websocket_are_caught_up_from_the_feed_once_in_order() {
+    let Some(r) = Reference::new().await else { return };
+    let f = &r.faults;
+    let test = "ref-rst";
+    let h = r.alice(r#"["websocket"]"#).await;
+    let ticker = r.ticker(test, 0);
+    let mut released_after = 0;
+    for round in 1..=3 {
+        // A few events first (one at least: a client that delivered none has nothing to resume
+        // from, it starts from now).
+        let seen = h.envelopes(test).len();
+        h.wait(&format!("events before reset {round}"), 5_000, |h| h.envelopes(test).len() >= seen + 5).await;
+        let feed_from = h.log.borrow().feed.len();
+        let sid = h.client.id().unwrap();
+        f.set("/reset").await;
+        h.wait(&format!("the catch-up after reset {round}"), 10_000, |h| {
+            h.feed_statuses(feed_from).iter().any(|s| s == "caught-up")
+        })
+        .await;
+        assert_eq!(h.feed_statuses(feed_from), ["catching-up", "caught-up"], "reset {round}");
+        let (during, released) = h.catch_up(feed_from, test);
+        assert!(during.iter().all(|e| e.2 == "feed"), "reset {round}: only the feed's during the catch-up: {during:?}");
+        assert!(released.iter().all(|e| e.2 == "socket"), "reset {round}: {released:?}");
+        released_after += released.len();
+        assert!(!h.client.recovered(), "reset {round}: socketioxide restores no session");
+        assert_ne!(h.client.id().unwrap(), sid, "reset {round}: a new socket");
+    }
+    let seen = h.envelopes(test).len();
+    h.wait("events after the last reset", 5_000, |h| h.envelopes(test).len() >= seen + 5).await;
+    let total = ticker.stop().await;
+    let got = h.expect_envelopes(test, total).await;
+    let from_feed = got.iter().filter(|e| e.2 == "feed").count();
+    assert!(f.counter("accepted").await >= 4.0, "one connection per reset");
+    assert!(f.counter("resets").await >= 3.0);
+    console_log!(
+        "fault: 3 resets against the reference server: {from_feed} of {total} events read from the feed, {released_after} of the new sockets' released after the catch-ups"
+    );
 }
