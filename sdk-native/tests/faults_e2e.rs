@@ -248,6 +248,35 @@ async fn connections_reset_mid_stream_lose_and_repeat_nothing() {
     within(T, "closing", client.close()).await;
 }
 
+/// Latency with jitter (10-60 ms per chunk each way), both transports: a stream and acked emits
+/// cross it whole, in order, each once, with no disconnect.
+#[tokio::test]
+async fn jitter_keeps_order_and_loses_nothing() {
+    for transports in [TransportConfig::only(TransportKind::WebSocket), TransportConfig::only(TransportKind::Polling)] {
+        let srv = server();
+        let proxy = FaultProxy::start(srv.port).await;
+        let client = client(&proxy, transports).await;
+        let mut sub = client.on::<u32>("tick");
+        let mut notices = client.notices();
+        proxy.set(Mode::Jitter { base: Duration::from_millis(10), spread: Duration::from_millis(50) });
+        let emits = async {
+            let mut answers = Vec::new();
+            for i in 0..5 {
+                let ack = client.emit_with_ack("echo", &json!(i), T).await.unwrap();
+                answers.push(ack.deserialize::<u32>().unwrap());
+            }
+            answers
+        };
+        let (answers, ()) = tokio::join!(emits, ticks(&srv, 0, 30));
+        assert_eq!(answers, [0, 1, 2, 3, 4], "{transports:?}");
+        expect_ticks(&mut sub, 30).await;
+        while let Some(n) = notices.try_recv() {
+            assert!(!matches!(n, Notice::State(ConnectionState::Disconnected { .. })), "{n:?} ({transports:?})");
+        }
+        within(T, "closing", client.close()).await;
+    }
+}
+
 #[tokio::test]
 async fn latency_keeps_order_and_delays_acks_accordingly() {
     let srv = server();

@@ -1,5 +1,5 @@
 //! A TCP proxy that injects network faults between a client and a real server (docs/RELIABILITY.md,
-//! "Fault injection"): pass through, add latency, blackhole (connections stay open, no RST,
+//! "Fault injection"): pass through, add latency (fixed, or with jitter), blackhole (connections stay open, no RST,
 //! nothing is forwarded, so each side sees only silence, and TCP backpressure once its buffers
 //! fill), limit the bandwidth, reset every connection (RST) mid-stream, and reset every WebSocket
 //! handshake (an upgrade that never works).
@@ -20,6 +20,9 @@ pub enum Mode {
     Pass,
     /// Forward each chunk after this delay (each direction on its own).
     Latency(Duration),
+    /// Forward each chunk after `base` plus a random part of `spread` (each direction on its
+    /// own; order kept: a chunk waits for the one before it).
+    Jitter { base: Duration, spread: Duration },
     /// Forward nothing and stop reading; connections stay open (a half-open network).
     Blackhole,
     /// At most this many bytes per second, each direction on its own (a slow link): reads are
@@ -160,6 +163,13 @@ async fn pump(
                     }
                 }
                 Mode::Latency(d) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(d) => break,
+                        _ = resets.changed() => return reset(to),
+                    }
+                }
+                Mode::Jitter { base, spread } => {
+                    let d = base + spread.mul_f64(rand::random::<f64>());
                     tokio::select! {
                         () = tokio::time::sleep(d) => break,
                         _ = resets.changed() => return reset(to),
