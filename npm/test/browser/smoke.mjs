@@ -12,18 +12,28 @@ if (!serverUrl || serverUrl.startsWith("--")) {
 /** The exception a listener throws on purpose; it must surface as a page error, once. */
 const THROWN = "smoke: thrown by a listener on purpose";
 
-const page = `<!doctype html><script type="module">
+const page = `<!doctype html><script>
+// The critical path: how the .wasm is compiled (streamed while it downloads, or not).
+window.__wasm = { streaming: 0, buffered: 0 };
+const streaming = WebAssembly.instantiateStreaming, buffered = WebAssembly.instantiate;
+WebAssembly.instantiateStreaming = (...a) => (window.__wasm.streaming++, streaming(...a));
+WebAssembly.instantiate = (...a) => (window.__wasm.buffered++, buffered(...a));
+</script><script type="module">
 import { connect, init } from "/index.js";
 const results = [];
 const check = (name, ok, detail) => results.push({ name, ok: Boolean(ok), detail: String(detail ?? "") });
 try {
-  // Before the module is loaded: commands are queued.
+  // Before the module is loaded: connect() returns at once, commands are queued.
   const early = connect(${JSON.stringify(serverUrl)}, { auth: { token: "early" } });
+  check("connect() returns before the .wasm is compiled", window.__wasm.streaming + window.__wasm.buffered === 0 && !early.connected,
+    JSON.stringify(window.__wasm));
   const greeted = new Promise((r) => early.on("auth", (a) => r(a)));
   const acked = early.emitWithAck("echo", "queued");
   check("queued emitWithAck", (await acked) === "queued", await acked);
   check("auth event", (await greeted).token === "early", JSON.stringify(await greeted));
   check("connected", early.connected && typeof early.id === "string", early.id);
+  // Served as application/wasm, the module is compiled while it downloads, once.
+  check("the .wasm is compiled streaming", window.__wasm.streaming === 1 && window.__wasm.buffered === 0, JSON.stringify(window.__wasm));
   early.close();
 
   await init();
