@@ -164,3 +164,57 @@ async fn resets_mid_stream_are_caught_up_from_the_feed() {
     assert!(proxy.accepted() >= 4, "one connection per reset: {}", proxy.accepted());
     within("closing", client.close()).await;
 }
+
+/// Emits made during the fault are delivered once: chat messages sent into a blackhole, with
+/// `retries` and an idempotency key each (`Emit::idempotent`), are all acknowledged after the
+/// network is back, and the server's log holds each exactly once. (The bytes of the first tries
+/// may still reach the server over the old connection when the network comes back, and a retry
+/// follows: the key is what makes that one message, docs/RELIABILITY.md "Guarantees".)
+#[tokio::test]
+async fn chat_messages_sent_into_a_blackhole_with_retries_and_keys_are_logged_once() {
+    for kind in [TransportKind::WebSocket, TransportKind::Polling] {
+        let (url, proxy, _server) = server(&format!("faults-emits-{kind:?}")).await;
+        let client = Tidings::builder(&proxy.url())
+            .token(token("alice", "acme"))
+            .transports(TransportConfig::only(kind))
+            .reconnect(ReconnectConfig {
+                backoff: BackoffStrategy::SocketIo { min_ms: 100, max_ms: 300, factor: 2.0, randomization: 0.5 },
+                ..ReconnectConfig::default()
+            })
+            .connect_timeout(Duration::from_secs(1))
+            .retries(10, Duration::from_millis(1500))
+            .build()
+            .unwrap();
+        within("alice connects", client.wait_connected(Duration::from_secs(30))).await.unwrap();
+        proxy.set(proxy::Mode::Blackhole);
+        let texts: Vec<String> = (0..3).map(|i| format!("{kind:?} message {i}")).collect();
+        let sends = texts.iter().map(|text| {
+            let emit = client.emit_builder("chat.message").arg(&json!({ "chatId": "general", "text": text }));
+            emit.idempotent().ack()
+        });
+        let acks = async { futures_util::future::join_all(sends).await };
+        let lift = async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            proxy.set(proxy::Mode::Pass);
+        };
+        let (acks, ()) =
+            tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(acks, lift) }).await.unwrap();
+        for a in &acks {
+            let v: Value = a.as_ref().unwrap().arg(0).unwrap();
+            assert_eq!(v["ok"], json!(true), "{v}");
+        }
+        let (status, page) = feed(&url, "acme", &token("alice", "acme"), "since=0&limit=1000").await;
+        assert_eq!(status, 200, "{page}");
+        let logged: Vec<String> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"] == "chat.message")
+            .map(|e| e["data"]["data"]["message"]["text"].as_str().unwrap().to_string())
+            .collect();
+        let mut sorted = logged.clone();
+        sorted.sort();
+        assert_eq!(sorted, texts, "each message logged exactly once ({kind:?}): {logged:?}");
+        within("closing", client.close()).await;
+    }
+}
