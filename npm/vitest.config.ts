@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 // tests against the reference server's binary. test/browser/ (real browser, Playwright) and
 // test/package/ (the built package, `npm run test:package`) run separately.
 export default defineConfig({
-  // The wasm-bindgen glue only exists in dist/ after a build: unit tests get a stub (and mock it).
+  // The driver needs the built .wasm (dist/ after a build): unit tests get a stub (and mock it).
   resolve: {
     alias: [{ find: /^.*\/wasm\/tidings_wasm\.js$/, replacement: new URL("./test/wasm-stub.ts", import.meta.url).pathname }],
   },

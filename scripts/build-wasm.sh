@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Builds the npm package `tidings` into npm/dist (idempotent; works from any directory):
 #   1. sdk-wasm for wasm32-unknown-unknown, profile wasm-release (opt-level z, fat LTO, 1 CGU, panic abort)
-#   2. wasm-bindgen --target web            -> npm/dist/wasm/tidings_wasm.js + tidings_wasm_bg.wasm
-#   3. wasm-opt -Oz --converge (npm binaryen 132; not Debian's, whose output breaks the externref table)
-#   4. esbuild: the glue, src/index.ts, src/node.ts, src/react.tsx and src/publisher.ts as minified
+#   2. wasm-opt -Oz --converge (npm binaryen 132) -> npm/dist/wasm/tidings_wasm_bg.wasm
+#   3. esbuild: the driver's JS half (src/wasm/tidings_wasm.ts -> dist/wasm/tidings_wasm.js), src/index.ts, src/node.ts, src/react.tsx and src/publisher.ts as minified
 #      ESM; tsc: the .d.ts files
 # Prints the gzip -9 sizes, and fails above the size budget (TIDINGS_SIZE_BUDGET, bytes; see the
 # end). Needs the tools of scripts/install-wasm-tools.sh.
@@ -16,7 +15,7 @@ target=wasm32-unknown-unknown
 dist=npm/dist
 bin=npm/node_modules/.bin
 
-for tool in wasm-bindgen "$bin/wasm-opt" "$bin/esbuild" "$bin/tsc"; do
+for tool in "$bin/wasm-opt" "$bin/esbuild" "$bin/tsc"; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "build-wasm: $tool is missing; run bash scripts/install-wasm-tools.sh" >&2
     exit 1
@@ -28,30 +27,16 @@ cargo build -p tidings-wasm --target "$target" --profile "$profile"
 
 rm -rf "$dist"
 mkdir -p "$dist/wasm"
-wasm-bindgen --target web --no-typescript --out-dir "$dist/wasm" --out-name tidings_wasm \
-  "${CARGO_TARGET_DIR:-target}/$target/$profile/tidings_wasm.wasm"
-
-# Rust's wasm32 target emits these post-MVP features; wasm-opt must be told to keep them.
+# The module has no imports and plain exports (sdk-wasm/src/abi.rs): no wasm-bindgen, its JS half
+# is npm/src/wasm/tidings_wasm.ts. Rust's wasm32 target emits these post-MVP features; wasm-opt
+# must be told to keep them.
 "$bin/wasm-opt" -Oz --converge --strip-debug --strip-producers \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-reference-types --enable-multivalue --enable-mutable-globals \
-  "$dist/wasm/tidings_wasm_bg.wasm" -o "$dist/wasm/tidings_wasm_bg.wasm"
+  "${CARGO_TARGET_DIR:-target}/$target/$profile/tidings_wasm.wasm" -o "$dist/wasm/tidings_wasm_bg.wasm"
 
-# The hand-kept glue types (npm/src/wasm/tidings_wasm.d.ts) must name only what the glue has.
-for member in connect disconnect close emit ack join leave onEvent onState onConnectError onFeed \
-              state id connected recovered rooms free; do
-  if ! grep -q "$member" "$dist/wasm/tidings_wasm.js"; then
-    echo "build-wasm: the glue has no $member; update npm/src/wasm/tidings_wasm.d.ts" >&2
-    exit 1
-  fi
-done
-
-# --bundle inlines the glue's snippets (sdk-wasm's `inline_js`), so the package has one glue file.
-"$bin/esbuild" "$dist/wasm/tidings_wasm.js" --bundle --minify --format=esm --target=es2020 \
-  --outfile="$dist/wasm/tidings_wasm.js" --allow-overwrite --log-level=warning
-rm -rf "$dist/wasm/snippets"
-cp npm/src/wasm/tidings_wasm.d.ts "$dist/wasm/tidings_wasm.d.ts"
-
+"$bin/esbuild" npm/src/wasm/tidings_wasm.ts --bundle --minify --format=esm --target=es2020 \
+  --outfile="$dist/wasm/tidings_wasm.js" --log-level=warning
 "$bin/esbuild" npm/src/index.ts --bundle --minify --format=esm --target=es2020 \
   --external:./wasm/tidings_wasm.js --outfile="$dist/index.js" --log-level=warning
 # The "node" condition of the package: index.js after loading the .wasm from the package's files.
@@ -76,7 +61,7 @@ fi
 "$bin/esbuild" npm/src/snapshot.ts --bundle --minify --format=esm --target=es2020 \
   --outfile="$dist/snapshot.js" --log-level=warning
 
-dts_inputs=(npm/src/index.ts npm/src/types.ts npm/src/node.ts npm/src/publisher.ts npm/src/snapshot.ts)
+dts_inputs=(npm/src/index.ts npm/src/wasm/tidings_wasm.ts npm/src/types.ts npm/src/node.ts npm/src/publisher.ts npm/src/snapshot.ts)
 [[ -f npm/src/react.tsx ]] && dts_inputs+=(npm/src/react.tsx)
 "$bin/tsc" --declaration --emitDeclarationOnly --outDir "$dist" --rootDir npm/src \
   --target es2022 --module nodenext --moduleResolution nodenext --jsx react-jsx \

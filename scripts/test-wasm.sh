@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the browser tests of sdk-wasm (sdk-wasm/tests/browser.rs) in headless Chromium against the
+# Runs the browser tests of the driver (sdk-wasm/tests/browser.rs) in headless Chromium against the
 # real Node socket.io test server: starts seven servers on ephemeral ports (s0, more s0s for the
 # kill-transports and block-websocket tests, s1 with connection state recovery, another s1 for the
 # REST feed test, polling-only, and an s1 with a 500 + 500 ms heartbeat behind the fault proxy),
@@ -199,14 +199,20 @@ echo "test-wasm: servers s0 $TIDINGS_WASM_S0_URL, s0 (kill) $TIDINGS_WASM_S0_KIL
 echo "test-wasm: fault proxy $TIDINGS_WASM_FAULT_PROXY_URL (control $TIDINGS_WASM_FAULT_CONTROL_URL) in front of $TIDINGS_WASM_FAULT_SERVER_URL"
 echo "test-wasm: fault proxy $TIDINGS_WASM_REFERENCE_PROXY_URL (control $TIDINGS_WASM_REFERENCE_CONTROL_URL) in front of the reference server $TIDINGS_WASM_REFERENCE_SERVER_URL (emits through $TIDINGS_WASM_REFERENCE_EMIT_URL; CORS for the test page $page_origin)"
 
+# The package first: the driver's tests (sdk-wasm/tests/browser.rs) import its JavaScript half
+# with the built .wasm inlined, one file (sdk-wasm/tests/generated/driver.js, not committed).
+bash scripts/build-wasm.sh
+mkdir -p sdk-wasm/tests/generated
+npm/node_modules/.bin/esbuild sdk-wasm/tests/driver-entry.ts --bundle --format=esm --target=es2022 \
+  --loader:.wasm=binary --outfile=sdk-wasm/tests/generated/driver.js --log-level=warning
+
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
 cargo test -p tidings-wasm --target wasm32-unknown-unknown "$@"
 
-# The built npm package in the browser: dist/index.js + glue + wasm-opt'd .wasm (another origin),
+# The built npm package in the browser: dist/index.js + its driver + the .wasm (another origin),
 # in a page and in a dedicated Web Worker, in Chromium and in Firefox ESR (driven over WebDriver
 # BiDi, which needs a global WebSocket in this Node: behind a flag on Node 20, built in from 22).
-bash scripts/build-wasm.sh
 ws_flag=""
 node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' || ws_flag="--experimental-websocket"
 node npm/test/browser/smoke.mjs "$TIDINGS_WASM_S0_URL"

@@ -1,4 +1,5 @@
-//! End-to-end tests of `WasmClient` in headless Chromium against the real Node socket.io server
+//! End-to-end tests of the browser driver (`WasmClient`: npm/src/wasm/tidings_wasm.ts over the
+//! core's module) in headless Chromium against the real Node socket.io server
 //! (testing/node-server). `scripts/test-wasm.sh` starts the servers and passes their URLs at
 //! compile time; without them every test fails (nothing is skipped silently).
 #![cfg(target_arch = "wasm32")]
@@ -15,7 +16,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Array, Function, JSON, Object, Promise, Reflect, Uint8Array};
-use tidings_wasm::WasmClient;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -57,6 +57,51 @@ const REFERENCE_EMIT: Option<&str> = option_env!("TIDINGS_WASM_REFERENCE_EMIT_UR
 fn server(url: Option<&'static str>) -> Option<&'static str> {
     assert!(url.is_some(), "no server URL at compile time: run the browser tests with scripts/test-wasm.sh");
     url
+}
+
+// The driver under test: its JavaScript half (npm/src/wasm/tidings_wasm.ts) with the module built
+// by scripts/build-wasm.sh, bundled into one file (the .wasm inlined) by scripts/test-wasm.sh.
+#[wasm_bindgen(module = "/tests/generated/driver.js")]
+extern "C" {
+    type WasmClient;
+    #[wasm_bindgen(constructor, catch)]
+    fn new(url: &str, options: JsValue) -> Result<WasmClient, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn of(this: &WasmClient, namespace: &str, options: JsValue) -> Result<WasmClient, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn namespace(this: &WasmClient) -> String;
+    #[wasm_bindgen(method, catch)]
+    fn connect(this: &WasmClient) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn disconnect(this: &WasmClient) -> Result<(), JsValue>;
+    #[wasm_bindgen(method)]
+    fn close(this: &WasmClient);
+    #[wasm_bindgen(method, catch)]
+    fn emit(this: &WasmClient, event: &str, args: &Array, opts: JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn ack(this: &WasmClient, ack_id: f64, args: &Array) -> Result<(), JsValue>;
+    #[wasm_bindgen(method)]
+    fn join(this: &WasmClient, room: &str) -> Promise;
+    #[wasm_bindgen(method)]
+    fn leave(this: &WasmClient, room: &str) -> Promise;
+    #[wasm_bindgen(method, getter)]
+    fn state(this: &WasmClient) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn id(this: &WasmClient) -> Option<String>;
+    #[wasm_bindgen(method, getter)]
+    fn connected(this: &WasmClient) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn recovered(this: &WasmClient) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn rooms(this: &WasmClient) -> Array;
+    #[wasm_bindgen(method, js_name = onEvent)]
+    fn on_event(this: &WasmClient, f: Option<Function>);
+    #[wasm_bindgen(method, js_name = onState)]
+    fn on_state(this: &WasmClient, f: Option<Function>);
+    #[wasm_bindgen(method, js_name = onConnectError)]
+    fn on_connect_error(this: &WasmClient, f: Option<Function>);
+    #[wasm_bindgen(method, js_name = onFeed)]
+    fn on_feed(this: &WasmClient, f: Option<Function>);
 }
 
 #[wasm_bindgen]

@@ -18,6 +18,14 @@ macro_rules! id_type {
             pub fn get(self) -> u64 {
                 self.0
             }
+            /// The id behind a number [`Self::get`] gave, for a driver whose other half keeps
+            /// ids as numbers (the browser driver's JavaScript). Pass only a number `get` gave
+            /// on the same client: the core trusts it (a stale connection or request id is
+            /// ignored, but a `DeliveryId` not yet handed out would count later events as
+            /// delivered).
+            pub fn from_raw(n: u64) -> Self {
+                Self(n)
+            }
         }
     };
 }
