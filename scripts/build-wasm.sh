@@ -35,7 +35,8 @@ mkdir -p "$dist/wasm"
   --enable-reference-types --enable-multivalue --enable-mutable-globals \
   "${CARGO_TARGET_DIR:-target}/$target/$profile/tidings_wasm.wasm" -o "$dist/wasm/tidings_wasm_bg.wasm"
 
-"$bin/esbuild" npm/src/wasm/tidings_wasm.ts --bundle --minify --format=esm --target=es2020 \
+# Members whose names end in `_` are private to the driver: their names are minified too.
+"$bin/esbuild" npm/src/wasm/tidings_wasm.ts --bundle --minify --format=esm --target=es2022 --mangle-props=_$ \
   --outfile="$dist/wasm/tidings_wasm.js" --log-level=warning
 "$bin/esbuild" npm/src/index.ts --bundle --minify --format=esm --target=es2020 \
   --external:./wasm/tidings_wasm.js --outfile="$dist/index.js" --log-level=warning

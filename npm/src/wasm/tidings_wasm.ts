@@ -116,31 +116,31 @@ function put(pieces: readonly Piece[]): void {
 
 /** Reads the module's output buffer in order. */
 class Rd {
-  #at: number;
-  #u8: Uint8Array<ArrayBuffer>;
-  #dv: DataView;
+  private at_: number;
+  private u8_: Uint8Array<ArrayBuffer>;
+  private dv_: DataView;
   constructor() {
     const x = wasm();
-    this.#at = x.tk_out();
-    this.#u8 = new Uint8Array(x.memory.buffer as ArrayBuffer);
-    this.#dv = new DataView(x.memory.buffer);
+    this.at_ = x.tk_out();
+    this.u8_ = new Uint8Array(x.memory.buffer as ArrayBuffer);
+    this.dv_ = new DataView(x.memory.buffer);
   }
   num(): number {
-    const n = this.#dv.getFloat64(this.#at, true);
-    this.#at += 8;
+    const n = this.dv_.getFloat64(this.at_, true);
+    this.at_ += 8;
     return n;
   }
-  #piece(): Uint8Array<ArrayBuffer> {
-    const n = this.#dv.getUint32(this.#at, true);
-    const s = this.#u8.subarray(this.#at + 4, this.#at + 4 + n);
-    this.#at += 4 + n;
+  private piece_(): Uint8Array<ArrayBuffer> {
+    const n = this.dv_.getUint32(this.at_, true);
+    const s = this.u8_.subarray(this.at_ + 4, this.at_ + 4 + n);
+    this.at_ += 4 + n;
     return s;
   }
   bytes(): Uint8Array<ArrayBuffer> {
-    return this.#piece().slice();
+    return this.piece_().slice();
   }
   str(): string {
-    return decoder.decode(this.#piece());
+    return decoder.decode(this.piece_());
   }
   opt(): string | undefined {
     return this.num() === 1 ? this.str() : undefined;
@@ -228,22 +228,22 @@ function outError(): Error {
  * never backwards. A ping deadline that passed while the laptop slept is seen as passed.
  */
 class Clock {
-  #perf = typeof performance === "object" ? performance : undefined;
-  #perfLast = this.#now();
-  #dateLast = Date.now();
-  #elapsed = 0;
-  #now(): number {
-    return this.#perf ? this.#perf.now() : Date.now();
+  private perf_ = typeof performance === "object" ? performance : undefined;
+  private perfLast_ = this.now_();
+  private dateLast_ = Date.now();
+  private elapsed_ = 0;
+  private now_(): number {
+    return this.perf_ ? this.perf_.now() : Date.now();
   }
   now(): number {
-    const perf = this.#now();
+    const perf = this.now_();
     const date = Date.now();
-    const dp = Math.max(perf - this.#perfLast, 0);
-    const dd = date - this.#dateLast;
-    this.#perfLast = perf;
-    this.#dateLast = date;
-    this.#elapsed += dd > dp + 1000 ? dd : dp;
-    return Math.floor(this.#elapsed);
+    const dp = Math.max(perf - this.perfLast_, 0);
+    const dd = date - this.dateLast_;
+    this.perfLast_ = perf;
+    this.dateLast_ = date;
+    this.elapsed_ += dd > dp + 1000 ? dd : dp;
+    return Math.floor(this.elapsed_);
   }
 }
 
@@ -286,39 +286,39 @@ const FEED_STATUS = ["polling", "stopped", "catching-up", "caught-up", "gave-up"
 
 /** One connection: its core client, its resources, its deliveries. */
 class Shared {
-  readonly h: number;
-  readonly main: string;
-  readonly clock = new Clock();
-  readonly sockets = new Map<number, WebSocket>();
+  readonly h_: number;
+  readonly main_: string;
+  readonly clock_ = new Clock();
+  readonly sockets_ = new Map<number, WebSocket>();
   /** In-flight requests; `abort()` on the core's `AbortHttp`. */
-  readonly requests = new Map<number, AbortController>();
-  timer: ReturnType<typeof setTimeout> | undefined;
+  readonly requests_ = new Map<number, AbortController>();
+  timer_: ReturnType<typeof setTimeout> | undefined;
   /** The deadline the timer is armed for (-1: none). */
-  armed = -1;
-  readonly acks = new Map<number, Pending>();
+  armed_ = -1;
+  readonly acks_ = new Map<number, Pending>();
   readonly rooms = new Map<number, Pending>();
   /** Auth providers by namespace. */
-  readonly auth = new Map<string, () => unknown>();
+  readonly auth_ = new Map<string, () => unknown>();
   /** Whether the last connection of each namespace was a recovery (kept while disconnected). */
-  readonly recovered = new Map<string, boolean>();
+  readonly recovered_ = new Map<string, boolean>();
   /** The namespaces with an open `WasmClient`; the last one to close closes the connection. */
-  readonly handles: string[];
-  readonly callbacks = new Map<string, Callbacks>();
+  readonly handles_: string[];
+  readonly callbacks_ = new Map<string, Callbacks>();
   /** `WasmClient`s not yet freed; the last `free()` drops the core. */
-  refs = 1;
-  readonly #queue: Delivery[] = [];
-  #head = 0;
-  #delivering = false;
-  #busy = false;
-  closed = false;
-  dropped = false;
-  #unlisten: () => void;
+  refs_ = 1;
+  private readonly queue_: Delivery[] = [];
+  private head_ = 0;
+  private delivering_ = false;
+  private busy_ = false;
+  closed_ = false;
+  dropped_ = false;
+  private unlisten_: () => void;
 
   constructor(h: number) {
-    this.h = h;
+    this.h_ = h;
     wasm().tk_main(h);
-    this.main = new Rd().str();
-    this.handles = [this.main];
+    this.main_ = new Rd().str();
+    this.handles_ = [this.main_];
     const g = globalThis as unknown as Partial<EventTarget> & { document?: Document };
     const doc = g.document;
     const online = (): void => this.io(ONLINE);
@@ -329,7 +329,7 @@ class Shared {
       g.addEventListener("offline", offline);
     }
     doc?.addEventListener("visibilitychange", visibility);
-    this.#unlisten = () => {
+    this.unlisten_ = () => {
       if (typeof g.removeEventListener === "function") {
         g.removeEventListener("online", online);
         g.removeEventListener("offline", offline);
@@ -340,36 +340,36 @@ class Shared {
 
   /** Runs `f` on the core with the current time, drains, then delivers. */
   run<R>(f: (now: number) => R): R {
-    if (this.#busy) throw new Error("tidings: re-entrant call into the client");
-    if (this.closed) throw new Error("tidings: this client is closed; create a new one with connect()");
-    this.#busy = true;
+    if (this.busy_) throw new Error("tidings: re-entrant call into the client");
+    if (this.closed_) throw new Error("tidings: this client is closed; create a new one with connect()");
+    this.busy_ = true;
     let r: R;
     try {
-      r = f(this.clock.now());
-      this.#drain();
+      r = f(this.clock_.now());
+      this.drain_();
     } finally {
-      this.#busy = false;
+      this.busy_ = false;
     }
-    this.#deliver();
+    this.deliver_();
     return r;
   }
 
   /** Feeds one input from a resource (a socket, a request, the timer, the page). */
   io(kind: number, id = 0, n = NaN, pieces: Piece[] = []): void {
-    if (this.closed) return;
+    if (this.closed_) return;
     if (kind === WS_CLOSED) {
       // Its handlers go, so a `close` after an `error` is not reported twice.
-      this.#dropSocket(id);
+      this.dropSocket_(id);
     } else if (kind === HTTP_RESPONSE || kind === HTTP_FAILED || kind === HTTP_TOO_LARGE) {
-      this.requests.delete(id);
+      this.requests_.delete(id);
     } else if (kind === TIMEOUT) {
-      this.timer = undefined;
-      this.armed = -1;
+      this.timer_ = undefined;
+      this.armed_ = -1;
     }
     try {
       this.run((now) => {
         put(pieces);
-        wasm().tk_input(this.h, now, kind, id, n);
+        wasm().tk_input(this.h_, now, kind, id, n);
       });
     } catch {
       // Closed meanwhile: nothing to tell.
@@ -377,15 +377,15 @@ class Shared {
   }
 
   /** An input during a drain (a resource that failed as it was made). */
-  #inputNow(kind: number, id: number, pieces: Piece[]): void {
+  private inputNow_(kind: number, id: number, pieces: Piece[]): void {
     put(pieces);
-    wasm().tk_input(this.h, this.clock.now(), kind, id, NaN);
+    wasm().tk_input(this.h_, this.clock_.now(), kind, id, NaN);
   }
 
-  #dropSocket(conn: number): void {
-    const ws = this.sockets.get(conn);
+  private dropSocket_(conn: number): void {
+    const ws = this.sockets_.get(conn);
     if (!ws) return;
-    this.sockets.delete(conn);
+    this.sockets_.delete(conn);
     ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
     try {
       ws.close();
@@ -395,19 +395,19 @@ class Shared {
   }
 
   /** Performs every output; application-bound ones join the queue. Re-arms the timer last. */
-  #drain(): void {
+  private drain_(): void {
     const x = wasm();
     for (;;) {
-      const kind = x.tk_poll(this.h);
+      const kind = x.tk_poll(this.h_);
       const rd = new Rd();
       switch (kind) {
         case 0:
-          return this.#arm(rd.num());
+          return this.arm_(rd.num());
         case 1:
-          this.#open(rd.num(), rd.str());
+          this.open_(rd.num(), rd.str());
           break;
         case 2: {
-          const ws = this.sockets.get(rd.num());
+          const ws = this.sockets_.get(rd.num());
           const data = rd.num() === 1 ? rd.bytes() : rd.str();
           try {
             ws?.send(data);
@@ -417,27 +417,27 @@ class Shared {
           break;
         }
         case 3:
-          this.#dropSocket(rd.num());
+          this.dropSocket_(rd.num());
           break;
         case 4:
-          this.#fetch(rd);
+          this.fetch_(rd);
           break;
         case 5: {
           const id = rd.num();
-          this.requests.get(id)?.abort();
-          this.requests.delete(id);
+          this.requests_.get(id)?.abort();
+          this.requests_.delete(id);
           break;
         }
         case 6: {
           const nsp = rd.str();
           const id = rd.num();
-          const f = this.auth.get(nsp);
-          if (f) this.#queue.push({ k: 5, id, f });
-          else x.tk_auth(this.h, this.clock.now(), id, 2);
+          const f = this.auth_.get(nsp);
+          if (f) this.queue_.push({ k: 5, id, f });
+          else x.tk_auth(this.h_, this.clock_.now(), id, 2);
           break;
         }
         case 7:
-          this.#queue.push({
+          this.queue_.push({
             k: 0,
             nsp: rd.str(),
             name: rd.str(),
@@ -454,19 +454,19 @@ class Shared {
           const ok = rd.num() === 1;
           const args = ok ? rd.args() : undefined;
           const message = ok ? "" : rd.str();
-          const map = kind === 8 ? this.acks : this.rooms;
+          const map = kind === 8 ? this.acks_ : this.rooms;
           const p = map.get(id);
           if (p) {
             map.delete(id);
-            this.#queue.push({ k: 4, p, ok, args, message });
+            this.queue_.push({ k: 4, p, ok, args, message });
           }
           break;
         }
         case 10: {
           const nsp = rd.str();
           const state = rd.state();
-          if (state.status === "connected") this.recovered.set(nsp, state.recovered);
-          this.#queue.push({ k: 1, nsp, state });
+          if (state.status === "connected") this.recovered_.set(nsp, state.recovered);
+          this.queue_.push({ k: 1, nsp, state });
           break;
         }
         case 11: {
@@ -484,25 +484,25 @@ class Shared {
             willRetry: rd.num() === 1,
             fallbackPending: rd.num() === 1,
           });
-          this.#queue.push({ k: 2, nsp, error });
+          this.queue_.push({ k: 2, nsp, error });
           break;
         }
         case 12: {
           const status = FEED_STATUS[rd.num()] ?? "stopped";
           const error = rd.str();
-          this.#queue.push({ k: 3, status: (status === "gave-up" ? { status, error } : { status }) as FeedStatus });
+          this.queue_.push({ k: 3, status: (status === "gave-up" ? { status, error } : { status }) as FeedStatus });
           break;
         }
       }
     }
   }
 
-  #open(conn: number, url: string): void {
+  private open_(conn: number, url: string): void {
     let ws: WebSocket;
     try {
       ws = new WebSocket(url);
     } catch (e) {
-      return this.#inputNow(WS_CLOSED, conn, [1, describe(e)]);
+      return this.inputNow_(WS_CLOSED, conn, [1, describe(e)]);
     }
     ws.binaryType = "arraybuffer";
     ws.onopen = () => this.io(WS_OPENED, conn);
@@ -513,10 +513,10 @@ class Shared {
     };
     ws.onerror = () => this.io(WS_CLOSED, conn, NaN, [1, "websocket error"]);
     ws.onclose = (ev: CloseEvent) => this.io(WS_CLOSED, conn, ev.code, [0]);
-    this.sockets.set(conn, ws);
+    this.sockets_.set(conn, ws);
   }
 
-  #fetch(rd: Rd): void {
+  private fetch_(rd: Rd): void {
     const id = rd.num();
     const method = rd.num() === 1 ? "POST" : "GET";
     const url = rd.str();
@@ -532,9 +532,9 @@ class Shared {
     try {
       response = fetch(url, { method, headers, body: body ?? null, signal: abort.signal });
     } catch (e) {
-      return this.#inputNow(HTTP_FAILED, id, [describe(e)]);
+      return this.inputNow_(HTTP_FAILED, id, [describe(e)]);
     }
-    this.requests.set(id, abort);
+    this.requests_.set(id, abort);
     response.then(
       async (r) => {
         const len = r.headers.get("content-length");
@@ -552,55 +552,55 @@ class Shared {
     );
   }
 
-  #arm(deadline: number): void {
-    if (deadline === this.armed) return;
-    this.armed = deadline;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+  private arm_(deadline: number): void {
+    if (deadline === this.armed_) return;
+    this.armed_ = deadline;
+    clearTimeout(this.timer_);
+    this.timer_ = undefined;
     if (deadline < 0) return;
     // +1 ms: never wake up just before the deadline and spin.
-    const ms = Math.min(Math.max(deadline - this.clock.now(), 0) + 1, 2147483647);
-    this.timer = setTimeout(() => this.io(TIMEOUT), ms);
+    const ms = Math.min(Math.max(deadline - this.clock_.now(), 0) + 1, 2147483647);
+    this.timer_ = setTimeout(() => this.io(TIMEOUT), ms);
   }
 
   /** Delivers the queue in order; nested calls leave it to the outermost one. */
-  #deliver(): void {
-    if (this.#delivering) return;
-    this.#delivering = true;
+  private deliver_(): void {
+    if (this.delivering_) return;
+    this.delivering_ = true;
     // The last event whose callbacks have run, reported once the queue is empty: one report
     // covers every event before it, so a burst costs one call, not one per event.
     let last = -1;
     for (;;) {
-      const d = this.#queue[this.#head];
+      const d = this.queue_[this.head_];
       if (d === undefined) {
-        this.#queue.length = this.#head = 0;
+        this.queue_.length = this.head_ = 0;
         if (last < 0) break;
         const id = last;
         last = -1;
         try {
           // Their callbacks have run (or thrown, or there were none): only now may the core count
           // the events as received. What it asks for next is queued, and delivered by this loop.
-          this.run((now) => wasm().tk_delivered(this.h, now, id));
+          this.run((now) => wasm().tk_delivered(this.h_, now, id));
         } catch {
           // Closed by a callback.
         }
         continue;
       }
-      this.#head++;
+      this.head_++;
       if (d.k === 0) last = d.id;
       try {
-        this.#deliverOne(d);
+        this.deliverOne_(d);
       } catch (e) {
         report(e);
       }
     }
-    this.#delivering = false;
+    this.delivering_ = false;
   }
 
-  #deliverOne(d: Delivery): void {
+  private deliverOne_(d: Delivery): void {
     switch (d.k) {
       case 0: {
-        const f = this.callbacks.get(d.nsp)?.event;
+        const f = this.callbacks_.get(d.nsp)?.event;
         if (!f) return;
         const args = decodeArgs(d.args);
         // Listeners get every argument as sent (the offset last, when there is one), as
@@ -610,44 +610,44 @@ class Shared {
         return f(d.name, args, d.offset, d.feed ? "feed" : "socket", d.ack < 0 ? undefined : d.ack);
       }
       case 1:
-        return this.callbacks.get(d.nsp)?.state?.(d.state);
+        return this.callbacks_.get(d.nsp)?.state?.(d.state);
       case 2:
-        return this.callbacks.get(d.nsp)?.connectError?.(d.error);
+        return this.callbacks_.get(d.nsp)?.connectError?.(d.error);
       case 3:
-        return this.callbacks.get(this.main)?.feed?.(d.status);
+        return this.callbacks_.get(this.main_)?.feed?.(d.status);
       case 4:
         if (!d.ok || d.args === undefined) return d.p.reject(new Error(d.message));
         return d.p.resolve(decodeArgs(d.args));
       case 5:
-        return this.#askAuth(d.id, d.f);
+        return this.askAuth_(d.id, d.f);
     }
   }
 
   /** Calls an auth provider (it may return a promise) and answers the core when it settles. */
-  #askAuth(id: number, provider: () => unknown): void {
+  private askAuth_(id: number, provider: () => unknown): void {
     new Promise((resolve) => resolve(provider())).then(
       (v) => {
         let json: string;
         try {
           json = authJson(v);
         } catch (e) {
-          return this.#authReady(id, 0, describe(e));
+          return this.authReady_(id, 0, describe(e));
         }
-        this.#authReady(id, 1, json);
+        this.authReady_(id, 1, json);
       },
       (e: unknown) => {
         report(e);
-        this.#authReady(id, 0, "it threw or its promise was rejected");
+        this.authReady_(id, 0, "it threw or its promise was rejected");
       },
     );
   }
 
-  #authReady(id: number, ok: number, text: string): void {
-    if (this.closed) return;
+  private authReady_(id: number, ok: number, text: string): void {
+    if (this.closed_) return;
     try {
       this.run((now) => {
         put([text]);
-        wasm().tk_auth(this.h, now, id, ok);
+        wasm().tk_auth(this.h_, now, id, ok);
       });
     } catch {
       // Closed meanwhile.
@@ -659,36 +659,36 @@ class Shared {
     try {
       this.run((now) => {
         put([""]);
-        wasm().tk_disconnect(this.h, now);
+        wasm().tk_disconnect(this.h_, now);
       });
     } catch {
       // Already closed.
     }
-    this.#release(true);
+    this.release_(true);
   }
 
   /** Releases every resource; `detach` lets requests finish (the POST carrying a close). */
-  #release(detach: boolean): void {
-    this.closed = true;
-    this.#unlisten();
-    clearTimeout(this.timer);
-    if (!detach) for (const a of this.requests.values()) a.abort();
-    this.requests.clear();
-    for (const conn of [...this.sockets.keys()]) this.#dropSocket(conn);
+  private release_(detach: boolean): void {
+    this.closed_ = true;
+    this.unlisten_();
+    clearTimeout(this.timer_);
+    if (!detach) for (const a of this.requests_.values()) a.abort();
+    this.requests_.clear();
+    for (const conn of [...this.sockets_.keys()]) this.dropSocket_(conn);
     const err = new Error("tidings: the client was closed");
-    const pending = [...this.acks.values(), ...this.rooms.values()];
-    this.acks.clear();
+    const pending = [...this.acks_.values(), ...this.rooms.values()];
+    this.acks_.clear();
     this.rooms.clear();
     for (const p of pending) p.reject(err);
-    this.callbacks.clear();
+    this.callbacks_.clear();
   }
 
   /** One `WasmClient` less; the last drops the core. */
   free(): void {
-    if (--this.refs > 0 || this.dropped) return;
-    if (!this.closed) this.#release(false);
-    this.dropped = true;
-    wasm().tk_drop(this.h);
+    if (--this.refs_ > 0 || this.dropped_) return;
+    if (!this.closed_) this.release_(false);
+    this.dropped_ = true;
+    wasm().tk_drop(this.h_);
   }
 }
 
@@ -850,9 +850,9 @@ function optionPieces(url: string, options: unknown): [Piece[], (() => unknown) 
  * events after it are still delivered).
  */
 export class WasmClient {
-  readonly #s: Shared;
-  readonly #nsp: string;
-  #freed = false;
+  private readonly s_: Shared;
+  private readonly nsp_: string;
+  private freed_ = false;
 
   /** A client for `url` (its path names the namespace). Throws for an invalid URL or option. */
   constructor(url: string, options: unknown);
@@ -860,8 +860,8 @@ export class WasmClient {
   constructor(url: Shared, options: unknown, nsp: string);
   constructor(url: string | Shared, options: unknown, nsp?: string) {
     if (url instanceof Shared) {
-      this.#s = url;
-      this.#nsp = nsp ?? url.main;
+      this.s_ = url;
+      this.nsp_ = nsp ?? url.main_;
       return;
     }
     const x = wasm();
@@ -879,9 +879,9 @@ export class WasmClient {
         h === -1 ? `tidings: invalid url "${url}": ${why}` : h === -2 ? `tidings: invalid configuration: ${why}` : `tidings: ${why}`,
       );
     }
-    this.#s = new Shared(h);
-    this.#nsp = this.#s.main;
-    if (provider) this.#s.auth.set(this.#nsp, provider);
+    this.s_ = new Shared(h);
+    this.nsp_ = this.s_.main_;
+    if (provider) this.s_.auth_.set(this.nsp_, provider);
   }
 
   /**
@@ -898,47 +898,47 @@ export class WasmClient {
     }
     // `admin` and `/admin` name the same namespace, as in the native client.
     const nsp = namespace.startsWith("/") ? namespace : `/${namespace}`;
-    const s = this.#s;
+    const s = this.s_;
     const err = s.run((now) => {
-      if (s.handles.includes(nsp)) return new Error(`tidings: namespace ${nsp} is already open on this connection`);
+      if (s.handles_.includes(nsp)) return new Error(`tidings: namespace ${nsp} is already open on this connection`);
       put([nsp, json]);
-      if (wasm().tk_open(s.h, now, mode) < 0) return outError();
-      if (provider) s.auth.set(nsp, provider);
-      else s.auth.delete(nsp);
-      s.handles.push(nsp);
+      if (wasm().tk_open(s.h_, now, mode) < 0) return outError();
+      if (provider) s.auth_.set(nsp, provider);
+      else s.auth_.delete(nsp);
+      s.handles_.push(nsp);
       return undefined;
     });
     if (err) throw err;
-    s.refs++;
+    s.refs_++;
     return new WasmClient(s, undefined, nsp);
   }
 
   /** The namespace of this handle. */
   get namespace(): string {
-    return this.#nsp;
+    return this.nsp_;
   }
 
   /** Releases this handle; the last one releases the core's memory. */
   free(): void {
-    if (this.#freed) return;
-    this.#freed = true;
-    this.#s.free();
+    if (this.freed_) return;
+    this.freed_ = true;
+    this.s_.free();
   }
 
   /** Connects this namespace (and the connection if needed), or reconnects after a disconnect. */
   connect(): void {
-    const err = this.#s.run((now) => {
-      put([this.#nsp]);
-      return wasm().tk_connect(this.#s.h, now) < 0 ? outError() : undefined;
+    const err = this.s_.run((now) => {
+      put([this.nsp_]);
+      return wasm().tk_connect(this.s_.h_, now) < 0 ? outError() : undefined;
     });
     if (err) throw err;
   }
 
   /** Disconnects this namespace ("io client disconnect"); the connection closes with the last. */
   disconnect(): void {
-    this.#s.run((now) => {
-      put([this.#nsp]);
-      wasm().tk_disconnect(this.#s.h, now);
+    this.s_.run((now) => {
+      put([this.nsp_]);
+      wasm().tk_disconnect(this.s_.h_, now);
     });
   }
 
@@ -947,18 +947,18 @@ export class WasmClient {
    * every socket, request, timer and listener, and rejects what is still pending.
    */
   close(): void {
-    const s = this.#s;
-    if (s.closed) return;
-    const i = s.handles.indexOf(this.#nsp);
-    if (i >= 0) s.handles.splice(i, 1);
-    if (s.handles.length === 0) return s.close();
+    const s = this.s_;
+    if (s.closed_) return;
+    const i = s.handles_.indexOf(this.nsp_);
+    if (i >= 0) s.handles_.splice(i, 1);
+    if (s.handles_.length === 0) return s.close();
     try {
       this.disconnect();
     } catch {
       // Closed meanwhile.
     }
-    s.auth.delete(this.#nsp);
-    s.callbacks.delete(this.#nsp);
+    s.auth_.delete(this.nsp_);
+    s.callbacks_.delete(this.nsp_);
   }
 
   /**
@@ -989,11 +989,11 @@ export class WasmClient {
     const flags = (ack ? 1 : 0) | (opts?.volatile === true ? 2 : 0) | (opts?.idempotent === true ? 4 : 0);
     let r: Error | undefined;
     try {
-      r = this.#s.run((now) => {
-        put([this.#nsp, event, ...pieces]);
-        const id = wasm().tk_emit(this.#s.h, now, flags, timeout);
+      r = this.s_.run((now) => {
+        put([this.nsp_, event, ...pieces]);
+        const id = wasm().tk_emit(this.s_.h_, now, flags, timeout);
         if (id >= 0) {
-          if (pending) this.#s.acks.set(id, pending);
+          if (pending) this.s_.acks_.set(id, pending);
           return undefined;
         }
         // socket.io-client drops a volatile emit silently.
@@ -1008,34 +1008,34 @@ export class WasmClient {
   /** Answers the server's ack request `ackId` (from `onEvent`) with `args`. */
   ack(ackId: number, args: unknown[]): void {
     const pieces = encodeArgs(args);
-    const err = this.#s.run((now) => {
-      put([this.#nsp, ...pieces]);
-      return wasm().tk_ack(this.#s.h, now, ackId) < 0 ? outError() : undefined;
+    const err = this.s_.run((now) => {
+      put([this.nsp_, ...pieces]);
+      return wasm().tk_ack(this.s_.h_, now, ackId) < 0 ? outError() : undefined;
     });
     if (err) throw err;
   }
 
   /** Joins `room` (re-joined after every reconnect that did not recover); resolves with the server's ack arguments. */
   join(room: string): Promise<unknown[]> {
-    return this.#room(room, 1);
+    return this.room_(room, 1);
   }
 
   /** Leaves `room`. */
   leave(room: string): Promise<unknown[]> {
-    return this.#room(room, 0);
+    return this.room_(room, 0);
   }
 
-  #room(room: string, join: number): Promise<unknown[]> {
+  private room_(room: string, join: number): Promise<unknown[]> {
     let pending: Pending | undefined;
     const promise = new Promise<unknown[]>((resolve, reject) => {
       pending = { resolve: resolve as (v: unknown) => void, reject };
     });
     try {
-      const err = this.#s.run((now) => {
-        put([this.#nsp, room]);
-        const id = wasm().tk_room(this.#s.h, now, join);
+      const err = this.s_.run((now) => {
+        put([this.nsp_, room]);
+        const id = wasm().tk_room(this.s_.h_, now, join);
         if (id < 0) return outError();
-        if (pending) this.#s.rooms.set(id, pending);
+        if (pending) this.s_.rooms.set(id, pending);
         return undefined;
       });
       if (err) return Promise.reject(err);
@@ -1046,17 +1046,17 @@ export class WasmClient {
   }
 
   /** Reads the core (no drain); undefined once the core is dropped. */
-  #read<T>(pieces: Piece[], call: (x: Exports, h: number) => void, read: (rd: Rd) => T): T | undefined {
-    if (this.#s.dropped) return undefined;
+  private read_<T>(pieces: Piece[], call: (x: Exports, h: number) => void, read: (rd: Rd) => T): T | undefined {
+    if (this.s_.dropped_) return undefined;
     const x = wasm();
     put(pieces);
-    call(x, this.#s.h);
+    call(x, this.s_.h_);
     return read(new Rd());
   }
 
   /** The connection state (`ConnectionState` in types.ts). */
   get state(): ConnectionState {
-    return this.#read([this.#nsp], (x, h) => x.tk_state(h), (rd) => rd.state()) ?? { status: "disconnected", reason: "io client disconnect" };
+    return this.read_([this.nsp_], (x, h) => x.tk_state(h), (rd) => rd.state()) ?? { status: "disconnected", reason: "io client disconnect" };
   }
 
   /** The socket id while connected. */
@@ -1072,18 +1072,18 @@ export class WasmClient {
 
   /** Whether the last connection restored the previous session. */
   get recovered(): boolean {
-    return this.#s.recovered.get(this.#nsp) ?? false;
+    return this.s_.recovered_.get(this.nsp_) ?? false;
   }
 
   /** Where the client stands: the position of the last event delivered (`Client::cursor`). */
   get cursor(): string | undefined {
-    return this.#read([], (x, h) => x.tk_cursor(h), (rd) => rd.opt());
+    return this.read_([], (x, h) => x.tk_cursor(h), (rd) => rd.opt());
   }
 
   /** Rooms remembered (re-joined after a reconnect). */
   get rooms(): string[] {
     return (
-      this.#read([this.#nsp], (x, h) => x.tk_rooms(h), (rd) => {
+      this.read_([this.nsp_], (x, h) => x.tk_rooms(h), (rd) => {
         const out: string[] = [];
         for (let n = rd.num(); n > 0; n--) out.push(rd.str());
         return out;
@@ -1091,30 +1091,30 @@ export class WasmClient {
     );
   }
 
-  #set(f: (c: Callbacks) => void): void {
-    if (this.#s.closed) return;
-    let c = this.#s.callbacks.get(this.#nsp);
-    if (!c) this.#s.callbacks.set(this.#nsp, (c = {}));
+  private set_(f: (c: Callbacks) => void): void {
+    if (this.s_.closed_) return;
+    let c = this.s_.callbacks_.get(this.nsp_);
+    if (!c) this.s_.callbacks_.set(this.nsp_, (c = {}));
     f(c);
   }
 
   /** `onEvent(name, args, offset, source, ackId)` for every server event (or `undefined`). */
   onEvent(f: EventCallback | undefined): void {
-    this.#set((c) => (c.event = f));
+    this.set_((c) => (c.event = f));
   }
 
   /** `onState(state)` for every state change. */
   onState(f: ((state: ConnectionState) => void) | undefined): void {
-    this.#set((c) => (c.state = f));
+    this.set_((c) => (c.state = f));
   }
 
   /** `onConnectError(error)` for every failed attempt. */
   onConnectError(f: ((error: ConnectError) => void) | undefined): void {
-    this.#set((c) => (c.connectError = f));
+    this.set_((c) => (c.connectError = f));
   }
 
   /** `onFeed(status)` for the REST feed fallback's changes. */
   onFeed(f: ((status: FeedStatus) => void) | undefined): void {
-    this.#set((c) => (c.feed = f));
+    this.set_((c) => (c.feed = f));
   }
 }
