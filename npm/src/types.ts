@@ -232,6 +232,24 @@ export interface TidingsOptions {
   /** Query parameters added to the URL of every request (socket.io-client's `query`). */
   query?: Readonly<Record<string, string>>;
   /**
+   * Headers added to every HTTP long-polling request (socket.io-client's `extraHeaders`). A
+   * browser's `WebSocket` cannot carry headers: over WebSocket they are sent only where the
+   * runtime's `WebSocket` takes them (Node 22, Deno), as the handshake's headers. Across origins
+   * the server's CORS must allow them. Not for tokens: use `auth`.
+   */
+  extraHeaders?: Readonly<Record<string, string>>;
+  /**
+   * Send cookies with long-polling requests to another origin (`fetch`'s `credentials: "include"`;
+   * socket.io-client's `withCredentials`). The server's CORS must allow credentials. Default false.
+   */
+  withCredentials?: boolean;
+  /**
+   * Log the protocol: every frame and request in and out, states and connection errors. `true`
+   * logs with `console.debug`; a function gets each line instead. Auth in CONNECT packets and the
+   * `Authorization` header are never logged (`[redacted]`).
+   */
+  debug?: boolean | ((line: string) => void);
+  /**
    * Checks every server event (from the socket or the feed) before any listener sees it, e.g.
    * with an event catalogue's generated validator. Return the problems found (an empty array,
    * `undefined` or nothing: valid). An invalid event, or one whose check throws, goes to no

@@ -208,3 +208,17 @@ const validated: TidingsOptions = { validate: (event, args, meta) => (event === 
 void validated;
 const queried: TidingsOptions = { query: { token: "t" } };
 void queried;
+const transport: TidingsOptions = {
+  extraHeaders: { "x-tenant": "acme" },
+  withCredentials: true,
+  debug: (line) => expectTypeOf(line).toEqualTypeOf<string>(),
+};
+const loud: TidingsOptions = { debug: true };
+void transport;
+void loud;
+// @ts-expect-error header values are strings
+const badHeaders: TidingsOptions = { extraHeaders: { "x-n": 1 } };
+void badHeaders;
+// @ts-expect-error withCredentials is a boolean
+const badCredentials: TidingsOptions = { withCredentials: "include" };
+void badCredentials;

@@ -23,7 +23,7 @@ use tidings_core::engineio::Frame;
 use tidings_core::{
     AckRequest, Args, AuthMode, AuthRequestId, BackoffStrategy, Client as Core, ConnId, ConnectionState, DeliveryId,
     EmitError, EmitRefused, EmitRequest, EventSource, FeedConfig, FeedStatus, HttpError, Input, Instant, Method, Output,
-    RequestId, TransportKind,
+    RequestId, RequestPurpose, TransportKind,
 };
 
 struct State {
@@ -559,6 +559,13 @@ pub extern "C" fn tk_poll(h: u32) -> u32 {
                 opt_str(out, r.authorization.as_deref());
                 opt_str(out, r.body.as_deref());
                 num(out, r.max_body as f64);
+                // 0 and 1: Engine.IO long-polling (which `extraHeaders` and `withCredentials`
+                // are for); 2: the REST feed.
+                num(out, match r.purpose {
+                    RequestPurpose::PollReceive => 0.0,
+                    RequestPurpose::PollSend => 1.0,
+                    _ => 2.0,
+                });
                 4
             }
             Output::AbortHttp(id) => {

@@ -429,6 +429,8 @@ function attachHandlers(socket) {
   });
   // The handshake's query parameters (the client's `query` option), answered by ack.
   on(socket, "query", (_data, ack) => ack?.(socket.handshake.query));
+  // The handshake's headers (the client's `extraHeaders`, and the cookie `withCredentials` sends).
+  on(socket, "headers", (_data, ack) => ack?.(socket.handshake.headers));
   on(socket, "hi", (data, ack) => {
     socket.emit("hi", ...data);
     ack?.();
@@ -745,6 +747,12 @@ async function handleControl(req, res) {
           emitOrThrow(() => op.emit(event, ...data));
         }
         return sendJson(res, 200, { ok: true, nsp: nsp.name, sockets: nsp.sockets.size });
+      }
+      case "POST /control/set-cookie": {
+        // A cookie for this server's host, which long-polling requests from another origin
+        // carry only with the client's `withCredentials`.
+        res.setHeader("Set-Cookie", "tidings_test=1; Path=/; SameSite=Lax");
+        return sendJson(res, 200, { ok: true });
       }
       case "POST /control/burst": {
         // count events NAME with one argument {"i":0..count-1,"pad":"x"*pad}, emitted in one

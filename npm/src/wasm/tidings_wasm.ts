@@ -283,6 +283,29 @@ const WS_OPENED = 0,
   TIMEOUT = 11;
 
 const FEED_STATUS = ["polling", "stopped", "catching-up", "caught-up", "gave-up"] as const;
+const IN_NAMES = ["ws open", "ws", "ws binary", "ws closed", "http", "http failed", "http too large", "online", "offline", "visible", "hidden"];
+
+/** What the driver adds to the core's requests, and where it logs (`extraHeaders`, `withCredentials`, `debug`). */
+interface Net {
+  headers: Record<string, string> | undefined;
+  credentials: RequestCredentials;
+  log: ((line: string) => void) | undefined;
+}
+
+/**
+ * A frame or body as logged: the payload of every CONNECT packet (`40...{auth}`, possibly among
+ * others in a long-polling payload) replaced, so a token never reaches a log; cut at 2,000 chars.
+ */
+function redact(text: string): string {
+  const s = text
+    .split("\x1e")
+    .map((p) => (p.startsWith("40") && p.includes("{") ? `${p.slice(0, p.indexOf("{"))}{[redacted]}` : p))
+    .join("\x1e");
+  return s.length > 2000 ? `${s.slice(0, 2000)}... (${s.length} chars)` : s;
+}
+
+/** Whether this runtime's `WebSocket` is a browser's (which takes no headers). */
+const browserSockets = typeof document === "object" || typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === "function";
 
 /** One connection: its core client, its resources, its deliveries. */
 class Shared {
@@ -314,8 +337,11 @@ class Shared {
   dropped_ = false;
   private unlisten_: () => void;
 
-  constructor(h: number) {
+  readonly net_: Net;
+
+  constructor(h: number, net: Net) {
     this.h_ = h;
+    this.net_ = net;
     wasm().tk_main(h);
     this.main_ = new Rd().str();
     this.handles_ = [this.main_];
@@ -357,6 +383,12 @@ class Shared {
   /** Feeds one input from a resource (a socket, a request, the timer, the page). */
   io(kind: number, id = 0, n = NaN, pieces: Piece[] = []): void {
     if (this.closed_) return;
+    const log = this.net_.log;
+    if (log && kind !== TIMEOUT && kind !== HTTP_RESPONSE) {
+      const p = pieces[pieces.length - 1];
+      const what = typeof p === "string" ? redact(p) : p instanceof Uint8Array ? `${p.length} bytes` : "";
+      log(`< ${IN_NAMES[kind] ?? kind} #${id}${Number.isNaN(n) ? "" : ` ${n}`} ${what}`);
+    }
     if (kind === WS_CLOSED) {
       // Its handlers go, so a `close` after an `error` is not reported twice.
       this.dropSocket_(id);
@@ -407,8 +439,10 @@ class Shared {
           this.open_(rd.num(), rd.str());
           break;
         case 2: {
-          const ws = this.sockets_.get(rd.num());
+          const conn = rd.num();
+          const ws = this.sockets_.get(conn);
           const data = rd.num() === 1 ? rd.bytes() : rd.str();
+          this.net_.log?.(`> ws #${conn} ${typeof data === "string" ? redact(data) : `${data.length} bytes`}`);
           try {
             ws?.send(data);
           } catch {
@@ -416,9 +450,12 @@ class Shared {
           }
           break;
         }
-        case 3:
-          this.dropSocket_(rd.num());
+        case 3: {
+          const conn = rd.num();
+          this.net_.log?.(`> ws close #${conn}`);
+          this.dropSocket_(conn);
           break;
+        }
         case 4:
           this.fetch_(rd);
           break;
@@ -466,6 +503,7 @@ class Shared {
           const nsp = rd.str();
           const state = rd.state();
           if (state.status === "connected") this.recovered_.set(nsp, state.recovered);
+          this.net_.log?.(`state ${nsp} ${JSON.stringify(state)}`);
           this.queue_.push({ k: 1, nsp, state });
           break;
         }
@@ -484,6 +522,7 @@ class Shared {
             willRetry: rd.num() === 1,
             fallbackPending: rd.num() === 1,
           });
+          this.net_.log?.(`connect_error ${nsp} ${message}`);
           this.queue_.push({ k: 2, nsp, error });
           break;
         }
@@ -498,9 +537,13 @@ class Shared {
   }
 
   private open_(conn: number, url: string): void {
+    this.net_.log?.(`> ws open #${conn} ${url}`);
+    const headers = this.net_.headers;
     let ws: WebSocket;
     try {
-      ws = new WebSocket(url);
+      // Node's and Deno's WebSocket take headers in a second argument a browser's would read as
+      // subprotocols.
+      ws = headers && !browserSockets ? new (WebSocket as unknown as new (u: string, o: object) => WebSocket)(url, { headers }) : new WebSocket(url);
     } catch (e) {
       return this.inputNow_(WS_CLOSED, conn, [1, describe(e)]);
     }
@@ -524,13 +567,22 @@ class Shared {
     const authorization = rd.opt();
     const body = rd.opt();
     const max = rd.num();
-    const headers: Record<string, string> = {};
+    const polling = rd.num() < 2;
+    const net = this.net_;
+    net.log?.(`> http #${id} ${method} ${url}${body === undefined ? "" : ` ${redact(body)}`}`);
+    const headers: Record<string, string> = polling && net.headers ? { ...net.headers } : {};
     if (type !== undefined) headers["content-type"] = type;
     if (authorization !== undefined) headers.authorization = authorization;
     const abort = new AbortController();
     let response: Promise<Response>;
     try {
-      response = fetch(url, { method, headers, body: body ?? null, signal: abort.signal });
+      response = fetch(url, {
+        method,
+        headers,
+        body: body ?? null,
+        signal: abort.signal,
+        ...(polling ? { credentials: net.credentials } : {}),
+      });
     } catch (e) {
       return this.inputNow_(HTTP_FAILED, id, [describe(e)]);
     }
@@ -546,6 +598,7 @@ class Shared {
           return this.io(HTTP_FAILED, id, NaN, [`reading the response failed: ${describe(e)}`]);
         }
         if (b.length > max) return this.io(HTTP_TOO_LARGE, id, max);
+        net.log?.(`< http #${id} ${r.status} ${redact(decoder.decode(b))}`);
         this.io(HTTP_RESPONSE, id, r.status, [b]);
       },
       (e: unknown) => this.io(HTTP_FAILED, id, NaN, [`fetch failed: ${describe(e)}`]),
@@ -721,7 +774,7 @@ function authOf(o: Options): [number, string, (() => unknown) | undefined] {
  * sdk-wasm/src/abi.rs's `config`). Every value is checked; a bad one throws an `Error` naming the
  * option. Unknown keys are ignored, as socket.io-client does.
  */
-function optionPieces(url: string, options: unknown): [Piece[], (() => unknown) | undefined] {
+function optionPieces(url: string, options: unknown): [Piece[], (() => unknown) | undefined, Net] {
   const o = checkObject(options);
   const get = (obj: Options, key: string): unknown => obj?.[key];
   const bool = (obj: Options, key: string): number => {
@@ -834,7 +887,20 @@ function optionPieces(url: string, options: unknown): [Piece[], (() => unknown) 
   }
   // A seed for jitter and cache-busting (not security sensitive).
   pieces.push(Math.floor(Math.random() * 4294967296), Math.floor(Math.random() * 4294967296), fallbackUrls.length, ...fallbackUrls);
-  return [pieces, provider];
+  const extra = get(o, "extraHeaders");
+  if (extra !== undefined && (extra === null || typeof extra !== "object" || Object.values(extra).some((v) => typeof v !== "string"))) {
+    throw new Error("option extraHeaders must map header names to strings");
+  }
+  const debug = get(o, "debug");
+  if (debug !== undefined && typeof debug !== "boolean" && typeof debug !== "function") {
+    throw new Error("option debug must be a boolean or a function");
+  }
+  const net: Net = {
+    headers: extra as Record<string, string> | undefined,
+    credentials: bool(o, "withCredentials") === 1 ? "include" : "same-origin",
+    log: typeof debug === "function" ? (debug as (line: string) => void) : debug ? (line) => console.debug(`tidings ${line}`) : undefined,
+  };
+  return [pieces, provider, net];
 }
 
 /**
@@ -865,9 +931,9 @@ export class WasmClient {
       return;
     }
     const x = wasm();
-    let pieces: Piece[], provider: (() => unknown) | undefined;
+    let pieces: Piece[], provider: (() => unknown) | undefined, net: Net;
     try {
-      [pieces, provider] = optionPieces(url, options);
+      [pieces, provider, net] = optionPieces(url, options);
     } catch (e) {
       throw new Error(`tidings: ${describe(e)}`);
     }
@@ -879,7 +945,7 @@ export class WasmClient {
         h === -1 ? `tidings: invalid url "${url}": ${why}` : h === -2 ? `tidings: invalid configuration: ${why}` : `tidings: ${why}`,
       );
     }
-    this.s_ = new Shared(h);
+    this.s_ = new Shared(h, net);
     this.nsp_ = this.s_.main_;
     if (provider) this.s_.auth_.set(this.nsp_, provider);
   }

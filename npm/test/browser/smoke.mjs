@@ -93,6 +93,23 @@ try {
   await lastTick;
   check("a throwing listener loses no event", ticks.join() === "0,1,2,3,4" && anyTicks.join() === "0,1,2,3,4",
     JSON.stringify({ ticks, anyTicks }));
+  // The page's origin is not the server's (another port): long-polling requests carry the
+  // server's cookie only with withCredentials; extraHeaders go with them (the server's CORS
+  // allows both). debug logs the protocol (the token redacted).
+  await fetch(base + "/control/set-cookie", { method: "POST", credentials: "include" });
+  const logged = [];
+  const withCookie = connect(base, { forceNew: true, transports: ["polling"], withCredentials: true,
+    extraHeaders: { "x-tidings-test": "extra" }, auth: { token: "t0ken-in-the-log?" }, debug: (l) => logged.push(l) });
+  const h1 = await withCookie.timeout(5000).emitWithAck("headers");
+  check("withCredentials sends the cookie", (h1.cookie ?? "").includes("tidings_test=1"), JSON.stringify(h1));
+  check("extraHeaders on long-polling requests", h1["x-tidings-test"] === "extra", JSON.stringify(h1));
+  withCookie.close();
+  check("debug logs the protocol", logged.some((l) => l.includes('"headers"')) && logged.some((l) => l.includes("40{[redacted]}")),
+    logged.slice(0, 8).join(" | "));
+  const noCookie = connect(base, { forceNew: true, transports: ["polling"] });
+  const h2 = await noCookie.timeout(5000).emitWithAck("headers");
+  check("no cookie without withCredentials", !(h2.cookie ?? "").includes("tidings_test"), JSON.stringify(h2));
+  noCookie.close();
   const disconnected = new Promise((r) => s.once("disconnect", r));
   s.disconnect();
   check("disconnect reason", (await disconnected) === "io client disconnect", await disconnected);

@@ -124,4 +124,36 @@ for (const [path, ok] of [["/socket.io", true], ["/elsewhere", false]]) {
     s.close();
   }
 }
-console.log(`ok node ${process.versions.node} ${transport}: path`);
+console.log(`ok ${runtime} ${transport}: path`);
+
+// `extraHeaders` reach the server with the handshake (long-polling requests; over WebSocket the
+// upgrade request, where the runtime's WebSocket takes headers: Node, Deno), and `debug` logs the
+// protocol without the token (namespace /quiet: the server does not echo the auth back as an
+// event there, which the log would then show as the event's data it is).
+{
+  const lines = [];
+  const TOKEN = "secret-token-do-not-log";
+  const s = connect(`${url.replace(/\/$/, "")}/quiet`, {
+    transports: [transport],
+    reconnection: false,
+    forceNew: true,
+    auth: { token: TOKEN },
+    extraHeaders: { "x-tidings-test": "extra" },
+    debug: (line) => lines.push(line),
+  });
+  try {
+    await Promise.race([new Promise((resolve) => s.on("connect", resolve)), timeout(10_000, "connect")]);
+    const headers = await s.timeout(5_000).emitWithAck("headers");
+    assert.equal(headers["x-tidings-test"], "extra", `the handshake's headers: ${JSON.stringify(headers)}`);
+    assert.deepEqual(await s.timeout(5_000).emitWithAck("echo", { logged: 1 }), { logged: 1 });
+    const text = lines.join("\n");
+    assert.ok(!text.includes(TOKEN), `the token was logged:\n${text}`);
+    assert.ok(lines.some((l) => l.includes('40/quiet,{[redacted]}')), `the CONNECT packet, redacted:\n${text}`);
+    assert.ok(lines.some((l) => l.startsWith(">") && l.includes('"echo",{"logged":1}')), `the emit:\n${text}`);
+    assert.ok(lines.some((l) => l.startsWith("<") && l.includes('{"logged":1}')), `the ack:\n${text}`);
+    assert.ok(lines.some((l) => l.startsWith("state /quiet ") && l.includes('"connected"')), `the state:\n${text}`);
+    console.log(`ok ${runtime} ${transport}: extraHeaders, debug (${lines.length} lines, no token)`);
+  } finally {
+    s.close();
+  }
+}
