@@ -68,7 +68,8 @@ impl<'a> Rd<'a> {
         let n = self.num();
         let mut attachments = Vec::new();
         let mut i = 0.0;
-        while i < n {
+        // A count that does not match the pieces stops at the end of the buffer.
+        while i < n && self.at < self.b.len() {
             attachments.push(self.bytes().to_vec());
             i += 1.0;
         }
@@ -138,12 +139,15 @@ fn at(now: f64) -> Instant {
     Instant::from_millis(now as u64)
 }
 
-/// The input buffer, `len` bytes long: returns its address.
+/// The input buffer, at least `len` bytes long: returns its address. It only grows (zeroed once),
+/// so a call's pieces overwrite the previous call's; JavaScript reserves room for the most bytes a
+/// string may take (3 per UTF-16 unit) and the readers stop at the last piece of the layout.
 #[unsafe(no_mangle)]
 pub extern "C" fn tk_in(len: usize) -> usize {
     STATE.with_borrow_mut(|s| {
-        s.input.clear();
-        s.input.resize(len, 0);
+        if s.input.len() < len {
+            s.input.resize(len.next_power_of_two(), 0);
+        }
         s.input.as_mut_ptr() as usize
     })
 }
@@ -290,7 +294,7 @@ fn config(rd: &mut Rd<'_>) -> Result<Core, (i32, &'static str)> {
     c.seed = seed;
     let n = rd.num();
     let mut i = 0.0;
-    while i < n {
+    while i < n && rd.at < rd.b.len() {
         let u = tidings_core::url::ServerUrl::parse(rd.str());
         c.fallback_urls.push(u.map_err(|_| (-3, "option fallbackUrls must list http(s) or ws(s) URLs"))?);
         i += 1.0;

@@ -5,8 +5,8 @@
 // feed); this file only owns the platform: WebSockets, `fetch`, one `setTimeout`, the page's
 // `online`/`offline`/`visibilitychange`, the clock, and the conversion of arguments between JSON
 // text and JavaScript values. The module imports nothing and exports plain functions over numbers
-// and two byte buffers (sdk-wasm/src/abi.rs says how a call's data is laid out; `put` and `Rd`
-// below are the other side of that layout).
+// and two byte buffers (sdk-wasm/src/abi.rs says how a call's data is laid out; `put` and the `r*`
+// readers below are the other side of that layout).
 //
 // One `Shared` per connection owns a core client, every resource, and the queue of deliveries to
 // the application. Each entry point (a command, a socket or fetch event, the timer, a page event)
@@ -91,78 +91,99 @@ const decoder = new TextDecoder();
 /** One piece of a call's input: a number (f64), a string (UTF-8) or bytes. */
 type Piece = number | string | Uint8Array;
 
-/** Writes `pieces` to the module's input buffer (layout: sdk-wasm/src/abi.rs). */
+/** Views of the module's memory, made again after it grew (which detaches the old buffer). */
+let u8 = new Uint8Array(0);
+let dv = new DataView(u8.buffer);
+
+function views(): void {
+  const b = wasm().memory.buffer as ArrayBuffer;
+  if (u8.buffer !== b) {
+    u8 = new Uint8Array(b);
+    dv = new DataView(b);
+  }
+}
+
+/**
+ * Writes `pieces` to the module's input buffer (layout: sdk-wasm/src/abi.rs). Strings are encoded
+ * straight into the module's memory (room for 3 bytes per UTF-16 unit, the most UTF-8 takes).
+ */
 function put(pieces: readonly Piece[]): void {
-  const x = wasm();
-  const parts = pieces.map((p) => (typeof p === "string" ? encoder.encode(p) : p));
   let size = 0;
-  for (const p of parts) size += typeof p === "number" ? 8 : 4 + p.length;
-  const at = x.tk_in(size);
-  const buf = x.memory.buffer;
-  const u8 = new Uint8Array(buf);
-  const dv = new DataView(buf);
-  let i = at;
-  for (const p of parts) {
+  for (const p of pieces) size += typeof p === "number" ? 8 : 4 + p.length * (typeof p === "string" ? 3 : 1);
+  let i = wasm().tk_in(size);
+  views();
+  for (const p of pieces) {
     if (typeof p === "number") {
       dv.setFloat64(i, p, true);
       i += 8;
     } else {
-      dv.setUint32(i, p.length, true);
-      u8.set(p, i + 4);
-      i += 4 + p.length;
+      const n = typeof p === "string" ? encoder.encodeInto(p, u8.subarray(i + 4)).written : (u8.set(p, i + 4), p.length);
+      dv.setUint32(i, n, true);
+      i += 4 + n;
     }
   }
 }
 
-/** Reads the module's output buffer in order. */
-class Rd {
-  private at_: number;
-  private u8_: Uint8Array<ArrayBuffer>;
-  private dv_: DataView;
-  constructor() {
-    const x = wasm();
-    this.at_ = x.tk_out();
-    this.u8_ = new Uint8Array(x.memory.buffer as ArrayBuffer);
-    this.dv_ = new DataView(x.memory.buffer);
-  }
-  num(): number {
-    const n = this.dv_.getFloat64(this.at_, true);
-    this.at_ += 8;
-    return n;
-  }
-  private piece_(): Uint8Array<ArrayBuffer> {
-    const n = this.dv_.getUint32(this.at_, true);
-    const s = this.u8_.subarray(this.at_ + 4, this.at_ + 4 + n);
-    this.at_ += 4 + n;
-    return s;
-  }
-  bytes(): Uint8Array<ArrayBuffer> {
-    return this.piece_().slice();
-  }
-  str(): string {
-    return decoder.decode(this.piece_());
-  }
-  opt(): string | undefined {
-    return this.num() === 1 ? this.str() : undefined;
-  }
-  /** Arguments: their JSON text and attachments, parsed when delivered. */
-  args(): RawArgs {
-    const text = this.str();
-    const att: Uint8Array[] = [];
-    for (let n = this.num(); n > 0; n--) att.push(this.bytes());
-    return [text, att];
-  }
-  state(): ConnectionState {
-    switch (this.num()) {
-      case 0:
-        return { status: "connecting" };
-      case 1:
-        return { status: "connected", transport: this.str() as "websocket", recovered: this.num() === 1, id: this.str() };
-      case 2:
-        return { status: "reconnecting", attempt: this.num(), delay: this.num() };
-      default:
-        return { status: "disconnected", reason: this.str() as "io client disconnect" };
+/** Where the next read of the output buffer is. */
+let at = 0;
+
+/** Starts reading the output buffer (after a call that wrote it). */
+function out(): void {
+  views();
+  at = wasm().tk_out();
+}
+
+function rNum(): number {
+  const n = dv.getFloat64(at, true);
+  at += 8;
+  return n;
+}
+
+function rBytes(): Uint8Array<ArrayBuffer> {
+  const n = dv.getUint32(at, true);
+  at += 4 + n;
+  return u8.slice(at - n, at);
+}
+
+/** A string; short ASCII ones (names, namespaces, ids) without a `TextDecoder` call. */
+function rStr(): string {
+  const n = dv.getUint32(at, true);
+  const s = at + 4;
+  at = s + n;
+  if (n <= 32) {
+    let r = "";
+    for (let i = s; i < at; i++) {
+      const c = u8[i] as number;
+      if (c > 127) return decoder.decode(u8.subarray(s, at));
+      r += String.fromCharCode(c);
     }
+    return r;
+  }
+  return decoder.decode(u8.subarray(s, at));
+}
+
+function rOpt(): string | undefined {
+  return rNum() === 1 ? rStr() : undefined;
+}
+
+/** Arguments: their JSON text and attachments, parsed when delivered. */
+function rArgs(): RawArgs {
+  const text = rStr();
+  const att: Uint8Array[] = [];
+  for (let n = rNum(); n > 0; n--) att.push(rBytes());
+  return [text, att];
+}
+
+function rState(): ConnectionState {
+  switch (rNum()) {
+    case 0:
+      return { status: "connecting" };
+    case 1:
+      return { status: "connected", transport: rStr() as "websocket", recovered: rNum() === 1, id: rStr() };
+    case 2:
+      return { status: "reconnecting", attempt: rNum(), delay: rNum() };
+    default:
+      return { status: "disconnected", reason: rStr() as "io client disconnect" };
   }
 }
 
@@ -219,7 +240,8 @@ function describe(e: unknown): string {
 
 /** The message the module wrote last, as an `Error`. */
 function outError(): Error {
-  return new Error(`tidings: ${new Rd().str()}`);
+  out();
+  return new Error(`tidings: ${rStr()}`);
 }
 
 /**
@@ -304,8 +326,12 @@ function redact(text: string): string {
   return s.length > 2000 ? `${s.slice(0, 2000)}... (${s.length} chars)` : s;
 }
 
-/** Whether this runtime's `WebSocket` is a browser's (which takes no headers). */
-const browserSockets = typeof document === "object" || typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === "function";
+/**
+ * Whether this runtime's `WebSocket` is a browser's (which takes no headers). Asked when a socket
+ * opens, never on import: a server render must not touch browser globals.
+ */
+const browserSockets = (): boolean =>
+  typeof document === "object" || typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === "function";
 
 /** One connection: its core client, its resources, its deliveries. */
 class Shared {
@@ -318,6 +344,8 @@ class Shared {
   timer_: ReturnType<typeof setTimeout> | undefined;
   /** The deadline the timer is armed for (-1: none). */
   armed_ = -1;
+  /** The time of the current call (one clock reading per call: `performance.now()` costs). */
+  now_ = 0;
   readonly acks_ = new Map<number, Pending>();
   readonly rooms = new Map<number, Pending>();
   /** Auth providers by namespace. */
@@ -343,7 +371,8 @@ class Shared {
     this.h_ = h;
     this.net_ = net;
     wasm().tk_main(h);
-    this.main_ = new Rd().str();
+    out();
+    this.main_ = rStr();
     this.handles_ = [this.main_];
     const g = globalThis as unknown as Partial<EventTarget> & { document?: Document };
     const doc = g.document;
@@ -371,7 +400,7 @@ class Shared {
     this.busy_ = true;
     let r: R;
     try {
-      r = f(this.clock_.now());
+      r = f((this.now_ = this.clock_.now()));
       this.drain_();
     } finally {
       this.busy_ = false;
@@ -411,7 +440,7 @@ class Shared {
   /** An input during a drain (a resource that failed as it was made). */
   private inputNow_(kind: number, id: number, pieces: Piece[]): void {
     put(pieces);
-    wasm().tk_input(this.h_, this.clock_.now(), kind, id, NaN);
+    wasm().tk_input(this.h_, this.now_, kind, id, NaN);
   }
 
   private dropSocket_(conn: number): void {
@@ -431,17 +460,17 @@ class Shared {
     const x = wasm();
     for (;;) {
       const kind = x.tk_poll(this.h_);
-      const rd = new Rd();
+      out();
       switch (kind) {
         case 0:
-          return this.arm_(rd.num());
+          return this.arm_(rNum());
         case 1:
-          this.open_(rd.num(), rd.str());
+          this.open_(rNum(), rStr());
           break;
         case 2: {
-          const conn = rd.num();
+          const conn = rNum();
           const ws = this.sockets_.get(conn);
-          const data = rd.num() === 1 ? rd.bytes() : rd.str();
+          const data = rNum() === 1 ? rBytes() : rStr();
           this.net_.log?.(`> ws #${conn} ${typeof data === "string" ? redact(data) : `${data.length} bytes`}`);
           try {
             ws?.send(data);
@@ -451,46 +480,46 @@ class Shared {
           break;
         }
         case 3: {
-          const conn = rd.num();
+          const conn = rNum();
           this.net_.log?.(`> ws close #${conn}`);
           this.dropSocket_(conn);
           break;
         }
         case 4:
-          this.fetch_(rd);
+          this.fetch_();
           break;
         case 5: {
-          const id = rd.num();
+          const id = rNum();
           this.requests_.get(id)?.abort();
           this.requests_.delete(id);
           break;
         }
         case 6: {
-          const nsp = rd.str();
-          const id = rd.num();
+          const nsp = rStr();
+          const id = rNum();
           const f = this.auth_.get(nsp);
           if (f) this.queue_.push({ k: 5, id, f });
-          else x.tk_auth(this.h_, this.clock_.now(), id, 2);
+          else x.tk_auth(this.h_, this.now_, id, 2);
           break;
         }
         case 7:
           this.queue_.push({
             k: 0,
-            nsp: rd.str(),
-            name: rd.str(),
-            args: rd.args(),
-            offset: rd.opt(),
-            id: rd.num(),
-            ack: rd.num(),
-            feed: rd.num() === 1,
+            nsp: rStr(),
+            name: rStr(),
+            args: rArgs(),
+            offset: rOpt(),
+            id: rNum(),
+            ack: rNum(),
+            feed: rNum() === 1,
           });
           break;
         case 8:
         case 9: {
-          const id = rd.num();
-          const ok = rd.num() === 1;
-          const args = ok ? rd.args() : undefined;
-          const message = ok ? "" : rd.str();
+          const id = rNum();
+          const ok = rNum() === 1;
+          const args = ok ? rArgs() : undefined;
+          const message = ok ? "" : rStr();
           const map = kind === 8 ? this.acks_ : this.rooms;
           const p = map.get(id);
           if (p) {
@@ -500,17 +529,17 @@ class Shared {
           break;
         }
         case 10: {
-          const nsp = rd.str();
-          const state = rd.state();
+          const nsp = rStr();
+          const state = rState();
           if (state.status === "connected") this.recovered_.set(nsp, state.recovered);
           this.net_.log?.(`state ${nsp} ${JSON.stringify(state)}`);
           this.queue_.push({ k: 1, nsp, state });
           break;
         }
         case 11: {
-          const nsp = rd.str();
-          const message = rd.str();
-          const text = rd.opt();
+          const nsp = rStr();
+          const message = rStr();
+          const text = rOpt();
           let data: unknown;
           try {
             data = text === undefined ? undefined : JSON.parse(text);
@@ -519,16 +548,16 @@ class Shared {
           }
           const error: ConnectError = Object.assign(new Error(message), {
             data,
-            willRetry: rd.num() === 1,
-            fallbackPending: rd.num() === 1,
+            willRetry: rNum() === 1,
+            fallbackPending: rNum() === 1,
           });
           this.net_.log?.(`connect_error ${nsp} ${message}`);
           this.queue_.push({ k: 2, nsp, error });
           break;
         }
         case 12: {
-          const status = FEED_STATUS[rd.num()] ?? "stopped";
-          const error = rd.str();
+          const status = FEED_STATUS[rNum()] ?? "stopped";
+          const error = rStr();
           this.queue_.push({ k: 3, status: (status === "gave-up" ? { status, error } : { status }) as FeedStatus });
           break;
         }
@@ -543,7 +572,7 @@ class Shared {
     try {
       // Node's and Deno's WebSocket take headers in a second argument a browser's would read as
       // subprotocols.
-      ws = headers && !browserSockets ? new (WebSocket as unknown as new (u: string, o: object) => WebSocket)(url, { headers }) : new WebSocket(url);
+      ws = headers && !browserSockets() ? new (WebSocket as unknown as new (u: string, o: object) => WebSocket)(url, { headers }) : new WebSocket(url);
     } catch (e) {
       return this.inputNow_(WS_CLOSED, conn, [1, describe(e)]);
     }
@@ -559,15 +588,15 @@ class Shared {
     this.sockets_.set(conn, ws);
   }
 
-  private fetch_(rd: Rd): void {
-    const id = rd.num();
-    const method = rd.num() === 1 ? "POST" : "GET";
-    const url = rd.str();
-    const type = rd.opt();
-    const authorization = rd.opt();
-    const body = rd.opt();
-    const max = rd.num();
-    const polling = rd.num() < 2;
+  private fetch_(): void {
+    const id = rNum();
+    const method = rNum() === 1 ? "POST" : "GET";
+    const url = rStr();
+    const type = rOpt();
+    const authorization = rOpt();
+    const body = rOpt();
+    const max = rNum();
+    const polling = rNum() < 2;
     const net = this.net_;
     net.log?.(`> http #${id} ${method} ${url}${body === undefined ? "" : ` ${redact(body)}`}`);
     const headers: Record<string, string> = polling && net.headers ? { ...net.headers } : {};
@@ -612,7 +641,7 @@ class Shared {
     this.timer_ = undefined;
     if (deadline < 0) return;
     // +1 ms: never wake up just before the deadline and spin.
-    const ms = Math.min(Math.max(deadline - this.clock_.now(), 0) + 1, 2147483647);
+    const ms = Math.min(Math.max(deadline - this.now_, 0) + 1, 2147483647);
     this.timer_ = setTimeout(() => this.io(TIMEOUT), ms);
   }
 
@@ -940,7 +969,8 @@ export class WasmClient {
     put(pieces);
     const h = x.tk_new();
     if (h < 0) {
-      const why = new Rd().str();
+      out();
+      const why = rStr();
       throw new Error(
         h === -1 ? `tidings: invalid url "${url}": ${why}` : h === -2 ? `tidings: invalid configuration: ${why}` : `tidings: ${why}`,
       );
@@ -1112,17 +1142,18 @@ export class WasmClient {
   }
 
   /** Reads the core (no drain); undefined once the core is dropped. */
-  private read_<T>(pieces: Piece[], call: (x: Exports, h: number) => void, read: (rd: Rd) => T): T | undefined {
+  private read_<T>(pieces: Piece[], call: (x: Exports, h: number) => void, read: () => T): T | undefined {
     if (this.s_.dropped_) return undefined;
     const x = wasm();
     put(pieces);
     call(x, this.s_.h_);
-    return read(new Rd());
+    out();
+    return read();
   }
 
   /** The connection state (`ConnectionState` in types.ts). */
   get state(): ConnectionState {
-    return this.read_([this.nsp_], (x, h) => x.tk_state(h), (rd) => rd.state()) ?? { status: "disconnected", reason: "io client disconnect" };
+    return this.read_([this.nsp_], (x, h) => x.tk_state(h), rState) ?? { status: "disconnected", reason: "io client disconnect" };
   }
 
   /** The socket id while connected. */
@@ -1143,16 +1174,16 @@ export class WasmClient {
 
   /** Where the client stands: the position of the last event delivered (`Client::cursor`). */
   get cursor(): string | undefined {
-    return this.read_([], (x, h) => x.tk_cursor(h), (rd) => rd.opt());
+    return this.read_([], (x, h) => x.tk_cursor(h), rOpt);
   }
 
   /** Rooms remembered (re-joined after a reconnect). */
   get rooms(): string[] {
     return (
-      this.read_([this.nsp_], (x, h) => x.tk_rooms(h), (rd) => {
-        const out: string[] = [];
-        for (let n = rd.num(); n > 0; n--) out.push(rd.str());
-        return out;
+      this.read_([this.nsp_], (x, h) => x.tk_rooms(h), () => {
+        const rooms: string[] = [];
+        for (let n = rNum(); n > 0; n--) rooms.push(rStr());
+        return rooms;
       }) ?? []
     );
   }
