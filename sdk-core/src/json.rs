@@ -237,6 +237,23 @@ pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Appends `n` in decimal: a number literal, a port, a count in a message. The core's text is
+/// built with `push_str` and this rather than `format!`/`write!`, which would bring `core::fmt`'s
+/// machinery (kilobytes) into the browser build.
+pub fn write_u64(out: &mut String, n: u64) {
+    let mut unit = 1;
+    while n / unit >= 10 {
+        unit *= 10;
+    }
+    loop {
+        out.push(char::from(b'0' + u8::try_from(n / unit % 10).unwrap_or(0)));
+        if unit == 1 {
+            break;
+        }
+        unit /= 10;
+    }
+}
+
 fn hex_digit(v: u8) -> char {
     char::from_digit(u32::from(v), 16).unwrap_or('0')
 }
@@ -563,7 +580,16 @@ fn unescape(text: &str, lit: Range<usize>, escaped: bool) -> Result<Cow<'_, str>
 
 #[cfg(test)]
 mod tests {
-    use super::{array_elements_noting, skip_plain};
+    use super::{array_elements_noting, skip_plain, write_u64};
+
+    #[test]
+    fn write_u64_writes_decimal_as_display_does() {
+        for n in [0, 1, 9, 10, 99, 100, 65_535, 1 << 32, 10_000_000_000_000_000_000, u64::MAX] {
+            let mut s = String::from("x");
+            write_u64(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
 
     #[test]
     fn the_noted_element_may_have_a_data_key_only_when_one_of_its_own_keys_may_spell_it() {

@@ -48,7 +48,9 @@ impl ServerUrl {
         };
         let rest = rest.split('#').next().unwrap_or_default();
         let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(auth_end);
+        // `find` returns a char boundary; `get` keeps `split_at`'s panic path (and its message
+        // formatting) out of the browser build.
+        let (authority, tail) = (rest.get(..auth_end).unwrap_or(rest), rest.get(auth_end..).unwrap_or_default());
         if authority.contains('@') {
             return Err(UrlError("credentials in the URL are not supported (pass a token with auth)"));
         }
@@ -70,21 +72,28 @@ impl ServerUrl {
         Ok(Self { secure, host, port, namespace, query })
     }
 
-    fn authority(&self) -> String {
-        match self.port {
-            Some(p) => format!("{}:{p}", self.host),
-            None => self.host.clone(),
+    /// `scheme://host[:port]`. Built with `push_str` rather than `format!`: the URL is built on
+    /// every connection attempt, and `core::fmt` is kilobytes of the browser build.
+    fn origin(&self, scheme: &str) -> String {
+        let mut out = String::with_capacity(scheme.len() + 3 + self.host.len() + 6);
+        out.push_str(scheme);
+        out.push_str("://");
+        out.push_str(&self.host);
+        if let Some(p) = self.port {
+            out.push(':');
+            crate::json::write_u64(&mut out, u64::from(p));
         }
+        out
     }
 
     /// `http(s)://host[:port]`.
     pub fn http_origin(&self) -> String {
-        format!("{}://{}", if self.secure { "https" } else { "http" }, self.authority())
+        self.origin(if self.secure { "https" } else { "http" })
     }
 
     /// `ws(s)://host[:port]`.
     pub fn ws_origin(&self) -> String {
-        format!("{}://{}", if self.secure { "wss" } else { "ws" }, self.authority())
+        self.origin(if self.secure { "wss" } else { "ws" })
     }
 }
 
@@ -99,7 +108,7 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), UrlError> {
     }
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let end = rest.find(']').ok_or(UrlError("unterminated IPv6 literal"))?;
-        let host = format!("[{}]", rest.get(..end).unwrap_or_default());
+        let host = authority.get(..end + 2).unwrap_or_default().to_string();
         let after = rest.get(end + 1..).unwrap_or_default();
         match after.strip_prefix(':') {
             Some(p) => (host, Some(p)),
@@ -141,7 +150,12 @@ const HEX: [u8; 16] = *b"0123456789ABCDEF";
 /// A namespace as the protocol names it: with its leading `/` (`admin` and `/admin` are the same
 /// namespace; an empty name is `/`). Both drivers accept either form through this one rule.
 pub fn namespace_path(name: &str) -> String {
-    if name.starts_with('/') { name.to_string() } else { format!("/{name}") }
+    let mut out = String::with_capacity(name.len() + 1);
+    if !name.starts_with('/') {
+        out.push('/');
+    }
+    out.push_str(name);
+    out
 }
 
 #[cfg(test)]
