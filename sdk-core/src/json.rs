@@ -27,9 +27,17 @@ pub struct JsonError {
     pub reason: &'static str,
 }
 
+impl JsonError {
+    /// What `Display` writes, built without `core::fmt` so that a browser driver can report it
+    /// without bringing the formatting machinery into its build.
+    pub fn message(&self) -> String {
+        crate::text::concat(&["invalid JSON: ", self.reason, " at byte ", &crate::text::decimal(self.offset as u64)])
+    }
+}
+
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid JSON: {} at byte {}", self.reason, self.offset)
+        f.write_str(&self.message())
     }
 }
 

@@ -10,7 +10,9 @@ pub struct UrlError(pub &'static str);
 
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid URL: {}", self.0)
+        // Two `write_str`s rather than `write!`: no `core::fmt` argument machinery.
+        f.write_str("invalid URL: ")?;
+        f.write_str(self.0)
     }
 }
 

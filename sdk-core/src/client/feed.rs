@@ -34,8 +34,10 @@ use super::{
     Cx, Event, EventSource, FeedStatus, HttpError, HttpRequest, Method, Output, RequestId, RequestPurpose, ms,
 };
 use crate::args::Args;
+use crate::config::FeedConfig;
 use crate::dedup::DedupKey;
 use crate::json::{self, JsonKind};
+use crate::text;
 use crate::time::Instant;
 
 #[derive(Default)]
@@ -265,7 +267,11 @@ impl Feed {
             FeedPhase::Polling { next, in_flight: Some(id), .. } if now >= next => {
                 // Accepted and never answered: give up on it; it counts as a failed poll.
                 cx.out.push_back(Output::AbortHttp(id));
-                let error = HttpError::Network(format!("no answer within {} ms", ms(cfg.request_timeout)));
+                let error = HttpError::Network(text::concat(&[
+                    "no answer within ",
+                    &text::decimal(ms(cfg.request_timeout)),
+                    " ms",
+                ]));
                 self.on_response(cx, inbox, id, None, Some(&error));
             }
             _ => {}
@@ -282,11 +288,7 @@ impl Feed {
     fn poll(&mut self, cx: &mut Cx<'_>) {
         let Some(cfg) = &cx.config.feed else { return };
         let limit = if self.page == 0 { cfg.limit } else { self.page };
-        let mut url = format!("{}/events?limit={limit}", cfg.url.trim_end_matches('/'));
-        if let Some(c) = &self.cursor {
-            url.push_str("&since=");
-            crate::url::encode_component(c, &mut url);
-        }
+        let url = events_url(cfg, limit, self.cursor.as_deref());
         let max_body = cfg.max_body;
         let timeout_at = cx.now + cfg.request_timeout;
         let id = RequestId(cx.ids.next());
@@ -294,7 +296,7 @@ impl Feed {
             *in_flight = Some(id);
             *next = timeout_at;
         }
-        let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let authorization = self.token.as_deref().map(bearer);
         cx.out.push_back(Output::Http(HttpRequest {
             id,
             purpose: RequestPurpose::FeedPoll,
@@ -341,7 +343,11 @@ impl Feed {
             }
             self.phase = FeedPhase::GaveUp;
             self.caught_up |= catch_up;
-            let error = format!("an event of the feed is larger than FeedConfig::max_body ({max_body} bytes)");
+            let error = text::concat(&[
+                "an event of the feed is larger than FeedConfig::max_body (",
+                &text::decimal(u64::try_from(*max_body).unwrap_or(u64::MAX)),
+                " bytes)",
+            ]);
             cx.out.push_back(Output::Feed(FeedStatus::GaveUp { error }));
             return true;
         }
@@ -350,8 +356,8 @@ impl Feed {
                 Ok(text) => parse_feed(text).map_err(str::to_string),
                 Err(_) => Err("the feed's answer is not UTF-8".to_string()),
             },
-            (Some((status, _)), _) => Err(format!("the feed answered HTTP {status}")),
-            (None, Some(e)) => Err(format!("the feed request failed: {e}")),
+            (Some((status, _)), _) => Err(answered(status)),
+            (None, Some(e)) => Err(text::concat(&["the feed request failed: ", &e.message()])),
             (None, None) => Err("the feed request failed".to_string()),
         };
         match parsed {
@@ -424,7 +430,7 @@ impl Feed {
             if inbox.seen(&keys, true) {
                 continue;
             }
-            let Ok(args) = Args::from_json_array(format!("[{}]", e.data), Vec::new()) else { continue };
+            let Ok(args) = Args::from_json_array(text::concat(&["[", &e.data, "]"]), Vec::new()) else { continue };
             // Its position (a `since` the feed takes back) counts once it is delivered.
             let position = e.offset.clone().unwrap_or_else(|| e.id.clone());
             let retired = Retired { namespace: main.clone(), socket_offset: None, envelope: Some(position) };
@@ -451,12 +457,12 @@ impl Feed {
         }
         body.push_str("]}");
         let id = RequestId(cx.ids.next());
-        let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let authorization = self.token.as_deref().map(bearer);
         cx.out.push_back(Output::Http(HttpRequest {
             id,
             purpose: RequestPurpose::FeedAck,
             method: Method::Post,
-            url: format!("{}/events/acknowledge", cfg.url.trim_end_matches('/')),
+            url: text::concat(&[cfg.url.trim_end_matches('/'), "/events/acknowledge"]),
             content_type: Some("application/json"),
             authorization,
             body: Some(body),
@@ -503,7 +509,7 @@ pub struct HistoryPage {
 /// (the contract at the top of this module); anything else is an error to report, never a page.
 pub fn history_page(status: u16, body: &[u8], limit: u32) -> Result<HistoryPage, String> {
     if status != 200 {
-        return Err(format!("the feed answered HTTP {status}"));
+        return Err(answered(status));
     }
     let text = std::str::from_utf8(body).map_err(|_| "the feed's answer is not UTF-8".to_string())?;
     let (events, cursor, has_more) = parse_feed(text).map_err(str::to_string)?;
@@ -511,11 +517,32 @@ pub fn history_page(status: u16, body: &[u8], limit: u32) -> Result<HistoryPage,
     let cursor = cursor.or_else(|| events.last().map(|e| e.offset.clone().unwrap_or_else(|| e.id.clone())));
     let mut out = Vec::with_capacity(events.len());
     for e in events {
-        let args = Args::from_json_array(format!("[{}]", e.data), Vec::new())
-            .map_err(|_| format!("feed event {} has data that is not JSON", e.id))?;
+        let args = Args::from_json_array(text::concat(&["[", &e.data, "]"]), Vec::new())
+            .map_err(|_| text::concat(&["feed event ", &e.id, " has data that is not JSON"]))?;
         out.push(HistoryEvent { id: e.id, name: e.name, args, offset: e.offset });
     }
     Ok(HistoryPage { events: out, cursor, has_more })
+}
+
+/// `{feed}/events?limit=N[&since=S]`.
+fn events_url(cfg: &FeedConfig, limit: u32, since: Option<&str>) -> String {
+    let mut url = text::concat(&[cfg.url.trim_end_matches('/'), "/events?limit="]);
+    json::write_u64(&mut url, u64::from(limit));
+    if let Some(c) = since {
+        url.push_str("&since=");
+        crate::url::encode_component(c, &mut url);
+    }
+    url
+}
+
+/// The `Authorization` header for the feed's token.
+fn bearer(token: &str) -> String {
+    text::concat(&["Bearer ", token])
+}
+
+/// The error for a feed answer that is not 200.
+fn answered(status: u16) -> String {
+    text::concat(&["the feed answered HTTP ", &text::decimal(u64::from(status))])
 }
 
 /// The request for a page of history: `GET {feed}/events?limit=N[&since=S]` with the feed's
@@ -528,18 +555,14 @@ pub(super) fn history_request(
 ) -> Option<HttpRequest> {
     let cfg = cx.config.feed.as_ref()?;
     let limit = limit.clamp(1, 1000);
-    let mut url = format!("{}/events?limit={limit}", cfg.url.trim_end_matches('/'));
-    if let Some(c) = since {
-        url.push_str("&since=");
-        crate::url::encode_component(c, &mut url);
-    }
+    let url = events_url(cfg, limit, since);
     Some(HttpRequest {
         id: RequestId(cx.ids.next()),
         purpose: RequestPurpose::FeedHistory,
         method: Method::Get,
         url,
         content_type: None,
-        authorization: token.map(|t| format!("Bearer {t}")),
+        authorization: token.map(bearer),
         body: None,
         max_body: cfg.max_body,
     })

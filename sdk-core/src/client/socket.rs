@@ -21,6 +21,7 @@ use crate::dedup::DedupKey;
 use crate::engineio::Packet as EioPacket;
 use crate::json::{self, JsonKind};
 use crate::socketio::{self, Packet, PacketType};
+use crate::text;
 use crate::time::Instant;
 
 const V2_SERVER: &str = "It seems you are trying to reach a Socket.IO server in v2.x with a v3.x client, but they are not compatible (more information here: https://socket.io/docs/v3/migrating-from-2-x-to-3-0/)";
@@ -282,10 +283,10 @@ fn connect_error_of(data: Option<&str>) -> (String, Option<String>) {
 
 /// Heuristic for "this CONNECT_ERROR is about credentials": worth one retry with fresh auth.
 fn looks_like_auth_failure(message: &str, data: Option<&str>) -> bool {
-    let hay = format!("{message} {}", data.unwrap_or_default()).to_ascii_lowercase();
+    let hay = text::concat(&[message, " ", data.unwrap_or_default()]).to_ascii_lowercase();
     ["auth", "token", "jwt", "expired", "unauthori", "forbidden", "credential", "401", "403"]
         .iter()
-        .any(|w| hay.contains(w))
+        .any(|w| text::contains(&hay, w))
 }
 
 /// The string member `key` of a JSON object text.
