@@ -52,7 +52,7 @@ impl Client {
             rng: Rng::new(config.seed),
             ids: Ids(1),
             engine: Engine::default(),
-            inbox: Inbox::new(config.dedup_window),
+            inbox: Inbox::new(config.dedup_window, config.seed),
             feed: Feed::default(),
             outputs: VecDeque::new(),
             now: Instant::default(),
