@@ -193,7 +193,10 @@ impl KeySet {
             j = (j + 1) & mask;
             let Some(Some((h, _))) = self.slots.get(j) else { break };
             if (j.wrapping_sub(*h) & mask) >= (j.wrapping_sub(hole) & mask) {
-                self.slots.swap(hole, j);
+                let moved = self.slots.get_mut(j).and_then(Option::take);
+                if let Some(slot) = self.slots.get_mut(hole) {
+                    *slot = moved;
+                }
                 hole = j;
             }
         }

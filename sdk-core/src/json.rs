@@ -248,17 +248,20 @@ pub fn write_string(out: &mut String, s: &str) {
 /// Appends `n` in decimal: a number literal, a port, a count in a message. The core's text is
 /// built with `push_str` and this rather than `format!`/`write!`, which would bring `core::fmt`'s
 /// machinery (kilobytes) into the browser build.
-pub fn write_u64(out: &mut String, n: u64) {
-    let mut unit = 1;
-    while n / unit >= 10 {
-        unit *= 10;
-    }
-    loop {
-        out.push(char::from(b'0' + u8::try_from(n / unit % 10).unwrap_or(0)));
-        if unit == 1 {
+pub fn write_u64(out: &mut String, mut n: u64) {
+    // Least significant digit first, into the end of a buffer that fits `u64::MAX`.
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        start -= 1;
+        n /= 10;
+        if n == 0 {
             break;
         }
-        unit /= 10;
+    }
+    for &d in digits.get(start..).unwrap_or_default() {
+        out.push(char::from(d));
     }
 }
 
