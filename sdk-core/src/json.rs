@@ -202,15 +202,27 @@ pub fn parse_string(literal: &str) -> Result<Cow<'_, str>, JsonError> {
     unescape(literal, 0..end, escaped)
 }
 
+/// The string member `key` of the object that `obj` holds (the last one when it is repeated, as
+/// with `JSON.parse`), unescaped; `None` when `obj` is no object or the member no string.
+pub(crate) fn string_member(obj: &str, key: &str) -> Option<String> {
+    let members = object_members(obj).ok()?;
+    let (_, r) = members.into_iter().rev().find(|(k, _)| k == key)?;
+    parse_string(obj.get(r)?).ok().map(Cow::into_owned)
+}
+
 /// Parses a non-negative integer literal with no fraction or exponent (e.g. a placeholder `num`).
 pub fn parse_u64(literal: &str) -> Option<u64> {
     let b = literal.as_bytes();
     if b.is_empty() || (b.len() > 1 && b.first() == Some(&b'0')) {
         return None;
     }
-    b.iter().try_fold(0u64, |acc, &c| {
-        if c.is_ascii_digit() { acc.checked_mul(10)?.checked_add(u64::from(c - b'0')) } else { None }
-    })
+    b.iter().try_fold(0u64, |acc, &c| if c.is_ascii_digit() { times_ten_plus(acc, c - b'0') } else { None })
+}
+
+/// `acc * 10 + digit`, `None` on overflow. Compared with `u64::MAX / 10` rather than
+/// `checked_mul`, which on wasm32 is a 128-bit multiply in software.
+pub(crate) fn times_ten_plus(acc: u64, digit: u8) -> Option<u64> {
+    if acc > u64::MAX / 10 { None } else { (acc * 10).checked_add(u64::from(digit)) }
 }
 
 /// Appends `s` to `out` as a JSON string literal, escaping as `JSON.stringify` does.
@@ -591,7 +603,16 @@ fn unescape(text: &str, lit: Range<usize>, escaped: bool) -> Result<Cow<'_, str>
 
 #[cfg(test)]
 mod tests {
-    use super::{array_elements_noting, skip_plain, write_u64};
+    use super::{array_elements_noting, skip_plain, times_ten_plus, write_u64};
+
+    #[test]
+    fn times_ten_plus_is_checked_arithmetic() {
+        for acc in [0, 1, u64::MAX / 10 - 1, u64::MAX / 10, u64::MAX / 10 + 1, u64::MAX] {
+            for d in [0, 5, 6, 9] {
+                assert_eq!(times_ten_plus(acc, d), acc.checked_mul(10).and_then(|n| n.checked_add(u64::from(d))));
+            }
+        }
+    }
 
     #[test]
     fn write_u64_writes_decimal_as_display_does() {

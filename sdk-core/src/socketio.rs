@@ -225,7 +225,7 @@ impl std::error::Error for Error {
 fn read_decimal(b: &[u8], mut i: usize) -> (Option<u64>, usize) {
     let mut n = Some(0u64);
     while let Some(&c @ b'0'..=b'9') = b.get(i) {
-        n = n.and_then(|n| n.checked_mul(10)).and_then(|n| n.checked_add(u64::from(c - b'0')));
+        n = n.and_then(|n| json::times_ten_plus(n, c - b'0'));
         i += 1;
     }
     (n, i)

@@ -106,9 +106,7 @@ impl Feed {
 
 /// The `token` string member of an auth object, for the feed's bearer header.
 pub(super) fn token_of(auth: &str) -> Option<String> {
-    let members = json::object_members(auth).ok()?;
-    let (_, r) = members.into_iter().rev().find(|(k, _)| k == "token")?;
-    json::parse_string(auth.get(r)?).ok().map(|t| t.into_owned())
+    json::string_member(auth, "token")
 }
 
 struct FeedEvent {

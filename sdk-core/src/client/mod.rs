@@ -394,5 +394,5 @@ pub struct Buffered {
 }
 
 pub(crate) fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    crate::time::millis(d)
 }

@@ -289,14 +289,6 @@ fn looks_like_auth_failure(message: &str, data: Option<&str>) -> bool {
         .any(|w| text::contains(&hay, w))
 }
 
-/// The string member `key` of a JSON object text.
-fn string_member(obj: &str, key: &str) -> Option<String> {
-    let members = json::object_members(obj).ok()?;
-    let (_, r) = members.into_iter().rev().find(|(k, _)| k == key)?;
-    let raw = obj.get(r)?;
-    json::parse_string(raw).ok().map(|s| s.into_owned())
-}
-
 /// What the client must do after a namespace acted (the parts that concern more than one
 /// namespace: the engine they share and the feed).
 #[must_use]
@@ -535,7 +527,7 @@ impl Socket {
 
     fn on_connect_ack(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, p: Packet, pid_sent: Option<String>) -> After {
         let data = p.data.as_ref().map(|d| d.as_str().to_string()).unwrap_or_default();
-        let sid = string_member(&data, "sid");
+        let sid = json::string_member(&data, "sid");
         let Some(sid) = sid else {
             let error = ConnectError {
                 message: V2_SERVER.to_string(),
@@ -548,7 +540,7 @@ impl Socket {
             self.deactivate(cx, DisconnectReason::ConnectError);
             return After::Gone;
         };
-        let pid = string_member(&data, "pid");
+        let pid = json::string_member(&data, "pid");
         let recovered = pid.is_some() && pid == pid_sent;
         let transport = engine.transport().unwrap_or(TransportKind::WebSocket);
         if !recovered {
