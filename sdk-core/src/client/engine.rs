@@ -510,7 +510,14 @@ impl Engine {
     /// current transport: over polling they share one POST body when they fit under
     /// `maxPayload`, as in the official client (queued while a POST is in flight or an upgrade
     /// pauses).
-    pub(super) fn send_all(&mut self, cx: &mut Cx<'_>, packets: impl IntoIterator<Item = Packet<'static>>) {
+    /// Sends one Socket.IO packet: its text, then its binary attachments. The one way sockets
+    /// send, so that `send_all` is compiled for one kind of iterator (and the heartbeat's).
+    pub(super) fn send(&mut self, cx: &mut Cx<'_>, text: String, attachments: &[Vec<u8>]) {
+        let binary = attachments.iter().map(|a| Packet::Binary(a.clone().into()));
+        self.send_all(cx, std::iter::once(Packet::Message(text.into())).chain(binary));
+    }
+
+    fn send_all(&mut self, cx: &mut Cx<'_>, packets: impl IntoIterator<Item = Packet<'static>>) {
         let EnginePhase::Open(s) = &mut self.phase else { return };
         match (s.transport, s.upgrade) {
             (Active::Ws(conn), _) => {

@@ -18,7 +18,6 @@ use super::{
 use crate::args::Args;
 use crate::config::{AuthMode, TransportKind};
 use crate::dedup::DedupKey;
-use crate::engineio::Packet as EioPacket;
 use crate::json::{self, JsonKind};
 use crate::socketio::{self, Packet, PacketType};
 use crate::text;
@@ -366,7 +365,7 @@ impl Socket {
         let data = connect_data(self.pid.as_deref(), self.offset.as_deref(), auth.as_deref());
         self.phase = SocketPhase::Connecting { pid_sent: self.pid.clone(), deadline };
         let text = socketio::encode(PacketType::Connect, &self.nsp, None, data.as_deref(), 0);
-        engine.send_all(cx, [EioPacket::Message(text.into())]);
+        engine.send(cx, text, &[]);
     }
 
     /// The driver could not get auth for the CONNECT: say so, and ask again after the reconnect
@@ -489,7 +488,7 @@ impl Socket {
     pub(super) fn client_disconnect(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) {
         if matches!(self.phase, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. }) {
             let text = socketio::encode(PacketType::Disconnect, &self.nsp, None, None, 0);
-            engine.send_all(cx, [EioPacket::Message(text.into())]);
+            engine.send(cx, text, &[]);
         }
         self.deactivate(cx, DisconnectReason::IoClientDisconnect);
     }
@@ -695,8 +694,7 @@ impl Socket {
         let n = args.attachments().len();
         let kind = if n > 0 { PacketType::BinaryEvent } else { PacketType::Event };
         let text = socketio::encode(kind, &self.nsp, ack_id, Some(&data), n);
-        let attachments = args.attachments().iter().map(|a| EioPacket::Binary(a.clone().into()));
-        engine.send_all(cx, std::iter::once(EioPacket::Message(text.into())).chain(attachments));
+        engine.send(cx, text, args.attachments());
     }
 
     fn too_large(&self, engine: &Engine, event: &str, args: &Args) -> Option<EmitError> {
@@ -808,8 +806,7 @@ impl Socket {
         let n = args.attachments().len();
         let kind = if n > 0 { PacketType::BinaryAck } else { PacketType::Ack };
         let text = socketio::encode(kind, &req.namespace, Some(req.id), Some(&args.to_json_array()), n);
-        let attachments = args.attachments().iter().map(|a| EioPacket::Binary(a.clone().into()));
-        engine.send_all(cx, std::iter::once(EioPacket::Message(text.into())).chain(attachments));
+        engine.send(cx, text, args.attachments());
     }
 
     // ---------------------------------------------------------------- rooms
