@@ -232,16 +232,14 @@ fn connect_data(pid: Option<&str>, offset: Option<&str>, auth: Option<&str>) -> 
     } else if let Some(pid) = pid {
         put(&mut out, "pid", from_auth("pid"), Some(pid));
     }
-    let mut written = VecSet::new();
-    if pid.is_some() {
-        written.insert("pid");
-        if offset.is_some() {
-            written.insert("offset");
-        }
-    }
+    let written: &[&str] = match (pid, offset) {
+        (Some(_), Some(_)) => &["pid", "offset"],
+        (Some(_), None) => &["pid"],
+        (None, _) => &[],
+    };
     if let Some((a, m)) = &members {
         for (k, r) in m {
-            if written.contains(k.as_ref()) {
+            if written.contains(&k.as_ref()) {
                 continue;
             }
             // Later duplicates override earlier ones, as in JSON.parse.
