@@ -100,7 +100,7 @@ impl Feed {
             FeedPhase::Polling { next, .. } => Some(next),
             _ => None,
         };
-        phase.into_iter().chain(self.acks.front().map(|a| a.1)).min()
+        crate::time::earliest(phase, self.acks.front().map(|a| a.1))
     }
 }
 
@@ -419,12 +419,11 @@ impl Feed {
         for e in events {
             ids.push(e.id.clone());
             // The feed's own offsets are its cursor positions: a repeated one is the same event.
-            let keys: Vec<DedupKey> = e
-                .offset
-                .iter()
-                .map(|o| DedupKey::Offset(o.clone()))
-                .chain(std::iter::once(DedupKey::EnvelopeId(e.id.clone())))
-                .collect();
+            let mut keys = Vec::with_capacity(2);
+            if let Some(o) = &e.offset {
+                keys.push(DedupKey::Offset(o.clone()));
+            }
+            keys.push(DedupKey::EnvelopeId(e.id.clone()));
             if inbox.seen(&keys, true) {
                 continue;
             }

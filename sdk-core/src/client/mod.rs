@@ -337,7 +337,8 @@ impl Client {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [self.engine.deadline(), self.sockets_deadline(), self.feed.deadline()].into_iter().flatten().min()
+        use crate::time::earliest;
+        earliest(earliest(self.engine.deadline(), self.sockets_deadline()), self.feed.deadline())
     }
 
     /// Memory held in buffers, for tests and metrics.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::EmitId;
 use crate::args::Args;
 use crate::config::{OverflowPolicy, SendBufferConfig};
-use crate::time::Instant;
+use crate::time::{Instant, earliest};
 
 /// An emit waiting to be sent.
 #[derive(Debug)]
@@ -67,9 +67,8 @@ impl Outbox {
 
     /// The earliest deadline: a buffered emit's ack timeout, or the try in flight's.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        let buffered = self.buffer.iter().filter_map(|p| p.deadline);
         let reliable = self.queue.front().and_then(|r| r.in_flight.map(|(_, d)| d));
-        buffered.chain(reliable).min()
+        self.buffer.iter().fold(reliable, |d, p| earliest(d, p.deadline))
     }
 
     /// Holds `p` (in the reliable queue when `reliable`), within `limits`. With the

@@ -21,7 +21,7 @@ use crate::dedup::DedupKey;
 use crate::json::{self, JsonKind};
 use crate::socketio::{self, Packet, PacketType};
 use crate::text;
-use crate::time::Instant;
+use crate::time::{Instant, earliest};
 
 const V2_SERVER: &str = "It seems you are trying to reach a Socket.IO server in v2.x with a v3.x client, but they are not compatible (more information here: https://socket.io/docs/v3/migrating-from-2-x-to-3-0/)";
 
@@ -183,12 +183,11 @@ impl Socket {
             SocketPhase::Connecting { deadline, .. } | SocketPhase::AuthRetry { deadline } => Some(*deadline),
             _ => None,
         };
-        let acks = self.acks.values().filter_map(|a| match a {
-            AckWait::User { deadline, .. } => *deadline,
-            AckWait::Room { deadline, .. } => Some(*deadline),
-            AckWait::Reliable => None,
-        });
-        phase.into_iter().chain(acks).chain(self.outbox.deadline()).min()
+        self.acks.values().fold(earliest(phase, self.outbox.deadline()), |d, a| match a {
+            AckWait::User { deadline, .. } => earliest(d, *deadline),
+            AckWait::Room { deadline, .. } => earliest(d, Some(*deadline)),
+            AckWait::Reliable => d,
+        })
     }
 }
 
@@ -609,11 +608,14 @@ impl Socket {
         // Only object-looking arguments can be envelopes; skip the scan for the rest (and the
         // decoder already knows when there is no `data` key).
         let env = args.get(0).filter(|a| maybe_envelope && a.starts_with('{')).and_then(crate::event::envelope_id);
-        let keys: Vec<DedupKey> = offset
-            .iter()
-            .map(|o| DedupKey::Offset(o.clone()))
-            .chain(env.iter().cloned().map(DedupKey::EnvelopeId))
-            .collect();
+        // Most events have neither: no allocation for them.
+        let mut keys = Vec::new();
+        if let Some(o) = &offset {
+            keys.push(DedupKey::Offset(o.clone()));
+        }
+        if let Some(e) = &env {
+            keys.push(DedupKey::EnvelopeId(e.clone()));
+        }
         if inbox.seen(&keys, offset_counts) {
             return;
         }
