@@ -78,6 +78,23 @@ pub fn array_elements(text: &str) -> Result<Vec<Range<usize>>, JsonError> {
     array_elements_noting(text, usize::MAX).map(|(items, _)| items)
 }
 
+/// [`array_elements`] of the array at `range` in `text`, as ranges into `text`.
+pub(crate) fn array_elements_in(text: &str, range: Range<usize>) -> Option<Vec<Range<usize>>> {
+    let start = range.start;
+    let mut items = array_elements(text.get(range)?).ok()?;
+    shift_ranges(&mut items, start);
+    Some(items)
+}
+
+/// Moves ranges found in a slice starting at `by` into the whole text (in place, one loop for
+/// every caller).
+pub(crate) fn shift_ranges(items: &mut [Range<usize>], by: usize) {
+    for r in items {
+        r.start += by;
+        r.end += by;
+    }
+}
+
 /// [`array_elements`], also telling whether element `noted` is an object that may have a `data`
 /// member: one of its own keys is spelled `"data"`, or has an escape that could spell it. `false`
 /// proves it has none (an event's first argument is then no envelope), at no extra pass.

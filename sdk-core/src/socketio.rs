@@ -288,10 +288,11 @@ pub fn decode(text: String, max_attachments: usize) -> Result<(Packet, usize), E
             Some(rest) if arrays && rest.starts_with('[') => {
                 // An event's first argument is its second element (after the name).
                 let noted = if matches!(kind, PacketType::Event | PacketType::BinaryEvent) { 1 } else { usize::MAX };
-                let (items, data_key) =
+                let (mut items, data_key) =
                     json::array_elements_noting(rest, noted).map_err(|e| Error::BadJson(shift(e, i)))?;
                 maybe_envelope = data_key;
-                elements = Some(items.into_iter().map(|r| r.start + i..r.end + i).collect::<Vec<_>>());
+                json::shift_ranges(&mut items, i);
+                elements = Some(items);
                 let value = rest.trim_end_matches([' ', '\t', '\n', '\r']);
                 (json::JsonKind::Array, i..i + value.len())
             }

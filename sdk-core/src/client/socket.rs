@@ -648,11 +648,7 @@ impl Socket {
         let args = match p.data {
             Some(d) => {
                 let (text, range, elements) = d.into_elements();
-                let items = elements.unwrap_or_else(|| {
-                    let start = range.start;
-                    let items = text.get(range).and_then(|t| json::array_elements(t).ok()).unwrap_or_default();
-                    items.into_iter().map(|r| r.start + start..r.end + start).collect()
-                });
+                let items = elements.unwrap_or_else(|| json::array_elements_in(&text, range).unwrap_or_default());
                 Args::from_parts(text, items, p.attachments)
             }
             None => Args::empty(),
@@ -948,16 +944,21 @@ impl Socket {
 /// Adds `"idempotencyKey":KEY` as the first member of the first argument, which must be an object.
 fn with_idempotency_key(args: &Args, key: &str) -> Result<Args, InvalidEmit> {
     let first = args.get(0).filter(|a| a.starts_with('{')).ok_or(InvalidEmit::IdempotencyKeyNeedsObject)?;
-    let mut obj = String::with_capacity(first.len() + key.len() + 20);
-    obj.push_str("{\"idempotencyKey\":");
-    json::write_string(&mut obj, key);
+    // The array text written directly (what `Args::from_values` would join).
+    let mut text = String::with_capacity(args.inner_len() + key.len() + 22);
+    text.push_str("[{\"idempotencyKey\":");
+    json::write_string(&mut text, key);
     let rest = first.get(1..).unwrap_or("}").trim_start();
     if !rest.starts_with('}') {
-        obj.push(',');
+        text.push(',');
     }
-    obj.push_str(rest);
-    let values: Vec<&str> = std::iter::once(obj.as_str()).chain(args.iter().skip(1)).collect();
-    Args::from_values(values, args.attachments().to_vec()).map_err(InvalidEmit::InvalidArgs)
+    text.push_str(rest);
+    for value in args.iter().skip(1) {
+        text.push(',');
+        text.push_str(value);
+    }
+    text.push(']');
+    Args::from_json_array(text, args.attachments().to_vec()).map_err(InvalidEmit::InvalidArgs)
 }
 
 /// An event packet's name and arguments (the name is not one of the arguments).
@@ -965,12 +966,7 @@ fn event_parts(data: socketio::RawJson, attachments: Vec<Vec<u8>>) -> Option<(St
     let (text, range, elements) = data.into_elements();
     let mut items = match elements {
         Some(items) => items,
-        None => {
-            let start = range.start;
-            let slice = text.get(range)?;
-            let items = json::array_elements(slice).ok()?;
-            items.into_iter().map(|r| r.start + start..r.end + start).collect()
-        }
+        None => json::array_elements_in(&text, range)?,
     };
     if items.is_empty() {
         return None;
