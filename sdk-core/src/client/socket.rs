@@ -503,8 +503,10 @@ impl Socket {
             }
             return After::Nothing;
         }
-        match (p.kind, self.phase.clone()) {
+        // Matched by reference (a clone of the whole phase costs code for every variant).
+        match (p.kind, &self.phase) {
             (PacketType::Connect, SocketPhase::Connecting { pid_sent, .. }) => {
+                let pid_sent = pid_sent.clone();
                 self.on_connect_ack(cx, engine, p, pid_sent)
             }
             (PacketType::ConnectError, SocketPhase::Connecting { .. }) => self.on_connect_error(cx, p),
@@ -876,18 +878,21 @@ impl Socket {
 
     fn sync_rooms(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, recovered: bool) {
         let unsynced = std::mem::take(&mut self.unsynced);
-        let ops: Vec<(String, bool)> = if recovered {
-            unsynced.into_iter().collect()
-        } else {
-            // A new session is in no room: a leave made while disconnected is done already.
-            let leaves: Vec<String> = unsynced.into_iter().filter(|(_, join)| !join).map(|(r, _)| r).collect();
-            for room in leaves {
+        if recovered {
+            for (room, join) in unsynced {
+                self.send_room(cx, engine, &room, join);
+            }
+            return;
+        }
+        // A new session is in no room: a leave made while disconnected is done already.
+        for (room, join) in unsynced {
+            if !join {
                 self.room_done(cx, &room, false, Ok(Args::empty()));
             }
-            self.rooms.iter().map(|r| (r.clone(), true)).collect()
-        };
-        for (room, join) in ops {
-            self.send_room(cx, engine, &room, join);
+        }
+        let rooms: Vec<String> = self.rooms.iter().cloned().collect();
+        for room in rooms {
+            self.send_room(cx, engine, &room, true);
         }
     }
 
