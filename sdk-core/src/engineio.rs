@@ -288,7 +288,9 @@ pub fn take_polling_batch(queue: &mut VecDeque<Packet<'static>>, max_payload: u6
         }
     }
     let mut body = String::new();
-    for (i, packet) in queue.drain(..count).enumerate() {
+    // `pop_front` rather than `drain`: the same, with less code in the browser build.
+    for i in 0..count {
+        let Some(packet) = queue.pop_front() else { break };
         if i > 0 {
             body.push(SEPARATOR);
         }

@@ -527,7 +527,9 @@ impl Engine {
                 }
             }
             _ => {
-                s.queue.extend(packets);
+                for packet in packets {
+                    s.queue.push_back(packet);
+                }
                 self.flush_poll(cx);
             }
         }

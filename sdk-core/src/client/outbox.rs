@@ -115,17 +115,20 @@ impl Outbox {
     }
 
     /// The buffered emits, oldest first, to send now.
-    pub(super) fn take_buffered(&mut self) -> Vec<Pending> {
-        let buffered: Vec<Pending> = Vec::from(std::mem::take(&mut self.buffer));
+    pub(super) fn take_buffered(&mut self) -> VecDeque<Pending> {
+        // Kept a `VecDeque`: turning it into a `Vec` would compile the deque's rotation code.
+        let buffered = std::mem::take(&mut self.buffer);
         let sent: usize = buffered.iter().map(Pending::size).sum();
         self.bytes = self.bytes.saturating_sub(sent);
         buffered
     }
 
     /// Everything held, buffered then queued, to fail.
-    pub(super) fn take_all(&mut self) -> Vec<Pending> {
+    pub(super) fn take_all(&mut self) -> VecDeque<Pending> {
         let mut all = self.take_buffered();
-        all.extend(std::mem::take(&mut self.queue).into_iter().map(|r| r.p));
+        for r in std::mem::take(&mut self.queue) {
+            all.push_back(r.p);
+        }
         self.bytes = 0;
         all
     }
