@@ -49,8 +49,9 @@ pub(super) struct Feed {
     /// The position of the last event of the main namespace delivered (a socket event's envelope
     /// id, a feed event's offset or id) since the feed last started: the feed resumes after it.
     pub(super) last_socket_id: Option<String>,
-    /// Acknowledgements sent, with when they are given up (aborted) if still unanswered.
-    acks: std::collections::VecDeque<(RequestId, Instant)>,
+    /// Acknowledgements sent, oldest first, with when they are given up (aborted) if still
+    /// unanswered. At most 16: a `Vec` (a `VecDeque`'s removal from the middle is more code).
+    acks: Vec<(RequestId, Instant)>,
     /// The page size asked for, when smaller than the configured `limit` (0: the configured one):
     /// halved while a page is larger than the body limit, doubled back after each page that fits.
     page: u32,
@@ -100,7 +101,7 @@ impl Feed {
             FeedPhase::Polling { next, .. } => Some(next),
             _ => None,
         };
-        crate::time::earliest(phase, self.acks.front().map(|a| a.1))
+        crate::time::earliest(phase, self.acks.first().map(|a| a.1))
     }
 }
 
@@ -274,11 +275,11 @@ impl Feed {
             }
             _ => {}
         }
-        while let Some(&(id, at)) = self.acks.front() {
+        while let Some(&(id, at)) = self.acks.first() {
             if now < at {
                 break;
             }
-            self.acks.pop_front();
+            self.acks.remove(0);
             cx.out.push_back(Output::AbortHttp(id));
         }
     }
@@ -467,10 +468,9 @@ impl Feed {
         }));
         // Its answer is ignored, but an acknowledgement left hanging is aborted in time (and at
         // most 16 wait at once).
-        self.acks.push_back((id, cx.now + cfg.request_timeout));
-        if self.acks.len() > 16
-            && let Some((old, _)) = self.acks.pop_front()
-        {
+        self.acks.push((id, cx.now + cfg.request_timeout));
+        if self.acks.len() > 16 {
+            let (old, _) = self.acks.remove(0);
             cx.out.push_back(Output::AbortHttp(old));
         }
     }
