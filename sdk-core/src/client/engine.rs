@@ -610,7 +610,7 @@ impl Engine {
         };
         s.upgrade = Upgrade::None;
         s.transport = Active::Ws(conn);
-        let queued: Vec<Packet<'static>> = Vec::from(std::mem::take(&mut s.queue));
+        let queued = std::mem::take(&mut s.queue);
         // A WebSocket that works ends the run of consecutive failures: the next reconnect opens
         // with WebSocket again instead of staying on the polling fallback.
         self.ws_failures = 0;
@@ -747,12 +747,9 @@ impl Engine {
                 let Ok(text) = String::from_utf8(body) else {
                     return self.open_failed(cx, "xhr poll error", Some(Fault::Protocol(NOT_UTF8)));
                 };
-                let mut packets = engineio::decode_payload(&text);
+                let mut packets = decode_owned(&text).into_iter();
                 match packets.next() {
-                    Some(Ok(Packet::Open(h))) => {
-                        let rest: Polled = packets.map(|p| p.map(owned)).collect();
-                        self.on_handshake(cx, kind, link, h, rest)
-                    }
+                    Some(Ok(Packet::Open(h))) => self.on_handshake(cx, kind, link, h, packets.collect()),
                     Some(Err(e)) => self.open_failed(cx, "xhr poll error", Some(Fault::Engine(e))),
                     _ => self.open_failed(cx, "xhr poll error", Some(Fault::Protocol(NOT_A_HANDSHAKE))),
                 }
@@ -766,7 +763,7 @@ impl Engine {
                     let Ok(text) = String::from_utf8(body) else {
                         return self.fail(cx, Fault::Protocol(NOT_UTF8));
                     };
-                    Step::Polled(engineio::decode_payload(&text).map(|p| p.map(owned)).collect())
+                    Step::Polled(decode_owned(&text))
                 }
                 Active::Poll { post, .. } if *post == Some(id) => {
                     *post = None;
@@ -911,6 +908,16 @@ fn poll_post(id: RequestId, url: String, body: String) -> HttpRequest {
 }
 
 /// Detaches a decoded packet from the buffer it was decoded from.
+/// Every record of a polling body, decoded and owned (one loop for the handshake's answer and
+/// every later one).
+fn decode_owned(text: &str) -> Polled {
+    let mut out = Vec::new();
+    for p in engineio::decode_payload(text) {
+        out.push(p.map(owned));
+    }
+    out
+}
+
 fn owned(p: Packet<'_>) -> Packet<'static> {
     match p {
         Packet::Open(h) => Packet::Open(h),
