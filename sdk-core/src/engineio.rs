@@ -162,13 +162,12 @@ fn parse_handshake(text: &str) -> Result<Handshake, Error> {
     let sid = json::parse_string(sid).map_err(|_| Error::BadHandshake("sid is not a string"))?.into_owned();
     let upgrades = upgrades.ok_or(Error::BadHandshake("missing upgrades"))?;
     let items = json::array_elements(upgrades).map_err(|_| Error::BadHandshake("upgrades is not an array"))?;
-    let upgrades = items
-        .into_iter()
-        .map(|r| {
-            let s = upgrades.get(r).and_then(|lit| json::parse_string(lit).ok());
-            s.map(Cow::into_owned).ok_or(Error::BadHandshake("upgrades holds a non-string"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut list = Vec::with_capacity(items.len());
+    for r in items {
+        let s = upgrades.get(r).and_then(|lit| json::parse_string(lit).ok());
+        list.push(s.ok_or(Error::BadHandshake("upgrades holds a non-string"))?.into_owned());
+    }
+    let upgrades = list;
     let int = |raw: Option<&str>, missing, bad| {
         json::parse_u64(raw.ok_or(Error::BadHandshake(missing))?).ok_or(Error::BadHandshake(bad))
     };
