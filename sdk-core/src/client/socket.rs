@@ -372,7 +372,7 @@ impl Socket {
         let attempt = self.auth_failures;
         let reconnect = &cx.config.reconnect;
         let give_up = !reconnect.enabled || reconnect.max_attempts.is_some_and(|max| attempt >= max);
-        let message = ["the auth provider failed: ", message].concat();
+        let message = text::concat(&["the auth provider failed: ", message]);
         let error = ConnectError { message, data: None, will_retry: !give_up, fallback_pending: false, cause: None };
         cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
         if give_up {
@@ -868,9 +868,13 @@ impl Socket {
         let deadline = cx.now + cx.config.ack_timeout.unwrap_or(ROOM_ACK_TIMEOUT);
         let events = &cx.config.room_events;
         let event = if join { events.join.clone() } else { events.leave.clone() };
-        let mut lit = String::new();
-        json::write_string(&mut lit, room);
-        let Ok(args) = Args::from_values([lit.as_str()], Vec::new()) else { return };
+        // `[<room as a JSON string>]`: valid by construction, so its one element is known.
+        let mut text = String::from("[");
+        json::write_string(&mut text, room);
+        text.push(']');
+        let end = text.len() - 1;
+        #[allow(clippy::single_range_in_vec_init)] // one element: the range of the literal
+        let args = Args::from_parts(text, vec![1..end], Vec::new());
         let id = self.take_ack_id();
         self.acks.insert(id, AckWait::Room { room: room.to_string(), join, deadline });
         self.send_event(cx, engine, &event, &args, Some(id));
