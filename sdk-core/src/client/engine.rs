@@ -506,30 +506,28 @@ impl Engine {
 
     // ---------------------------------------------------------------- sending
 
-    /// Sends the packets of one Socket.IO packet (a header and its attachments) together on the
-    /// current transport: over polling they share one POST body when they fit under
+    /// Sends the packets of one Socket.IO packet (its text, then its binary attachments) together
+    /// on the current transport: over polling they share one POST body when they fit under
     /// `maxPayload`, as in the official client (queued while a POST is in flight or an upgrade
     /// pauses).
-    /// Sends one Socket.IO packet: its text, then its binary attachments. The one way sockets
-    /// send, so that `send_all` is compiled for one kind of iterator (and the heartbeat's).
     pub(super) fn send(&mut self, cx: &mut Cx<'_>, text: String, attachments: &[Vec<u8>]) {
-        let binary = attachments.iter().map(|a| Packet::Binary(a.clone().into()));
-        self.send_all(cx, std::iter::once(Packet::Message(text.into())).chain(binary));
+        self.send_packet(cx, Packet::Message(text.into()), attachments.is_empty());
+        for (i, a) in attachments.iter().enumerate() {
+            self.send_packet(cx, Packet::Binary(a.clone().into()), i + 1 == attachments.len());
+        }
     }
 
-    fn send_all(&mut self, cx: &mut Cx<'_>, packets: impl IntoIterator<Item = Packet<'static>>) {
+    /// Sends one Engine.IO packet; over polling it is queued, and the queue is flushed after the
+    /// `last` packet of a group. One packet at a time rather than an iterator of them: a generic
+    /// `send_all` was compiled once per kind of iterator.
+    fn send_packet(&mut self, cx: &mut Cx<'_>, packet: Packet<'static>, last: bool) {
         let EnginePhase::Open(s) = &mut self.phase else { return };
-        match (s.transport, s.upgrade) {
-            (Active::Ws(conn), _) => {
-                for packet in packets {
-                    let frame = engineio::encode_ws(&packet);
-                    cx.out.push_back(Output::SendWebSocket { conn, frame });
-                }
-            }
-            _ => {
-                for packet in packets {
-                    s.queue.push_back(packet);
-                }
+        if let Active::Ws(conn) = s.transport {
+            let frame = engineio::encode_ws(&packet);
+            cx.out.push_back(Output::SendWebSocket { conn, frame });
+        } else {
+            s.queue.push_back(packet);
+            if last {
                 self.flush_poll(cx);
             }
         }
@@ -812,7 +810,7 @@ impl Engine {
         let decoded = match packet {
             Packet::Ping { probe: false } => {
                 s.ping_deadline = cx.now.plus_millis(s.ping_window);
-                self.send_all(cx, [Packet::Pong { probe: false }]);
+                self.send_packet(cx, Packet::Pong { probe: false }, true);
                 return Step::Nothing;
             }
             Packet::Close => return self.close(cx, DisconnectReason::TransportClose),
