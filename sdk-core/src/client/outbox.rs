@@ -92,11 +92,17 @@ impl Outbox {
             // Drop the oldest that is not on the wire.
             let victim = if self.buffer.is_empty() {
                 let in_flight = self.queue.front().is_some_and(|r| r.in_flight.is_some());
-                let idx = usize::from(in_flight);
-                if idx >= self.queue.len() {
+                if self.queue.len() <= usize::from(in_flight) {
                     return Err(super::EmitError::SendBufferFull);
                 }
-                self.queue.remove(idx).map(|r| r.p)
+                // The head, or the one after a head on the wire (`VecDeque::remove` would bring
+                // its general wrap-around copy into the browser build for this).
+                let head = if in_flight { self.queue.pop_front() } else { None };
+                let victim = self.queue.pop_front().map(|r| r.p);
+                if let Some(h) = head {
+                    self.queue.push_front(h);
+                }
+                victim
             } else {
                 self.buffer.pop_front()
             };
