@@ -62,7 +62,7 @@ pub enum JsonKind {
 
 /// Validates that `text` holds exactly one JSON value (surrounding whitespace allowed) and returns its kind.
 pub fn validate(text: &str) -> Result<JsonKind, JsonError> {
-    let (kind, range) = scan_with(text, 0, MAX_DEPTH, &mut NoVisit)?;
+    let (kind, range) = scan_plain(text, 0, MAX_DEPTH)?;
     expect_end(text.as_bytes(), range.end)?;
     Ok(kind)
 }
@@ -70,7 +70,7 @@ pub fn validate(text: &str) -> Result<JsonKind, JsonError> {
 /// Scans one value starting at byte `start` (leading whitespace skipped) and returns its kind and
 /// the byte range of the value itself (without surrounding whitespace).
 pub fn scan_value(text: &str, start: usize) -> Result<(JsonKind, Range<usize>), JsonError> {
-    scan_with(text, start, MAX_DEPTH, &mut NoVisit)
+    scan_plain(text, start, MAX_DEPTH)
 }
 
 /// The byte ranges (into `text`) of the elements of the array that `text` holds exactly.
@@ -117,12 +117,12 @@ pub(crate) fn array_elements_noting(text: &str, noted: usize) -> Result<(Vec<Ran
             let (_, r) = if out.len() == noted {
                 scan_with(text, i, MAX_DEPTH - 1, &mut data_key)?
             } else {
-                scan_with(text, i, MAX_DEPTH - 1, &mut NoVisit)?
+                scan_plain(text, i, MAX_DEPTH - 1)?
             };
             #[cfg(target_arch = "wasm32")]
             let (_, r) = {
                 data_key.found |= out.len() == noted;
-                scan_with(text, i, MAX_DEPTH - 1, &mut NoVisit)?
+                scan_plain(text, i, MAX_DEPTH - 1)?
             };
             i = skip_ws(b, r.end);
             out.push(r);
@@ -188,7 +188,7 @@ pub fn object_members(text: &str) -> Result<Vec<(Cow<'_, str>, Range<usize>)>, J
             if b.get(i) != Some(&b':') {
                 return Err(err(i, "expected ':'"));
             }
-            let (_, r) = scan_with(text, i + 1, MAX_DEPTH - 1, &mut NoVisit)?;
+            let (_, r) = scan_plain(text, i + 1, MAX_DEPTH - 1)?;
             i = skip_ws(b, r.end);
             out.push((key, r));
             match b.get(i) {
@@ -312,9 +312,57 @@ pub(crate) trait Visitor {
     fn value(&mut self, _kind: JsonKind, _range: Range<usize>) {}
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 struct NoVisit;
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Visitor for NoVisit {}
+
+/// In the browser build the scanner is compiled for this one visitor type (bytes over speed, as
+/// in [`array_elements_noting`]): plain scans pass `None`, which costs a branch per value, and the
+/// placeholder finder is called through the trait object ([`scan_visiting`]).
+#[cfg(any(test, target_arch = "wasm32"))]
+impl Visitor for Option<&mut dyn Visitor> {
+    fn open(&mut self, kind: JsonKind) {
+        if let Some(v) = self {
+            v.open(kind);
+        }
+    }
+    fn key(&mut self, literal: Range<usize>, escaped: bool) {
+        if let Some(v) = self {
+            v.key(literal, escaped);
+        }
+    }
+    fn value(&mut self, kind: JsonKind, range: Range<usize>) {
+        if let Some(v) = self {
+            v.value(kind, range);
+        }
+    }
+}
+
+/// [`scan_with`] visiting nothing.
+#[inline]
+fn scan_plain(text: &str, start: usize, max_depth: usize) -> Result<(JsonKind, Range<usize>), JsonError> {
+    #[cfg(not(target_arch = "wasm32"))]
+    let mut v = NoVisit;
+    #[cfg(target_arch = "wasm32")]
+    let mut v: Option<&mut dyn Visitor> = None;
+    scan_with(text, start, max_depth, &mut v)
+}
+
+/// [`scan_with`] for a visitor off the hot path (the placeholder finder): natively compiled for
+/// it, in the browser build through the one scanner (see the `Option` visitor above).
+pub(crate) fn scan_visiting<V: Visitor>(
+    text: &str,
+    start: usize,
+    max_depth: usize,
+    v: &mut V,
+) -> Result<(JsonKind, Range<usize>), JsonError> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return scan_with(text, start, max_depth, v);
+    #[cfg(target_arch = "wasm32")]
+    return scan_with(text, start, max_depth, &mut Some(v as &mut dyn Visitor));
+}
 
 fn err(offset: usize, reason: &'static str) -> JsonError {
     JsonError { offset, reason }
@@ -620,7 +668,39 @@ fn unescape(text: &str, lit: Range<usize>, escaped: bool) -> Result<Cow<'_, str>
 
 #[cfg(test)]
 mod tests {
-    use super::{array_elements_noting, skip_plain, times_ten_plus, write_u64};
+    use super::{
+        JsonKind, MAX_DEPTH, NoVisit, Visitor, array_elements_noting, scan_with, skip_plain, times_ten_plus, write_u64,
+    };
+
+    /// The browser build's one scanner: `None` scans as `NoVisit`, `Some` visits as the visitor.
+    #[test]
+    fn the_option_visitor_forwards_everything() {
+        #[derive(Default, PartialEq, Debug)]
+        struct Log(Vec<String>);
+        impl Visitor for Log {
+            fn open(&mut self, kind: JsonKind) {
+                self.0.push(format!("open {kind:?}"));
+            }
+            fn key(&mut self, literal: std::ops::Range<usize>, escaped: bool) {
+                self.0.push(format!("key {literal:?} {escaped}"));
+            }
+            fn value(&mut self, kind: JsonKind, range: std::ops::Range<usize>) {
+                self.0.push(format!("value {kind:?} {range:?}"));
+            }
+        }
+        for text in
+            [r#" {"a\u0062":[1,{"_placeholder":true,"num":0}],"c":null} "#, "[1,2", "\"x\"", "{}", "[[[]]]", "tru"]
+        {
+            let (mut direct, mut through) = (Log::default(), Log::default());
+            let want = scan_with(text, 0, MAX_DEPTH, &mut direct);
+            assert_eq!(scan_with(text, 0, MAX_DEPTH, &mut Some(&mut through as &mut dyn Visitor)), want, "{text}");
+            assert_eq!(through, direct, "{text}");
+            assert_eq!(
+                scan_with(text, 0, MAX_DEPTH, &mut None::<&mut dyn Visitor>),
+                scan_with(text, 0, MAX_DEPTH, &mut NoVisit)
+            );
+        }
+    }
 
     #[test]
     fn times_ten_plus_is_checked_arithmetic() {

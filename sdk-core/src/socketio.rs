@@ -405,7 +405,7 @@ pub fn encode(kind: PacketType, nsp: &str, id: Option<u64>, data: Option<&str>, 
 /// integer (`1.0` or `1e0` are refused).
 pub fn placeholders(json: &str) -> Result<Vec<u64>, Error> {
     let mut finder = PlaceholderFinder { text: json, frames: Vec::new(), out: Vec::new() };
-    let (_, range) = json::scan_with(json, 0, json::MAX_DEPTH, &mut finder).map_err(Error::BadJson)?;
+    let (_, range) = json::scan_visiting(json, 0, json::MAX_DEPTH, &mut finder).map_err(Error::BadJson)?;
     let end = json::skip_ws(json.as_bytes(), range.end);
     if end != json.len() {
         return Err(Error::BadJson(json::JsonError { offset: end, reason: "trailing characters" }));
