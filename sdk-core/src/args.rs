@@ -5,6 +5,7 @@
 //! Drivers materialise them: the native driver deserialises straight into the user's serde type,
 //! the browser driver hands the text to `JSON.parse` with a reviver for the placeholders.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -23,15 +24,30 @@ pub enum ArgsError {
     TooManyAttachments,
 }
 
+impl ArgsError {
+    /// What `Display` writes, built without `core::fmt` so that a browser driver can report it
+    /// without bringing the formatting machinery into its build.
+    pub fn message(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Self::NotAnArray(e) => {
+                return Cow::Owned(crate::text::concat(&[
+                    "arguments must be a JSON array: ",
+                    e.reason,
+                    " at byte ",
+                    &crate::text::decimal(e.offset as u64),
+                ]));
+            }
+            Self::Placeholders => {
+                "binary placeholders do not match the attachments (each attachment needs one {\"_placeholder\":true,\"num\":N})"
+            }
+            Self::TooManyAttachments => "too many binary attachments in one packet",
+        })
+    }
+}
+
 impl fmt::Display for ArgsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotAnArray(e) => write!(f, "arguments must be a JSON array: {} at byte {}", e.reason, e.offset),
-            Self::Placeholders => f.write_str(
-                "binary placeholders do not match the attachments (each attachment needs one {\"_placeholder\":true,\"num\":N})",
-            ),
-            Self::TooManyAttachments => f.write_str("too many binary attachments in one packet"),
-        }
+        f.write_str(&self.message())
     }
 }
 

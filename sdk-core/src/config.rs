@@ -351,7 +351,9 @@ pub struct ConfigError(pub &'static str);
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: {}", self.0)
+        // Two `write_str`s rather than `write!`: no `core::fmt` argument machinery.
+        f.write_str("invalid configuration: ")?;
+        f.write_str(self.0)
     }
 }
 

@@ -68,7 +68,10 @@ impl fmt::Display for EventPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EventPattern::Exact(exact) => f.write_str(exact),
-            EventPattern::Prefix(prefix) => write!(f, "{prefix}*"),
+            EventPattern::Prefix(prefix) => {
+                f.write_str(prefix)?;
+                f.write_str("*")
+            }
             EventPattern::Any => f.write_str("*"),
         }
     }
@@ -98,7 +101,10 @@ impl<'a> DottedName<'a> {
 
 impl fmt::Display for DottedName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.entity, self.action)
+        for part in [self.entity, ".", self.action] {
+            f.write_str(part)?;
+        }
+        Ok(())
     }
 }
 
@@ -126,7 +132,10 @@ impl<'a> ColonName<'a> {
 
 impl fmt::Display for ColonName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.domain, self.entity, self.action)
+        for part in [self.domain, ":", self.entity, ":", self.action] {
+            f.write_str(part)?;
+        }
+        Ok(())
     }
 }
 
@@ -144,7 +153,7 @@ impl fmt::Display for ColonName<'_> {
 pub fn envelope_id(first_arg_json: &str) -> Option<String> {
     // Without `"data"` written plainly, and without any escape that could spell it, there is no
     // `data` member: skip parsing the object (most events are not envelopes).
-    if !first_arg_json.contains("\"data\"") && !first_arg_json.contains('\\') {
+    if !crate::text::contains(first_arg_json, "\"data\"") && !first_arg_json.contains('\\') {
         return None;
     }
     let members = json::object_members(first_arg_json).ok()?;

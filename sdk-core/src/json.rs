@@ -27,9 +27,17 @@ pub struct JsonError {
     pub reason: &'static str,
 }
 
+impl JsonError {
+    /// What `Display` writes, built without `core::fmt` so that a browser driver can report it
+    /// without bringing the formatting machinery into its build.
+    pub fn message(&self) -> String {
+        crate::text::concat(&["invalid JSON: ", self.reason, " at byte ", &crate::text::decimal(self.offset as u64)])
+    }
+}
+
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid JSON: {} at byte {}", self.reason, self.offset)
+        f.write_str(&self.message())
     }
 }
 
@@ -54,7 +62,7 @@ pub enum JsonKind {
 
 /// Validates that `text` holds exactly one JSON value (surrounding whitespace allowed) and returns its kind.
 pub fn validate(text: &str) -> Result<JsonKind, JsonError> {
-    let (kind, range) = scan_with(text, 0, MAX_DEPTH, &mut NoVisit)?;
+    let (kind, range) = scan_plain(text, 0, MAX_DEPTH)?;
     expect_end(text.as_bytes(), range.end)?;
     Ok(kind)
 }
@@ -62,12 +70,29 @@ pub fn validate(text: &str) -> Result<JsonKind, JsonError> {
 /// Scans one value starting at byte `start` (leading whitespace skipped) and returns its kind and
 /// the byte range of the value itself (without surrounding whitespace).
 pub fn scan_value(text: &str, start: usize) -> Result<(JsonKind, Range<usize>), JsonError> {
-    scan_with(text, start, MAX_DEPTH, &mut NoVisit)
+    scan_plain(text, start, MAX_DEPTH)
 }
 
 /// The byte ranges (into `text`) of the elements of the array that `text` holds exactly.
 pub fn array_elements(text: &str) -> Result<Vec<Range<usize>>, JsonError> {
     array_elements_noting(text, usize::MAX).map(|(items, _)| items)
+}
+
+/// [`array_elements`] of the array at `range` in `text`, as ranges into `text`.
+pub(crate) fn array_elements_in(text: &str, range: Range<usize>) -> Option<Vec<Range<usize>>> {
+    let start = range.start;
+    let mut items = array_elements(text.get(range)?).ok()?;
+    shift_ranges(&mut items, start);
+    Some(items)
+}
+
+/// Moves ranges found in a slice starting at `by` into the whole text (in place, one loop for
+/// every caller).
+pub(crate) fn shift_ranges(items: &mut [Range<usize>], by: usize) {
+    for r in items {
+        r.start += by;
+        r.end += by;
+    }
 }
 
 /// [`array_elements`], also telling whether element `noted` is an object that may have a `data`
@@ -92,12 +117,12 @@ pub(crate) fn array_elements_noting(text: &str, noted: usize) -> Result<(Vec<Ran
             let (_, r) = if out.len() == noted {
                 scan_with(text, i, MAX_DEPTH - 1, &mut data_key)?
             } else {
-                scan_with(text, i, MAX_DEPTH - 1, &mut NoVisit)?
+                scan_plain(text, i, MAX_DEPTH - 1)?
             };
             #[cfg(target_arch = "wasm32")]
             let (_, r) = {
                 data_key.found |= out.len() == noted;
-                scan_with(text, i, MAX_DEPTH - 1, &mut NoVisit)?
+                scan_plain(text, i, MAX_DEPTH - 1)?
             };
             i = skip_ws(b, r.end);
             out.push(r);
@@ -163,7 +188,7 @@ pub fn object_members(text: &str) -> Result<Vec<(Cow<'_, str>, Range<usize>)>, J
             if b.get(i) != Some(&b':') {
                 return Err(err(i, "expected ':'"));
             }
-            let (_, r) = scan_with(text, i + 1, MAX_DEPTH - 1, &mut NoVisit)?;
+            let (_, r) = scan_plain(text, i + 1, MAX_DEPTH - 1)?;
             i = skip_ws(b, r.end);
             out.push((key, r));
             match b.get(i) {
@@ -194,15 +219,27 @@ pub fn parse_string(literal: &str) -> Result<Cow<'_, str>, JsonError> {
     unescape(literal, 0..end, escaped)
 }
 
+/// The string member `key` of the object that `obj` holds (the last one when it is repeated, as
+/// with `JSON.parse`), unescaped; `None` when `obj` is no object or the member no string.
+pub(crate) fn string_member(obj: &str, key: &str) -> Option<String> {
+    let members = object_members(obj).ok()?;
+    let (_, r) = members.into_iter().rev().find(|(k, _)| k == key)?;
+    parse_string(obj.get(r)?).ok().map(Cow::into_owned)
+}
+
 /// Parses a non-negative integer literal with no fraction or exponent (e.g. a placeholder `num`).
 pub fn parse_u64(literal: &str) -> Option<u64> {
     let b = literal.as_bytes();
     if b.is_empty() || (b.len() > 1 && b.first() == Some(&b'0')) {
         return None;
     }
-    b.iter().try_fold(0u64, |acc, &c| {
-        if c.is_ascii_digit() { acc.checked_mul(10)?.checked_add(u64::from(c - b'0')) } else { None }
-    })
+    b.iter().try_fold(0u64, |acc, &c| if c.is_ascii_digit() { times_ten_plus(acc, c - b'0') } else { None })
+}
+
+/// `acc * 10 + digit`, `None` on overflow. Compared with `u64::MAX / 10` rather than
+/// `checked_mul`, which on wasm32 is a 128-bit multiply in software.
+pub(crate) fn times_ten_plus(acc: u64, digit: u8) -> Option<u64> {
+    if acc > u64::MAX / 10 { None } else { (acc * 10).checked_add(u64::from(digit)) }
 }
 
 /// Appends `s` to `out` as a JSON string literal, escaping as `JSON.stringify` does.
@@ -237,6 +274,26 @@ pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Appends `n` in decimal: a number literal, a port, a count in a message. The core's text is
+/// built with `push_str` and this rather than `format!`/`write!`, which would bring `core::fmt`'s
+/// machinery (kilobytes) into the browser build.
+pub fn write_u64(out: &mut String, mut n: u64) {
+    // Least significant digit first, into the end of a buffer that fits `u64::MAX`.
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        start -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(start..).unwrap_or_default() {
+        out.push(char::from(d));
+    }
+}
+
 fn hex_digit(v: u8) -> char {
     char::from_digit(u32::from(v), 16).unwrap_or('0')
 }
@@ -255,9 +312,57 @@ pub(crate) trait Visitor {
     fn value(&mut self, _kind: JsonKind, _range: Range<usize>) {}
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 struct NoVisit;
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Visitor for NoVisit {}
+
+/// In the browser build the scanner is compiled for this one visitor type (bytes over speed, as
+/// in [`array_elements_noting`]): plain scans pass `None`, which costs a branch per value, and the
+/// placeholder finder is called through the trait object ([`scan_visiting`]).
+#[cfg(any(test, target_arch = "wasm32"))]
+impl Visitor for Option<&mut dyn Visitor> {
+    fn open(&mut self, kind: JsonKind) {
+        if let Some(v) = self {
+            v.open(kind);
+        }
+    }
+    fn key(&mut self, literal: Range<usize>, escaped: bool) {
+        if let Some(v) = self {
+            v.key(literal, escaped);
+        }
+    }
+    fn value(&mut self, kind: JsonKind, range: Range<usize>) {
+        if let Some(v) = self {
+            v.value(kind, range);
+        }
+    }
+}
+
+/// [`scan_with`] visiting nothing.
+#[inline]
+fn scan_plain(text: &str, start: usize, max_depth: usize) -> Result<(JsonKind, Range<usize>), JsonError> {
+    #[cfg(not(target_arch = "wasm32"))]
+    let mut v = NoVisit;
+    #[cfg(target_arch = "wasm32")]
+    let mut v: Option<&mut dyn Visitor> = None;
+    scan_with(text, start, max_depth, &mut v)
+}
+
+/// [`scan_with`] for a visitor off the hot path (the placeholder finder): natively compiled for
+/// it, in the browser build through the one scanner (see the `Option` visitor above).
+pub(crate) fn scan_visiting<V: Visitor>(
+    text: &str,
+    start: usize,
+    max_depth: usize,
+    v: &mut V,
+) -> Result<(JsonKind, Range<usize>), JsonError> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return scan_with(text, start, max_depth, v);
+    #[cfg(target_arch = "wasm32")]
+    return scan_with(text, start, max_depth, &mut Some(v as &mut dyn Visitor));
+}
 
 fn err(offset: usize, reason: &'static str) -> JsonError {
     JsonError { offset, reason }
@@ -563,7 +668,57 @@ fn unescape(text: &str, lit: Range<usize>, escaped: bool) -> Result<Cow<'_, str>
 
 #[cfg(test)]
 mod tests {
-    use super::{array_elements_noting, skip_plain};
+    use super::{
+        JsonKind, MAX_DEPTH, NoVisit, Visitor, array_elements_noting, scan_with, skip_plain, times_ten_plus, write_u64,
+    };
+
+    /// The browser build's one scanner: `None` scans as `NoVisit`, `Some` visits as the visitor.
+    #[test]
+    fn the_option_visitor_forwards_everything() {
+        #[derive(Default, PartialEq, Debug)]
+        struct Log(Vec<String>);
+        impl Visitor for Log {
+            fn open(&mut self, kind: JsonKind) {
+                self.0.push(format!("open {kind:?}"));
+            }
+            fn key(&mut self, literal: std::ops::Range<usize>, escaped: bool) {
+                self.0.push(format!("key {literal:?} {escaped}"));
+            }
+            fn value(&mut self, kind: JsonKind, range: std::ops::Range<usize>) {
+                self.0.push(format!("value {kind:?} {range:?}"));
+            }
+        }
+        for text in
+            [r#" {"a\u0062":[1,{"_placeholder":true,"num":0}],"c":null} "#, "[1,2", "\"x\"", "{}", "[[[]]]", "tru"]
+        {
+            let (mut direct, mut through) = (Log::default(), Log::default());
+            let want = scan_with(text, 0, MAX_DEPTH, &mut direct);
+            assert_eq!(scan_with(text, 0, MAX_DEPTH, &mut Some(&mut through as &mut dyn Visitor)), want, "{text}");
+            assert_eq!(through, direct, "{text}");
+            assert_eq!(
+                scan_with(text, 0, MAX_DEPTH, &mut None::<&mut dyn Visitor>),
+                scan_with(text, 0, MAX_DEPTH, &mut NoVisit)
+            );
+        }
+    }
+
+    #[test]
+    fn times_ten_plus_is_checked_arithmetic() {
+        for acc in [0, 1, u64::MAX / 10 - 1, u64::MAX / 10, u64::MAX / 10 + 1, u64::MAX] {
+            for d in [0, 5, 6, 9] {
+                assert_eq!(times_ten_plus(acc, d), acc.checked_mul(10).and_then(|n| n.checked_add(u64::from(d))));
+            }
+        }
+    }
+
+    #[test]
+    fn write_u64_writes_decimal_as_display_does() {
+        for n in [0, 1, 9, 10, 99, 100, 65_535, 1 << 32, 10_000_000_000_000_000_000, u64::MAX] {
+            let mut s = String::from("x");
+            write_u64(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
 
     #[test]
     fn the_noted_element_may_have_a_data_key_only_when_one_of_its_own_keys_may_spell_it() {

@@ -64,6 +64,7 @@ pub mod event;
 pub mod json;
 pub mod rng;
 pub mod socketio;
+mod text;
 pub mod time;
 pub mod url;
 mod vecmap;

@@ -1,8 +1,10 @@
 //! Socket.IO v5 packets, and the decoder that reassembles binary attachments (PROTOCOL.md §2).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::json;
+use crate::text;
 
 /// The reserved event names a client must never emit.
 pub const RESERVED_EVENTS: [&str; 6] =
@@ -175,24 +177,38 @@ impl PacketType {
     }
 }
 
+impl Error {
+    /// What `Display` writes, built without `core::fmt` so that a browser driver can report it
+    /// without bringing the formatting machinery into its build.
+    pub fn message(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Self::Empty => "empty Socket.IO packet",
+            Self::UnknownType => "unknown Socket.IO packet type",
+            Self::BadAttachments => "illegal attachment count",
+            Self::TooManyAttachments { announced, max } => {
+                return Cow::Owned(text::concat(&[
+                    "too many attachments: ",
+                    &text::decimal(u64::try_from(*announced).unwrap_or(u64::MAX)),
+                    " announced, at most ",
+                    &text::decimal(u64::try_from(*max).unwrap_or(u64::MAX)),
+                    " allowed",
+                ]));
+            }
+            Self::BadNamespace => "invalid namespace",
+            Self::BadAckId => "invalid ack id",
+            Self::BadJson(e) => return Cow::Owned(text::concat(&["invalid payload: ", &e.message()])),
+            Self::InvalidPayload(why) => return Cow::Owned(text::concat(&["invalid payload: ", why])),
+            Self::BadPlaceholder => "invalid binary placeholder",
+            Self::RepeatedPlaceholder => "two binary placeholders refer to the same attachment",
+            Self::UnexpectedBinary => "got binary data when not reconstructing a packet",
+            Self::IncompleteBinary => "got plaintext data when reconstructing a packet",
+        })
+    }
+}
+
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Empty => f.write_str("empty Socket.IO packet"),
-            Self::UnknownType => f.write_str("unknown Socket.IO packet type"),
-            Self::BadAttachments => f.write_str("illegal attachment count"),
-            Self::TooManyAttachments { announced, max } => {
-                write!(f, "too many attachments: {announced} announced, at most {max} allowed")
-            }
-            Self::BadNamespace => f.write_str("invalid namespace"),
-            Self::BadAckId => f.write_str("invalid ack id"),
-            Self::BadJson(e) => write!(f, "invalid payload: {e}"),
-            Self::InvalidPayload(why) => write!(f, "invalid payload: {why}"),
-            Self::BadPlaceholder => f.write_str("invalid binary placeholder"),
-            Self::RepeatedPlaceholder => f.write_str("two binary placeholders refer to the same attachment"),
-            Self::UnexpectedBinary => f.write_str("got binary data when not reconstructing a packet"),
-            Self::IncompleteBinary => f.write_str("got plaintext data when reconstructing a packet"),
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -209,7 +225,7 @@ impl std::error::Error for Error {
 fn read_decimal(b: &[u8], mut i: usize) -> (Option<u64>, usize) {
     let mut n = Some(0u64);
     while let Some(&c @ b'0'..=b'9') = b.get(i) {
-        n = n.and_then(|n| n.checked_mul(10)).and_then(|n| n.checked_add(u64::from(c - b'0')));
+        n = n.and_then(|n| json::times_ten_plus(n, c - b'0'));
         i += 1;
     }
     (n, i)
@@ -272,10 +288,11 @@ pub fn decode(text: String, max_attachments: usize) -> Result<(Packet, usize), E
             Some(rest) if arrays && rest.starts_with('[') => {
                 // An event's first argument is its second element (after the name).
                 let noted = if matches!(kind, PacketType::Event | PacketType::BinaryEvent) { 1 } else { usize::MAX };
-                let (items, data_key) =
+                let (mut items, data_key) =
                     json::array_elements_noting(rest, noted).map_err(|e| Error::BadJson(shift(e, i)))?;
                 maybe_envelope = data_key;
-                elements = Some(items.into_iter().map(|r| r.start + i..r.end + i).collect::<Vec<_>>());
+                json::shift_ranges(&mut items, i);
+                elements = Some(items);
                 let value = rest.trim_end_matches([' ', '\t', '\n', '\r']);
                 (json::JsonKind::Array, i..i + value.len())
             }
@@ -359,19 +376,18 @@ fn check_payload(kind: PacketType, text: &str, json_kind: json::JsonKind, range:
 /// The `<n>-` count is written for BINARY_EVENT / BINARY_ACK (always, as socket.io-parser does, so
 /// the output decodes) and never for other types; the namespace is omitted when it is `/` or empty.
 pub fn encode(kind: PacketType, nsp: &str, id: Option<u64>, data: Option<&str>, attachments: usize) -> String {
-    use std::fmt::Write as _;
     let mut out = String::with_capacity(1 + 4 + nsp.len() + 1 + 20 + data.map_or(0, str::len));
     out.push(char::from(b'0' + kind.as_u8()));
-    // Writing to a String cannot fail.
     if kind.is_binary() {
-        let _ = write!(out, "{attachments}-");
+        json::write_u64(&mut out, u64::try_from(attachments).unwrap_or(u64::MAX));
+        out.push('-');
     }
     if !nsp.is_empty() && nsp != "/" {
         out.push_str(nsp);
         out.push(',');
     }
     if let Some(id) = id {
-        let _ = write!(out, "{id}");
+        json::write_u64(&mut out, id);
     }
     if let Some(data) = data {
         out.push_str(data);
@@ -389,7 +405,7 @@ pub fn encode(kind: PacketType, nsp: &str, id: Option<u64>, data: Option<&str>, 
 /// integer (`1.0` or `1e0` are refused).
 pub fn placeholders(json: &str) -> Result<Vec<u64>, Error> {
     let mut finder = PlaceholderFinder { text: json, frames: Vec::new(), out: Vec::new() };
-    let (_, range) = json::scan_with(json, 0, json::MAX_DEPTH, &mut finder).map_err(Error::BadJson)?;
+    let (_, range) = json::scan_visiting(json, 0, json::MAX_DEPTH, &mut finder).map_err(Error::BadJson)?;
     let end = json::skip_ws(json.as_bytes(), range.end);
     if end != json.len() {
         return Err(Error::BadJson(json::JsonError { offset: end, reason: "trailing characters" }));

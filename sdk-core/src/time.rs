@@ -20,7 +20,7 @@ impl Instant {
     }
     /// `self + d`, saturating instead of overflowing.
     pub fn plus(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+        Self(self.0.saturating_add(millis(d)))
     }
     /// `self + ms` milliseconds, saturating.
     pub const fn plus_millis(self, ms: u64) -> Self {
@@ -32,9 +32,58 @@ impl Instant {
     }
 }
 
+/// `d` in whole milliseconds, saturating at `u64::MAX`, as `u64::try_from(d.as_millis())` would
+/// be. Without `as_millis`'s 128-bit product, or a checked 64-bit one: on wasm32 both are a
+/// software 128-bit multiply at every call site.
+pub(crate) fn millis(d: Duration) -> u64 {
+    let secs = d.as_secs();
+    if secs > u64::MAX / 1000 { u64::MAX } else { (secs * 1000).saturating_add(u64::from(d.subsec_millis())) }
+}
+
+/// The earlier of two optional deadlines (`None` is "no deadline"). The client's deadlines are
+/// folded with this rather than with iterator chains and `min`, each of which the browser build
+/// would compile separately.
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 impl std::ops::Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, rhs: Duration) -> Instant {
         self.plus(rhs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earliest_is_the_min_of_the_present_ones() {
+        let (a, b) = (Some(Instant(1)), Some(Instant(2)));
+        for (x, y) in [(a, b), (b, a), (a, None), (None, b), (None, None), (a, a)] {
+            assert_eq!(earliest(x, y), [x, y].into_iter().flatten().min());
+        }
+    }
+
+    #[test]
+    fn millis_saturates_as_as_millis_does() {
+        let max_secs = u64::MAX / 1000;
+        for (secs, nanos) in [
+            (0, 0),
+            (0, 999_999),
+            (1, 1_500_000),
+            (max_secs, 0),
+            (max_secs, 999_999_999),
+            (max_secs + 1, 0),
+            (u64::MAX, 999_999_999),
+        ] {
+            let d = Duration::new(secs, nanos);
+            assert_eq!(millis(d), u64::try_from(d.as_millis()).unwrap_or(u64::MAX), "{d:?}");
+        }
     }
 }

@@ -158,7 +158,8 @@ impl<T: Ord> VecSet<T> {
         self.0.remove(value).is_some()
     }
 
-    /// Whether `value` is in the set.
+    /// Whether `value` is in the set (the client only inserts, removes and lists).
+    #[cfg(test)]
     pub(crate) fn contains<Q: Ord + ?Sized>(&self, value: &Q) -> bool
     where
         T: Borrow<Q>,

@@ -506,21 +506,28 @@ impl Engine {
 
     // ---------------------------------------------------------------- sending
 
-    /// Sends the packets of one Socket.IO packet (a header and its attachments) together on the
-    /// current transport: over polling they share one POST body when they fit under
+    /// Sends the packets of one Socket.IO packet (its text, then its binary attachments) together
+    /// on the current transport: over polling they share one POST body when they fit under
     /// `maxPayload`, as in the official client (queued while a POST is in flight or an upgrade
     /// pauses).
-    pub(super) fn send_all(&mut self, cx: &mut Cx<'_>, packets: impl IntoIterator<Item = Packet<'static>>) {
+    pub(super) fn send(&mut self, cx: &mut Cx<'_>, text: String, attachments: &[Vec<u8>]) {
+        self.send_packet(cx, Packet::Message(text.into()), attachments.is_empty());
+        for (i, a) in attachments.iter().enumerate() {
+            self.send_packet(cx, Packet::Binary(a.clone().into()), i + 1 == attachments.len());
+        }
+    }
+
+    /// Sends one Engine.IO packet; over polling it is queued, and the queue is flushed after the
+    /// `last` packet of a group. One packet at a time rather than an iterator of them: a generic
+    /// `send_all` was compiled once per kind of iterator.
+    fn send_packet(&mut self, cx: &mut Cx<'_>, packet: Packet<'static>, last: bool) {
         let EnginePhase::Open(s) = &mut self.phase else { return };
-        match (s.transport, s.upgrade) {
-            (Active::Ws(conn), _) => {
-                for packet in packets {
-                    let frame = engineio::encode_ws(&packet);
-                    cx.out.push_back(Output::SendWebSocket { conn, frame });
-                }
-            }
-            _ => {
-                s.queue.extend(packets);
+        if let Active::Ws(conn) = s.transport {
+            let frame = engineio::encode_ws(&packet);
+            cx.out.push_back(Output::SendWebSocket { conn, frame });
+        } else {
+            s.queue.push_back(packet);
+            if last {
                 self.flush_poll(cx);
             }
         }
@@ -601,7 +608,7 @@ impl Engine {
         };
         s.upgrade = Upgrade::None;
         s.transport = Active::Ws(conn);
-        let queued: Vec<Packet<'static>> = Vec::from(std::mem::take(&mut s.queue));
+        let queued = std::mem::take(&mut s.queue);
         // A WebSocket that works ends the run of consecutive failures: the next reconnect opens
         // with WebSocket again instead of staying on the polling fallback.
         self.ws_failures = 0;
@@ -738,12 +745,9 @@ impl Engine {
                 let Ok(text) = String::from_utf8(body) else {
                     return self.open_failed(cx, "xhr poll error", Some(Fault::Protocol(NOT_UTF8)));
                 };
-                let mut packets = engineio::decode_payload(&text);
+                let mut packets = decode_owned(&text).into_iter();
                 match packets.next() {
-                    Some(Ok(Packet::Open(h))) => {
-                        let rest: Polled = packets.map(|p| p.map(owned)).collect();
-                        self.on_handshake(cx, kind, link, h, rest)
-                    }
+                    Some(Ok(Packet::Open(h))) => self.on_handshake(cx, kind, link, h, packets.collect()),
                     Some(Err(e)) => self.open_failed(cx, "xhr poll error", Some(Fault::Engine(e))),
                     _ => self.open_failed(cx, "xhr poll error", Some(Fault::Protocol(NOT_A_HANDSHAKE))),
                 }
@@ -757,7 +761,7 @@ impl Engine {
                     let Ok(text) = String::from_utf8(body) else {
                         return self.fail(cx, Fault::Protocol(NOT_UTF8));
                     };
-                    Step::Polled(engineio::decode_payload(&text).map(|p| p.map(owned)).collect())
+                    Step::Polled(decode_owned(&text))
                 }
                 Active::Poll { post, .. } if *post == Some(id) => {
                     *post = None;
@@ -806,7 +810,7 @@ impl Engine {
         let decoded = match packet {
             Packet::Ping { probe: false } => {
                 s.ping_deadline = cx.now.plus_millis(s.ping_window);
-                self.send_all(cx, [Packet::Pong { probe: false }]);
+                self.send_packet(cx, Packet::Pong { probe: false }, true);
                 return Step::Nothing;
             }
             Packet::Close => return self.close(cx, DisconnectReason::TransportClose),
@@ -902,6 +906,16 @@ fn poll_post(id: RequestId, url: String, body: String) -> HttpRequest {
 }
 
 /// Detaches a decoded packet from the buffer it was decoded from.
+/// Every record of a polling body, decoded and owned (one loop for the handshake's answer and
+/// every later one).
+fn decode_owned(text: &str) -> Polled {
+    let mut out = Vec::new();
+    for p in engineio::decode_payload(text) {
+        out.push(p.map(owned));
+    }
+    out
+}
+
 fn owned(p: Packet<'_>) -> Packet<'static> {
     match p {
         Packet::Open(h) => Packet::Open(h),

@@ -34,8 +34,10 @@ use super::{
     Cx, Event, EventSource, FeedStatus, HttpError, HttpRequest, Method, Output, RequestId, RequestPurpose, ms,
 };
 use crate::args::Args;
+use crate::config::FeedConfig;
 use crate::dedup::DedupKey;
 use crate::json::{self, JsonKind};
+use crate::text;
 use crate::time::Instant;
 
 #[derive(Default)]
@@ -47,8 +49,9 @@ pub(super) struct Feed {
     /// The position of the last event of the main namespace delivered (a socket event's envelope
     /// id, a feed event's offset or id) since the feed last started: the feed resumes after it.
     pub(super) last_socket_id: Option<String>,
-    /// Acknowledgements sent, with when they are given up (aborted) if still unanswered.
-    acks: std::collections::VecDeque<(RequestId, Instant)>,
+    /// Acknowledgements sent, oldest first, with when they are given up (aborted) if still
+    /// unanswered. At most 16: a `Vec` (a `VecDeque`'s removal from the middle is more code).
+    acks: Vec<(RequestId, Instant)>,
     /// The page size asked for, when smaller than the configured `limit` (0: the configured one):
     /// halved while a page is larger than the body limit, doubled back after each page that fits.
     page: u32,
@@ -98,15 +101,13 @@ impl Feed {
             FeedPhase::Polling { next, .. } => Some(next),
             _ => None,
         };
-        phase.into_iter().chain(self.acks.front().map(|a| a.1)).min()
+        crate::time::earliest(phase, self.acks.first().map(|a| a.1))
     }
 }
 
 /// The `token` string member of an auth object, for the feed's bearer header.
 pub(super) fn token_of(auth: &str) -> Option<String> {
-    let members = json::object_members(auth).ok()?;
-    let (_, r) = members.into_iter().rev().find(|(k, _)| k == "token")?;
-    json::parse_string(auth.get(r)?).ok().map(|t| t.into_owned())
+    json::string_member(auth, "token")
 }
 
 struct FeedEvent {
@@ -265,16 +266,20 @@ impl Feed {
             FeedPhase::Polling { next, in_flight: Some(id), .. } if now >= next => {
                 // Accepted and never answered: give up on it; it counts as a failed poll.
                 cx.out.push_back(Output::AbortHttp(id));
-                let error = HttpError::Network(format!("no answer within {} ms", ms(cfg.request_timeout)));
+                let error = HttpError::Network(text::concat(&[
+                    "no answer within ",
+                    &text::decimal(ms(cfg.request_timeout)),
+                    " ms",
+                ]));
                 self.on_response(cx, inbox, id, None, Some(&error));
             }
             _ => {}
         }
-        while let Some(&(id, at)) = self.acks.front() {
+        while let Some(&(id, at)) = self.acks.first() {
             if now < at {
                 break;
             }
-            self.acks.pop_front();
+            self.acks.remove(0);
             cx.out.push_back(Output::AbortHttp(id));
         }
     }
@@ -282,11 +287,7 @@ impl Feed {
     fn poll(&mut self, cx: &mut Cx<'_>) {
         let Some(cfg) = &cx.config.feed else { return };
         let limit = if self.page == 0 { cfg.limit } else { self.page };
-        let mut url = format!("{}/events?limit={limit}", cfg.url.trim_end_matches('/'));
-        if let Some(c) = &self.cursor {
-            url.push_str("&since=");
-            crate::url::encode_component(c, &mut url);
-        }
+        let url = events_url(cfg, limit, self.cursor.as_deref());
         let max_body = cfg.max_body;
         let timeout_at = cx.now + cfg.request_timeout;
         let id = RequestId(cx.ids.next());
@@ -294,7 +295,7 @@ impl Feed {
             *in_flight = Some(id);
             *next = timeout_at;
         }
-        let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let authorization = self.token.as_deref().map(bearer);
         cx.out.push_back(Output::Http(HttpRequest {
             id,
             purpose: RequestPurpose::FeedPoll,
@@ -341,7 +342,11 @@ impl Feed {
             }
             self.phase = FeedPhase::GaveUp;
             self.caught_up |= catch_up;
-            let error = format!("an event of the feed is larger than FeedConfig::max_body ({max_body} bytes)");
+            let error = text::concat(&[
+                "an event of the feed is larger than FeedConfig::max_body (",
+                &text::decimal(u64::try_from(*max_body).unwrap_or(u64::MAX)),
+                " bytes)",
+            ]);
             cx.out.push_back(Output::Feed(FeedStatus::GaveUp { error }));
             return true;
         }
@@ -350,8 +355,8 @@ impl Feed {
                 Ok(text) => parse_feed(text).map_err(str::to_string),
                 Err(_) => Err("the feed's answer is not UTF-8".to_string()),
             },
-            (Some((status, _)), _) => Err(format!("the feed answered HTTP {status}")),
-            (None, Some(e)) => Err(format!("the feed request failed: {e}")),
+            (Some((status, _)), _) => Err(answered(status)),
+            (None, Some(e)) => Err(text::concat(&["the feed request failed: ", &e.message()])),
             (None, None) => Err("the feed request failed".to_string()),
         };
         match parsed {
@@ -415,16 +420,15 @@ impl Feed {
         for e in events {
             ids.push(e.id.clone());
             // The feed's own offsets are its cursor positions: a repeated one is the same event.
-            let keys: Vec<DedupKey> = e
-                .offset
-                .iter()
-                .map(|o| DedupKey::Offset(o.clone()))
-                .chain(std::iter::once(DedupKey::EnvelopeId(e.id.clone())))
-                .collect();
+            let mut keys = Vec::with_capacity(2);
+            if let Some(o) = &e.offset {
+                keys.push(DedupKey::Offset(o.clone()));
+            }
+            keys.push(DedupKey::EnvelopeId(e.id.clone()));
             if inbox.seen(&keys, true) {
                 continue;
             }
-            let Ok(args) = Args::from_json_array(format!("[{}]", e.data), Vec::new()) else { continue };
+            let Ok(args) = Args::from_json_array(text::concat(&["[", &e.data, "]"]), Vec::new()) else { continue };
             // Its position (a `since` the feed takes back) counts once it is delivered.
             let position = e.offset.clone().unwrap_or_else(|| e.id.clone());
             let retired = Retired { namespace: main.clone(), socket_offset: None, envelope: Some(position) };
@@ -451,12 +455,12 @@ impl Feed {
         }
         body.push_str("]}");
         let id = RequestId(cx.ids.next());
-        let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let authorization = self.token.as_deref().map(bearer);
         cx.out.push_back(Output::Http(HttpRequest {
             id,
             purpose: RequestPurpose::FeedAck,
             method: Method::Post,
-            url: format!("{}/events/acknowledge", cfg.url.trim_end_matches('/')),
+            url: text::concat(&[cfg.url.trim_end_matches('/'), "/events/acknowledge"]),
             content_type: Some("application/json"),
             authorization,
             body: Some(body),
@@ -464,10 +468,9 @@ impl Feed {
         }));
         // Its answer is ignored, but an acknowledgement left hanging is aborted in time (and at
         // most 16 wait at once).
-        self.acks.push_back((id, cx.now + cfg.request_timeout));
-        if self.acks.len() > 16
-            && let Some((old, _)) = self.acks.pop_front()
-        {
+        self.acks.push((id, cx.now + cfg.request_timeout));
+        if self.acks.len() > 16 {
+            let (old, _) = self.acks.remove(0);
             cx.out.push_back(Output::AbortHttp(old));
         }
     }
@@ -503,7 +506,7 @@ pub struct HistoryPage {
 /// (the contract at the top of this module); anything else is an error to report, never a page.
 pub fn history_page(status: u16, body: &[u8], limit: u32) -> Result<HistoryPage, String> {
     if status != 200 {
-        return Err(format!("the feed answered HTTP {status}"));
+        return Err(answered(status));
     }
     let text = std::str::from_utf8(body).map_err(|_| "the feed's answer is not UTF-8".to_string())?;
     let (events, cursor, has_more) = parse_feed(text).map_err(str::to_string)?;
@@ -511,11 +514,32 @@ pub fn history_page(status: u16, body: &[u8], limit: u32) -> Result<HistoryPage,
     let cursor = cursor.or_else(|| events.last().map(|e| e.offset.clone().unwrap_or_else(|| e.id.clone())));
     let mut out = Vec::with_capacity(events.len());
     for e in events {
-        let args = Args::from_json_array(format!("[{}]", e.data), Vec::new())
-            .map_err(|_| format!("feed event {} has data that is not JSON", e.id))?;
+        let args = Args::from_json_array(text::concat(&["[", &e.data, "]"]), Vec::new())
+            .map_err(|_| text::concat(&["feed event ", &e.id, " has data that is not JSON"]))?;
         out.push(HistoryEvent { id: e.id, name: e.name, args, offset: e.offset });
     }
     Ok(HistoryPage { events: out, cursor, has_more })
+}
+
+/// `{feed}/events?limit=N[&since=S]`.
+fn events_url(cfg: &FeedConfig, limit: u32, since: Option<&str>) -> String {
+    let mut url = text::concat(&[cfg.url.trim_end_matches('/'), "/events?limit="]);
+    json::write_u64(&mut url, u64::from(limit));
+    if let Some(c) = since {
+        url.push_str("&since=");
+        crate::url::encode_component(c, &mut url);
+    }
+    url
+}
+
+/// The `Authorization` header for the feed's token.
+fn bearer(token: &str) -> String {
+    text::concat(&["Bearer ", token])
+}
+
+/// The error for a feed answer that is not 200.
+fn answered(status: u16) -> String {
+    text::concat(&["the feed answered HTTP ", &text::decimal(u64::from(status))])
 }
 
 /// The request for a page of history: `GET {feed}/events?limit=N[&since=S]` with the feed's
@@ -528,18 +552,14 @@ pub(super) fn history_request(
 ) -> Option<HttpRequest> {
     let cfg = cx.config.feed.as_ref()?;
     let limit = limit.clamp(1, 1000);
-    let mut url = format!("{}/events?limit={limit}", cfg.url.trim_end_matches('/'));
-    if let Some(c) = since {
-        url.push_str("&since=");
-        crate::url::encode_component(c, &mut url);
-    }
+    let url = events_url(cfg, limit, since);
     Some(HttpRequest {
         id: RequestId(cx.ids.next()),
         purpose: RequestPurpose::FeedHistory,
         method: Method::Get,
         url,
         content_type: None,
-        authorization: token.map(|t| format!("Bearer {t}")),
+        authorization: token.map(bearer),
         body: None,
         max_body: cfg.max_body,
     })

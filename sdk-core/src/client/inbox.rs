@@ -8,10 +8,10 @@
 //! the driver recovers from the last delivered event: nothing queued is skipped, and the replay of
 //! what is still queued is recognised and dropped (see docs/PROTOCOL.md, "Offsets").
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use super::DeliveryId;
-use crate::dedup::{DedupKey, DedupWindow};
+use crate::dedup::{DedupKey, DedupWindow, KeySet};
 
 /// What [`Inbox::delivered`] hands back for each event it retires.
 #[derive(Debug)]
@@ -37,13 +37,19 @@ struct InFlight {
 pub(super) struct Inbox {
     next: u64,
     in_flight: VecDeque<InFlight>,
-    in_flight_keys: HashSet<DedupKey>,
+    in_flight_keys: KeySet,
     window: DedupWindow,
 }
 
 impl Inbox {
-    pub(super) fn new(window: usize) -> Self {
-        Inbox { next: 1, in_flight: VecDeque::new(), in_flight_keys: HashSet::new(), window: DedupWindow::new(window) }
+    /// An inbox de-duplicating over the last `window` delivered events; `seed` keys its hashes.
+    pub(super) fn new(window: usize, seed: u64) -> Self {
+        Inbox {
+            next: 1,
+            in_flight: VecDeque::new(),
+            in_flight_keys: KeySet::new(seed),
+            window: DedupWindow::with_seed(window, seed),
+        }
     }
 
     /// Whether an event with these keys was delivered or is in flight. `offset_counts`: whether
@@ -100,7 +106,7 @@ mod tests {
 
     #[test]
     fn keys_block_while_in_flight_and_enter_the_window_on_delivery() {
-        let mut inbox = Inbox::new(10);
+        let mut inbox = Inbox::new(10, 0);
         let k = |s: &str| vec![DedupKey::Offset(s.into()), DedupKey::EnvelopeId(format!("e{s}"))];
         let a = inbox.admit(k("1"), r());
         let b = inbox.admit(k("2"), r());
@@ -119,7 +125,7 @@ mod tests {
 
     #[test]
     fn delivery_reports_retire_everything_before_them() {
-        let mut inbox = Inbox::new(10);
+        let mut inbox = Inbox::new(10, 0);
         let ids: Vec<_> = (0..5).map(|_| inbox.admit(Vec::new(), r())).collect();
         assert_eq!(inbox.delivered(ids[2]).len(), 3);
         assert_eq!(inbox.delivered(ids[4]).len(), 2);

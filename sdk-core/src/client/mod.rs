@@ -52,7 +52,7 @@ impl Client {
             rng: Rng::new(config.seed),
             ids: Ids(1),
             engine: Engine::default(),
-            inbox: Inbox::new(config.dedup_window),
+            inbox: Inbox::new(config.dedup_window, config.seed),
             feed: Feed::default(),
             outputs: VecDeque::new(),
             now: Instant::default(),
@@ -337,7 +337,8 @@ impl Client {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [self.engine.deadline(), self.sockets_deadline(), self.feed.deadline()].into_iter().flatten().min()
+        use crate::time::earliest;
+        earliest(earliest(self.engine.deadline(), self.sockets_deadline()), self.feed.deadline())
     }
 
     /// Memory held in buffers, for tests and metrics.
@@ -394,5 +395,5 @@ pub struct Buffered {
 }
 
 pub(crate) fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    crate::time::millis(d)
 }

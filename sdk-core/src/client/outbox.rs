@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::EmitId;
 use crate::args::Args;
 use crate::config::{OverflowPolicy, SendBufferConfig};
-use crate::time::Instant;
+use crate::time::{Instant, earliest};
 
 /// An emit waiting to be sent.
 #[derive(Debug)]
@@ -67,9 +67,8 @@ impl Outbox {
 
     /// The earliest deadline: a buffered emit's ack timeout, or the try in flight's.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        let buffered = self.buffer.iter().filter_map(|p| p.deadline);
         let reliable = self.queue.front().and_then(|r| r.in_flight.map(|(_, d)| d));
-        buffered.chain(reliable).min()
+        self.buffer.iter().fold(reliable, |d, p| earliest(d, p.deadline))
     }
 
     /// Holds `p` (in the reliable queue when `reliable`), within `limits`. With the
@@ -93,11 +92,17 @@ impl Outbox {
             // Drop the oldest that is not on the wire.
             let victim = if self.buffer.is_empty() {
                 let in_flight = self.queue.front().is_some_and(|r| r.in_flight.is_some());
-                let idx = usize::from(in_flight);
-                if idx >= self.queue.len() {
+                if self.queue.len() <= usize::from(in_flight) {
                     return Err(super::EmitError::SendBufferFull);
                 }
-                self.queue.remove(idx).map(|r| r.p)
+                // The head, or the one after a head on the wire (`VecDeque::remove` would bring
+                // its general wrap-around copy into the browser build for this).
+                let head = if in_flight { self.queue.pop_front() } else { None };
+                let victim = self.queue.pop_front().map(|r| r.p);
+                if let Some(h) = head {
+                    self.queue.push_front(h);
+                }
+                victim
             } else {
                 self.buffer.pop_front()
             };
@@ -116,17 +121,20 @@ impl Outbox {
     }
 
     /// The buffered emits, oldest first, to send now.
-    pub(super) fn take_buffered(&mut self) -> Vec<Pending> {
-        let buffered: Vec<Pending> = Vec::from(std::mem::take(&mut self.buffer));
+    pub(super) fn take_buffered(&mut self) -> VecDeque<Pending> {
+        // Kept a `VecDeque`: turning it into a `Vec` would compile the deque's rotation code.
+        let buffered = std::mem::take(&mut self.buffer);
         let sent: usize = buffered.iter().map(Pending::size).sum();
         self.bytes = self.bytes.saturating_sub(sent);
         buffered
     }
 
     /// Everything held, buffered then queued, to fail.
-    pub(super) fn take_all(&mut self) -> Vec<Pending> {
+    pub(super) fn take_all(&mut self) -> VecDeque<Pending> {
         let mut all = self.take_buffered();
-        all.extend(std::mem::take(&mut self.queue).into_iter().map(|r| r.p));
+        for r in std::mem::take(&mut self.queue) {
+            all.push_back(r.p);
+        }
         self.bytes = 0;
         all
     }

@@ -243,7 +243,7 @@ impl Client {
     }
 
     pub(super) fn sockets_deadline(&self) -> Option<Instant> {
-        self.sockets.values().filter_map(Socket::deadline).min()
+        self.sockets.values().fold(None, |d, s| crate::time::earliest(d, s.deadline()))
     }
 
     /// Runs `f` on the socket of `nsp` (if opened) with the engine and the context.

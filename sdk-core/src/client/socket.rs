@@ -18,10 +18,10 @@ use super::{
 use crate::args::Args;
 use crate::config::{AuthMode, TransportKind};
 use crate::dedup::DedupKey;
-use crate::engineio::Packet as EioPacket;
 use crate::json::{self, JsonKind};
 use crate::socketio::{self, Packet, PacketType};
-use crate::time::Instant;
+use crate::text;
+use crate::time::{Instant, earliest};
 
 const V2_SERVER: &str = "It seems you are trying to reach a Socket.IO server in v2.x with a v3.x client, but they are not compatible (more information here: https://socket.io/docs/v3/migrating-from-2-x-to-3-0/)";
 
@@ -183,12 +183,11 @@ impl Socket {
             SocketPhase::Connecting { deadline, .. } | SocketPhase::AuthRetry { deadline } => Some(*deadline),
             _ => None,
         };
-        let acks = self.acks.values().filter_map(|a| match a {
-            AckWait::User { deadline, .. } => *deadline,
-            AckWait::Room { deadline, .. } => Some(*deadline),
-            AckWait::Reliable => None,
-        });
-        phase.into_iter().chain(acks).chain(self.outbox.deadline()).min()
+        self.acks.values().fold(earliest(phase, self.outbox.deadline()), |d, a| match a {
+            AckWait::User { deadline, .. } => earliest(d, *deadline),
+            AckWait::Room { deadline, .. } => earliest(d, Some(*deadline)),
+            AckWait::Reliable => d,
+        })
     }
 }
 
@@ -232,16 +231,14 @@ fn connect_data(pid: Option<&str>, offset: Option<&str>, auth: Option<&str>) -> 
     } else if let Some(pid) = pid {
         put(&mut out, "pid", from_auth("pid"), Some(pid));
     }
-    let mut written = VecSet::new();
-    if pid.is_some() {
-        written.insert("pid");
-        if offset.is_some() {
-            written.insert("offset");
-        }
-    }
+    let written: &[&str] = match (pid, offset) {
+        (Some(_), Some(_)) => &["pid", "offset"],
+        (Some(_), None) => &["pid"],
+        (None, _) => &[],
+    };
     if let Some((a, m)) = &members {
         for (k, r) in m {
-            if written.contains(k.as_ref()) {
+            if written.contains(&k.as_ref()) {
                 continue;
             }
             // Later duplicates override earlier ones, as in JSON.parse.
@@ -282,18 +279,10 @@ fn connect_error_of(data: Option<&str>) -> (String, Option<String>) {
 
 /// Heuristic for "this CONNECT_ERROR is about credentials": worth one retry with fresh auth.
 fn looks_like_auth_failure(message: &str, data: Option<&str>) -> bool {
-    let hay = format!("{message} {}", data.unwrap_or_default()).to_ascii_lowercase();
+    let hay = text::concat(&[message, " ", data.unwrap_or_default()]).to_ascii_lowercase();
     ["auth", "token", "jwt", "expired", "unauthori", "forbidden", "credential", "401", "403"]
         .iter()
-        .any(|w| hay.contains(w))
-}
-
-/// The string member `key` of a JSON object text.
-fn string_member(obj: &str, key: &str) -> Option<String> {
-    let members = json::object_members(obj).ok()?;
-    let (_, r) = members.into_iter().rev().find(|(k, _)| k == key)?;
-    let raw = obj.get(r)?;
-    json::parse_string(raw).ok().map(|s| s.into_owned())
+        .any(|w| text::contains(&hay, w))
 }
 
 /// What the client must do after a namespace acted (the parts that concern more than one
@@ -373,7 +362,7 @@ impl Socket {
         let data = connect_data(self.pid.as_deref(), self.offset.as_deref(), auth.as_deref());
         self.phase = SocketPhase::Connecting { pid_sent: self.pid.clone(), deadline };
         let text = socketio::encode(PacketType::Connect, &self.nsp, None, data.as_deref(), 0);
-        engine.send_all(cx, [EioPacket::Message(text.into())]);
+        engine.send(cx, text, &[]);
     }
 
     /// The driver could not get auth for the CONNECT: say so, and ask again after the reconnect
@@ -383,7 +372,7 @@ impl Socket {
         let attempt = self.auth_failures;
         let reconnect = &cx.config.reconnect;
         let give_up = !reconnect.enabled || reconnect.max_attempts.is_some_and(|max| attempt >= max);
-        let message = ["the auth provider failed: ", message].concat();
+        let message = text::concat(&["the auth provider failed: ", message]);
         let error = ConnectError { message, data: None, will_retry: !give_up, fallback_pending: false, cause: None };
         cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
         if give_up {
@@ -496,7 +485,7 @@ impl Socket {
     pub(super) fn client_disconnect(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) {
         if matches!(self.phase, SocketPhase::Connected { .. } | SocketPhase::Connecting { .. }) {
             let text = socketio::encode(PacketType::Disconnect, &self.nsp, None, None, 0);
-            engine.send_all(cx, [EioPacket::Message(text.into())]);
+            engine.send(cx, text, &[]);
         }
         self.deactivate(cx, DisconnectReason::IoClientDisconnect);
     }
@@ -514,8 +503,10 @@ impl Socket {
             }
             return After::Nothing;
         }
-        match (p.kind, self.phase.clone()) {
+        // Matched by reference (a clone of the whole phase costs code for every variant).
+        match (p.kind, &self.phase) {
             (PacketType::Connect, SocketPhase::Connecting { pid_sent, .. }) => {
+                let pid_sent = pid_sent.clone();
                 self.on_connect_ack(cx, engine, p, pid_sent)
             }
             (PacketType::ConnectError, SocketPhase::Connecting { .. }) => self.on_connect_error(cx, p),
@@ -534,7 +525,7 @@ impl Socket {
 
     fn on_connect_ack(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, p: Packet, pid_sent: Option<String>) -> After {
         let data = p.data.as_ref().map(|d| d.as_str().to_string()).unwrap_or_default();
-        let sid = string_member(&data, "sid");
+        let sid = json::string_member(&data, "sid");
         let Some(sid) = sid else {
             let error = ConnectError {
                 message: V2_SERVER.to_string(),
@@ -547,7 +538,7 @@ impl Socket {
             self.deactivate(cx, DisconnectReason::ConnectError);
             return After::Gone;
         };
-        let pid = string_member(&data, "pid");
+        let pid = json::string_member(&data, "pid");
         let recovered = pid.is_some() && pid == pid_sent;
         let transport = engine.transport().unwrap_or(TransportKind::WebSocket);
         if !recovered {
@@ -619,11 +610,14 @@ impl Socket {
         // Only object-looking arguments can be envelopes; skip the scan for the rest (and the
         // decoder already knows when there is no `data` key).
         let env = args.get(0).filter(|a| maybe_envelope && a.starts_with('{')).and_then(crate::event::envelope_id);
-        let keys: Vec<DedupKey> = offset
-            .iter()
-            .map(|o| DedupKey::Offset(o.clone()))
-            .chain(env.iter().cloned().map(DedupKey::EnvelopeId))
-            .collect();
+        // Most events have neither: no allocation for them.
+        let mut keys = Vec::new();
+        if let Some(o) = &offset {
+            keys.push(DedupKey::Offset(o.clone()));
+        }
+        if let Some(e) = &env {
+            keys.push(DedupKey::EnvelopeId(e.clone()));
+        }
         if inbox.seen(&keys, offset_counts) {
             return;
         }
@@ -656,11 +650,7 @@ impl Socket {
         let args = match p.data {
             Some(d) => {
                 let (text, range, elements) = d.into_elements();
-                let items = elements.unwrap_or_else(|| {
-                    let start = range.start;
-                    let items = text.get(range).and_then(|t| json::array_elements(t).ok()).unwrap_or_default();
-                    items.into_iter().map(|r| r.start + start..r.end + start).collect()
-                });
+                let items = elements.unwrap_or_else(|| json::array_elements_in(&text, range).unwrap_or_default());
                 Args::from_parts(text, items, p.attachments)
             }
             None => Args::empty(),
@@ -702,8 +692,7 @@ impl Socket {
         let n = args.attachments().len();
         let kind = if n > 0 { PacketType::BinaryEvent } else { PacketType::Event };
         let text = socketio::encode(kind, &self.nsp, ack_id, Some(&data), n);
-        let attachments = args.attachments().iter().map(|a| EioPacket::Binary(a.clone().into()));
-        engine.send_all(cx, std::iter::once(EioPacket::Message(text.into())).chain(attachments));
+        engine.send(cx, text, args.attachments());
     }
 
     fn too_large(&self, engine: &Engine, event: &str, args: &Args) -> Option<EmitError> {
@@ -815,8 +804,7 @@ impl Socket {
         let n = args.attachments().len();
         let kind = if n > 0 { PacketType::BinaryAck } else { PacketType::Ack };
         let text = socketio::encode(kind, &req.namespace, Some(req.id), Some(&args.to_json_array()), n);
-        let attachments = args.attachments().iter().map(|a| EioPacket::Binary(a.clone().into()));
-        engine.send_all(cx, std::iter::once(EioPacket::Message(text.into())).chain(attachments));
+        engine.send(cx, text, args.attachments());
     }
 
     // ---------------------------------------------------------------- rooms
@@ -880,9 +868,13 @@ impl Socket {
         let deadline = cx.now + cx.config.ack_timeout.unwrap_or(ROOM_ACK_TIMEOUT);
         let events = &cx.config.room_events;
         let event = if join { events.join.clone() } else { events.leave.clone() };
-        let mut lit = String::new();
-        json::write_string(&mut lit, room);
-        let Ok(args) = Args::from_values([lit.as_str()], Vec::new()) else { return };
+        // `[<room as a JSON string>]`: valid by construction, so its one element is known.
+        let mut text = String::from("[");
+        json::write_string(&mut text, room);
+        text.push(']');
+        let end = text.len() - 1;
+        #[allow(clippy::single_range_in_vec_init)] // one element: the range of the literal
+        let args = Args::from_parts(text, vec![1..end], Vec::new());
         let id = self.take_ack_id();
         self.acks.insert(id, AckWait::Room { room: room.to_string(), join, deadline });
         self.send_event(cx, engine, &event, &args, Some(id));
@@ -890,18 +882,21 @@ impl Socket {
 
     fn sync_rooms(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, recovered: bool) {
         let unsynced = std::mem::take(&mut self.unsynced);
-        let ops: Vec<(String, bool)> = if recovered {
-            unsynced.into_iter().collect()
-        } else {
-            // A new session is in no room: a leave made while disconnected is done already.
-            let leaves: Vec<String> = unsynced.into_iter().filter(|(_, join)| !join).map(|(r, _)| r).collect();
-            for room in leaves {
+        if recovered {
+            for (room, join) in unsynced {
+                self.send_room(cx, engine, &room, join);
+            }
+            return;
+        }
+        // A new session is in no room: a leave made while disconnected is done already.
+        for (room, join) in unsynced {
+            if !join {
                 self.room_done(cx, &room, false, Ok(Args::empty()));
             }
-            self.rooms.iter().map(|r| (r.clone(), true)).collect()
-        };
-        for (room, join) in ops {
-            self.send_room(cx, engine, &room, join);
+        }
+        let rooms: Vec<String> = self.rooms.iter().cloned().collect();
+        for room in rooms {
+            self.send_room(cx, engine, &room, true);
         }
     }
 
@@ -958,16 +953,21 @@ impl Socket {
 /// Adds `"idempotencyKey":KEY` as the first member of the first argument, which must be an object.
 fn with_idempotency_key(args: &Args, key: &str) -> Result<Args, InvalidEmit> {
     let first = args.get(0).filter(|a| a.starts_with('{')).ok_or(InvalidEmit::IdempotencyKeyNeedsObject)?;
-    let mut obj = String::with_capacity(first.len() + key.len() + 20);
-    obj.push_str("{\"idempotencyKey\":");
-    json::write_string(&mut obj, key);
+    // The array text written directly (what `Args::from_values` would join).
+    let mut text = String::with_capacity(args.inner_len() + key.len() + 22);
+    text.push_str("[{\"idempotencyKey\":");
+    json::write_string(&mut text, key);
     let rest = first.get(1..).unwrap_or("}").trim_start();
     if !rest.starts_with('}') {
-        obj.push(',');
+        text.push(',');
     }
-    obj.push_str(rest);
-    let values: Vec<&str> = std::iter::once(obj.as_str()).chain(args.iter().skip(1)).collect();
-    Args::from_values(values, args.attachments().to_vec()).map_err(InvalidEmit::InvalidArgs)
+    text.push_str(rest);
+    for value in args.iter().skip(1) {
+        text.push(',');
+        text.push_str(value);
+    }
+    text.push(']');
+    Args::from_json_array(text, args.attachments().to_vec()).map_err(InvalidEmit::InvalidArgs)
 }
 
 /// An event packet's name and arguments (the name is not one of the arguments).
@@ -975,12 +975,7 @@ fn event_parts(data: socketio::RawJson, attachments: Vec<Vec<u8>>) -> Option<(St
     let (text, range, elements) = data.into_elements();
     let mut items = match elements {
         Some(items) => items,
-        None => {
-            let start = range.start;
-            let slice = text.get(range)?;
-            let items = json::array_elements(slice).ok()?;
-            items.into_iter().map(|r| r.start + start..r.end + start).collect()
-        }
+        None => json::array_elements_in(&text, range)?,
     };
     if items.is_empty() {
         return None;

@@ -1,11 +1,13 @@
 //! The vocabulary between a driver and the core: ids, inputs, outputs, states and errors.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
 use crate::args::{Args, ArgsError};
 use crate::config::TransportKind;
 use crate::engineio::Frame;
+use crate::text;
 use crate::time::Instant;
 
 macro_rules! id_type {
@@ -171,17 +173,25 @@ pub enum Fault {
     NamespaceTimeout(String),
 }
 
+impl Fault {
+    /// What `Display` writes, built without `core::fmt` so that a browser driver can report it
+    /// without bringing the formatting machinery into its build.
+    pub fn message(&self) -> String {
+        match self {
+            Fault::Engine(e) => text::concat(&["bad Engine.IO packet: ", &e.message()]),
+            Fault::Socket(e) => text::concat(&["bad Socket.IO packet: ", &e.message()]),
+            Fault::Protocol(what) => text::concat(&["protocol violation: ", what]),
+            Fault::HttpStatus(s) => text::concat(&["polling request answered HTTP ", &text::decimal(u64::from(*s))]),
+            Fault::Http(e) => text::concat(&["polling request failed: ", &e.message()]),
+            Fault::WebSocket(e) => text::concat(&["websocket error: ", e]),
+            Fault::NamespaceTimeout(ns) => text::concat(&["no answer to the CONNECT of ", ns]),
+        }
+    }
+}
+
 impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Fault::Engine(e) => write!(f, "bad Engine.IO packet: {e}"),
-            Fault::Socket(e) => write!(f, "bad Socket.IO packet: {e}"),
-            Fault::Protocol(what) => write!(f, "protocol violation: {what}"),
-            Fault::HttpStatus(s) => write!(f, "polling request answered HTTP {s}"),
-            Fault::Http(e) => write!(f, "polling request failed: {e}"),
-            Fault::WebSocket(e) => write!(f, "websocket error: {e}"),
-            Fault::NamespaceTimeout(ns) => write!(f, "no answer to the CONNECT of {ns}"),
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -199,12 +209,24 @@ pub enum HttpError {
     Network(String),
 }
 
+impl HttpError {
+    /// What `Display` writes, built without `core::fmt` so that a browser driver can report it
+    /// without bringing the formatting machinery into its build.
+    pub fn message(&self) -> Cow<'_, str> {
+        match self {
+            HttpError::TooLarge { max_body } => Cow::Owned(text::concat(&[
+                "response body larger than ",
+                &text::decimal(u64::try_from(*max_body).unwrap_or(u64::MAX)),
+                " bytes",
+            ])),
+            HttpError::Network(e) => Cow::Borrowed(e),
+        }
+    }
+}
+
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HttpError::TooLarge { max_body } => write!(f, "response body larger than {max_body} bytes"),
-            HttpError::Network(e) => f.write_str(e),
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -444,14 +466,26 @@ pub enum InvalidEmit {
     IdempotencyKeyNeedsObject,
 }
 
+impl InvalidEmit {
+    /// What `Display` writes, built without `core::fmt` so that a browser driver can report it
+    /// without bringing the formatting machinery into its build.
+    pub fn message(&self) -> Cow<'static, str> {
+        match self {
+            Self::ReservedName(n) => {
+                Cow::Owned(text::concat(&["\"", n, "\" is a reserved event name; choose another name"]))
+            }
+            Self::InvalidArgs(e) => e.message(),
+            Self::UnknownNamespace(n) => {
+                Cow::Owned(text::concat(&["namespace ", n, " is not open on this client; open it first"]))
+            }
+            Self::IdempotencyKeyNeedsObject => Cow::Borrowed("an idempotency key needs an object as first argument"),
+        }
+    }
+}
+
 impl fmt::Display for InvalidEmit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ReservedName(n) => write!(f, "\"{n}\" is a reserved event name; choose another name"),
-            Self::InvalidArgs(e) => e.fmt(f),
-            Self::UnknownNamespace(n) => write!(f, "namespace {n} is not open on this client; open it first"),
-            Self::IdempotencyKeyNeedsObject => f.write_str("an idempotency key needs an object as first argument"),
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -486,19 +520,33 @@ pub enum EmitError {
     },
 }
 
+impl EmitError {
+    /// What `Display` writes, built without `core::fmt` so that a browser driver can report it
+    /// without bringing the formatting machinery into its build.
+    pub fn message(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            Self::SendBufferFull => {
+                "the send buffer is full while disconnected; wait for the connection or raise the limit"
+            }
+            Self::VolatileDropped => "volatile emit dropped: the transport was not writable",
+            Self::Timeout => "operation has timed out",
+            Self::Disconnected => "socket has been disconnected",
+            Self::TooLarge { size, max } => {
+                return Cow::Owned(text::concat(&[
+                    "packet of ",
+                    &text::decimal(u64::try_from(*size).unwrap_or(u64::MAX)),
+                    " bytes exceeds the server's maxPayload of ",
+                    &text::decimal(*max),
+                    " bytes; send less per emit",
+                ]));
+            }
+        })
+    }
+}
+
 impl fmt::Display for EmitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::SendBufferFull => {
-                f.write_str("the send buffer is full while disconnected; wait for the connection or raise the limit")
-            }
-            Self::VolatileDropped => f.write_str("volatile emit dropped: the transport was not writable"),
-            Self::Timeout => f.write_str("operation has timed out"),
-            Self::Disconnected => f.write_str("socket has been disconnected"),
-            Self::TooLarge { size, max } => {
-                write!(f, "packet of {size} bytes exceeds the server's maxPayload of {max} bytes; send less per emit")
-            }
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -514,12 +562,20 @@ pub enum EmitRefused {
     Failed(EmitError),
 }
 
+impl EmitRefused {
+    /// What `Display` writes, built without `core::fmt` so that a browser driver can report it
+    /// without bringing the formatting machinery into its build.
+    pub fn message(&self) -> Cow<'static, str> {
+        match self {
+            Self::Invalid(e) => e.message(),
+            Self::Failed(e) => e.message(),
+        }
+    }
+}
+
 impl fmt::Display for EmitRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Invalid(e) => e.fmt(f),
-            Self::Failed(e) => e.fmt(f),
-        }
+        f.write_str(&self.message())
     }
 }
 
@@ -559,17 +615,28 @@ pub enum CommandError {
     InvalidArgs(ArgsError),
 }
 
-impl fmt::Display for CommandError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl CommandError {
+    /// What `Display` writes, built without `core::fmt` so that a browser driver can report it
+    /// without bringing the formatting machinery into its build.
+    pub fn message(&self) -> Cow<'static, str> {
         match self {
             Self::InvalidNamespace(n) => {
-                write!(f, "invalid namespace \"{}\": it must start with '/'", n.escape_default())
+                let mut s = String::from("invalid namespace \"");
+                s.extend(n.escape_default());
+                s.push_str("\": it must start with '/'");
+                Cow::Owned(s)
             }
-            Self::UnknownNamespace(n) => write!(f, "namespace {n} is not open on this client"),
-            Self::InvalidAuth => f.write_str("auth must be a JSON object"),
-            Self::StaleAuthRequest => f.write_str("this auth request is no longer current"),
-            Self::InvalidArgs(e) => e.fmt(f),
+            Self::UnknownNamespace(n) => Cow::Owned(text::concat(&["namespace ", n, " is not open on this client"])),
+            Self::InvalidAuth => Cow::Borrowed("auth must be a JSON object"),
+            Self::StaleAuthRequest => Cow::Borrowed("this auth request is no longer current"),
+            Self::InvalidArgs(e) => e.message(),
         }
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
     }
 }
 
