@@ -73,7 +73,7 @@ impl<'a> Rd<'a> {
             attachments.push(self.bytes().to_vec());
             i += 1.0;
         }
-        Args::from_json_array(text, attachments).map_err(|e| e.to_string())
+        Args::from_json_array(text, attachments).map_err(|e| e.message().into_owned())
     }
 }
 
@@ -330,16 +330,18 @@ pub extern "C" fn tk_connect(h: u32, now: f64) -> i32 {
             return 0;
         }
         let mode = c.namespace_auth(nsp).cloned().unwrap_or(AuthMode::None);
-        done(out, c.open_namespace(at(now), nsp, mode))
+        done(out, c.open_namespace(at(now), nsp, mode).map_err(|e| e.message()))
     })
     .unwrap_or(-1)
 }
 
-fn done<E: std::fmt::Display>(out: &mut Vec<u8>, r: Result<(), E>) -> i32 {
+/// 0, or -1 with the reason. Errors are written with their `message()`, never `Display`: the
+/// module has no `core::fmt` in it.
+fn done(out: &mut Vec<u8>, r: Result<(), impl AsRef<str>>) -> i32 {
     match r {
         Ok(()) => 0,
         Err(e) => {
-            str(out, &e.to_string());
+            str(out, e.as_ref());
             -1
         }
     }
@@ -357,7 +359,7 @@ pub extern "C" fn tk_open(h: u32, now: f64, auth: u32) -> i32 {
             2 => AuthMode::Provider,
             _ => AuthMode::None,
         };
-        let r = c.open_namespace(at(now), &nsp, mode);
+        let r = c.open_namespace(at(now), &nsp, mode).map_err(|e| e.message());
         let code = done(out, r);
         if code == 0 {
             str(out, &nsp);
@@ -405,7 +407,7 @@ pub extern "C" fn tk_emit(h: u32, now: f64, flags: u32, timeout: f64) -> f64 {
         match c.emit(at(now), req) {
             Ok(id) => id.get() as f64,
             Err(e) => {
-                str(out, &e.to_string());
+                str(out, &e.message());
                 if matches!(e, EmitRefused::Failed(EmitError::VolatileDropped)) { -2.0 } else { -1.0 }
             }
         }
@@ -419,7 +421,7 @@ pub extern "C" fn tk_emit(h: u32, now: f64, flags: u32, timeout: f64) -> f64 {
 pub extern "C" fn tk_ack(h: u32, now: f64, id: f64) -> i32 {
     with(h, |c, rd, out| {
         let namespace = rd.str().to_string();
-        let r = rd.args().and_then(|a| c.ack(at(now), &AckRequest { namespace, id: id as u64 }, a).map_err(|e| e.to_string()));
+        let r = rd.args().and_then(|a| c.ack(at(now), &AckRequest { namespace, id: id as u64 }, a).map_err(|e| e.message().into_owned()));
         done(out, r)
     })
     .unwrap_or(-1)
@@ -435,7 +437,7 @@ pub extern "C" fn tk_room(h: u32, now: f64, join: u32) -> f64 {
         match r {
             Ok(id) => id.get() as f64,
             Err(e) => {
-                str(out, &e.to_string());
+                str(out, &e.message());
                 -1.0
             }
         }
@@ -517,7 +519,7 @@ fn settled(out: &mut Vec<u8>, r: &Result<Args, EmitError>) {
         }
         Err(e) => {
             num(out, 0.0);
-            str(out, &e.to_string());
+            str(out, &e.message());
         }
     }
 }
