@@ -633,8 +633,8 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
       case "open": {
         const client = life.client;
         client.close();
-        // Deferred: close() may be called from a listener running inside a WasmClient method,
-        // and wasm-bindgen refuses to free an object that is in use.
+        // Deferred: close() may be called from a listener running inside a WasmClient call,
+        // whose core must outlive that call.
         queueMicrotask(() => client.free());
         break;
       }

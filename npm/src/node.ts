@@ -1,5 +1,5 @@
 // `tidings` on Node (the package's "node" export condition): the same API as in the browser.
-// Node's `fetch` cannot read the `file:` URL the WebAssembly glue would fetch, so the module is
+// Node's `fetch` cannot read the `file:` URL the driver would fetch the WebAssembly module from, so it is
 // read from the package's own directory and handed to `init()` before anything else runs.
 
 import { init } from "./index.js";
