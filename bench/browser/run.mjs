@@ -334,7 +334,7 @@ async function profile(chrome, sessionId, bench, kind, events) {
     let group;
     if (/^\(.*\)$/.test(name)) group = name; // (program): Chromium outside JS, (garbage collector), (idle)
     else if (file.endsWith(".wasm") || /^(wasm-|js-to-wasm)/.test(name)) group = "wasm (incl. js<->wasm stubs)";
-    else if (file === "tidings_wasm.js") group = "tidings wasm-bindgen glue (JS)";
+    else if (file === "tidings_wasm.js") group = "tidings driver (JS)";
     else if (file === "index.js") group = "tidings index.js";
     else if (file === "socket.io-client.js") group = "socket.io-client (JS)";
     else if (!f.url) group = `built-in: ${name}`;

@@ -288,7 +288,7 @@ pub fn markdown(r: &Value) -> String {
             md += "### Browser bundle size (bytes; gzip -9)\n\n| bundle | raw | gzip -9 |\n|---|---:|---:|\n";
             for (name, v) in [
                 ("tidings `.wasm`", &t["wasm"]),
-                ("tidings wasm-bindgen glue", &t["glue"]),
+                ("tidings driver, its JavaScript half", &t["glue"]),
                 ("tidings `index.js`", &t["index"]),
                 ("**tidings total**", t),
                 ("socket.io-client (esbuild bundle, minified)", sio),
