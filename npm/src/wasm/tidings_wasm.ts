@@ -347,7 +347,8 @@ class Shared {
   /** The time of the current call (one clock reading per call: `performance.now()` costs). */
   now_ = 0;
   readonly acks_ = new Map<number, Pending>();
-  readonly rooms = new Map<number, Pending>();
+  /** Room requests waiting for their answer. */
+  readonly roomRequests_ = new Map<number, Pending>();
   /** Auth providers by namespace. */
   readonly auth_ = new Map<string, () => unknown>();
   /** Whether the last connection of each namespace was a recovery (kept while disconnected). */
@@ -520,7 +521,7 @@ class Shared {
           const ok = rNum() === 1;
           const args = ok ? rArgs() : undefined;
           const message = ok ? "" : rStr();
-          const map = kind === 8 ? this.acks_ : this.rooms;
+          const map = kind === 8 ? this.acks_ : this.roomRequests_;
           const p = map.get(id);
           if (p) {
             map.delete(id);
@@ -758,9 +759,9 @@ class Shared {
     this.requests_.clear();
     for (const conn of [...this.sockets_.keys()]) this.dropSocket_(conn);
     const err = new Error("tidings: the client was closed");
-    const pending = [...this.acks_.values(), ...this.rooms.values()];
+    const pending = [...this.acks_.values(), ...this.roomRequests_.values()];
     this.acks_.clear();
-    this.rooms.clear();
+    this.roomRequests_.clear();
     for (const p of pending) p.reject(err);
     this.callbacks_.clear();
   }
@@ -1131,7 +1132,7 @@ export class WasmClient {
         put([this.nsp_, room]);
         const id = wasm().tk_room(this.s_.h_, now, join);
         if (id < 0) return outError();
-        if (pending) this.s_.rooms.set(id, pending);
+        if (pending) this.s_.roomRequests_.set(id, pending);
         return undefined;
       });
       if (err) return Promise.reject(err);
