@@ -281,7 +281,7 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
   #attach(client: WasmClient, queue: readonly Command[]): void {
     this.#life = { kind: "open", client };
     this.#connection.ready(client);
-    client.onEvent((name, args, offset, source, ackId) => this.#onEvent(name, args, offset, source, ackId));
+    client.onEvent((name, args, offset, source, ackId, id) => this.#onEvent(name, args, offset, source, ackId, id));
     client.onState((s) => this.#onState(s));
     client.onConnectError((e) => this.#emitReserved("connect_error", e));
     client.onFeed((s) => this.#emitReserved("feed", s));
@@ -332,14 +332,15 @@ class TidingsSocket<Listen extends EventsMap, Emit extends EventsMap> implements
    * others, and the events after it, still run. When this returns, the driver records the event
    * as received (its offset becomes the recovery offset).
    */
-  #onEvent(name: string, args: unknown[], offset: string | undefined, source: EventMeta["source"], ackId: number | undefined): void {
-    // The envelope's id, by the core's rule: an object with a `data` member and a string or
-    // number `id` (sdk-core/src/event.rs, `envelope_id`).
-    const first = args[0] as { id?: unknown; data?: unknown } | null | undefined;
-    const id =
-      typeof first === "object" && first !== null && "data" in first && (typeof first.id === "string" || typeof first.id === "number")
-        ? String(first.id)
-        : undefined;
+  #onEvent(
+    name: string,
+    args: unknown[],
+    offset: string | undefined,
+    source: EventMeta["source"],
+    ackId: number | undefined,
+    // The envelope's id, by the core's rule (sdk-core/src/event.rs, `envelope_id`).
+    id: string | undefined,
+  ): void {
     const meta = (this.lastEventMeta = { offset, source, id });
     const validate = this.options.validate;
     if (validate) {

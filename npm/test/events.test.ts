@@ -5,7 +5,14 @@
 // `listeners_get_every_argument_as_sent_and_repeated_volatile_events`) and test/browser/smoke.mjs.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-type OnEvent = (name: string, args: unknown[], offset: string | undefined, source: string, ackId: number | undefined) => void;
+type OnEvent = (
+  name: string,
+  args: unknown[],
+  offset: string | undefined,
+  source: string,
+  ackId: number | undefined,
+  envelopeId?: string,
+) => void;
 
 const clients = vi.hoisted(
   () => [] as Array<{ onEventCallback: OnEvent | undefined; acks: Array<[number, unknown[]]>; url: string }>,
@@ -223,16 +230,14 @@ describe("server events reach the listeners", () => {
     ]);
   });
 
-  it("lastEventMeta.id is the envelope id, by the core's rule", () => {
+  it("lastEventMeta.id is the envelope id the driver gives (the core's rule; tested in sdk-core and end to end)", () => {
     const { socket, deliver } = socketWithServer();
     const ids: unknown[] = [];
     socket.onAny(() => ids.push(socket.lastEventMeta?.id));
-    deliver("a", [{ id: "e1", type: "a", data: {} }], undefined, "socket", undefined);
-    deliver("a", [{ id: 7, data: null }], undefined, "socket", undefined);
-    deliver("a", [{ id: "task-1", title: "x" }], undefined, "socket", undefined);
-    deliver("a", [{ id: null, data: 1 }], undefined, "socket", undefined);
-    deliver("a", ["e1"], undefined, "socket", undefined);
-    expect(ids).toEqual(["e1", "7", undefined, undefined, undefined]);
+    deliver("a", [{ id: "e1", type: "a", data: {} }], undefined, "socket", undefined, "e1");
+    deliver("a", [{ id: 1.5e3, data: null }], undefined, "socket", undefined, "1.5e3");
+    deliver("a", [{ id: "task-1", title: "x" }], undefined, "socket", undefined, undefined);
+    expect(ids).toEqual(["e1", "1.5e3", undefined]);
   });
 
   it("query is added to the URL", () => {

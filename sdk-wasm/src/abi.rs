@@ -591,6 +591,10 @@ pub extern "C" fn tk_poll(h: u32) -> u32 {
                 num(out, e.delivery.get() as f64);
                 num(out, e.ack.map_or(-1.0, |a| a.id as f64));
                 num(out, if e.source == EventSource::Feed { 1.0 } else { 0.0 });
+                // The envelope id (`lastEventMeta.id` in npm) by the core's one rule, so the id an
+                // application stores as its cursor is the one the feed and de-duplication use.
+                let first = e.args.get(0).filter(|a| a.starts_with('{'));
+                opt_str(out, first.and_then(tidings_core::event::envelope_id).as_deref());
                 7
             }
             Output::Settled { emit, result } => {

@@ -30,7 +30,14 @@ export interface WasmEmitOptions {
   idempotent?: boolean;
 }
 
-type EventCallback = (name: string, args: unknown[], offset: string | undefined, source: EventSource, ackId: number | undefined) => void;
+type EventCallback = (
+  name: string,
+  args: unknown[],
+  offset: string | undefined,
+  source: EventSource,
+  ackId: number | undefined,
+  envelopeId: string | undefined,
+) => void;
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -283,7 +290,7 @@ interface Callbacks {
 
 /** Something for the application, delivered after the drain. */
 type Delivery =
-  | { k: 0; nsp: string; name: string; args: RawArgs; offset: string | undefined; id: number; ack: number; feed: boolean }
+  | { k: 0; nsp: string; name: string; args: RawArgs; offset: string | undefined; id: number; ack: number; feed: boolean; envelope: string | undefined }
   | { k: 1; nsp: string; state: ConnectionState }
   | { k: 2; nsp: string; error: ConnectError }
   | { k: 3; status: FeedStatus }
@@ -513,6 +520,7 @@ class Shared {
             id: rNum(),
             ack: rNum(),
             feed: rNum() === 1,
+            envelope: rOpt(),
           });
           break;
         case 8:
@@ -690,7 +698,7 @@ class Shared {
         // socket.io-client hands them: a volatile event's last string argument looks just like
         // an offset on the wire (docs/PROTOCOL.md, "Offsets").
         if (d.offset !== undefined) args.push(d.offset);
-        return f(d.name, args, d.offset, d.feed ? "feed" : "socket", d.ack < 0 ? undefined : d.ack);
+        return f(d.name, args, d.offset, d.feed ? "feed" : "socket", d.ack < 0 ? undefined : d.ack, d.envelope);
       }
       case 1:
         return this.callbacks_.get(d.nsp)?.state?.(d.state);
@@ -1196,7 +1204,7 @@ export class WasmClient {
     f(c);
   }
 
-  /** `onEvent(name, args, offset, source, ackId)` for every server event (or `undefined`). */
+  /** `onEvent(name, args, offset, source, ackId, envelopeId)` for every server event (or `undefined`). */
   onEvent(f: EventCallback | undefined): void {
     this.set_((c) => (c.event = f));
   }
