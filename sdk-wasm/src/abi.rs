@@ -22,8 +22,8 @@ use tidings_core::config::OverflowPolicy;
 use tidings_core::engineio::Frame;
 use tidings_core::{
     AckRequest, Args, AuthMode, AuthRequestId, BackoffStrategy, Client as Core, ConnId, ConnectionState, DeliveryId,
-    EmitError, EmitRefused, EmitRequest, EventSource, FeedConfig, FeedStatus, HttpError, Input, Instant, Method, Output,
-    RequestId, RequestPurpose, TransportKind,
+    EmitError, EmitRefused, EmitRequest, EventSource, FeedConfig, FeedStatus, HttpError, Input, Instant, Method,
+    Output, RequestId, RequestPurpose, TransportKind,
 };
 
 struct State {
@@ -421,7 +421,9 @@ pub extern "C" fn tk_emit(h: u32, now: f64, flags: u32, timeout: f64) -> f64 {
 pub extern "C" fn tk_ack(h: u32, now: f64, id: f64) -> i32 {
     with(h, |c, rd, out| {
         let namespace = rd.str().to_string();
-        let r = rd.args().and_then(|a| c.ack(at(now), &AckRequest { namespace, id: id as u64 }, a).map_err(|e| e.message().into_owned()));
+        let r = rd.args().and_then(|a| {
+            c.ack(at(now), &AckRequest { namespace, id: id as u64 }, a).map_err(|e| e.message().into_owned())
+        });
         done(out, r)
     })
     .unwrap_or(-1)
@@ -476,7 +478,11 @@ pub extern "C" fn tk_input(h: u32, now: f64, kind: u32, id: f64, n: f64) {
             0 => Input::WsOpened(conn),
             1 => Input::WsText(conn, rd.str().to_string()),
             2 => Input::WsBinary(conn, rd.bytes().to_vec()),
-            3 => Input::WsClosed { conn, code: (!n.is_nan()).then_some(n as u16), error: rd.opt_str().map(str::to_string) },
+            3 => Input::WsClosed {
+                conn,
+                code: (!n.is_nan()).then_some(n as u16),
+                error: rd.opt_str().map(str::to_string),
+            },
             4 => Input::HttpResponse { id: rid, status: n as u16, body: rd.bytes().to_vec() },
             5 => Input::HttpFailed { id: rid, error: HttpError::Network(rd.str().to_string()) },
             6 => Input::HttpFailed { id: rid, error: HttpError::TooLarge { max_body: n as usize } },
@@ -528,114 +534,119 @@ fn settled(out: &mut Vec<u8>, r: &Result<Args, EmitError>) {
 /// in ms or -1).
 #[unsafe(no_mangle)]
 pub extern "C" fn tk_poll(h: u32) -> u32 {
-    with(h, |c, _, out| loop {
-        return match c.poll_output() {
-            Output::Wait(deadline) => {
-                num(out, deadline.map_or(-1.0, |d| d.as_millis() as f64));
-                0
-            }
-            Output::OpenWebSocket { conn, url } => {
-                num(out, conn.get() as f64);
-                str(out, &url);
-                1
-            }
-            Output::SendWebSocket { conn, frame } => {
-                num(out, conn.get() as f64);
-                match frame {
-                    Frame::Text(t) => {
-                        num(out, 0.0);
-                        str(out, &t);
-                    }
-                    Frame::Binary(b) => {
-                        num(out, 1.0);
-                        bytes(out, &b);
-                    }
+    with(h, |c, _, out| {
+        loop {
+            return match c.poll_output() {
+                Output::Wait(deadline) => {
+                    num(out, deadline.map_or(-1.0, |d| d.as_millis() as f64));
+                    0
                 }
-                2
-            }
-            Output::CloseWebSocket(conn) => {
-                num(out, conn.get() as f64);
-                3
-            }
-            Output::Http(r) => {
-                num(out, r.id.get() as f64);
-                num(out, if r.method == Method::Post { 1.0 } else { 0.0 });
-                str(out, &r.url);
-                opt_str(out, r.content_type);
-                opt_str(out, r.authorization.as_deref());
-                opt_str(out, r.body.as_deref());
-                num(out, r.max_body as f64);
-                // 0 and 1: Engine.IO long-polling (which `extraHeaders` and `withCredentials`
-                // are for); 2: the REST feed.
-                num(out, match r.purpose {
-                    RequestPurpose::PollReceive => 0.0,
-                    RequestPurpose::PollSend => 1.0,
-                    _ => 2.0,
-                });
-                4
-            }
-            Output::AbortHttp(id) => {
-                num(out, id.get() as f64);
-                5
-            }
-            Output::NeedAuth { namespace, request } => {
-                str(out, &namespace);
-                num(out, request.get() as f64);
-                6
-            }
-            Output::Event(e) => {
-                str(out, &e.namespace);
-                str(out, &e.name);
-                args(out, &e.args);
-                opt_str(out, e.offset.as_deref());
-                num(out, e.delivery.get() as f64);
-                num(out, e.ack.map_or(-1.0, |a| a.id as f64));
-                num(out, if e.source == EventSource::Feed { 1.0 } else { 0.0 });
-                // The envelope id (`lastEventMeta.id` in npm) by the core's one rule, so the id an
-                // application stores as its cursor is the one the feed and de-duplication use.
-                let first = e.args.get(0).filter(|a| a.starts_with('{'));
-                opt_str(out, first.and_then(tidings_core::event::envelope_id).as_deref());
-                7
-            }
-            Output::Settled { emit, result } => {
-                num(out, emit.get() as f64);
-                settled(out, &result);
-                8
-            }
-            Output::Room { request, result, .. } => {
-                num(out, request.map_or(-1.0, |r| r.get() as f64));
-                settled(out, &result);
-                9
-            }
-            Output::State { namespace, state: s } => {
-                str(out, &namespace);
-                state(out, &s);
-                10
-            }
-            Output::ConnectError { namespace, error } => {
-                str(out, &namespace);
-                str(out, &error.message);
-                opt_str(out, error.data.as_deref());
-                num(out, if error.will_retry { 1.0 } else { 0.0 });
-                num(out, if error.fallback_pending { 1.0 } else { 0.0 });
-                11
-            }
-            Output::Feed(f) => {
-                let (k, e) = match &f {
-                    FeedStatus::Polling => (0.0, ""),
-                    FeedStatus::Stopped => (1.0, ""),
-                    FeedStatus::CatchingUp => (2.0, ""),
-                    FeedStatus::CaughtUp => (3.0, ""),
-                    FeedStatus::GaveUp { error } => (4.0, error.as_str()),
-                };
-                num(out, k);
-                str(out, e);
-                12
-            }
-            // The cause behind a "parse error" or "transport error" disconnect: not surfaced to
-            // JavaScript (its text would cost the bundle).
-            Output::Fault(_) => continue,
-        };
+                Output::OpenWebSocket { conn, url } => {
+                    num(out, conn.get() as f64);
+                    str(out, &url);
+                    1
+                }
+                Output::SendWebSocket { conn, frame } => {
+                    num(out, conn.get() as f64);
+                    match frame {
+                        Frame::Text(t) => {
+                            num(out, 0.0);
+                            str(out, &t);
+                        }
+                        Frame::Binary(b) => {
+                            num(out, 1.0);
+                            bytes(out, &b);
+                        }
+                    }
+                    2
+                }
+                Output::CloseWebSocket(conn) => {
+                    num(out, conn.get() as f64);
+                    3
+                }
+                Output::Http(r) => {
+                    num(out, r.id.get() as f64);
+                    num(out, if r.method == Method::Post { 1.0 } else { 0.0 });
+                    str(out, &r.url);
+                    opt_str(out, r.content_type);
+                    opt_str(out, r.authorization.as_deref());
+                    opt_str(out, r.body.as_deref());
+                    num(out, r.max_body as f64);
+                    // 0 and 1: Engine.IO long-polling (which `extraHeaders` and `withCredentials`
+                    // are for); 2: the REST feed.
+                    num(
+                        out,
+                        match r.purpose {
+                            RequestPurpose::PollReceive => 0.0,
+                            RequestPurpose::PollSend => 1.0,
+                            _ => 2.0,
+                        },
+                    );
+                    4
+                }
+                Output::AbortHttp(id) => {
+                    num(out, id.get() as f64);
+                    5
+                }
+                Output::NeedAuth { namespace, request } => {
+                    str(out, &namespace);
+                    num(out, request.get() as f64);
+                    6
+                }
+                Output::Event(e) => {
+                    str(out, &e.namespace);
+                    str(out, &e.name);
+                    args(out, &e.args);
+                    opt_str(out, e.offset.as_deref());
+                    num(out, e.delivery.get() as f64);
+                    num(out, e.ack.map_or(-1.0, |a| a.id as f64));
+                    num(out, if e.source == EventSource::Feed { 1.0 } else { 0.0 });
+                    // The envelope id (`lastEventMeta.id` in npm) by the core's one rule, so the id an
+                    // application stores as its cursor is the one the feed and de-duplication use.
+                    let first = e.args.get(0).filter(|a| a.starts_with('{'));
+                    opt_str(out, first.and_then(tidings_core::event::envelope_id).as_deref());
+                    7
+                }
+                Output::Settled { emit, result } => {
+                    num(out, emit.get() as f64);
+                    settled(out, &result);
+                    8
+                }
+                Output::Room { request, result, .. } => {
+                    num(out, request.map_or(-1.0, |r| r.get() as f64));
+                    settled(out, &result);
+                    9
+                }
+                Output::State { namespace, state: s } => {
+                    str(out, &namespace);
+                    state(out, &s);
+                    10
+                }
+                Output::ConnectError { namespace, error } => {
+                    str(out, &namespace);
+                    str(out, &error.message);
+                    opt_str(out, error.data.as_deref());
+                    num(out, if error.will_retry { 1.0 } else { 0.0 });
+                    num(out, if error.fallback_pending { 1.0 } else { 0.0 });
+                    11
+                }
+                Output::Feed(f) => {
+                    let (k, e) = match &f {
+                        FeedStatus::Polling => (0.0, ""),
+                        FeedStatus::Stopped => (1.0, ""),
+                        FeedStatus::CatchingUp => (2.0, ""),
+                        FeedStatus::CaughtUp => (3.0, ""),
+                        FeedStatus::GaveUp { error } => (4.0, error.as_str()),
+                    };
+                    num(out, k);
+                    str(out, e);
+                    12
+                }
+                // The cause behind a "parse error" or "transport error" disconnect: not surfaced to
+                // JavaScript (its text would cost the bundle).
+                Output::Fault(_) => continue,
+            };
+        }
     })
     .unwrap_or(0)
 }
