@@ -16,6 +16,13 @@ pub(crate) fn concat(parts: &[&str]) -> String {
     out
 }
 
+/// `s` without the trailing bytes `b` (an ASCII byte), as `s.trim_end_matches(char::from(b))`
+/// without the char pattern machinery.
+pub(crate) fn trim_end_byte(s: &str, b: u8) -> &str {
+    let end = s.len() - s.bytes().rev().take_while(|&c| c == b).count();
+    s.get(..end).unwrap_or(s)
+}
+
 /// `n` in decimal (as `n.to_string()`).
 pub(crate) fn decimal(n: u64) -> String {
     let mut out = String::new();
@@ -52,6 +59,9 @@ mod tests {
         assert_eq!(concat(&["a", "", "bc"]), "abc");
         assert_eq!(concat(&[]), "");
         assert_eq!(decimal(0), "0");
+        for s in ["", "/", "//", "a/b//", "é/", "/a"] {
+            assert_eq!(trim_end_byte(s, b'/'), s.trim_end_matches('/'));
+        }
         assert_eq!(decimal(u64::MAX), u64::MAX.to_string());
         for (hay, needle) in
             [("", ""), ("", "a"), ("abc", ""), ("abc", "bc"), ("abc", "bd"), ("aab", "ab"), ("ab", "abc")]

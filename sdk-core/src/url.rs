@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::text;
+
 /// Why a URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlError(pub &'static str);
@@ -60,7 +62,7 @@ impl ServerUrl {
         let (host, port) = split_host_port(authority)?;
         let (path, mut query) = split_byte(tail, b'?', false).unwrap_or((tail, ""));
         let namespace =
-            if path.is_empty() || path == "/" { "/".to_string() } else { path.trim_end_matches('/').to_string() };
+            if path.is_empty() || path == "/" { "/".to_string() } else { text::trim_end_byte(path, b'/').to_string() };
         // `k=v` pairs separated by `&`; empty ones are skipped.
         let mut pairs = Vec::new();
         loop {

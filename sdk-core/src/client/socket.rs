@@ -957,7 +957,8 @@ fn with_idempotency_key(args: &Args, key: &str) -> Result<Args, InvalidEmit> {
     let mut text = String::with_capacity(args.inner_len() + key.len() + 22);
     text.push_str("[{\"idempotencyKey\":");
     json::write_string(&mut text, key);
-    let rest = first.get(1..).unwrap_or("}").trim_start();
+    // Valid JSON: only JSON whitespace can follow the brace.
+    let rest = first.get(json::skip_ws(first.as_bytes(), 1)..).unwrap_or("}");
     if !rest.starts_with('}') {
         text.push(',');
     }
