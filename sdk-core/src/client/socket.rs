@@ -142,7 +142,7 @@ impl Socket {
     }
 
     pub(super) fn is_active(&self) -> bool {
-        self.phase != SocketPhase::Inactive
+        !matches!(self.phase, SocketPhase::Inactive)
     }
 
     pub(super) fn awaiting_auth(&self) -> Option<AuthRequestId> {
@@ -314,7 +314,7 @@ impl Socket {
     /// Wanted again (`connect`, `open_namespace`): connects at once if the engine is open. False
     /// when it was active already.
     pub(super) fn activate(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) -> bool {
-        if self.phase != SocketPhase::Inactive {
+        if !matches!(self.phase, SocketPhase::Inactive) {
             return false;
         }
         self.phase = SocketPhase::Waiting;
@@ -334,7 +334,7 @@ impl Socket {
 
     /// The engine is open: a namespace waiting for it connects.
     pub(super) fn engine_open(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) {
-        if self.phase == SocketPhase::Waiting {
+        if matches!(self.phase, SocketPhase::Waiting) {
             self.begin_connect(cx, engine);
         }
     }
@@ -443,7 +443,7 @@ impl Socket {
 
     /// Makes the namespace inactive for good and fails everything it still holds.
     fn deactivate(&mut self, cx: &mut Cx<'_>, reason: DisconnectReason) {
-        if self.phase == SocketPhase::Inactive {
+        if matches!(self.phase, SocketPhase::Inactive) {
             return;
         }
         self.phase = SocketPhase::Inactive;
