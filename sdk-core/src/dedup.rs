@@ -160,12 +160,9 @@ impl KeySet {
         let size = (self.slots.len() * 2).max(8);
         let old = std::mem::take(&mut self.slots);
         self.slots.resize_with(size, || None);
-        let mask = size - 1;
         for (h, key) in old.into_iter().flatten() {
-            let mut i = h & mask;
-            while let Some(Some(_)) = self.slots.get(i) {
-                i = (i + 1) & mask;
-            }
+            // The keys are distinct: the probe ends at an empty slot.
+            let (i, _) = self.probe(&key, h);
             if let Some(slot) = self.slots.get_mut(i) {
                 *slot = Some((h, key));
             }

@@ -342,9 +342,12 @@ impl Socket {
     fn begin_connect(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) {
         let id = AuthRequestId(cx.ids.next());
         self.auth_refreshed = false;
-        match self.auth.clone() {
+        match &self.auth {
             AuthMode::None => self.send_connect(cx, engine, None),
-            AuthMode::Static(a) => self.send_connect(cx, engine, Some(a)),
+            AuthMode::Static(a) => {
+                let a = a.clone();
+                self.send_connect(cx, engine, Some(a));
+            }
             AuthMode::Provider => {
                 self.phase = SocketPhase::Auth(id);
                 cx.out.push_back(Output::NeedAuth { namespace: self.nsp.clone(), request: id });
