@@ -4,8 +4,9 @@
 //! walker, padding, integer formatting, several kilobytes) into the browser build, and
 //! `str::contains(&str)` brings the Two-Way searcher (about 1.7 KB). The core's URLs, packets and
 //! runtime messages are short concatenations, so they are built with these helpers instead. The
-//! `Display` impls of the public errors stay (the native SDK uses them) but are written with the
-//! same helpers, so calling one costs little more than the message itself.
+//! `Display` impls of the public errors stay (the native SDK uses them); they write the errors'
+//! `message()`, built with these helpers, so a driver can report an error through `message()`
+//! without `core::fmt`, and `Display` itself needs only `Formatter::write_str`.
 
 /// The concatenation of `parts`.
 pub(crate) fn concat(parts: &[&str]) -> String {
