@@ -39,17 +39,10 @@ impl ServerUrl {
     /// Parses `http://`, `https://`, `ws://` or `wss://` URLs.
     pub fn parse(input: &str) -> Result<Self, UrlError> {
         let input = input.trim();
-        let (secure, rest) = if let Some(r) = strip_prefix_ci(input, "https://") {
-            (true, r)
-        } else if let Some(r) = strip_prefix_ci(input, "wss://") {
-            (true, r)
-        } else if let Some(r) = strip_prefix_ci(input, "http://") {
-            (false, r)
-        } else if let Some(r) = strip_prefix_ci(input, "ws://") {
-            (false, r)
-        } else {
-            return Err(UrlError("the scheme must be http, https, ws or wss"));
-        };
+        let (secure, rest) = [("https://", true), ("wss://", true), ("http://", false), ("ws://", false)]
+            .into_iter()
+            .find_map(|(scheme, secure)| strip_prefix_ci(input, scheme).map(|r| (secure, r)))
+            .ok_or(UrlError("the scheme must be http, https, ws or wss"))?;
         // The delimiters are ASCII bytes, so splitting at them stays on char boundaries. Byte
         // searches (`split_byte`) rather than `split`/`find` with char patterns, and `get` rather
         // than `split_at`: less code in the browser build, and no panic path.
