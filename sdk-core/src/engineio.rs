@@ -76,7 +76,7 @@ impl Error {
             Self::Empty => "empty Engine.IO packet",
             Self::UnknownType(b) => {
                 let mut s = String::from("unknown Engine.IO packet type '");
-                s.extend(char::from(*b).escape_default());
+                text::push_escaped(&mut s, char::from(*b).encode_utf8(&mut [0; 4]));
                 s.push('\'');
                 return Cow::Owned(s);
             }

@@ -24,6 +24,41 @@ pub(crate) fn trim_end_byte(s: &str, b: u8) -> &str {
     s.get(..end).unwrap_or(s)
 }
 
+/// Appends `s` escaped as `str::escape_default` escapes it (`\t`, `\r`, `\n`, `\\`, `\'`, `\"`,
+/// printable ASCII as is, anything else as `\u{hex}`), without its iterator adapters, which are
+/// most of an error message's code in the browser build.
+pub(crate) fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\\' | '\'' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => {
+                out.push_str("\\u{");
+                let n = u32::from(c);
+                // Lowercase hex without leading zeros (at least one digit).
+                let mut shift = 28;
+                while shift > 0 && n >> shift == 0 {
+                    shift -= 4;
+                }
+                loop {
+                    out.push(char::from_digit((n >> shift) & 0xf, 16).unwrap_or('0'));
+                    if shift == 0 {
+                        break;
+                    }
+                    shift -= 4;
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
 /// `n` in decimal (as `n.to_string()`).
 pub(crate) fn decimal(n: u64) -> String {
     let mut out = String::new();
@@ -60,6 +95,13 @@ mod tests {
         assert_eq!(concat(&["a", "", "bc"]), "abc");
         assert_eq!(concat(&[]), "");
         assert_eq!(decimal(0), "0");
+        let mut all = String::new();
+        for c in (0..0x3000u32).chain([0xfeff, 0x1_0000, 0x1_d4b8, 0x10_ffff]).filter_map(char::from_u32) {
+            all.push(c);
+        }
+        let mut escaped = String::new();
+        push_escaped(&mut escaped, &all);
+        assert_eq!(escaped, all.escape_default().to_string());
         for s in ["", "/", "//", "a/b//", "é/", "/a"] {
             assert_eq!(trim_end_byte(s, b'/'), s.trim_end_matches('/'));
         }
