@@ -30,8 +30,8 @@ impl DedupWindow {
         Self::with_seed(capacity, 0)
     }
 
-    /// A window whose hash is keyed with `seed` (the client passes its random seed, so a server
-    /// cannot choose keys that collide).
+    /// A window whose hash is keyed with `seed` (the client passes its random seed, so which keys
+    /// collide depends on a value the server does not know). [`DedupWindow::new`] uses 0.
     pub(crate) fn with_seed(capacity: usize, seed: u64) -> Self {
         DedupWindow { capacity, order: VecDeque::new(), seen: KeySet::new(seed) }
     }
@@ -86,8 +86,9 @@ impl DedupWindow {
 ///
 /// It replaces `std::collections::HashSet`, whose SipHash and hashbrown code cost about 3.5 KB of
 /// the browser build for the only two sets the core keeps (this window and the inbox's keys in
-/// flight). Look-ups stay O(1) on average. The hash reads eight bytes at a time, keyed with a seed
-/// the client draws, so a server cannot pick keys that collide.
+/// flight). Look-ups stay O(1) on average. The hash (not a cryptographic one) reads eight bytes
+/// at a time and is keyed with a seed the client draws, so a server cannot simply choose keys that
+/// share a slot; even if it could, a probe is bounded by the window's size.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeySet {
     /// Empty, or a power of two long: each key with its hash.
@@ -160,12 +161,9 @@ impl KeySet {
         let size = (self.slots.len() * 2).max(8);
         let old = std::mem::take(&mut self.slots);
         self.slots.resize_with(size, || None);
-        let mask = size - 1;
         for (h, key) in old.into_iter().flatten() {
-            let mut i = h & mask;
-            while let Some(Some(_)) = self.slots.get(i) {
-                i = (i + 1) & mask;
-            }
+            // The keys are distinct: the probe ends at an empty slot.
+            let (i, _) = self.probe(&key, h);
             if let Some(slot) = self.slots.get_mut(i) {
                 *slot = Some((h, key));
             }

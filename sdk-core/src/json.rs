@@ -394,9 +394,10 @@ pub(crate) fn scan_with<V: Visitor>(
     let max_depth = max_depth.min(MAX_DEPTH);
     let mut i = skip_ws(b, start);
     let begin = i;
-    // Start offset of each open container; bit `n` of `objects` is set when container `n` is an object.
+    // Start offset of each open container; bit `n` of `objects` is set when container `n` is an
+    // object (two 64-bit words rather than a u128, whose shifts are software calls on wasm32).
     let mut starts = [0usize; MAX_DEPTH];
-    let mut objects: u128 = 0;
+    let mut objects = [0u64; MAX_DEPTH / 64];
     let mut depth = 0usize;
     loop {
         // A value is expected at `i`.
@@ -410,11 +411,13 @@ pub(crate) fn scan_with<V: Visitor>(
                     return Err(err(i, "nesting too deep"));
                 };
                 *slot = i;
-                let bit = 1u128 << depth;
-                if is_obj {
-                    objects |= bit;
-                } else {
-                    objects &= !bit;
+                if let Some(word) = objects.get_mut(depth / 64) {
+                    let bit = 1u64 << (depth % 64);
+                    if is_obj {
+                        *word |= bit;
+                    } else {
+                        *word &= !bit;
+                    }
                 }
                 depth += 1;
                 let kind = if is_obj { JsonKind::Object } else { JsonKind::Array };
@@ -462,7 +465,8 @@ pub(crate) fn scan_with<V: Visitor>(
                 return Ok((last, begin..i));
             }
             i = skip_ws(b, i);
-            let is_obj = objects & (1u128 << (depth - 1)) != 0;
+            let top = depth - 1;
+            let is_obj = objects.get(top / 64).is_some_and(|word| word & (1u64 << (top % 64)) != 0);
             match b.get(i) {
                 Some(b',') => {
                     i += 1;

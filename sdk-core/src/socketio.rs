@@ -293,8 +293,10 @@ pub fn decode(text: String, max_attachments: usize) -> Result<(Packet, usize), E
                 maybe_envelope = data_key;
                 json::shift_ranges(&mut items, i);
                 elements = Some(items);
-                let value = rest.trim_end_matches([' ', '\t', '\n', '\r']);
-                (json::JsonKind::Array, i..i + value.len())
+                // The array runs to the end but for JSON whitespace (counted by bytes: no char
+                // pattern searcher).
+                let ws = rest.bytes().rev().take_while(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')).count();
+                (json::JsonKind::Array, i..i + rest.len() - ws)
             }
             _ => {
                 let (json_kind, range) = json::scan_value(&text, i).map_err(Error::BadJson)?;

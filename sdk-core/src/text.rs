@@ -4,8 +4,9 @@
 //! walker, padding, integer formatting, several kilobytes) into the browser build, and
 //! `str::contains(&str)` brings the Two-Way searcher (about 1.7 KB). The core's URLs, packets and
 //! runtime messages are short concatenations, so they are built with these helpers instead. The
-//! `Display` impls of the public errors stay (the native SDK uses them) but are written with the
-//! same helpers, so calling one costs little more than the message itself.
+//! `Display` impls of the public errors stay (the native SDK uses them); they write the errors'
+//! `message()`, built with these helpers, so a driver can report an error through `message()`
+//! without `core::fmt`, and `Display` itself needs only `Formatter::write_str`.
 
 /// The concatenation of `parts`.
 pub(crate) fn concat(parts: &[&str]) -> String {
@@ -14,6 +15,48 @@ pub(crate) fn concat(parts: &[&str]) -> String {
         out.push_str(p);
     }
     out
+}
+
+/// `s` without the trailing bytes `b` (an ASCII byte), as `s.trim_end_matches(char::from(b))`
+/// without the char pattern machinery.
+pub(crate) fn trim_end_byte(s: &str, b: u8) -> &str {
+    let end = s.len() - s.bytes().rev().take_while(|&c| c == b).count();
+    s.get(..end).unwrap_or(s)
+}
+
+/// Appends `s` escaped as `str::escape_default` escapes it (`\t`, `\r`, `\n`, `\\`, `\'`, `\"`,
+/// printable ASCII as is, anything else as `\u{hex}`), without its iterator adapters, which are
+/// most of an error message's code in the browser build.
+pub(crate) fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\\' | '\'' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => {
+                out.push_str("\\u{");
+                let n = u32::from(c);
+                // Lowercase hex without leading zeros (at least one digit).
+                let mut shift = 28;
+                while shift > 0 && n >> shift == 0 {
+                    shift -= 4;
+                }
+                loop {
+                    out.push(char::from_digit((n >> shift) & 0xf, 16).unwrap_or('0'));
+                    if shift == 0 {
+                        break;
+                    }
+                    shift -= 4;
+                }
+                out.push('}');
+            }
+        }
+    }
 }
 
 /// `n` in decimal (as `n.to_string()`).
@@ -52,6 +95,16 @@ mod tests {
         assert_eq!(concat(&["a", "", "bc"]), "abc");
         assert_eq!(concat(&[]), "");
         assert_eq!(decimal(0), "0");
+        let mut all = String::new();
+        for c in (0..0x3000u32).chain([0xfeff, 0x1_0000, 0x1_d4b8, 0x10_ffff]).filter_map(char::from_u32) {
+            all.push(c);
+        }
+        let mut escaped = String::new();
+        push_escaped(&mut escaped, &all);
+        assert_eq!(escaped, all.escape_default().to_string());
+        for s in ["", "/", "//", "a/b//", "é/", "/a"] {
+            assert_eq!(trim_end_byte(s, b'/'), s.trim_end_matches('/'));
+        }
         assert_eq!(decimal(u64::MAX), u64::MAX.to_string());
         for (hay, needle) in
             [("", ""), ("", "a"), ("abc", ""), ("abc", "bc"), ("abc", "bd"), ("aab", "ab"), ("ab", "abc")]

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::text;
+
 /// Why a URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlError(pub &'static str);
@@ -37,17 +39,10 @@ impl ServerUrl {
     /// Parses `http://`, `https://`, `ws://` or `wss://` URLs.
     pub fn parse(input: &str) -> Result<Self, UrlError> {
         let input = input.trim();
-        let (secure, rest) = if let Some(r) = strip_prefix_ci(input, "https://") {
-            (true, r)
-        } else if let Some(r) = strip_prefix_ci(input, "wss://") {
-            (true, r)
-        } else if let Some(r) = strip_prefix_ci(input, "http://") {
-            (false, r)
-        } else if let Some(r) = strip_prefix_ci(input, "ws://") {
-            (false, r)
-        } else {
-            return Err(UrlError("the scheme must be http, https, ws or wss"));
-        };
+        let (secure, rest) = [("https://", true), ("wss://", true), ("http://", false), ("ws://", false)]
+            .into_iter()
+            .find_map(|(scheme, secure)| strip_prefix_ci(input, scheme).map(|r| (secure, r)))
+            .ok_or(UrlError("the scheme must be http, https, ws or wss"))?;
         // The delimiters are ASCII bytes, so splitting at them stays on char boundaries. Byte
         // searches (`split_byte`) rather than `split`/`find` with char patterns, and `get` rather
         // than `split_at`: less code in the browser build, and no panic path.
@@ -60,7 +55,7 @@ impl ServerUrl {
         let (host, port) = split_host_port(authority)?;
         let (path, mut query) = split_byte(tail, b'?', false).unwrap_or((tail, ""));
         let namespace =
-            if path.is_empty() || path == "/" { "/".to_string() } else { path.trim_end_matches('/').to_string() };
+            if path.is_empty() || path == "/" { "/".to_string() } else { text::trim_end_byte(path, b'/').to_string() };
         // `k=v` pairs separated by `&`; empty ones are skipped.
         let mut pairs = Vec::new();
         loop {

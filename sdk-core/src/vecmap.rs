@@ -9,12 +9,27 @@
 use std::borrow::Borrow;
 
 /// A map ordered by key: binary-search lookup, in-order iteration.
+///
+/// Keys and values are kept in two vectors side by side, so the search (and the key vector's
+/// code) is compiled once per key type, not once per map: every string-keyed map shares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct VecMap<K, V>(Vec<(K, V)>);
+pub(crate) struct VecMap<K, V> {
+    keys: Vec<K>,
+    values: Vec<V>,
+}
 
 impl<K, V> Default for VecMap<K, V> {
     fn default() -> Self {
-        VecMap(Vec::new())
+        VecMap { keys: Vec::new(), values: Vec::new() }
+    }
+}
+
+/// Where `key` is in the sorted `keys` (`Ok`), or where it would go (`Err`).
+fn find<K: Borrow<Q>, Q: Ord + ?Sized>(keys: &[K], key: &Q) -> Result<usize, usize> {
+    // Keys usually arrive in order (ack ids): check the end first.
+    match keys.last() {
+        Some(last) if last.borrow() < key => Err(keys.len()),
+        _ => keys.binary_search_by(|k| k.borrow().cmp(key)),
     }
 }
 
@@ -24,23 +39,13 @@ impl<K: Ord, V> VecMap<K, V> {
         Self::default()
     }
 
-    fn find<Q: Ord + ?Sized>(&self, key: &Q) -> Result<usize, usize>
-    where
-        K: Borrow<Q>,
-    {
-        // Keys usually arrive in order (ack ids): check the end first.
-        match self.0.last() {
-            Some((last, _)) if last.borrow() < key => Err(self.0.len()),
-            _ => self.0.binary_search_by(|(k, _)| k.borrow().cmp(key)),
-        }
-    }
-
     /// Inserts `value` under `key`; returns the value it replaced.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
-        match self.find(&key) {
-            Ok(i) => self.0.get_mut(i).map(|slot| std::mem::replace(&mut slot.1, value)),
+        match find(&self.keys, &key) {
+            Ok(i) => self.values.get_mut(i).map(|slot| std::mem::replace(slot, value)),
             Err(i) => {
-                self.0.insert(i, (key, value));
+                self.keys.insert(i, key);
+                self.values.insert(i, value);
                 None
             }
         }
@@ -51,7 +56,7 @@ impl<K: Ord, V> VecMap<K, V> {
     where
         K: Borrow<Q>,
     {
-        self.find(key).ok().and_then(|i| self.0.get(i)).map(|(_, v)| v)
+        self.values.get(find(&self.keys, key).ok()?)
     }
 
     /// The value under `key`, mutably.
@@ -59,22 +64,22 @@ impl<K: Ord, V> VecMap<K, V> {
     where
         K: Borrow<Q>,
     {
-        let i = self.find(key).ok()?;
-        self.0.get_mut(i).map(|(_, v)| v)
+        self.values.get_mut(find(&self.keys, key).ok()?)
     }
 
     /// The value under `key`, inserted with `default()` when missing.
     pub(crate) fn get_or_insert_with(&mut self, key: K, default: impl FnOnce() -> V) -> &mut V {
-        let i = match self.find(&key) {
+        let i = match find(&self.keys, &key) {
             Ok(i) => i,
             Err(i) => {
-                self.0.insert(i, (key, default()));
+                self.keys.insert(i, key);
+                self.values.insert(i, default());
                 i
             }
         };
         // `i` is in bounds: it was found or just inserted.
         #[allow(clippy::indexing_slicing)]
-        &mut self.0[i].1
+        &mut self.values[i]
     }
 
     /// Whether `key` is in the map.
@@ -82,7 +87,7 @@ impl<K: Ord, V> VecMap<K, V> {
     where
         K: Borrow<Q>,
     {
-        self.find(key).is_ok()
+        find(&self.keys, key).is_ok()
     }
 
     /// Removes `key`; returns its value.
@@ -90,42 +95,43 @@ impl<K: Ord, V> VecMap<K, V> {
     where
         K: Borrow<Q>,
     {
-        let i = self.find(key).ok()?;
-        Some(self.0.remove(i).1)
+        let i = find(&self.keys, key).ok()?;
+        self.keys.remove(i);
+        Some(self.values.remove(i))
     }
 
     /// The number of entries.
     pub(crate) fn len(&self) -> usize {
-        self.0.len()
+        self.keys.len()
     }
 
     /// Entries in key order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.keys.iter().zip(&self.values)
     }
 
     /// Keys in order.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &K> {
-        self.0.iter().map(|(k, _)| k)
+        self.keys.iter()
     }
 
     /// Values in key order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.0.iter().map(|(_, v)| v)
+        self.values.iter()
     }
 
     /// Values in key order, mutably.
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.0.iter_mut().map(|(_, v)| v)
+        self.values.iter_mut()
     }
 }
 
 impl<K, V> IntoIterator for VecMap<K, V> {
     type Item = (K, V);
-    type IntoIter = std::vec::IntoIter<(K, V)>;
+    type IntoIter = std::iter::Zip<std::vec::IntoIter<K>, std::vec::IntoIter<V>>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.keys.into_iter().zip(self.values)
     }
 }
 

@@ -140,7 +140,8 @@ fn parse_feed(body: &str) -> Result<FeedPage, &'static str> {
             "events" => events = Some(raw),
             "data" if events.is_none() => events = Some(raw),
             "cursor" => cursor = scalar(raw),
-            "hasMore" => has_more = Some(raw.trim() == "true"),
+            // `raw` is the value's own range: no whitespace around it.
+            "hasMore" => has_more = Some(raw == "true"),
             _ => {}
         }
     }
@@ -460,7 +461,7 @@ impl Feed {
             id,
             purpose: RequestPurpose::FeedAck,
             method: Method::Post,
-            url: text::concat(&[cfg.url.trim_end_matches('/'), "/events/acknowledge"]),
+            url: text::concat(&[text::trim_end_byte(&cfg.url, b'/'), "/events/acknowledge"]),
             content_type: Some("application/json"),
             authorization,
             body: Some(body),
@@ -523,7 +524,7 @@ pub fn history_page(status: u16, body: &[u8], limit: u32) -> Result<HistoryPage,
 
 /// `{feed}/events?limit=N[&since=S]`.
 fn events_url(cfg: &FeedConfig, limit: u32, since: Option<&str>) -> String {
-    let mut url = text::concat(&[cfg.url.trim_end_matches('/'), "/events?limit="]);
+    let mut url = text::concat(&[text::trim_end_byte(&cfg.url, b'/'), "/events?limit="]);
     json::write_u64(&mut url, u64::from(limit));
     if let Some(c) = since {
         url.push_str("&since=");

@@ -142,7 +142,7 @@ impl Socket {
     }
 
     pub(super) fn is_active(&self) -> bool {
-        self.phase != SocketPhase::Inactive
+        !matches!(self.phase, SocketPhase::Inactive)
     }
 
     pub(super) fn awaiting_auth(&self) -> Option<AuthRequestId> {
@@ -314,7 +314,7 @@ impl Socket {
     /// Wanted again (`connect`, `open_namespace`): connects at once if the engine is open. False
     /// when it was active already.
     pub(super) fn activate(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) -> bool {
-        if self.phase != SocketPhase::Inactive {
+        if !matches!(self.phase, SocketPhase::Inactive) {
             return false;
         }
         self.phase = SocketPhase::Waiting;
@@ -334,7 +334,7 @@ impl Socket {
 
     /// The engine is open: a namespace waiting for it connects.
     pub(super) fn engine_open(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) {
-        if self.phase == SocketPhase::Waiting {
+        if matches!(self.phase, SocketPhase::Waiting) {
             self.begin_connect(cx, engine);
         }
     }
@@ -342,9 +342,12 @@ impl Socket {
     fn begin_connect(&mut self, cx: &mut Cx<'_>, engine: &mut Engine) {
         let id = AuthRequestId(cx.ids.next());
         self.auth_refreshed = false;
-        match self.auth.clone() {
+        match &self.auth {
             AuthMode::None => self.send_connect(cx, engine, None),
-            AuthMode::Static(a) => self.send_connect(cx, engine, Some(a)),
+            AuthMode::Static(a) => {
+                let a = a.clone();
+                self.send_connect(cx, engine, Some(a));
+            }
             AuthMode::Provider => {
                 self.phase = SocketPhase::Auth(id);
                 cx.out.push_back(Output::NeedAuth { namespace: self.nsp.clone(), request: id });
@@ -443,7 +446,7 @@ impl Socket {
 
     /// Makes the namespace inactive for good and fails everything it still holds.
     fn deactivate(&mut self, cx: &mut Cx<'_>, reason: DisconnectReason) {
-        if self.phase == SocketPhase::Inactive {
+        if matches!(self.phase, SocketPhase::Inactive) {
             return;
         }
         self.phase = SocketPhase::Inactive;
@@ -957,7 +960,8 @@ fn with_idempotency_key(args: &Args, key: &str) -> Result<Args, InvalidEmit> {
     let mut text = String::with_capacity(args.inner_len() + key.len() + 22);
     text.push_str("[{\"idempotencyKey\":");
     json::write_string(&mut text, key);
-    let rest = first.get(1..).unwrap_or("}").trim_start();
+    // Valid JSON: only JSON whitespace can follow the brace.
+    let rest = first.get(json::skip_ws(first.as_bytes(), 1)..).unwrap_or("}");
     if !rest.starts_with('}') {
         text.push(',');
     }

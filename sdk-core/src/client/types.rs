@@ -622,7 +622,7 @@ impl CommandError {
         match self {
             Self::InvalidNamespace(n) => {
                 let mut s = String::from("invalid namespace \"");
-                s.extend(n.escape_default());
+                text::push_escaped(&mut s, n);
                 s.push_str("\": it must start with '/'");
                 Cow::Owned(s)
             }
