@@ -205,6 +205,9 @@ bash scripts/build-wasm.sh
 mkdir -p sdk-wasm/tests/generated
 npm/node_modules/.bin/esbuild sdk-wasm/tests/driver-entry.ts --bundle --format=esm --target=es2022 \
   --loader:.wasm=binary --outfile=sdk-wasm/tests/generated/driver.js --log-level=warning
+# The crate is empty on the host: lint it for the target it is built for (its tests need the
+# bundle above to compile).
+cargo clippy -p tidings-wasm --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
 
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
