@@ -312,10 +312,10 @@ pub(crate) trait Visitor {
     fn value(&mut self, _kind: JsonKind, _range: Range<usize>) {}
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(test, not(target_arch = "wasm32")))]
 struct NoVisit;
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(test, not(target_arch = "wasm32")))]
 impl Visitor for NoVisit {}
 
 /// In the browser build the scanner is compiled for this one visitor type (bytes over speed, as
