@@ -858,22 +858,23 @@ impl Socket {
     /// Answers every open request to join (or leave) `room` with `result`; with none open, says
     /// it anyway (the client's own re-join after a reconnect).
     fn room_done(&mut self, cx: &mut Cx<'_>, room: &str, join: bool, result: Result<Args, EmitError>) {
-        let mut none = true;
-        let mut i = 0;
-        while let Some((id, r, j)) = self.room_requests.get(i) {
-            if *j != join || r != room {
-                i += 1;
-                continue;
-            }
-            let request = Some(*id);
-            self.room_requests.swap_remove(i);
-            none = false;
+        // One `Output::Room` built in one place: each open request in turn, or `None` when there
+        // was none. The search starts over after each removal, which finds the requests in the
+        // order a single pass with `swap_remove` would.
+        let mut answered = false;
+        loop {
+            let open = self.room_requests.iter().position(|(_, r, j)| *j == join && r == room);
+            let request = match open {
+                Some(i) => Some(self.room_requests.swap_remove(i).0),
+                None if answered => return,
+                None => None,
+            };
+            answered = true;
             let (namespace, room) = (self.nsp.clone(), room.to_string());
             cx.out.push_back(Output::Room { request, namespace, room, join, result: result.clone() });
-        }
-        if none {
-            let (namespace, room) = (self.nsp.clone(), room.to_string());
-            cx.out.push_back(Output::Room { request: None, namespace, room, join, result });
+            if request.is_none() {
+                return;
+            }
         }
     }
 
