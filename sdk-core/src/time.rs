@@ -34,7 +34,9 @@ impl Instant {
 
 /// `d` in whole milliseconds, saturating at `u64::MAX`, as `u64::try_from(d.as_millis())` would
 /// be. Without `as_millis`'s 128-bit product, or a checked 64-bit one: on wasm32 both are a
-/// software 128-bit multiply at every call site.
+/// software 128-bit multiply at every call site. Not inlined in the browser build: it is
+/// called wherever a configured `Duration` meets the millisecond clock.
+#[cfg_attr(target_arch = "wasm32", inline(never))]
 pub(crate) fn millis(d: Duration) -> u64 {
     let secs = d.as_secs();
     if secs > u64::MAX / 1000 { u64::MAX } else { (secs * 1000).saturating_add(u64::from(d.subsec_millis())) }
