@@ -91,6 +91,8 @@ enum AckWait {
 }
 
 impl Socket {
+    /// Not inlined in the browser build: `Client::new` and `open_namespace` each had a copy.
+    #[cfg_attr(target_arch = "wasm32", inline(never))]
     pub(super) fn new(nsp: String, auth: AuthMode) -> Self {
         Self {
             nsp,
