@@ -115,6 +115,8 @@ fn args(out: &mut Vec<u8>, a: &Args) {
     }
 }
 
+/// Not inlined: the options alone call it eight times.
+#[inline(never)]
 fn ms(n: f64) -> Duration {
     Duration::from_millis(n as u64)
 }
