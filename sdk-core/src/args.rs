@@ -93,7 +93,9 @@ impl Args {
         Self::from_json_array(text, attachments)
     }
 
-    /// Wraps already-validated slices of a received packet (no copy).
+    /// Wraps already-validated slices of a received packet (no copy). Not inlined in the browser
+    /// build (three call sites).
+    #[cfg_attr(target_arch = "wasm32", inline(never))]
     pub(crate) fn from_parts(text: String, items: Vec<Range<usize>>, attachments: Vec<Vec<u8>>) -> Self {
         Self { text, items, attachments }
     }

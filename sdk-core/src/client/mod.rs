@@ -81,6 +81,9 @@ impl Client {
         &self.config.url.namespace
     }
 
+    /// Not inlined in the browser build: every command and input starts with it, and the
+    /// module is smaller with one copy.
+    #[cfg_attr(target_arch = "wasm32", inline(never))]
     fn tick(&mut self, now: Instant) {
         // Time never goes backwards for the core, whatever the driver's clock does.
         if now > self.now {

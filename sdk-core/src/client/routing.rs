@@ -35,6 +35,8 @@ pub(super) struct Cx<'a> {
 pub(super) struct Ids(pub(super) u64);
 
 impl Ids {
+    /// Not inlined in the browser build (a dozen call sites).
+    #[cfg_attr(target_arch = "wasm32", inline(never))]
     pub(super) fn next(&mut self) -> u64 {
         let id = self.0;
         self.0 += 1;

@@ -91,6 +91,8 @@ enum AckWait {
 }
 
 impl Socket {
+    /// Not inlined in the browser build: `Client::new` and `open_namespace` each had a copy.
+    #[cfg_attr(target_arch = "wasm32", inline(never))]
     pub(super) fn new(nsp: String, auth: AuthMode) -> Self {
         Self {
             nsp,
@@ -300,7 +302,30 @@ pub(super) enum After {
     Broken(Fault),
 }
 
+/// Reports the fate of an emit. One call site for the output's construction and queueing
+/// rather than one at each of the nine places an emit is settled.
+#[cfg_attr(target_arch = "wasm32", inline(never))]
+fn settle(cx: &mut Cx<'_>, emit: EmitId, result: Result<Args, EmitError>) {
+    cx.out.push_back(Output::Settled { emit, result });
+}
+
 impl Socket {
+    /// Reports a failed connection attempt of this namespace (`connect_error`); built in one
+    /// place for the five ways an attempt fails.
+    #[cfg_attr(target_arch = "wasm32", inline(never))]
+    fn connect_error(
+        &self,
+        cx: &mut Cx<'_>,
+        message: String,
+        data: Option<String>,
+        will_retry: bool,
+        fallback_pending: bool,
+        cause: Option<Fault>,
+    ) {
+        let error = ConnectError { message, data, will_retry, fallback_pending, cause };
+        cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
+    }
+
     fn set_state(&mut self, cx: &mut Cx<'_>, state: ConnectionState) {
         if self.reported.as_ref() == Some(&state) {
             return;
@@ -376,8 +401,7 @@ impl Socket {
         let reconnect = &cx.config.reconnect;
         let give_up = !reconnect.enabled || reconnect.max_attempts.is_some_and(|max| attempt >= max);
         let message = text::concat(&["the auth provider failed: ", message]);
-        let error = ConnectError { message, data: None, will_retry: !give_up, fallback_pending: false, cause: None };
-        cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
+        self.connect_error(cx, message, None, !give_up, false, None);
         if give_up {
             self.deactivate(cx, DisconnectReason::ConnectError);
             return After::Gone;
@@ -424,8 +448,7 @@ impl Socket {
         fallback_pending: bool,
     ) {
         if self.is_active() {
-            let error = ConnectError { message: message.to_string(), data: None, will_retry, fallback_pending, cause };
-            cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
+            self.connect_error(cx, message.to_string(), None, will_retry, fallback_pending, cause);
         }
     }
 
@@ -464,7 +487,7 @@ impl Socket {
             self.room_done(cx, &room, join, Err(EmitError::Disconnected));
         }
         for p in held {
-            cx.out.push_back(Output::Settled { emit: p.emit, result: Err(EmitError::Disconnected) });
+            settle(cx, p.emit, Err(EmitError::Disconnected));
         }
         self.set_state(cx, ConnectionState::Disconnected { reason });
     }
@@ -475,9 +498,7 @@ impl Socket {
         self.outbox.connection_lost();
         for (_, a) in acks {
             match a {
-                AckWait::User { emit, .. } => {
-                    cx.out.push_back(Output::Settled { emit, result: Err(EmitError::Disconnected) })
-                }
+                AckWait::User { emit, .. } => settle(cx, emit, Err(EmitError::Disconnected)),
                 AckWait::Room { room, join, .. } => self.room_done(cx, &room, join, Err(EmitError::Disconnected)),
                 AckWait::Reliable => {}
             }
@@ -530,14 +551,7 @@ impl Socket {
         let data = p.data.as_ref().map(|d| d.as_str().to_string()).unwrap_or_default();
         let sid = json::string_member(&data, "sid");
         let Some(sid) = sid else {
-            let error = ConnectError {
-                message: V2_SERVER.to_string(),
-                data: None,
-                will_retry: false,
-                fallback_pending: false,
-                cause: None,
-            };
-            cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
+            self.connect_error(cx, V2_SERVER.to_string(), None, false, false, None);
             self.deactivate(cx, DisconnectReason::ConnectError);
             return After::Gone;
         };
@@ -570,13 +584,11 @@ impl Socket {
             let id = AuthRequestId(cx.ids.next());
             self.auth_refreshed = true;
             self.phase = SocketPhase::Auth(id);
-            let error = ConnectError { message, data, will_retry: true, fallback_pending: false, cause: None };
-            cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
+            self.connect_error(cx, message, data, true, false, None);
             cx.out.push_back(Output::NeedAuth { namespace: self.nsp.clone(), request: id });
             return After::Nothing;
         }
-        let error = ConnectError { message, data, will_retry: false, fallback_pending: false, cause: None };
-        cx.out.push_back(Output::ConnectError { namespace: self.nsp.clone(), error });
+        self.connect_error(cx, message, data, false, false, None);
         self.deactivate(cx, DisconnectReason::ConnectError);
         After::Gone
     }
@@ -659,11 +671,11 @@ impl Socket {
             None => Args::empty(),
         };
         match wait {
-            AckWait::User { emit, .. } => cx.out.push_back(Output::Settled { emit, result: Ok(args) }),
+            AckWait::User { emit, .. } => settle(cx, emit, Ok(args)),
             AckWait::Room { room, join, .. } => self.room_done(cx, &room, join, Ok(args)),
             AckWait::Reliable => {
                 if let Some(p) = self.outbox.acked(id) {
-                    cx.out.push_back(Output::Settled { emit: p.emit, result: Ok(args) });
+                    settle(cx, p.emit, Ok(args));
                     self.drain_queue(cx, engine);
                 }
             }
@@ -686,7 +698,7 @@ impl Socket {
         // Full: refused as a new emit made now would be, and reported (drivers log a settled
         // emit nobody waits for), not lost silently.
         if let Err(e) = self.buffer_or_reject(cx, pending, false) {
-            cx.out.push_back(Output::Settled { emit, result: Err(e) });
+            settle(cx, emit, Err(e));
         }
     }
 
@@ -760,7 +772,7 @@ impl Socket {
 
     fn send_pending(&mut self, cx: &mut Cx<'_>, engine: &mut Engine, p: Pending) {
         if let Some(e) = self.too_large(engine, &p.event, &p.args) {
-            cx.out.push_back(Output::Settled { emit: p.emit, result: Err(e) });
+            settle(cx, p.emit, Err(e));
             return;
         }
         let ack_id = p.ack.then(|| {
@@ -774,7 +786,7 @@ impl Socket {
     /// Puts an emit in the send buffer (or the reliable queue), within the configured limits.
     fn buffer_or_reject(&mut self, cx: &mut Cx<'_>, p: Pending, reliable: bool) -> Result<(), EmitError> {
         for emit in self.outbox.push(cx.config.send_buffer, p, reliable)? {
-            cx.out.push_back(Output::Settled { emit, result: Err(EmitError::SendBufferFull) });
+            settle(cx, emit, Err(EmitError::SendBufferFull));
         }
         Ok(())
     }
@@ -848,22 +860,23 @@ impl Socket {
     /// Answers every open request to join (or leave) `room` with `result`; with none open, says
     /// it anyway (the client's own re-join after a reconnect).
     fn room_done(&mut self, cx: &mut Cx<'_>, room: &str, join: bool, result: Result<Args, EmitError>) {
-        let mut none = true;
-        let mut i = 0;
-        while let Some((id, r, j)) = self.room_requests.get(i) {
-            if *j != join || r != room {
-                i += 1;
-                continue;
-            }
-            let request = Some(*id);
-            self.room_requests.swap_remove(i);
-            none = false;
+        // One `Output::Room` built in one place: each open request in turn, or `None` when there
+        // was none. The search starts over after each removal, which finds the requests in the
+        // order a single pass with `swap_remove` would.
+        let mut answered = false;
+        loop {
+            let open = self.room_requests.iter().position(|(_, r, j)| *j == join && r == room);
+            let request = match open {
+                Some(i) => Some(self.room_requests.swap_remove(i).0),
+                None if answered => return,
+                None => None,
+            };
+            answered = true;
             let (namespace, room) = (self.nsp.clone(), room.to_string());
             cx.out.push_back(Output::Room { request, namespace, room, join, result: result.clone() });
-        }
-        if none {
-            let (namespace, room) = (self.nsp.clone(), room.to_string());
-            cx.out.push_back(Output::Room { request: None, namespace, room, join, result });
+            if request.is_none() {
+                return;
+            }
         }
     }
 
@@ -929,16 +942,14 @@ impl Socket {
         let mut rooms = Vec::new();
         for id in expired {
             match self.acks.remove(&id) {
-                Some(AckWait::User { emit, .. }) => {
-                    cx.out.push_back(Output::Settled { emit, result: Err(EmitError::Timeout) })
-                }
+                Some(AckWait::User { emit, .. }) => settle(cx, emit, Err(EmitError::Timeout)),
                 Some(AckWait::Room { room, join, .. }) => rooms.push((room, join)),
                 _ => {}
             }
         }
         let expired = self.outbox.expire(now, cx.config.retries);
         for emit in expired.emits {
-            cx.out.push_back(Output::Settled { emit, result: Err(EmitError::Timeout) });
+            settle(cx, emit, Err(EmitError::Timeout));
         }
         if let Some(id) = expired.ack {
             self.acks.remove(&id);
