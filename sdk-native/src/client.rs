@@ -17,7 +17,7 @@ use tidings_core::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::delivery::{DEFAULT_RECEIVE_BUFFER, Item, Notices, Queued, Source, queue};
-use crate::driver::{Command, Driver, EmitReply, Notice, Subscriber, Validator};
+use crate::driver::{Command, Driver, DriverRef, EmitReply, Notice, Subscriber, Validator, perform_now};
 use crate::error::ConfigError;
 use crate::payload::{texts_to_args, values_to_args};
 use crate::transport::Net;
@@ -227,10 +227,11 @@ impl ClientBuilder {
         let main = core.main_namespace().to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
-        let driver = Driver::new(core, net, rx, state_tx, self.provider, self.validator, self.receive_buffer);
-        tokio::spawn(driver.run());
+        let (driver, io_rx) = Driver::new(core, net, rx, state_tx, self.provider, self.validator, self.receive_buffer);
+        let weak = Arc::downgrade(&driver);
+        tokio::spawn(Driver::run(driver, io_rx));
         let _ = tx.send(Command::Connect(main.clone()));
-        Ok(Tidings { inner: Arc::new(Inner { tx, state: state_rx, namespace: main }) })
+        Ok(Tidings { inner: Arc::new(Inner { tx, driver: weak, state: state_rx, namespace: main }) })
     }
 
     /// Starts the client and waits until it is connected, or fails with the first connect error,
@@ -256,6 +257,8 @@ impl ClientBuilder {
 
 struct Inner {
     tx: mpsc::UnboundedSender<Command>,
+    /// The driver's state, for emits performed by the caller (`driver::perform_now`).
+    driver: DriverRef,
     state: watch::Receiver<ConnectionState>,
     /// This handle's namespace.
     namespace: String,
@@ -293,6 +296,14 @@ impl Tidings {
         self.inner.tx.send(c).map_err(|_| Error::Closed)
     }
 
+    /// An emit: performed at once when the driver is idle, else handed to its task.
+    fn send_emit(&self, c: Command) -> Result<(), Error> {
+        match perform_now(&self.inner.driver, c) {
+            None => Ok(()),
+            Some(c) => self.send(c),
+        }
+    }
+
     /// The current connection state.
     pub fn state(&self) -> ConnectionState {
         self.inner.state.borrow().clone()
@@ -327,7 +338,14 @@ impl Tidings {
         }
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
         self.send(Command::OpenNamespace { namespace: ns.clone(), state: state_tx })?;
-        Ok(Tidings { inner: Arc::new(Inner { tx: self.inner.tx.clone(), state: state_rx, namespace: ns }) })
+        Ok(Tidings {
+            inner: Arc::new(Inner {
+                tx: self.inner.tx.clone(),
+                driver: self.inner.driver.clone(),
+                state: state_rx,
+                namespace: ns,
+            }),
+        })
     }
 
     /// Every change of this namespace's state, its connect errors and the feed's changes, in
@@ -632,7 +650,7 @@ impl Emit {
     pub async fn send(mut self) -> Result<(), Error> {
         self.prepare(false)?;
         let (tx, rx) = oneshot::channel();
-        self.client.send(Command::Emit { req: self.req, reply: EmitReply::Accepted(tx) })?;
+        self.client.send_emit(Command::Emit { req: self.req, reply: EmitReply::Accepted(tx) })?;
         rx.await.map_err(|_| Error::Closed)?.map(|_| ())
     }
 
@@ -642,7 +660,7 @@ impl Emit {
         // One wait: a refused emit is answered on the ack channel too (a separate "accepted"
         // answer would cost the round trip a second task wake-up).
         let (tx, rx) = oneshot::channel();
-        self.client.send(Command::Emit { req: self.req, reply: EmitReply::Ack(tx) })?;
+        self.client.send_emit(Command::Emit { req: self.req, reply: EmitReply::Ack(tx) })?;
         rx.await.map_err(|_| Error::Closed)?
     }
 

@@ -2,7 +2,9 @@
 //! No protocol decisions are made here.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tidings_core::event::EventPattern;
@@ -127,10 +129,72 @@ pub(crate) type Validator = Arc<dyn Fn(&Event) -> Result<(), Vec<String>> + Send
 /// A notice listener: its namespace and its queue.
 type NoticeReader = (String, mpsc::UnboundedSender<(Notice, Charge)>);
 
+/// What ended one wait of the driver task.
+enum Turn {
+    Io(IoEvent),
+    Sockets(Vec<(ConnId, WsIo)>),
+    Budget,
+    Command(Option<Command>),
+    Timer,
+}
+
+/// Performs an emit on the caller's thread instead of the driver task's, when the driver is
+/// idle: the core takes it and its frame is written at once. Handing it to the task costs the
+/// round trip a thread wake-up whenever the caller runs outside the runtime's workers (the main
+/// future of `#[tokio::main]`: docs/BENCHMARKS.md, "Round trip"). The core still decides and
+/// the same driver code performs, under the same lock, so nothing else changes: a write the
+/// socket cannot take yet, a failure, or anything else that needs the task (events or notices
+/// to deliver, an earlier deadline) wakes it. Gives the command back, to be sent to the task,
+/// when the driver is busy, stopping or gone, or commands are queued before this one (they go
+/// first).
+pub(crate) fn perform_now(driver: &DriverRef, cmd: Command) -> Option<Command> {
+    let Some(shared) = driver.upgrade() else { return Some(cmd) };
+    let Ok(mut d) = shared.try_lock() else { return Some(cmd) };
+    let Some(waker) = d.waker.clone() else { return Some(cmd) };
+    if d.stopping || !d.cmds.is_empty() {
+        return Some(cmd);
+    }
+    let (span, rt) = (d.span.clone(), d.rt.clone());
+    let _span = span.enter();
+    let _rt = rt.enter();
+    d.on_command(cmd);
+    let deadline = d.drain();
+    // Consumers behind: the task writes nothing either (it polls no socket then, see `run`).
+    let mut wake = !d.backlog.is_empty() || !d.deferred.is_empty();
+    if !wake {
+        let mut cx = Context::from_waker(&waker);
+        for sock in d.sockets.values_mut() {
+            if let Sock::Open(ws) = sock {
+                wake |= ws.poll_write(&mut cx);
+            }
+        }
+    }
+    let start = d.start;
+    wake |= deadline
+        .map(|x| start + Duration::from_millis(x.as_millis()))
+        .is_some_and(|at| d.armed.is_none_or(|armed| at < armed));
+    drop(d);
+    if wake {
+        waker.wake();
+    }
+    None
+}
+
 /// A WebSocket being opened (by a task) or open (read and written here).
 enum Sock {
     Opening(JoinHandle<()>),
     Open(Ws),
+}
+
+/// The driver's state, shared by its task and, for an emit, by the caller (see [`perform_now`]).
+pub(crate) type SharedDriver = Arc<Mutex<Driver>>;
+
+/// What the handles keep of the driver: gone once its task ended.
+pub(crate) type DriverRef = Weak<Mutex<Driver>>;
+
+fn lock(d: &Mutex<Driver>) -> MutexGuard<'_, Driver> {
+    // A panic while the state was held is the driver's bug; its state is still the best there is.
+    d.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 pub(crate) struct Driver {
@@ -138,8 +202,19 @@ pub(crate) struct Driver {
     net: Net,
     start: TokioInstant,
     io_tx: mpsc::Sender<IoEvent>,
-    io_rx: mpsc::Receiver<IoEvent>,
     cmds: mpsc::UnboundedReceiver<Command>,
+    /// The driver task's waker, from its last wait (`None` until it first waits).
+    waker: Option<Waker>,
+    /// When the driver's timer fires, if it is armed. It is moved earlier at once and later only
+    /// after it fired (a core woken early finds nothing due and says when to come back), so an
+    /// emit's ack deadline rarely needs the driver task.
+    armed: Option<TokioInstant>,
+    /// Set once the driver is stopping: every command then goes through its task.
+    stopping: bool,
+    /// The runtime the driver runs on: IO tasks spawned by an emit performed by the caller go
+    /// there too.
+    rt: tokio::runtime::Handle,
+    span: tracing::Span,
     sockets: HashMap<ConnId, Sock>,
     requests: HashMap<RequestId, JoinHandle<()>>,
     closing: Vec<JoinHandle<()>>,
@@ -172,16 +247,21 @@ impl Driver {
         auth: Option<AuthProvider>,
         validator: Option<Validator>,
         receive_buffer: usize,
-    ) -> Self {
+    ) -> (SharedDriver, mpsc::Receiver<IoEvent>) {
         let (io_tx, io_rx) = mpsc::channel(256);
         let main = core.main_namespace().to_string();
-        Self {
+        let span = tracing::info_span!("tidings", url = %core.config().url.http_origin(), ns = %main);
+        let driver = Self {
             core,
             net,
             start: TokioInstant::now(),
             io_tx,
-            io_rx,
             cmds,
+            waker: None,
+            armed: None,
+            stopping: false,
+            rt: tokio::runtime::Handle::current(),
+            span,
             sockets: HashMap::new(),
             requests: HashMap::new(),
             closing: Vec::new(),
@@ -197,108 +277,150 @@ impl Driver {
             backlog: VecDeque::new(),
             blocked: None,
             deferred: Vec::new(),
-        }
+        };
+        (Arc::new(Mutex::new(driver)), io_rx)
     }
 
     fn now(&self) -> tidings_core::Instant {
         tidings_core::Instant::from_millis(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
-    pub(crate) async fn run(mut self) {
-        let span = tracing::info_span!("tidings", url = %self.core.config().url.http_origin(), ns = %self.main);
+    /// The driver task. The state is locked for each step and never across a wait, so an emit
+    /// can be performed by its caller while the task waits (see [`perform_now`]).
+    pub(crate) async fn run(shared: SharedDriver, mut io_rx: mpsc::Receiver<IoEvent>) {
+        let (span, start, budget) = {
+            let d = lock(&shared);
+            (d.span.clone(), d.start, d.budget.clone())
+        };
         let _enter = span.enter();
         let mut done = None;
         let mut stopping: Option<TokioInstant> = None;
-        // One timer for the whole life of the driver, moved when the core's deadline moves: a
-        // fresh `sleep` per loop turn would register and cancel a timer for every frame batch.
-        let timer = tokio::time::sleep_until(self.start);
+        // One timer for the whole life of the driver, moved when the core's deadline comes
+        // earlier (see `Driver::armed`): a fresh `sleep` per loop turn would register and cancel
+        // a timer for every frame batch.
+        let timer = tokio::time::sleep_until(start);
         tokio::pin!(timer);
+        // Which branch is tried first, rotated every wait: an inbound flood must not starve
+        // commands, nor a flood of emits reads.
+        let mut first = 0usize;
         loop {
-            let deadline = self.drain();
-            if let Some(limit) = stopping
-                && (!self.core.is_flushing() || TokioInstant::now() >= limit)
-            {
-                break;
-            }
-            let deadline = match stopping {
-                // While stopping, wake up at least every 50 ms to check the limit.
-                Some(_) => Some(deadline.map_or(self.now().plus_millis(50), |d| d.min(self.now().plus_millis(50)))),
-                None => deadline,
-            };
-            let armed = match deadline {
-                Some(d) => {
-                    let at = self.start + Duration::from_millis(d.as_millis());
-                    if timer.deadline() != at {
+            let (reading, wanted) = {
+                let mut d = lock(&shared);
+                let deadline = d.drain();
+                if let Some(limit) = stopping
+                    && (!d.core.is_flushing() || TokioInstant::now() >= limit)
+                {
+                    break;
+                }
+                let deadline = match stopping {
+                    // While stopping, wake up at least every 50 ms to check the limit.
+                    Some(_) => Some(deadline.map_or(d.now().plus_millis(50), |x| x.min(d.now().plus_millis(50)))),
+                    None => deadline,
+                };
+                if let Some(x) = deadline {
+                    let at = start + Duration::from_millis(x.as_millis());
+                    if d.armed.is_none_or(|armed| at < armed) {
                         timer.as_mut().reset(at);
+                        d.armed = Some(at);
                     }
-                    true
                 }
-                None => false,
+                // Backpressure: while consumers are behind, no transport is read (the HTTP
+                // requests that receive are deferred in `drain`); commands and timers go on.
+                (d.backlog.is_empty(), d.blocked)
             };
-            // Backpressure: while consumers are behind, no transport is read (the HTTP requests
-            // that receive are deferred in `drain`); commands and timers go on.
-            let reading = self.backlog.is_empty();
-            let wanted = self.blocked.unwrap_or(0);
-            let sockets = &mut self.sockets;
-            let socket_io = std::future::poll_fn(move |cx| {
-                let open = sockets.iter_mut().filter_map(|(c, s)| match s {
-                    Sock::Open(ws) => Some((c, ws)),
-                    Sock::Opening(_) => None,
-                });
-                poll_sockets(open, cx)
-            });
-            // Not biased: an inbound flood must not starve commands, nor a flood of emits reads.
-            tokio::select! {
-                io = self.io_rx.recv() => {
-                    // The driver holds a sender, so the channel never closes.
-                    if let Some(io) = io { self.on_io(io); }
+            let budget_ready = budget.wait_for(wanted.unwrap_or(0));
+            tokio::pin!(budget_ready);
+            first = (first + 1) % 5;
+            // What ended the wait is handled under the same lock: a command taken from the
+            // channel is performed before any emit a caller performs itself (see `perform_now`),
+            // so one caller's commands keep their order.
+            std::future::poll_fn(|cx| {
+                let mut d = lock(&shared);
+                if !d.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    d.waker = Some(cx.waker().clone());
                 }
-                batch = socket_io, if reading => {
-                    // A whole batch (at most 64 frames, already read) goes to the core; what it
-                    // decodes waits in the backlog if the budget is spent.
-                    for (conn, io) in batch {
-                        self.on_ws(conn, io);
+                let d = &mut *d;
+                for branch in (0..5).map(|i| (first + i) % 5) {
+                    let ready = match branch {
+                        // The driver holds a sender, so the channel never closes.
+                        0 => io_rx.poll_recv(cx).map(|io| io.map(Turn::Io)),
+                        1 if reading => {
+                            let open = d.sockets.iter_mut().filter_map(|(c, s)| match s {
+                                Sock::Open(ws) => Some((c, ws)),
+                                Sock::Opening(_) => None,
+                            });
+                            poll_sockets(open, cx).map(|batch| Some(Turn::Sockets(batch)))
+                        }
+                        2 if wanted.is_some() => budget_ready.as_mut().poll(cx).map(|()| Some(Turn::Budget)),
+                        3 if stopping.is_none() => d.cmds.poll_recv(cx).map(|c| Some(Turn::Command(c))),
+                        4 if d.armed.is_some() => timer.as_mut().poll(cx).map(|()| Some(Turn::Timer)),
+                        _ => Poll::Pending,
+                    };
+                    if let Poll::Ready(Some(turn)) = ready {
+                        d.on_turn(turn, &mut done, &mut stopping);
+                        return Poll::Ready(());
                     }
                 }
-                () = self.budget.wait_for(wanted), if self.blocked.is_some() => {
-                    // Consumers took enough: `drain` delivers the backlog's head now.
-                    self.blocked = None;
-                }
-                cmd = self.cmds.recv(), if stopping.is_none() => match cmd {
-                    Some(Command::Shutdown(tx)) => {
-                        let now = self.now();
-                        self.core.disconnect(now);
-                        done = Some(tx);
-                        stopping = Some(TokioInstant::now() + Duration::from_secs(2));
-                    }
-                    Some(c) => self.on_command(c),
-                    None => {
-                        // Every handle was dropped: disconnect cleanly and stop.
-                        let now = self.now();
-                        self.core.disconnect(now);
-                        stopping = Some(TokioInstant::now() + Duration::from_secs(2));
-                    }
-                },
-                () = &mut timer, if armed => {
-                    let now = self.now();
-                    self.core.handle_input(now, Input::Timeout);
-                }
-            }
+                Poll::Pending
+            })
+            .await;
         }
+        let (closing, sockets, requests) = {
+            let mut d = lock(&shared);
+            d.stopping = true;
+            let closing: Vec<_> = d.closing.drain(..).collect();
+            let sockets: Vec<_> = d.sockets.drain().map(|(_, s)| s).collect();
+            let requests: Vec<_> = d.requests.drain().map(|(_, t)| t).collect();
+            (closing, sockets, requests)
+        };
         // Let the sockets flush their last frames and close frames (bounded), then stop every IO task.
-        let closing: Vec<_> = self.closing.drain(..).collect();
         let _ = tokio::time::timeout(Duration::from_secs(2), futures_util::future::join_all(closing)).await;
-        for (_, sock) in self.sockets.drain() {
+        for sock in sockets {
             if let Sock::Opening(task) = sock {
                 task.abort();
             }
         }
-        for (_, task) in self.requests.drain() {
+        for task in requests {
             // Requests already sent (the polling `1`) get a moment to complete.
             let _ = tokio::time::timeout(Duration::from_millis(500), task).await;
         }
         if let Some(tx) = done {
             let _ = tx.send(());
+        }
+    }
+
+    fn on_turn(&mut self, turn: Turn, done: &mut Option<oneshot::Sender<()>>, stopping: &mut Option<TokioInstant>) {
+        match turn {
+            Turn::Io(io) => self.on_io(io),
+            Turn::Sockets(batch) => {
+                // A whole batch (at most 64 frames, already read) goes to the core; what it
+                // decodes waits in the backlog if the budget is spent.
+                for (conn, io) in batch {
+                    self.on_ws(conn, io);
+                }
+            }
+            // Consumers took enough: `drain` delivers the backlog's head now.
+            Turn::Budget => self.blocked = None,
+            Turn::Command(Some(Command::Shutdown(tx))) => {
+                let now = self.now();
+                self.core.disconnect(now);
+                self.stopping = true;
+                *done = Some(tx);
+                *stopping = Some(TokioInstant::now() + Duration::from_secs(2));
+            }
+            Turn::Command(Some(c)) => self.on_command(c),
+            Turn::Command(None) => {
+                // Every handle was dropped: disconnect cleanly and stop.
+                let now = self.now();
+                self.core.disconnect(now);
+                self.stopping = true;
+                *stopping = Some(TokioInstant::now() + Duration::from_secs(2));
+            }
+            Turn::Timer => {
+                self.armed = None;
+                let now = self.now();
+                self.core.handle_input(now, Input::Timeout);
+            }
         }
     }
 

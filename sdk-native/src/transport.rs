@@ -155,12 +155,15 @@ pub(crate) struct Ws {
     max_out: usize,
     /// Written but maybe not flushed (also set after a read: tungstenite queues pongs).
     unflushed: bool,
+    /// A write that failed outside the driver's turn ([`Ws::poll_write`]): reported by the next
+    /// [`Ws::poll_io`].
+    failed: Option<String>,
 }
 
 impl Ws {
     /// `max_out`: the most bytes queued for writing before the connection counts as dead.
     pub(crate) fn new(stream: Box<WsStream>, max_out: usize) -> Self {
-        Ws { stream, out: VecDeque::new(), out_bytes: 0, max_out, unflushed: false }
+        Ws { stream, out: VecDeque::new(), out_bytes: 0, max_out, unflushed: false, failed: None }
     }
 
     pub(crate) fn send(&mut self, frame: Frame) {
@@ -188,37 +191,58 @@ impl Ws {
             .collect()
     }
 
-    /// Writes what is queued (as far as the socket takes it), flushes, then reads one message.
-    pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<WsIo> {
-        let closed = |e: tokio_tungstenite::tungstenite::Error| WsIo::Closed { code: None, error: Some(e.to_string()) };
+    /// Writes what is queued (as far as the socket takes it) and flushes; `Err` when the socket
+    /// failed. Pending writes wake `cx`'s task when the socket takes more.
+    fn write_queued(&mut self, cx: &mut Context<'_>) -> Result<(), String> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
         // A peer that stops reading (a half-open network, a frozen server) would let the queue
         // grow until the heartbeat notices; past the bound it counts as a dead connection now,
         // and the client reconnects (bounded memory, docs/RELIABILITY.md).
         if self.out_bytes > self.max_out {
-            let error = format!("the peer stopped reading: {} bytes wait to be written", self.out_bytes);
-            return Poll::Ready(WsIo::Closed { code: None, error: Some(error) });
+            return Err(format!("the peer stopped reading: {} bytes wait to be written", self.out_bytes));
         }
         while !self.out.is_empty() {
             match self.stream.poll_ready_unpin(cx) {
                 Poll::Ready(Ok(())) => {
                     if let Some(m) = self.out.pop_front() {
                         self.out_bytes = self.out_bytes.saturating_sub(m.len());
-                        if let Err(e) = self.stream.start_send_unpin(m) {
-                            return Poll::Ready(closed(e));
-                        }
+                        self.stream.start_send_unpin(m).map_err(|e| e.to_string())?;
                     }
                     self.unflushed = true;
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(closed(e)),
+                Poll::Ready(Err(e)) => return Err(e.to_string()),
                 Poll::Pending => break,
             }
         }
         if self.unflushed {
             match self.stream.poll_flush_unpin(cx) {
                 Poll::Ready(Ok(())) => self.unflushed = false,
-                Poll::Ready(Err(e)) => return Poll::Ready(closed(e)),
+                Poll::Ready(Err(e)) => return Err(e.to_string()),
                 Poll::Pending => {}
             }
+        }
+        Ok(())
+    }
+
+    /// Writes and flushes what is queued, outside the driver's turn (an emit performed by the
+    /// caller, see `driver::perform_now`); `cx` must carry the driver task's waker, so a write
+    /// the socket cannot take yet, or a failure, is the driver's to finish. Returns whether the
+    /// driver has to look at this socket (a failure, or frames still queued).
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Err(e) = self.write_queued(cx) {
+            self.failed = Some(e);
+            return true;
+        }
+        !self.out.is_empty() || self.unflushed
+    }
+
+    /// Writes what is queued (as far as the socket takes it), flushes, then reads one message.
+    pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<WsIo> {
+        let closed = |e: tokio_tungstenite::tungstenite::Error| WsIo::Closed { code: None, error: Some(e.to_string()) };
+        if let Err(error) = self.write_queued(cx) {
+            return Poll::Ready(WsIo::Closed { code: None, error: Some(error) });
         }
         loop {
             let msg = match self.stream.poll_next_unpin(cx) {
